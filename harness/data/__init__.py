@@ -1,0 +1,1 @@
+"""Data stage: read and validate Pascal VOC, convert to Darknet and Caffe-SSD layouts, synthesise smears."""

@@ -1,0 +1,1 @@
+"""Run stage: install, drive and time the native frameworks (Caffe-SSD, Darknet)."""

@@ -1,0 +1,1 @@
+"""Evaluate stage: one exact protocol (VOC07, VOC12, COCO) for both frameworks."""

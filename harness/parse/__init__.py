@@ -1,0 +1,1 @@
+"""Parse stage: native logs (Caffe glog, Darknet stdout) into loss tables."""

@@ -1,0 +1,22 @@
+"""Where the harness finds its templates and keeps its caches.
+
+Templates live at the top of the repository (``prototxt_templates/``, ``cfg_templates/``) so
+that framework users can read and edit them as plain Caffe/Darknet files.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROTOTXT_TEMPLATES = Path(os.environ.get("HARNESS_PROTOTXT_TEMPLATES", PROJECT_ROOT / "prototxt_templates"))
+CFG_TEMPLATES = Path(os.environ.get("HARNESS_CFG_TEMPLATES", PROJECT_ROOT / "cfg_templates"))
+SCRIPTS = PROJECT_ROOT / "scripts"
+
+
+def cache_dir() -> Path:
+    """Heavy builds (Caffe, Darknet) are cached here, keyed by version, outside the checkout."""
+    base = os.environ.get("HARNESS_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "leukonet-harness"
+    )
+    return Path(base)

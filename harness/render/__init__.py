@@ -1,0 +1,1 @@
+"""Render stage: Caffe prototxt/solver and Darknet cfg/data files from templates."""

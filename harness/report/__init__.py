@@ -1,0 +1,1 @@
+"""Report stage: tables, figures, provenance, HTML/Markdown."""
