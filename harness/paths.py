@@ -6,11 +6,15 @@ that framework users can read and edit them as plain Caffe/Darknet files.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-PROTOTXT_TEMPLATES = Path(os.environ.get("HARNESS_PROTOTXT_TEMPLATES", PROJECT_ROOT / "prototxt_templates"))
-CFG_TEMPLATES = Path(os.environ.get("HARNESS_CFG_TEMPLATES", PROJECT_ROOT / "cfg_templates"))
+# A non-editable install puts the templates under <prefix>/share (setup.cfg data_files).
+_SHARE = Path(sys.prefix) / "share" / "leukonet-harness"
+_TEMPLATE_ROOT = PROJECT_ROOT if (PROJECT_ROOT / "prototxt_templates").is_dir() else _SHARE
+PROTOTXT_TEMPLATES = Path(os.environ.get("HARNESS_PROTOTXT_TEMPLATES", _TEMPLATE_ROOT / "prototxt_templates"))
+CFG_TEMPLATES = Path(os.environ.get("HARNESS_CFG_TEMPLATES", _TEMPLATE_ROOT / "cfg_templates"))
 SCRIPTS = PROJECT_ROOT / "scripts"
 
 

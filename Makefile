@@ -1,0 +1,43 @@
+# leukonet-harness — the README's commands. `make help` lists them.
+PYTHON ?= python3
+DATA   ?=
+NAME   ?=
+RUN_ARGS = $(if $(NAME),--name $(NAME),)
+
+.PHONY: help setup demo test test-fast reproduce-table1 render-table1 doctor bench clean
+
+help:
+	@echo "make demo              set up (once) and run all seven Table 1 models, smoke profile, on the embedded synthetic set"
+	@echo "make test              set up (once) and run the test suite"
+	@echo "make reproduce-table1 DATA=/path/to/voc   the paper profile (GPU strongly advised)"
+	@echo "make render-table1     render the seven native model files into runs/table1-rendered"
+	@echo "make doctor            what is installed and usable"
+	@echo "make bench             run the benchmark scripts (prints figures)"
+
+setup:
+	bash scripts/setup.sh
+
+demo: setup
+	$(PYTHON) -m harness reproduce table1 --profile smoke $(RUN_ARGS)
+
+test: setup
+	$(PYTHON) -m pytest -q -ra
+
+test-fast:
+	$(PYTHON) -m pytest -q -ra -m "not slow"
+
+reproduce-table1: setup
+	@test -n "$(DATA)" || { echo "usage: make reproduce-table1 DATA=/path/to/voc_root [NAME=run-name]"; exit 2; }
+	$(PYTHON) -m harness reproduce table1 --profile paper --data "$(DATA)" $(RUN_ARGS)
+
+render-table1:
+	$(PYTHON) -m harness render table1 --out runs/table1-rendered
+
+doctor:
+	$(PYTHON) -m harness doctor
+
+bench:
+	for f in bench/bench_*.py; do echo "== $$f"; $(PYTHON) $$f || exit 1; done
+
+clean:
+	rm -rf build *.egg-info .pytest_cache

@@ -1,0 +1,159 @@
+#!/usr/bin/env python3
+"""Darknet speed on this machine: Debian's single-threaded binary vs the harness's OpenMP -O3 build.
+
+1. Training iterations/s of both builds on the same rendered cfg and the same converted BCCD data.
+2. Batch-1 forward ms/image (ctypes, libdarknet of each build) for yolov3-320 and yolov3-tiny-416
+   with random weights; every measurement runs in its own process so the two libraries never mix.
+3. ``--loss-run N``: a longer CPU training (OpenMP build) whose loss should go down; loss.csv kept.
+
+    python bench/bench_darknet.py --iters 10 --size 224 --batch 4 --n 10 --warmup 2
+    python bench/bench_darknet.py --skip-speed --loss-run 300 --size 128 --batch 2 --loss-build debian
+Record the printed figures and the command in docs/bench-darknet.md.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from harness.data.convert import convert_dataset  # noqa: E402
+from harness.engine.darknet import find_darknet, train_darknet, write_random_weights  # noqa: E402
+from harness.render.yolo import render_yolo  # noqa: E402
+
+DEFAULT_BCCD = ROOT.parent / "shared/datasets/bccd"
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--bccd", type=Path, default=DEFAULT_BCCD)
+    parser.add_argument("--out", type=Path, default=None, help="keep work files here (default: temp dir)")
+    parser.add_argument("--model", default="yolov3-tiny", help="model trained for iterations/s")
+    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--iters", type=int, default=10)
+    parser.add_argument("--n", type=int, default=10, help="timed forward passes per model")
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--skip-speed", action="store_true")
+    parser.add_argument("--skip-forward", action="store_true", help="training speed only")
+    parser.add_argument("--loss-run", type=int, default=0, help="iterations of the long loss-curve run")
+    parser.add_argument("--loss-build", default="omp", choices=("omp", "debian"),
+                        help="build for the loss run (debian copes better with a busy machine)")
+    parser.add_argument("--one", nargs=3, metavar=("FLAVOUR", "CFG", "WEIGHTS"), help=argparse.SUPPRESS)
+    parser.add_argument("--image", type=Path, help=argparse.SUPPRESS)
+    return parser.parse_args()
+
+
+def time_one(flavour: str, cfg: Path, weights: Path, image: Path, n: int, warmup: int) -> None:
+    """Child-process mode: time one build's libdarknet on one cfg, print JSON."""
+    from harness.engine.darknet_ctypes import time_darknet
+
+    print(json.dumps(time_darknet(cfg, weights, [image], n=n, warmup=warmup, install=find_darknet(flavour))))
+
+
+def converted_dataset(bccd: Path, work: Path) -> Path:
+    out = work / "bccd-converted"
+    convert_dataset(bccd, out, progress=False)
+    return out
+
+
+def render(work: Path, dataset: Path, name: str, model: str, size: int, **overrides) -> dict:
+    out = (work / name).resolve()
+    settings = {"subdivisions": 1, "random": 0}
+    settings.update(overrides)
+    return render_yolo(out, model=model, size=size, dataset=dataset, backup_dir=out / "backup",
+                       results_dir=out / "results", overrides=settings)
+
+
+def training_speed(installs: dict, dataset: Path, work: Path, args) -> dict:
+    """Same cfg/data/iterations for each build; s/it from Darknet's own per-iteration timing."""
+    figures = {}
+    for flavour, install in installs.items():
+        files = render(work, dataset, f"train-{flavour}", args.model, args.size, batch=args.batch,
+                       max_batches=args.iters, burn_in=0, learning_rate=0.0001)
+        result = train_darknet(files["data"], files["cfg"], work / f"run-{flavour}", install=install,
+                               show_progress=False)
+        seconds = [float(line.split(",")[4]) for line in result.loss_csv.read_text().splitlines()[2:]]
+        median = statistics.median(seconds)                          # skip iteration 1 (warm-up)
+        figures[flavour] = {"s_per_it": median, "it_per_s": 1 / median, "wall_s": result.seconds,
+                            "iterations": result.iterations}
+        print(f"train {args.model}-{args.size} batch {args.batch} [{flavour}]: {median:.3f} s/it "
+              f"({1 / median:.2f} it/s, median of iterations 2..{args.iters}), wall {result.seconds:.1f} s")
+    return figures
+
+
+def forward_speed(installs: dict, dataset: Path, work: Path, args) -> dict:
+    image = Path((dataset / "darknet" / "valid.txt").read_text().split()[0])
+    figures = {}
+    for model, size in (("yolov3", 320), ("yolov3-tiny", 416)):
+        files = render(work, dataset, f"fwd-{model}-{size}", model, size, batch=1)
+        weights = write_random_weights(files["cfg"], work / f"fwd-{model}-{size}.weights")
+        for flavour in installs:
+            out = subprocess.run([sys.executable, __file__, "--one", flavour, str(files["cfg"]), str(weights),
+                                  "--image", str(image), "--n", str(args.n), "--warmup", str(args.warmup)],
+                                 capture_output=True, text=True, check=True)
+            timing = json.loads(out.stdout.strip().splitlines()[-1])
+            figures[f"{model}-{size}/{flavour}"] = timing
+            print(f"forward {model}-{size} [{flavour}]: median {timing['median_ms']:.1f} ms, "
+                  f"p90 {timing['p90_ms']:.1f} ms (n={timing['n_images']}, warmup {timing['warmup']})")
+    return figures
+
+
+def loss_run(dataset: Path, work: Path, args) -> dict:
+    files = render(work, dataset, "loss-run", "yolov3-tiny", args.size, batch=args.batch,
+                   max_batches=args.loss_run, burn_in=min(100, args.loss_run // 4), learning_rate=0.001,
+                   steps=f"{int(args.loss_run * 0.8)},{int(args.loss_run * 0.9)}")
+    result = train_darknet(files["data"], files["cfg"], work / "loss-run-run", show_progress=True,
+                           install=find_darknet(args.loss_build))
+    rows = [line.split(",") for line in result.loss_csv.read_text().splitlines()[1:]]
+    avg = [float(r[2]) for r in rows]
+    tenth = max(1, len(avg) // 10)
+    summary = {"iterations": result.iterations, "wall_s": result.seconds, "loss_csv": str(result.loss_csv),
+               "avg_loss_first": avg[0], "avg_loss_at_10pct": avg[tenth - 1], "avg_loss_last": avg[-1],
+               "mean_loss_first_10pct": statistics.mean(float(r[1]) for r in rows[:tenth]),
+               "mean_loss_last_10pct": statistics.mean(float(r[1]) for r in rows[-tenth:])}
+    print(f"loss run [{args.loss_build}] yolov3-tiny-{args.size} batch {args.batch}, {result.iterations} its in {result.seconds:.0f} s: "
+          f"mean loss first 10% {summary['mean_loss_first_10pct']:.2f} -> last 10% {summary['mean_loss_last_10pct']:.2f}"
+          f" (avg_loss {avg[0]:.2f} -> {avg[-1]:.2f}); {result.loss_csv}")
+    return summary
+
+
+def main() -> None:
+    args = parse_args()
+    if args.one:
+        time_one(args.one[0], Path(args.one[1]), Path(args.one[2]), args.image, args.n, args.warmup)
+        return
+    work = args.out.resolve() if args.out else Path(tempfile.mkdtemp(prefix="bench-darknet-"))
+    work.mkdir(parents=True, exist_ok=True)
+    omp_env = {k: v for k, v in os.environ.items() if k.startswith("OMP_")}
+    print(f"work dir {work}; cores {os.cpu_count()}; load average {os.getloadavg()}; {omp_env or 'no OMP_* settings'}")
+    dataset = converted_dataset(args.bccd, work)
+    installs = {"debian": find_darknet("debian"), "omp": find_darknet("omp")}
+    for flavour, install in installs.items():
+        print(f"{flavour}: {install.binary} ({install.backend}) {install.stamp.get('make_args', '')}")
+    report = {"cores": os.cpu_count()}
+    if not args.skip_speed:
+        report["train"] = training_speed(installs, dataset, work, args)
+        report["train"]["omp_speedup"] = report["train"]["debian"]["s_per_it"] / report["train"]["omp"]["s_per_it"]
+        print(f"OpenMP build speed-up, training: {report['train']['omp_speedup']:.2f}x")
+    if not args.skip_speed and not args.skip_forward:
+        report["forward"] = forward_speed(installs, dataset, work, args)
+        for model in ("yolov3-320", "yolov3-tiny-416"):
+            ratio = report["forward"][f"{model}/debian"]["median_ms"] / report["forward"][f"{model}/omp"]["median_ms"]
+            print(f"OpenMP build speed-up, forward {model}: {ratio:.2f}x")
+    if args.loss_run:
+        report["loss_run"] = loss_run(dataset, work, args)
+    report["load_average_end"] = os.getloadavg()
+    (work / "bench_darknet.json").write_text(json.dumps(report, indent=1))
+    print(f"load average at end {os.getloadavg()}; figures in {work / 'bench_darknet.json'}")
+
+
+if __name__ == "__main__":
+    main()

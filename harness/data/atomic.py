@@ -1,0 +1,41 @@
+"""Atomic file writes: a crash leaves either the old file or the new one, never half of one."""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+
+def _temp_name(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp{os.getpid()}")
+
+
+def write_bytes(path: str | Path, data: bytes) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temp_name(path)
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+    os.replace(tmp, path)
+
+
+def write_text(path: str | Path, text: str) -> None:
+    """LF line endings always (Darknet list and names files need them)."""
+    write_bytes(path, text.encode("utf-8"))
+
+
+def link_or_copy(src: str | Path, dst: str | Path) -> str:
+    """Hard-link ``src`` to ``dst`` (copy across file systems); returns "link" or "copy"."""
+    src, dst = Path(src), Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temp_name(dst)
+    if tmp.exists():
+        tmp.unlink()
+    try:
+        os.link(src, tmp)
+        how = "link"
+    except OSError:
+        shutil.copyfile(src, tmp)
+        how = "copy"
+    os.replace(tmp, dst)
+    return how

@@ -1,0 +1,87 @@
+"""``harness data convert|synth|check`` — the data stage's verbs."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+def _labelmap_option(path: str | None):
+    if path is None:
+        return None
+    from harness.labels import LabelMap
+
+    try:
+        return LabelMap.from_file(path)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--labelmap") from exc
+
+
+@click.group()
+def data() -> None:
+    """Convert, synthesise and check Pascal VOC datasets."""
+
+
+@data.command()
+@click.option("--voc", "voc_root", required=True, type=click.Path(exists=True, file_okay=False),
+              help="Pascal VOC directory (Annotations/, JPEGImages/, optional ImageSets/Main/).")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Output directory for the Darknet and Caffe layouts (resumes if interrupted).")
+@click.option("--labelmap", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="obj.names or labelmap.prototxt; default: inferred from the dataset.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed for the 7/100 test draw (datasets without ImageSets) and train order.")
+@click.option("--workers", type=int, default=None, help="Processes for image work [default: all cores].")
+@click.option("--overwrite", is_flag=True, help="Replace an earlier conversion of different inputs in --out.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def convert(voc_root: str, out_dir: str, labelmap: str | None, seed: int, workers: int | None,
+            overwrite: bool, quiet: bool) -> None:
+    """Write Darknet (YOLO txt, lists) and Caffe-SSD (AnnotatedDatum LMDB) layouts from VOC."""
+    from harness.data.convert import convert_dataset
+
+    try:
+        result = convert_dataset(voc_root, out_dir, labelmap=_labelmap_option(labelmap), seed=seed,
+                                 workers=workers, progress=not quiet, overwrite=overwrite)
+    except (ValueError, FileNotFoundError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(result.summary())
+    click.echo(f"summary written to {Path(result.out_dir) / 'conversion.json'}")
+
+
+@data.command()
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Output VOC directory.")
+@click.option("--images", "n_images", type=int, default=200, show_default=True, help="Detection images.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--classification-images", type=int, default=0, show_default=True,
+              help="Single-object images written under OUT/classification/.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def synth(out_dir: str, n_images: int, seed: int, classification_images: int, quiet: bool) -> None:
+    """Synthesise Wright-Giemsa-like smears with the paper's 15 labels (VOC layout)."""
+    from harness.data.synth import synthesize
+
+    if n_images < 1 or classification_images < 0:
+        raise click.BadParameter("need --images >= 1 and --classification-images >= 0")
+    out = synthesize(out_dir, n_images, seed=seed, classification_images=classification_images,
+                     progress=not quiet)
+    click.echo(f"wrote {n_images} images to {out}"
+               + (f" and {classification_images} to {out / 'classification'}" if classification_images else ""))
+
+
+@data.command()
+@click.option("--voc", "voc_root", required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--image-set", default=None, help="Split name (e.g. test) or ids file; default: all annotations.")
+@click.option("--labelmap", type=click.Path(exists=True, dir_okay=False), default=None)
+@click.option("--max-messages", type=int, default=200, show_default=True)
+@click.option("--strict", is_flag=True, help="Exit with status 1 if any image or object would be skipped.")
+def check(voc_root: str, image_set: str | None, labelmap: str | None, max_messages: int, strict: bool) -> None:
+    """Validate a VOC dataset and print the report (writes nothing)."""
+    from harness.data.voc import load_voc
+
+    try:
+        dataset = load_voc(voc_root, image_set=image_set, labelmap=_labelmap_option(labelmap))
+    except (ValueError, FileNotFoundError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"label map: {', '.join(dataset.labelmap.names)}")
+    click.echo(dataset.report.summary(max_messages=max_messages))
+    if strict and (dataset.report.images_skipped or dataset.report.objects_skipped):
+        raise SystemExit(1)

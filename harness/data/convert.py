@@ -1,0 +1,398 @@
+"""``harness data convert``: one validated VOC dataset → Darknet and Caffe-SSD native layouts.
+
+Layout (docs/architecture.md): OUT/{conversion.json, labels.txt, splits/, darknet/, caffe/}.
+Image work (read, full decode check, JPEG re-encode of non-JPEG sources, record serialisation)
+runs in a process pool; one writer process fills the LMDBs.  Every file is written atomically
+and each LMDB is filled under ``<name>.partial`` and renamed when complete, so an interrupted
+conversion resumes with the images and records that are already there.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import os
+import random
+import shutil
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Optional
+
+import lmdb
+
+from harness.data import caffe_lmdb, darknet
+from harness.data.annotations import ImageAnnotation
+from harness.data.atomic import link_or_copy, write_bytes, write_text
+from harness.data.report import SKIP_IMAGE, WARNING, Problem, ValidationReport
+from harness.data.splits import Split, choose_split
+from harness.data.voc import MISSING_ANNOTATION, UNREADABLE_IMAGE, load_voc, split_file
+from harness.labels import LabelMap
+
+FORMAT_VERSION = 1
+NOT_IN_SPLIT = "not in any split"
+SMALL_TEST_SET = "small test set"
+REENCODED = "re-encoded to JPEG"
+COMMIT_EVERY = 64
+SPLITS = ("train", "test")
+
+
+@dataclass
+class ConvertResult:
+    out_dir: Path
+    labelmap: LabelMap
+    train_ids: list[str]
+    test_ids: list[str]
+    counts: dict
+    report: ValidationReport
+    split_source: str = ""
+    resumed: bool = False          # True when earlier work in out_dir was reused
+    work: dict = field(default_factory=dict)   # {"converted": n, "reused": n}
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        lines = [f"converted dataset: {self.out_dir}",
+                 f"split: {self.split_source}",
+                 f"train: {len(self.train_ids)} images, test: {len(self.test_ids)} images"]
+        for split in SPLITS:
+            per_class = self.counts[split]["objects_per_class"]
+            lines.append(f"{split} objects per class: " + ", ".join(f"{n}={c}" for n, c in per_class.items()))
+        lines.append(f"work: {self.work.get('converted', 0)} images converted now, "
+                     f"{self.work.get('reused', 0)} reused from an earlier run ({self.seconds:.1f} s)")
+        return "\n".join(lines) + "\n" + self.report.summary()
+
+
+@dataclass(frozen=True)
+class _Task:
+    """One image to put into one split (picklable: sent to a worker process)."""
+
+    split: str
+    index: int
+    key: bytes
+    image: ImageAnnotation
+    labelmap_names: tuple[str, ...]
+    darknet_dir: str
+    need_record: bool
+
+
+def convert_dataset(
+    voc_root: str | Path,
+    out_dir: str | Path,
+    labelmap: LabelMap | None = None,
+    seed: int = 0,
+    workers: int | None = None,
+    progress: bool = True,
+    overwrite: bool = False,
+) -> ConvertResult:
+    """Validate ``voc_root`` and write both native layouts under ``out_dir``; resumable.
+
+    ``seed`` drives the paper's 7/100 test draw (when the dataset has no ImageSets) and the
+    shuffled order of the training LMDB.  ``overwrite`` discards an earlier conversion with
+    different inputs instead of refusing.
+    """
+    started = time.monotonic()
+    voc_root, out_dir = Path(voc_root).resolve(), Path(out_dir).resolve()
+    dataset = load_voc(voc_root, labelmap=labelmap)
+    report, labelmap = dataset.report, dataset.labelmap
+    split = choose_split(voc_root, [p.stem for p in (voc_root / "Annotations").glob("*.xml")], seed)
+    by_id = {image.image_id: image for image in dataset.images}
+    train, test = _reconcile_split(voc_root, split, by_id, report)
+    darknet.check_darknet_paths(out_dir / "darknet", train + test)
+
+    if len(test) < 4:
+        report.add(Problem(str(voc_root), SMALL_TEST_SET, WARNING,
+                           f"only {len(test)} test images: Darknet's `detector valid` crashes with fewer than 4"))
+    fingerprint = _fingerprint(voc_root, labelmap, seed, train, test, by_id)
+    resumed = _prepare_out_dir(out_dir, fingerprint, overwrite)
+    done = _finished_result(out_dir, fingerprint, report)
+    if done is not None:
+        return done
+
+    order = {"train": _shuffled(train, seed), "test": list(test)}
+    converted, reused, failed = 0, 0, set()
+    for split_name in SPLITS:
+        stats = _convert_split(out_dir, split_name, [by_id[i] for i in order[split_name]], labelmap,
+                               workers, progress, report)
+        converted, reused = converted + stats["converted"], reused + stats["reused"]
+        failed |= stats["failed"]
+    kept = {name: [i for i in order[name] if i not in failed] for name in SPLITS}
+    _write_lists(out_dir, labelmap, kept, by_id)
+    result = ConvertResult(
+        out_dir=out_dir, labelmap=labelmap, train_ids=sorted(kept["train"]), test_ids=list(kept["test"]),
+        counts=_counts(kept, by_id, labelmap, report), report=report, split_source=split.source,
+        resumed=resumed or reused > 0, work={"converted": converted, "reused": reused},
+        seconds=time.monotonic() - started)
+    _write_summary(out_dir, result, fingerprint, voc_root, seed)
+    return result
+
+
+# ----------------------------------------------------------------------------- splits
+
+def _reconcile_split(voc_root: Path, split: Split, by_id: dict, report: ValidationReport) -> tuple[list, list]:
+    """Keep split ids that survived validation; report ids that are missing or in no split."""
+    overlap = sorted(set(split.train) & set(split.test))
+    if overlap:
+        raise ValueError(f"{voc_root}: {len(overlap)} image ids are in both the train and the test split "
+                         f"(e.g. {overlap[:5]}); fix ImageSets/Main")
+    known = {p.stem for p in (voc_root / "Annotations").glob("*.xml")}
+    for name, ids in (("train", split.train), ("test", split.test)):
+        for image_id in ids:
+            if image_id not in known:
+                report.add(Problem(str(split_file(voc_root, name)), MISSING_ANNOTATION, SKIP_IMAGE,
+                                   f"id {image_id!r} is listed but Annotations/{image_id}.xml does not exist"))
+    in_split = set(split.train) | set(split.test)
+    for image_id in sorted(set(by_id) - in_split):
+        report.add(Problem(str(by_id[image_id].image_path), NOT_IN_SPLIT, SKIP_IMAGE,
+                           "image is in neither the train nor the test image set"))
+    return [i for i in split.train if i in by_id], [i for i in split.test if i in by_id]
+
+
+def _shuffled(ids: list[str], seed: int) -> list[str]:
+    """Training records are shuffled like ``convert_annoset --shuffle`` (Caffe reads in key order)."""
+    ordered = sorted(ids)
+    random.Random(seed).shuffle(ordered)
+    return ordered
+
+
+# ----------------------------------------------------------------------------- resume state
+
+def _fingerprint(voc_root: Path, labelmap: LabelMap, seed: int, train: list, test: list, by_id: dict) -> str:
+    """Identity of a conversion: settings, splits, every kept box and each image file's size/mtime."""
+    digest = hashlib.sha256(json.dumps({"version": FORMAT_VERSION, "voc": str(voc_root), "labels": labelmap.names,
+                                        "seed": seed, "train": sorted(train), "test": test}).encode())
+    for image_id in sorted(train + test):
+        image = by_id[image_id]
+        stat = image.image_path.stat()
+        digest.update(repr((image_id, str(image.image_path), stat.st_size, stat.st_mtime_ns,
+                            image.width, image.height, image.objects)).encode())
+    return digest.hexdigest()
+
+
+def _state_path(out_dir: Path) -> Path:
+    return out_dir / ".convert-state.json"
+
+
+def _prepare_out_dir(out_dir: Path, fingerprint: str, overwrite: bool) -> bool:
+    """Record what is being converted; refuse to mix two different conversions in one directory."""
+    state = _state_path(out_dir)
+    if state.is_file():
+        previous = json.loads(state.read_text()).get("fingerprint")
+        if previous == fingerprint:
+            return True
+        if not overwrite:
+            raise ValueError(f"{out_dir} holds a conversion of different inputs (dataset, label map, seed or "
+                             f"splits changed); use another --out or --overwrite")
+        _remove_outputs(out_dir)
+    elif out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
+        raise ValueError(f"{out_dir} is not empty and is not a conversion made by this tool; "
+                         f"use an empty or new --out (or --overwrite)")
+    elif overwrite and out_dir.is_dir():
+        _remove_outputs(out_dir)
+    write_text(state, json.dumps({"fingerprint": fingerprint}) + "\n")
+    return False
+
+
+def _remove_outputs(out_dir: Path) -> None:
+    for name in ("darknet", "caffe", "splits"):
+        shutil.rmtree(out_dir / name, ignore_errors=True)
+    for name in ("conversion.json", "labels.txt", _state_path(out_dir).name):
+        (out_dir / name).unlink(missing_ok=True)
+
+
+def _finished_result(out_dir: Path, fingerprint: str, report: ValidationReport) -> Optional[ConvertResult]:
+    """The earlier result when ``conversion.json`` says the same inputs were fully converted."""
+    summary_path = out_dir / "conversion.json"
+    if not summary_path.is_file():
+        return None
+    summary = json.loads(summary_path.read_text())
+    if summary.get("fingerprint") != fingerprint:
+        return None
+    images = summary["counts"]["train"]["images"] + summary["counts"]["test"]["images"]
+    return ConvertResult(
+        out_dir=out_dir, labelmap=LabelMap.from_names(summary["labels"]), train_ids=summary["splits"]["train"],
+        test_ids=summary["splits"]["test"], counts=summary["counts"], report=report,
+        split_source=summary["split_source"], resumed=True, work={"converted": 0, "reused": images})
+
+
+# ----------------------------------------------------------------------------- per-image work
+
+def _convert_split(out_dir: Path, split: str, images: list[ImageAnnotation], labelmap: LabelMap,
+                   workers: int | None, progress: bool, report: ValidationReport) -> dict:
+    final_dir = out_dir / "caffe" / f"{split}_lmdb"
+    partial_dir = out_dir / "caffe" / f"{split}_lmdb.partial"
+    darknet_dir = out_dir / "darknet"
+    stats = {"converted": 0, "reused": 0, "failed": set()}
+    if final_dir.is_dir():
+        present = None          # LMDB finished in an earlier run: only darknet files may be missing
+    else:
+        partial_dir.mkdir(parents=True, exist_ok=True)
+        present = _present_keys(partial_dir)
+    tasks = []
+    for index, image in enumerate(images):
+        key = caffe_lmdb.record_key(index, f"darknet/images/{image.image_id}.jpg")
+        need_record = present is not None and key not in present
+        if not need_record and _darknet_done(darknet_dir, image.image_id):
+            stats["reused"] += 1
+            continue
+        tasks.append(_Task(split, index, key, image, labelmap.names, str(darknet_dir), need_record))
+    if tasks:
+        _run_tasks(tasks, partial_dir, workers, progress, report, stats, split)
+    if present is not None:
+        os.replace(partial_dir, final_dir)
+    return stats
+
+
+def _present_keys(lmdb_dir: Path) -> set[bytes]:
+    env = lmdb.open(str(lmdb_dir), map_size=1 << 20, readonly=False, subdir=True)
+    try:
+        with env.begin() as txn:
+            return {key for key, _ in txn.cursor()}
+    finally:
+        env.close()
+
+
+def _darknet_done(darknet_dir: Path, image_id: str) -> bool:
+    return (darknet_dir / "images" / f"{image_id}.jpg").is_file() and \
+        (darknet_dir / "labels" / f"{image_id}.txt").is_file()
+
+
+def _run_tasks(tasks: list[_Task], lmdb_dir: Path, workers: int | None, progress: bool,
+               report: ValidationReport, stats: dict, split: str) -> None:
+    workers = max(1, min(workers or os.cpu_count() or 1, len(tasks)))
+    bar = _progress_bar(len(tasks), f"convert {split}", progress)
+    env = _open_writer(lmdb_dir, tasks) if any(t.need_record for t in tasks) else None
+    batch: list[tuple[bytes, bytes]] = []
+    try:
+        for task, outcome in _results(tasks, workers):
+            bar.update(1)
+            if isinstance(outcome, Problem):
+                report.add(outcome)
+                stats["failed"].add(task.image.image_id)
+                continue
+            stats["converted"] += 1
+            if outcome is not None:
+                batch.append((task.key, outcome))
+            if len(batch) >= COMMIT_EVERY:
+                _commit(env, batch)
+                batch = []
+        if batch:
+            _commit(env, batch)
+    finally:
+        if env is not None:
+            env.close()
+        bar.close()
+
+
+def _results(tasks: list[_Task], workers: int) -> Iterable[tuple[_Task, object]]:
+    """(task, serialized record | None | Problem) in task order, from a pool when workers > 1."""
+    if workers == 1:
+        for task in tasks:
+            yield task, convert_image(task)
+        return
+    context = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+    with context.Pool(workers) as pool:
+        yield from zip(tasks, pool.imap(convert_image, tasks, chunksize=4))
+
+
+def _open_writer(lmdb_dir: Path, tasks: list[_Task]):
+    expected = sum(t.image.image_path.stat().st_size for t in tasks if t.need_record)
+    current = sum(f.stat().st_size for f in lmdb_dir.glob("*.mdb"))
+    return lmdb.open(str(lmdb_dir), map_size=2 * (expected + current) + (64 << 20), subdir=True)
+
+
+def _commit(env, batch: list[tuple[bytes, bytes]]) -> None:
+    """Write one batch in one transaction; a crash loses at most this batch (redone on resume).
+
+    The map size is an estimate; when it is too small the map is doubled and the batch retried.
+    """
+    while True:
+        try:
+            with env.begin(write=True) as txn:
+                for key, value in batch:
+                    txn.put(key, value)
+            return
+        except lmdb.MapFullError:
+            env.set_mapsize(env.info()["map_size"] * 2)
+
+
+def convert_image(task: _Task):
+    """Worker: decode-check the image, write Darknet image+label, return the serialized record."""
+    import cv2
+    import numpy as np
+
+    image = task.image
+    try:
+        raw = image.image_path.read_bytes()
+    except OSError as exc:
+        return Problem(str(image.image_path), UNREADABLE_IMAGE, SKIP_IMAGE, f"cannot read: {exc}")
+    decoded = cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_COLOR)
+    if decoded is None:
+        return Problem(str(image.image_path), UNREADABLE_IMAGE, SKIP_IMAGE, "image data cannot be decoded")
+    if decoded.shape[:2] != (image.height, image.width):
+        return Problem(str(image.image_path), UNREADABLE_IMAGE, SKIP_IMAGE,
+                       f"decodes to {decoded.shape[1]}x{decoded.shape[0]} but its header says "
+                       f"{image.width}x{image.height} (EXIF rotation?)")
+    is_jpeg = raw[:2] == b"\xff\xd8"
+    jpeg = raw if is_jpeg else cv2.imencode(".jpg", decoded, [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes()
+    darknet_dir = Path(task.darknet_dir)
+    labelmap = LabelMap.from_names(task.labelmap_names)
+    target = darknet_dir / "images" / f"{image.image_id}.jpg"
+    if is_jpeg:
+        link_or_copy(image.image_path, target)
+    else:
+        write_bytes(target, jpeg)
+    write_text(darknet_dir / "labels" / f"{image.image_id}.txt", darknet.yolo_label_text(image, labelmap))
+    if not task.need_record:
+        return None
+    return caffe_lmdb.annotated_datum(image, jpeg, decoded.shape[2], labelmap).SerializeToString()
+
+
+def _progress_bar(total: int, desc: str, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="img", disable=not enabled, file=sys.stderr)
+
+
+# ----------------------------------------------------------------------------- lists and summary
+
+def _write_lists(out_dir: Path, labelmap: LabelMap, kept: dict, by_id: dict) -> None:
+    names = "".join(f"{n}\n" for n in labelmap.names)
+    write_text(out_dir / "labels.txt", names)
+    write_text(out_dir / "darknet" / "obj.names", names)
+    write_text(out_dir / "caffe" / "labelmap.prototxt", caffe_lmdb.labelmap_prototxt(labelmap))
+    for split, list_name in (("train", "train.txt"), ("test", "valid.txt")):
+        ids = kept[split]
+        write_text(out_dir / "splits" / f"{split}.txt", "".join(f"{i}\n" for i in sorted(ids)))
+        images = "".join(f"{out_dir / 'darknet' / 'images' / i}.jpg\n" for i in sorted(ids))
+        write_text(out_dir / "darknet" / list_name, images)
+    # Same order as the test LMDB: DetectionOutput pairs the n-th record with the n-th line.
+    sizes = "".join(f"{i} {by_id[i].height} {by_id[i].width}\n" for i in kept["test"])
+    write_text(out_dir / "caffe" / "test_name_size.txt", sizes)
+
+
+def _counts(kept: dict, by_id: dict, labelmap: LabelMap, report: ValidationReport) -> dict:
+    counts = {}
+    for split in SPLITS:
+        per_class = Counter(b.name for i in kept[split] for b in by_id[i].objects)
+        counts[split] = {"images": len(kept[split]), "objects": sum(per_class.values()),
+                         "objects_per_class": {n: per_class.get(n, 0) for n in labelmap.names},
+                         "images_without_objects": sum(1 for i in kept[split] if not by_id[i].objects)}
+    counts["validation"] = {k: v for k, v in report.to_dict().items() if k != "problems"}
+    return counts
+
+
+def _write_summary(out_dir: Path, result: ConvertResult, fingerprint: str, voc_root: Path, seed: int) -> None:
+    summary = {
+        "format_version": FORMAT_VERSION, "fingerprint": fingerprint, "voc_root": str(voc_root), "seed": seed,
+        "labels": list(result.labelmap.names), "split_source": result.split_source,
+        "splits": {"train": result.train_ids, "test": result.test_ids},
+        "counts": result.counts, "work": result.work, "seconds": round(result.seconds, 3),
+        "box_conventions": {
+            "darknet": "cx=((xmin+xmax)/2-1)/W, w=(xmax-xmin)/W (Darknet voc_label.py; VOC 1-based boxes)",
+            "caffe": "xmin/W, ymin/H, xmax/W, ymax/H (SSD convert_annoset; VOC 1-based boxes)",
+        },
+        "problems": [p for p in result.report.to_dict()["problems"]],
+    }
+    write_text(out_dir / "conversion.json", json.dumps(summary, indent=1) + "\n")

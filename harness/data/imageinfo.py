@@ -1,0 +1,67 @@
+"""Image size from the file header, so validating thousands of images needs no decoding."""
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+# JPEG start-of-frame markers carry the size; C4 (DHT), C8 (JPG), CC (DAC) are not frames.
+_SOF_MARKERS = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+class ImageHeaderError(ValueError):
+    """The file is not a JPEG/PNG we can read the size of (truncated, other format, not an image)."""
+
+
+def image_size(path: str | Path) -> tuple[int, int]:
+    """(width, height) of a JPEG or PNG from its header; other formats fall back to OpenCV."""
+    path = Path(path)
+    with open(path, "rb") as fh:
+        head = fh.read(2)
+        if head == b"\xff\xd8":
+            return _jpeg_size(fh, path)
+        if head + fh.read(6) == _PNG_MAGIC:
+            chunk = fh.read(16)
+            if len(chunk) < 16 or chunk[4:8] != b"IHDR":
+                raise ImageHeaderError(f"{path}: PNG without IHDR chunk")
+            width, height = struct.unpack(">II", chunk[8:16])
+            return int(width), int(height)
+    return _opencv_size(path)
+
+
+def _jpeg_size(fh, path: Path) -> tuple[int, int]:
+    while True:
+        byte = fh.read(1)
+        while byte and byte != b"\xff":          # skip to the next marker
+            byte = fh.read(1)
+        while byte == b"\xff":                   # fill bytes
+            byte = fh.read(1)
+        if not byte:
+            raise ImageHeaderError(f"{path}: JPEG ends before its frame header (truncated file?)")
+        marker = byte[0]
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
+            continue                             # markers without a length field
+        if marker == 0xD9:
+            raise ImageHeaderError(f"{path}: JPEG has no frame header")
+        raw_len = fh.read(2)
+        if len(raw_len) < 2:
+            raise ImageHeaderError(f"{path}: truncated JPEG segment")
+        seg_len = struct.unpack(">H", raw_len)[0]
+        if marker in _SOF_MARKERS:
+            data = fh.read(5)
+            if len(data) < 5:
+                raise ImageHeaderError(f"{path}: truncated JPEG frame header")
+            height, width = struct.unpack(">HH", data[1:5])
+            if width == 0 or height == 0:
+                raise ImageHeaderError(f"{path}: JPEG frame header says {width}x{height}")
+            return int(width), int(height)
+        fh.seek(seg_len - 2, 1)
+
+
+def _opencv_size(path: Path) -> tuple[int, int]:
+    import cv2
+
+    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise ImageHeaderError(f"{path}: not a readable image")
+    return int(image.shape[1]), int(image.shape[0])

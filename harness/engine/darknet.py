@@ -1,0 +1,743 @@
+"""Find, inspect and drive pjreddie Darknet (Debian's binary or the harness's OpenMP build).
+
+Darknet reports most failures only as text and still exits 0 (missing backup dir, missing label
+file, names file too short), and segfaults on others (``valid`` with < 4 images, missing results
+dir). So every run here is: check the inputs the way Darknet will read them, run it, then check
+the files it should have written and explain what went wrong when they are missing.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import shutil
+import struct
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+from harness.engine.process import NativeRun, run_native
+from harness.engine.types import FrameworkStatus, NativeFrameworkError, Progress, TrainResult
+from harness.parse.darknet_log import (
+    DarknetLogFindings,
+    latest_per_iteration,
+    parse_darknet_line,
+    read_darknet_log,
+    write_loss_csv,
+)
+from harness.paths import cache_dir
+
+INSTALL_HINT = "bash scripts/install_darknet.sh"
+DEBIAN_BINARY = Path("/usr/bin/darknet")
+DEBIAN_LIBRARY = Path("/usr/lib/darknet/libdarknet.so")
+PATH_BUFFER = 256              # char buff[256] for backup weight paths in train_detector
+VALID_MIN_IMAGES = 4           # validate_detector's 4 loader threads read past a shorter list
+LABEL_RULES = (("images", "labels"), ("JPEGImages", "labels"), ("raw", "labels"))
+IMAGE_EXTENSIONS = (".jpg", ".png", ".JPG", ".JPEG")
+
+
+class DarknetInputError(ValueError):
+    """Inputs Darknet would mishandle silently; the message names the file and the problem."""
+
+
+# --------------------------------------------------------------------------- installation
+
+
+@dataclass(frozen=True)
+class DarknetInstall:
+    """One usable Darknet: the CLI binary and (for ctypes inference) its shared library."""
+
+    binary: Path
+    library: Optional[Path]
+    flavour: str                 # "omp" (harness build), "gpu", "debian" or "custom" (HARNESS_DARKNET)
+    version: str = ""
+    openmp: bool = False
+    gpu: bool = False
+    stamp: dict = field(default_factory=dict, compare=False)
+    alexeyab: bool = False       # AlexeyAB's fork: other CLI flags, weight names and C API
+
+    @property
+    def backend(self) -> str:
+        """Short description used in timing.json and reports."""
+        if self.gpu:
+            return "darknet-gpu"
+        return "darknet-cpu-openmp" if self.openmp else "darknet-cpu-1thread"
+
+
+def find_darknet(prefer: str = "auto") -> DarknetInstall:
+    """The Darknet to use: $HARNESS_DARKNET, else the cached OpenMP build, else Debian's.
+
+    ``prefer``: "auto", "omp", "gpu" (cached GPU=1 build) or "debian".
+    """
+    if prefer == "auto" and os.environ.get("HARNESS_DARKNET"):
+        return _install_from_env()
+    candidates = {
+        "omp": lambda: _cached_build("omp"),
+        "gpu": lambda: _cached_build("gpu"),
+        "debian": _debian_install,
+    }
+    order = ["omp", "debian"] if prefer == "auto" else [prefer]
+    for name in order:
+        if name not in candidates:
+            raise ValueError(f"unknown Darknet preference {prefer!r} (auto, omp, gpu, debian)")
+        found = candidates[name]()
+        if found is not None:
+            return found
+    raise NativeFrameworkError(f"Darknet not found (looked for: {', '.join(order)}); install it with: {INSTALL_HINT}")
+
+
+def _install_from_env() -> DarknetInstall:
+    binary = Path(os.environ["HARNESS_DARKNET"])
+    if binary.is_dir():
+        binary = binary / "darknet"
+    if not (binary.is_file() and os.access(binary, os.X_OK)):
+        raise NativeFrameworkError(f"HARNESS_DARKNET={binary}: not an executable Darknet binary")
+    library = os.environ.get("HARNESS_DARKNET_LIB")
+    lib_path = Path(library) if library else _library_beside(binary)
+    if library and not lib_path.is_file():
+        raise NativeFrameworkError(f"HARNESS_DARKNET_LIB={library}: no such file")
+    data = binary.read_bytes()
+    return DarknetInstall(binary, lib_path, "custom", openmp=b"libgomp" in data,
+                          gpu=b"libcudart" in data or b"cudaMalloc" in data,
+                          alexeyab=b"dont_show" in data)
+
+
+def _library_beside(binary: Path) -> Optional[Path]:
+    for candidate in (binary.parent / "libdarknet.so", binary.parent.parent / "lib" / "libdarknet.so",
+                      binary.parent.parent / "lib" / "darknet" / "libdarknet.so"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _cached_build(variant: str) -> Optional[DarknetInstall]:
+    """Newest complete build (``.stamp`` written last by the install script) of this variant."""
+    builds = []
+    for directory in cache_dir().glob(f"darknet-*-{variant}*"):
+        stamp_path = directory / ".stamp"
+        binary = directory / "bin" / "darknet"
+        if stamp_path.is_file() and binary.is_file():
+            builds.append((stamp_path.stat().st_mtime, directory, binary))
+    if not builds:
+        return None
+    _, directory, binary = max(builds)
+    stamp = json.loads((directory / ".stamp").read_text())
+    library = directory / "lib" / "libdarknet.so"
+    return DarknetInstall(binary, library if library.is_file() else None, variant,
+                          version=stamp.get("debian_version", ""), openmp=bool(stamp.get("openmp")),
+                          gpu=bool(stamp.get("gpu")), stamp=stamp)
+
+
+def _debian_install() -> Optional[DarknetInstall]:
+    binary = DEBIAN_BINARY if DEBIAN_BINARY.is_file() else None
+    if binary is None:
+        which = shutil.which("darknet")
+        binary = Path(which) if which else None
+    if binary is None:
+        return None
+    library = DEBIAN_LIBRARY if DEBIAN_LIBRARY.is_file() else _library_beside(binary)
+    return DarknetInstall(binary, library, "debian", version=_dpkg_version("darknet"))
+
+
+def _dpkg_version(package: str) -> str:
+    try:
+        out = subprocess.run(["dpkg-query", "-W", "-f=${Version}", package], capture_output=True,
+                             text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return out.stdout.strip() if out.returncode == 0 else ""
+
+
+def inspect_darknet(prefer: str = "auto") -> FrameworkStatus:
+    """What ``harness doctor`` shows: which Darknet, its version/commit, CPU/GPU, OpenMP."""
+    try:
+        install = find_darknet(prefer)
+    except NativeFrameworkError as exc:
+        return FrameworkStatus("darknet", False, missing=[str(exc)], install_hint=INSTALL_HINT)
+    missing = []
+    runs = _binary_runs(install.binary)
+    if not runs:
+        missing.append(f"{install.binary} does not run (no usage line)")
+    if install.library is None:
+        missing.append("libdarknet.so not found: in-process (ctypes) inference and timing unavailable")
+    commit = re.search(r"git\d{8}\.([0-9a-f]{7,40})", install.version)
+    details = {
+        "flavour": install.flavour,
+        "binary": str(install.binary),
+        "library": str(install.library) if install.library else None,
+        "openmp": install.openmp,
+        "threads": _openmp_threads() if install.openmp else 1,
+        "commit": commit.group(1) if commit else None,
+        "upstream": ("pjreddie/darknet" if install.flavour != "custom"
+                     else "AlexeyAB/darknet (detected)" if install.alexeyab else "unknown (HARNESS_DARKNET)"),
+    }
+    if install.stamp:
+        details["build"] = {k: install.stamp.get(k) for k in ("opts", "make_args", "built")}
+    return FrameworkStatus(
+        "darknet", runs, version=install.version, location=str(install.binary),
+        device="GPU" if install.gpu else "CPU", details=details, missing=missing,
+        install_hint="" if runs and install.flavour != "debian" else INSTALL_HINT + "  (builds the faster OpenMP variant)",
+    )
+
+
+def _binary_runs(binary: Path) -> bool:
+    """Darknet without arguments prints ``usage: darknet <function>``."""
+    try:
+        out = subprocess.run([str(binary)], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return "usage" in (out.stdout + out.stderr)
+
+
+def _openmp_threads() -> int:
+    value = os.environ.get("OMP_NUM_THREADS", "")
+    return int(value) if value.isdigit() else (os.cpu_count() or 1)
+
+
+# --------------------------------------------------------------------------- native files
+
+
+def read_data_file(data_path: Path) -> dict[str, str]:
+    """A .data file as Darknet reads it, refusing what Darknet would silently corrupt.
+
+    Darknet deletes every space and tab in a line (even inside paths) and skips ``#``/``;`` lines.
+    """
+    data_path = Path(data_path)
+    if not data_path.is_file():
+        raise DarknetInputError(f"{data_path}: .data file not found")
+    raw = data_path.read_bytes()
+    if b"\r" in raw:
+        raise DarknetInputError(f"{data_path}: CRLF line endings; Darknet keeps the '\\r' in paths")
+    options: dict[str, str] = {}
+    for number, line in enumerate(raw.decode("utf-8").splitlines(), 1):
+        stripped = line.strip()
+        if not stripped or stripped[0] in "#;":
+            continue
+        if "=" not in stripped:
+            raise DarknetInputError(f"{data_path}:{number}: not a key=value line: {line!r}")
+        key, value = (part.strip() for part in stripped.split("=", 1))
+        if re.search(r"\s", value):
+            raise DarknetInputError(f"{data_path}:{number}: {key}={value!r} contains a space; "
+                                    "Darknet deletes spaces in .data values, so this path would be wrong")
+        options[key] = value
+    return options
+
+
+def resolve(value: str, cwd: Path) -> Path:
+    """Darknet opens relative paths from its working directory."""
+    path = Path(value)
+    return path if path.is_absolute() else cwd / path
+
+
+@dataclass
+class CfgSummary:
+    """The [net] and output-layer settings that training and checks depend on."""
+
+    batch: int
+    subdivisions: int
+    max_batches: int
+    width: int
+    height: int
+    classes: int
+    yolo_layers: int
+    problems: list[str] = field(default_factory=list)
+
+
+def read_cfg_sections(cfg_path: Path) -> list[tuple[str, dict[str, str]]]:
+    """``[section]`` / ``key=value`` pairs in file order (Darknet's own cfg grammar)."""
+    cfg_path = Path(cfg_path)
+    if not cfg_path.is_file():
+        raise DarknetInputError(f"{cfg_path}: cfg file not found")
+    sections: list[tuple[str, dict[str, str]]] = []
+    for number, line in enumerate(cfg_path.read_text().splitlines(), 1):
+        stripped = line.replace(" ", "").replace("\t", "").strip()
+        if not stripped or stripped[0] in "#;":
+            continue
+        if stripped.startswith("["):
+            sections.append((stripped.strip("[]"), {}))
+        elif "=" in stripped and sections:
+            key, value = stripped.split("=", 1)
+            sections[-1][1][key] = value
+        else:
+            raise DarknetInputError(f"{cfg_path}:{number}: cannot parse {line!r}")
+    if not sections or sections[0][0] not in ("net", "network"):
+        raise DarknetInputError(f"{cfg_path}: first section must be [net]")
+    return sections
+
+
+def summarize_cfg(cfg_path: Path) -> CfgSummary:
+    """Batch, input size, classes, and filters/classes consistency of every [yolo] head."""
+    sections = read_cfg_sections(cfg_path)
+    net = sections[0][1]
+    summary = CfgSummary(
+        batch=int(net.get("batch", 1)), subdivisions=int(net.get("subdivisions", 1)),
+        max_batches=int(net.get("max_batches", 0)), width=int(net.get("width", 0)),
+        height=int(net.get("height", 0)), classes=0, yolo_layers=0,
+    )
+    for index, (name, options) in enumerate(sections):
+        if name not in ("yolo", "region"):
+            continue
+        summary.yolo_layers += 1
+        summary.classes = int(options.get("classes", 20))
+        expected = _expected_filters(name, options)
+        conv = _previous_conv(sections, index)
+        if conv is not None and expected is not None and int(conv.get("filters", 1)) != expected:
+            summary.problems.append(
+                f"{cfg_path}: [{name}] #{summary.yolo_layers} has classes={summary.classes} so the "
+                f"[convolutional] before it needs filters={expected}, not {conv.get('filters')}")
+    return summary
+
+
+def _expected_filters(name: str, options: dict[str, str]) -> Optional[int]:
+    classes = int(options.get("classes", 20))
+    if name == "yolo":
+        anchors_per_head = len(options["mask"].split(",")) if "mask" in options else int(options.get("num", 1))
+        return anchors_per_head * (classes + 5)
+    return int(options.get("num", 1)) * (classes + int(options.get("coords", 4)) + 1)
+
+
+def _previous_conv(sections, index: int) -> Optional[dict[str, str]]:
+    """The layer feeding a detection head; its filters must match the head's classes."""
+    if index == 0:
+        return None
+    name, options = sections[index - 1]
+    return options if name in ("convolutional", "conv") else None
+
+
+def label_path_for(image_path: str) -> str:
+    """The label file Darknet opens for an image (data.c: fill_truth_detection's rewrites)."""
+    path = image_path
+    for old, new in LABEL_RULES:
+        path = path.replace(old, new, 1)
+    for extension in IMAGE_EXTENSIONS:
+        path = path.replace(extension, ".txt", 1)
+    return path
+
+
+def read_image_list(list_path: Path) -> list[str]:
+    """Image paths of a train/valid list; CRLF and blank lines are errors Darknet would not report."""
+    list_path = Path(list_path)
+    if not list_path.is_file():
+        raise DarknetInputError(f"{list_path}: image list not found")
+    raw = list_path.read_bytes()
+    if b"\r" in raw:
+        raise DarknetInputError(f"{list_path}: CRLF line endings; Darknet would look for 'x.jpg\\r'")
+    return [line for line in raw.decode("utf-8").split("\n") if line]
+
+
+def read_weights_seen(weights: Path) -> int:
+    """Images already seen, from a weights header (int32 major, minor, revision, then seen)."""
+    with open(weights, "rb") as handle:
+        header = handle.read(20)
+    if len(header) < 16:
+        raise DarknetInputError(f"{weights}: too short to be Darknet weights")
+    major, minor, _revision = struct.unpack("<3i", header[:12])
+    if major * 10 + minor >= 2 and major < 1000 and minor < 1000:
+        return struct.unpack("<Q", header[12:20])[0] if len(header) >= 20 else 0
+    return struct.unpack("<i", header[12:16])[0]
+
+
+def cfg_base(cfg_path: Path) -> str:
+    """Darknet's basecfg(): file name up to its first '.' — the stem of every weight file."""
+    return Path(cfg_path).name.split(".", 1)[0]
+
+
+# --------------------------------------------------------------------------- training
+
+
+@dataclass
+class TrainPlan:
+    """Everything checked before launching ``darknet detector train``."""
+
+    data_path: Path
+    cfg_path: Path
+    cwd: Path
+    backup_dir: Path
+    base: str
+    cfg: CfgSummary
+    weights: Optional[Path]
+    clear: bool
+    resumed_from: Optional[Path]
+    n_images: int
+
+
+def train_darknet(
+    data_path: Path,
+    cfg_path: Path,
+    workdir: Path,
+    *,
+    init_weights: Optional[Path] = None,
+    clear: bool = False,
+    progress: Optional[Callable[[Progress], None]] = None,
+    max_batches: Optional[int] = None,
+    install: Optional[DarknetInstall] = None,
+    resume: bool = True,
+    timeout: Optional[float] = None,
+    show_progress: Optional[bool] = None,
+) -> TrainResult:
+    """Train with ``darknet detector train``; resume from ``<backup>/<cfgbase>.backup`` if present.
+
+    Writes ``workdir/train.log`` (appended on resume) and ``workdir/loss.csv``. ``max_batches``
+    overrides the cfg's value in a copy written to ``workdir/cfg/``. Relative paths in the
+    .data file are resolved from the .data file's folder, which is Darknet's working directory.
+    Raises :class:`DarknetInputError` before launching, :class:`NativeFrameworkError` after.
+    """
+    install = install or find_darknet()
+    workdir = Path(workdir).resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    if max_batches is not None:
+        cfg_path = write_cfg_with(cfg_path, workdir / "cfg", {"max_batches": str(max_batches)})
+    plan = plan_training(data_path, cfg_path, init_weights=init_weights, clear=clear, resume=resume)
+    argv = train_argv(install, plan)
+    log_path = workdir / "train.log"
+    run = run_native(argv, log_path, parse_darknet_line, plan.cfg.max_batches, cwd=plan.cwd,
+                     label=f"darknet {plan.base}", on_progress=progress, append=plan.resumed_from is not None,
+                     timeout=timeout, show_progress=show_progress)
+    findings = read_darknet_log(log_path)
+    loss_csv = write_loss_csv(latest_per_iteration(findings.steps), workdir / "loss.csv")
+    final = check_training(plan, run, findings)
+    return TrainResult(log_path=log_path, loss_csv=loss_csv, weights=final, iterations=findings.last_iteration,
+                       seconds=run.seconds, resumed_from=plan.resumed_from)
+
+
+def train_argv(install: DarknetInstall, plan: "TrainPlan") -> list[str]:
+    """``darknet detector train <data> <cfg> [weights] [-clear]``."""
+    argv = [str(install.binary), "detector", "train", str(plan.data_path), str(plan.cfg_path)]
+    if plan.weights is not None:
+        argv.append(str(plan.weights))
+    if plan.clear:
+        argv.append("-clear")
+    if install.alexeyab:
+        argv.append("-dont_show")     # its OpenCV builds otherwise open a loss-chart window
+    return argv
+
+
+def write_cfg_with(cfg_path: Path, out_dir: Path, net_overrides: dict[str, str]) -> Path:
+    """Copy of a cfg with [net] keys replaced; same file name so weight names stay the same."""
+    cfg_path = Path(cfg_path)
+    text = cfg_path.read_text() if cfg_path.is_file() else None
+    if text is None:
+        raise DarknetInputError(f"{cfg_path}: cfg file not found")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    lines, in_net, pending = text.splitlines(), False, dict(net_overrides)
+    out: list[str] = []
+    for line in lines:
+        stripped = line.strip()
+        if stripped.startswith("["):
+            if in_net:
+                out.extend(f"{k}={v}" for k, v in pending.items())
+                pending.clear()
+            in_net = stripped.replace(" ", "") in ("[net]", "[network]")
+        elif in_net and "=" in stripped and stripped.split("=", 1)[0].strip() in pending:
+            key = stripped.split("=", 1)[0].strip()
+            line = f"{key}={pending.pop(key)}"
+        out.append(line)
+    target = out_dir / cfg_path.name
+    target.write_text("\n".join(out) + "\n")
+    return target
+
+
+def plan_training(data_path: Path, cfg_path: Path, *, init_weights: Optional[Path] = None,
+                  clear: bool = False, resume: bool = True) -> TrainPlan:
+    """Check what Darknet would get wrong silently; collect every problem in one error."""
+    data_path, cfg_path = Path(data_path).resolve(), Path(cfg_path).resolve()
+    options = read_data_file(data_path)
+    cwd = data_path.parent
+    cfg = summarize_cfg(cfg_path)
+    problems = list(cfg.problems)
+    problems += _path_problems({"data file": data_path, "cfg": cfg_path})
+    backup_dir = resolve(options.get("backup", "/backup/"), cwd)
+    base = cfg_base(cfg_path)
+    problems += _backup_problems(backup_dir, base)
+    train_list = options.get("train")
+    images: list[str] = []
+    if train_list is None:
+        problems.append(f"{data_path}: no train= entry")
+    else:
+        images = read_image_list(resolve(train_list, cwd))
+        problems += _training_image_problems(images, resolve(train_list, cwd), cwd, cfg.classes)
+    problems += _names_problems(options, cwd, cfg.classes, data_path)
+    if cfg.max_batches <= 0:
+        problems.append(f"{cfg_path}: max_batches must be > 0")
+    weights, resumed_from, clear = _choose_start(backup_dir, base, init_weights, clear, resume, cfg, problems)
+    if problems:
+        raise DarknetInputError("Darknet training inputs are not usable:\n  - " + "\n  - ".join(problems))
+    return TrainPlan(data_path, cfg_path, cwd, backup_dir, base, cfg, weights, clear, resumed_from, len(images))
+
+
+def _path_problems(paths: dict[str, Path]) -> list[str]:
+    return [f"{what} path {path} contains a space (Darknet splits/deletes spaces)"
+            for what, path in paths.items() if " " in str(path)]
+
+
+def _backup_problems(backup_dir: Path, base: str) -> list[str]:
+    problems = []
+    if not backup_dir.is_dir():
+        problems.append(f"backup directory {backup_dir} does not exist (Darknet would train, fail to save "
+                        "with \"Couldn't open file\" and exit 0); create it")
+    if " " in str(backup_dir):
+        problems.append(f"backup directory {backup_dir} contains a space")
+    longest = f"{backup_dir}/{base}_{10 ** 7}.weights"
+    if len(longest) >= PATH_BUFFER:
+        problems.append(f"weight path {longest!r} is {len(longest)} chars; Darknet's buffer is {PATH_BUFFER}: "
+                        "use a shorter backup directory")
+    return problems
+
+
+def _training_image_problems(images: list[str], list_path: Path, cwd: Path, classes: int) -> list[str]:
+    """Every image and its label file must exist and parse; report counts and the first few."""
+    if not images:
+        return [f"{list_path}: no images listed"]
+    missing_images, missing_labels, bad_labels = [], [], []
+    for image in images:
+        image_path = resolve(image, cwd)
+        if " " in image:
+            bad_labels.append(f"{image}: path contains a space")
+        if not image_path.is_file():
+            missing_images.append(image)
+            continue
+        label = resolve(label_path_for(image), cwd)
+        if not label.is_file():
+            missing_labels.append(f"{image} -> {label}")
+            continue
+        bad_labels += _label_file_problems(label, classes)
+    problems = []
+    for what, items in (("images missing", missing_images), ("label files missing", missing_labels),
+                        ("bad label lines", bad_labels)):
+        if items:
+            problems.append(f"{list_path}: {len(items)} {what}, e.g. " + "; ".join(items[:3]))
+    return problems
+
+
+def _label_file_problems(label: Path, classes: int) -> list[str]:
+    problems = []
+    for number, line in enumerate(label.read_text().splitlines(), 1):
+        fields = line.split()
+        if not fields:
+            continue
+        try:
+            cls, values = int(fields[0]), [float(v) for v in fields[1:]]
+        except ValueError:
+            problems.append(f"{label}:{number}: not 'cls cx cy w h': {line!r}")
+            continue
+        if len(values) != 4 or not 0 <= cls < classes or not all(0.0 <= v <= 1.0 for v in values):
+            problems.append(f"{label}:{number}: expected class in [0,{classes}) and 4 values in [0,1]: {line!r}")
+    return problems
+
+
+def _names_problems(options: dict[str, str], cwd: Path, classes: int, data_path: Path) -> list[str]:
+    names = options.get("names")
+    if names is None:
+        return []
+    names_path = resolve(names, cwd)
+    if not names_path.is_file():
+        return [f"{data_path}: names file {names_path} not found"]
+    count = len([n for n in names_path.read_text().splitlines() if n.strip()])
+    if count < classes:
+        return [f"{names_path}: {count} names but the cfg has classes={classes} "
+                "(Darknet would write comp4_det_test_(null).txt)"]
+    return []
+
+
+def _choose_start(backup_dir: Path, base: str, init_weights, clear: bool, resume: bool, cfg: CfgSummary,
+                  problems: list[str]) -> tuple[Optional[Path], Optional[Path], bool]:
+    """Resume from the .backup when present; else start from init_weights (or random)."""
+    backup = _resume_file(backup_dir, base)
+    if resume and backup is not None and not clear:
+        weights, resumed_from = backup, backup
+    elif init_weights is not None:
+        weights, resumed_from = Path(init_weights).resolve(), None
+        if not weights.is_file():
+            problems.append(f"initial weights {weights} not found")
+            return weights, None, clear
+    else:
+        return None, None, clear
+    images_per_iteration = max(1, cfg.batch)
+    seen_iterations = read_weights_seen(weights) // images_per_iteration
+    if not clear and seen_iterations >= cfg.max_batches:
+        problems.append(f"{weights} has already seen {seen_iterations} iterations >= max_batches={cfg.max_batches}: "
+                        "Darknet would save _final at once without training. Use clear=True (-clear) to "
+                        "fine-tune from it, or raise max_batches to continue")
+    return weights, resumed_from, clear
+
+
+def _resume_file(backup_dir: Path, base: str) -> Optional[Path]:
+    """pjreddie saves ``<base>.backup`` every 100 iterations; AlexeyAB ``<base>_last.weights``."""
+    for candidate in (backup_dir / f"{base}.backup", backup_dir / f"{base}_last.weights"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def check_training(plan: TrainPlan, run: NativeRun, findings: DarknetLogFindings) -> Path:
+    """The run's evidence, not its exit code: final weights, finite loss, no unopened files."""
+    final = plan.backup_dir / f"{plan.base}_final.weights"
+    problems = []
+    if findings.could_not_open:
+        problems.append(f"Darknet could not open {findings.could_not_open[0]!r}: " + _open_cause(
+            findings.could_not_open[0], plan))
+    if run.crashed:
+        problems.append(f"darknet died with {run.describe_returncode()}; likely causes: "
+                        "a label/image it could not read, classes/filters mismatch in the cfg, out of memory")
+    bad = findings.first_nonfinite
+    if bad is not None:
+        problems.append(f"loss became {bad.loss} at iteration {bad.iteration}: training diverged "
+                        "(lower learning_rate, longer burn_in, or check labels)")
+    if not final.is_file():
+        problems.append(f"no final weights {final} (last iteration seen in the log: {findings.last_iteration})")
+    if problems:
+        raise NativeFrameworkError("Darknet training failed (exit status "
+                                   f"{run.returncode}):\n  - " + "\n  - ".join(problems), run.log_tail())
+    return final
+
+
+def _open_cause(path: str, plan: TrainPlan) -> str:
+    if path.startswith(str(plan.backup_dir)) or path.endswith((".weights", ".backup")):
+        return "the backup directory is missing or not writable"
+    if path.endswith(".txt"):
+        return "a label file is missing (Darknet rewrites images→labels, .jpg→.txt)"
+    return "a file named in the .data/.cfg is missing"
+
+
+# --------------------------------------------------------------------------- detector valid
+
+
+def detect_darknet_valid(data_path: Path, cfg_path: Path, weights: Path, out_dir: Path, *,
+                         install: Optional[DarknetInstall] = None, timeout: Optional[float] = None,
+                         show_progress: Optional[bool] = None) -> Path:
+    """Run ``darknet detector valid`` over the .data file's ``valid=`` list into ``out_dir``.
+
+    Writes ``out_dir/comp4_det_test_<class>.txt`` (VOC pixels, 1-based, threshold 0.005, NMS 0.45
+    — both hard-coded in pjreddie's valid) and ``out_dir/valid.log``; returns ``out_dir``.
+    """
+    install = install or find_darknet()
+    data_path, cfg_path, weights = Path(data_path).resolve(), Path(cfg_path).resolve(), Path(weights).resolve()
+    out_dir = Path(out_dir).resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    options = read_data_file(data_path)
+    cwd = data_path.parent
+    cfg = summarize_cfg(cfg_path)
+    images, names = _check_valid_inputs(options, cwd, cfg, weights, data_path, out_dir)
+    run_data = _write_valid_data(options, cwd, out_dir)
+    argv = [str(install.binary), "detector", "valid", str(run_data), str(cfg_path), str(weights)]
+    run = run_native(argv, out_dir / "valid.log", _valid_progress, len(images), cwd=cwd,
+                     label=f"darknet valid {cfg_base(cfg_path)}", timeout=timeout, show_progress=show_progress)
+    expected = [out_dir / f"comp4_det_test_{name}.txt" for name in names[: cfg.classes]]
+    missing = [str(p) for p in expected if not p.is_file()]
+    if run.crashed or missing or run.returncode != 0:
+        raise NativeFrameworkError(
+            f"darknet detector valid failed ({run.describe_returncode()}); missing outputs: {missing or 'none'}",
+            run.log_tail())
+    return out_dir
+
+
+def _valid_progress(line: str) -> Optional[Progress]:
+    """valid prints the running image count (a multiple of 4) on its own line."""
+    return Progress(int(line), math.nan) if line.isdigit() else None
+
+
+def _check_valid_inputs(options, cwd: Path, cfg: CfgSummary, weights: Path, data_path: Path,
+                        out_dir: Path) -> tuple[list[str], list[str]]:
+    problems = list(cfg.problems)
+    if not weights.is_file():
+        problems.append(f"weights {weights} not found")
+    if " " in str(out_dir):
+        problems.append(f"output directory {out_dir} contains a space")
+    images = read_image_list(resolve(options.get("valid", "data/train.list"), cwd))
+    if len(images) < VALID_MIN_IMAGES:
+        problems.append(f"{options.get('valid')}: {len(images)} images; pjreddie's `detector valid` needs at "
+                        f"least {VALID_MIN_IMAGES} (it segfaults otherwise) — use the ctypes detector instead")
+    missing = [image for image in images if not resolve(image, cwd).is_file()]
+    if missing:
+        problems.append(f"{len(missing)} listed images missing, e.g. {missing[:3]}")
+    problems += _duplicate_id_problems(images)
+    names_path = resolve(options.get("names", "data/names.list"), cwd)
+    names = [n.strip() for n in names_path.read_text().splitlines() if n.strip()] if names_path.is_file() else []
+    if len(names) < cfg.classes:
+        problems.append(f"names file {names_path}: {len(names)} names, cfg has classes={cfg.classes}")
+    if problems:
+        raise DarknetInputError(f"{data_path}: cannot run detector valid:\n  - " + "\n  - ".join(problems))
+    return images, names
+
+
+def image_id(path: str) -> str:
+    """The id valid writes: file name up to its first '.' (Darknet's basecfg)."""
+    return path.rsplit("/", 1)[-1].split(".", 1)[0]
+
+
+def _duplicate_id_problems(images: list[str]) -> list[str]:
+    seen: dict[str, str] = {}
+    clashes = []
+    for image in images:
+        key = image_id(image)
+        if key in seen and seen[key] != image:
+            clashes.append(f"{seen[key]} and {image} both become id {key!r}")
+        seen.setdefault(key, image)
+    return [f"{len(clashes)} image id collisions (ids are file names up to the first '.'): "
+            + "; ".join(clashes[:3])] if clashes else []
+
+
+def _write_valid_data(options: dict[str, str], cwd: Path, out_dir: Path) -> Path:
+    """A .data copy whose ``results=`` is out_dir, with every path made absolute."""
+    lines = []
+    for key, value in options.items():
+        if key in ("train", "valid", "names", "backup", "map"):
+            value = str(resolve(value, cwd))
+        if key not in ("results", "eval"):
+            lines.append(f"{key}={value}")
+    lines += [f"results={out_dir}", "eval=voc"]   # per-class VOC files are the harness contract
+    path = out_dir / "valid.data"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+# --------------------------------------------------------------------------- synthetic weights
+
+
+def write_random_weights(cfg_path: Path, out_path: Path, seed: int = 0) -> Path:
+    """A well-conditioned random weights file for a cfg (timing and cross-checks, no training).
+
+    He-scaled convolutions with identity batch-norm statistics keep activations O(1), so the
+    detection scores spread over (0, 1) instead of saturating as a barely-trained net does.
+    """
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    sections = read_cfg_sections(cfg_path)
+    channels = [int(sections[0][1].get("channels", 3))]      # input, then one entry per layer
+    blobs = []
+    for name, options in sections[1:]:
+        in_c = channels[-1]
+        if name in ("convolutional", "conv"):
+            blobs.append(_conv_parameters(options, in_c, rng))
+            channels.append(int(options["filters"]))
+        elif name == "route":
+            current = len(channels) - 1
+            layers = [int(v) for v in options["layers"].split(",")]
+            channels.append(sum(channels[1 + (current + i if i < 0 else i)] for i in layers))
+        elif name in ("maxpool", "upsample", "yolo", "region", "shortcut", "avgpool", "dropout"):
+            channels.append(in_c)
+        else:
+            raise DarknetInputError(f"{cfg_path}: random weights: layer type [{name}] not supported")
+    header = struct.pack("<3iQ", 0, 2, 0, 0)
+    Path(out_path).parent.mkdir(parents=True, exist_ok=True)
+    with open(out_path, "wb") as handle:
+        handle.write(header)
+        for blob in blobs:
+            handle.write(blob.astype("<f4").tobytes())
+    return Path(out_path)
+
+
+def _conv_parameters(options: dict[str, str], in_c: int, rng):
+    """biases, [scales, rolling_mean, rolling_variance,] weights — Darknet's on-disk order."""
+    import numpy as np
+
+    filters, size = int(options["filters"]), int(options.get("size", 1))
+    fan_in = in_c * size * size
+    weights = rng.normal(0.0, math.sqrt(2.0 / fan_in), filters * fan_in)
+    biases = rng.normal(0.0, 0.1, filters)
+    if int(options.get("batch_normalize", 0)):
+        return np.concatenate([biases, np.ones(filters), np.zeros(filters), np.ones(filters), weights])
+    return np.concatenate([biases, weights * 0.5])

@@ -1,0 +1,289 @@
+"""In-process Darknet inference through libdarknet.so (ctypes), for timing and small image sets.
+
+The struct layouts below mirror ``/usr/lib/darknet/include/darknet.h`` (pjreddie 2018-09):
+``box``, ``detection``, ``image``. libdarknet has two traps that would take the Python process
+down or silently give wrong answers, so they are guarded here: a missing cfg/weights file calls
+``exit(0)``, and a missing/undecodable image becomes a blank 10×10 image.
+"""
+from __future__ import annotations
+
+import ctypes
+import statistics
+import time
+from ctypes import POINTER, Structure, c_char_p, c_float, c_int, c_void_p
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence
+
+from harness.engine.darknet import DarknetInstall, DarknetInputError, find_darknet, image_id, summarize_cfg
+from harness.engine.types import NativeFrameworkError
+
+# pjreddie's `detector valid` hard-codes these; using them keeps ctypes and valid comparable.
+VALID_THRESH = 0.005
+VALID_HIER_THRESH = 0.5
+VALID_NMS = 0.45
+
+
+class BOX(Structure):
+    _fields_ = [("x", c_float), ("y", c_float), ("w", c_float), ("h", c_float)]
+
+
+class DETECTION(Structure):
+    _fields_ = [("bbox", BOX), ("classes", c_int), ("prob", POINTER(c_float)), ("mask", POINTER(c_float)),
+                ("objectness", c_float), ("sort_class", c_int)]
+
+
+class IMAGE(Structure):
+    _fields_ = [("w", c_int), ("h", c_int), ("c", c_int), ("data", POINTER(c_float))]
+
+
+class METADATA(Structure):
+    _fields_ = [("classes", c_int), ("names", POINTER(c_char_p))]
+
+
+@dataclass(frozen=True)
+class RawDetection:
+    """One (box, class) pair as ``detector valid`` prints it: VOC pixels, 1-based, clamped."""
+
+    image_id: str
+    class_index: int
+    score: float
+    xmin: float
+    ymin: float
+    xmax: float
+    ymax: float
+    objectness: float
+
+
+_LIBRARIES: dict[str, ctypes.CDLL] = {}
+
+
+def load_library(path: Path) -> ctypes.CDLL:
+    """Load libdarknet once per path and declare the prototypes used here."""
+    key = str(path)
+    if key in _LIBRARIES:
+        return _LIBRARIES[key]
+    if not Path(path).is_file():
+        raise NativeFrameworkError(f"libdarknet not found at {path}; install with: bash scripts/install_darknet.sh")
+    lib = ctypes.CDLL(key, mode=ctypes.RTLD_LOCAL)   # two builds may be loaded side by side
+    if hasattr(lib, "load_network_custom"):
+        raise NativeFrameworkError(f"{path} is AlexeyAB's libdarknet: its detection struct and API differ from "
+                                   "pjreddie's darknet.h used here; use detect_darknet_valid instead")
+    _declare(lib)
+    _LIBRARIES[key] = lib
+    return lib
+
+
+def _declare(lib: ctypes.CDLL) -> None:
+    signatures = {
+        "load_network": ([c_char_p, c_char_p, c_int], c_void_p),
+        "free_network": ([c_void_p], None),
+        "set_batch_network": ([c_void_p, c_int], None),
+        "network_width": ([c_void_p], c_int),
+        "network_height": ([c_void_p], c_int),
+        "load_image_color": ([c_char_p, c_int, c_int], IMAGE),
+        "free_image": ([IMAGE], None),
+        "letterbox_image": ([IMAGE, c_int, c_int], IMAGE),
+        "network_predict": ([c_void_p, POINTER(c_float)], POINTER(c_float)),
+        "network_predict_image": ([c_void_p, IMAGE], POINTER(c_float)),
+        "get_network_boxes": ([c_void_p, c_int, c_int, c_float, c_float, POINTER(c_int), c_int, POINTER(c_int)],
+                              POINTER(DETECTION)),
+        "do_nms_sort": ([POINTER(DETECTION), c_int, c_int, c_float], None),
+        "free_detections": ([POINTER(DETECTION), c_int], None),
+    }
+    for name, (argtypes, restype) in signatures.items():
+        function = getattr(lib, name)
+        function.argtypes = argtypes
+        function.restype = restype
+
+
+class DarknetNetwork:
+    """A loaded network (batch 1). Use as a context manager so the C memory is freed."""
+
+    def __init__(self, cfg_path: Path, weights: Optional[Path] = None, install: Optional[DarknetInstall] = None):
+        install = install or find_darknet()
+        if install.library is None:
+            raise NativeFrameworkError(f"{install.binary}: no libdarknet.so beside it (set HARNESS_DARKNET_LIB)")
+        cfg_path = Path(cfg_path).resolve()
+        self._check_files(cfg_path, weights)
+        self.classes = summarize_cfg(cfg_path).classes
+        self.lib = load_library(install.library)
+        self.install = install
+        weights_arg = str(Path(weights).resolve()).encode() if weights else None
+        self.net = self.lib.load_network(str(cfg_path).encode(), weights_arg, 0)
+        if not self.net:
+            raise NativeFrameworkError(f"libdarknet could not load {cfg_path}")
+        self.lib.set_batch_network(self.net, 1)
+        self.width = self.lib.network_width(self.net)
+        self.height = self.lib.network_height(self.net)
+
+    @staticmethod
+    def _check_files(cfg_path: Path, weights: Optional[Path]) -> None:
+        """libdarknet calls exit(0) on a missing cfg or weights file: check in Python first."""
+        if not cfg_path.is_file():
+            raise DarknetInputError(f"{cfg_path}: cfg file not found")
+        if weights is not None and not Path(weights).is_file():
+            raise DarknetInputError(f"{weights}: weights file not found")
+
+    def __enter__(self) -> "DarknetNetwork":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if getattr(self, "net", None):
+            self.lib.free_network(self.net)
+            self.net = None
+
+    def load_image(self, image_path: Path) -> IMAGE:
+        """load_image_color with the blank-10×10-on-failure trap turned into an error."""
+        image_path = Path(image_path)
+        if not image_path.is_file():
+            raise DarknetInputError(f"{image_path}: image not found")
+        image = self.lib.load_image_color(str(image_path).encode(), 0, 0)
+        if image.w == 10 and image.h == 10 and not _really_10x10(image_path):
+            self.lib.free_image(image)
+            raise DarknetInputError(f"{image_path}: Darknet could not decode this image")
+        return image
+
+    def detect(self, image_path: Path, thresh: float = VALID_THRESH, nms: float = VALID_NMS) -> list[RawDetection]:
+        """Letterboxed forward pass + boxes + NMS, exactly the steps of ``detector valid``."""
+        image = self.load_image(image_path)
+        try:
+            self.lib.network_predict_image(self.net, image)
+            return self._detections(image_id(str(image_path)), image.w, image.h, thresh, nms)
+        finally:
+            self.lib.free_image(image)
+
+    def _detections(self, name: str, width: int, height: int, thresh: float, nms: float) -> list[RawDetection]:
+        count = c_int(0)
+        dets = self.lib.get_network_boxes(self.net, width, height, thresh, VALID_HIER_THRESH, None, 0,
+                                          ctypes.byref(count))
+        try:
+            if nms:
+                self.lib.do_nms_sort(dets, count.value, self.classes, nms)
+            return [d for i in range(count.value) for d in _voc_rows(name, dets[i], width, height)]
+        finally:
+            self.lib.free_detections(dets, count.value)
+
+    def time_forward(self, image_path: Path, n: int, warmup: int) -> list[float]:
+        """Milliseconds per letterboxed forward pass (image decoded once, outside the timing)."""
+        image = self.load_image(image_path)
+        boxed = self.lib.letterbox_image(image, self.width, self.height)
+        try:
+            for _ in range(warmup):
+                self.lib.network_predict(self.net, boxed.data)
+            times = []
+            for _ in range(n):
+                start = time.perf_counter()
+                self.lib.network_predict(self.net, boxed.data)
+                times.append((time.perf_counter() - start) * 1000.0)
+            return times
+        finally:
+            self.lib.free_image(boxed)
+            self.lib.free_image(image)
+
+
+def _really_10x10(image_path: Path) -> bool:
+    import cv2
+
+    image = cv2.imread(str(image_path))
+    return image is not None and image.shape[:2] == (10, 10)
+
+
+def _voc_rows(name: str, det: DETECTION, width: int, height: int) -> list[RawDetection]:
+    """print_detector_detections: centre box → 1-based corners, clamped; NMS zeroes probs."""
+    box = det.bbox
+    xmin = max(1.0, _as_c_float(box.x - box.w / 2.0 + 1))     # C stores these in float
+    xmax = min(float(width), _as_c_float(box.x + box.w / 2.0 + 1))
+    ymin = max(1.0, _as_c_float(box.y - box.h / 2.0 + 1))
+    ymax = min(float(height), _as_c_float(box.y + box.h / 2.0 + 1))
+    return [RawDetection(name, k, det.prob[k], xmin, ymin, xmax, ymax, det.objectness)
+            for k in range(det.classes) if det.prob[k] != 0.0]
+
+
+def _as_c_float(value: float) -> float:
+    return c_float(value).value
+
+
+def detect_darknet_ctypes(cfg_path: Path, weights: Path, images: Sequence[Path], class_names: Sequence[str],
+                          out_dir: Optional[Path] = None, *, install: Optional[DarknetInstall] = None,
+                          thresh: float = VALID_THRESH) -> list[RawDetection]:
+    """Detect on ``images`` in-process; with ``out_dir`` also write ``comp4_det_test_<class>.txt``."""
+    _check_unique_ids(images)
+    with DarknetNetwork(cfg_path, weights, install) as net:
+        if len(class_names) < net.classes:
+            raise DarknetInputError(f"{len(class_names)} class names for a network with {net.classes} classes")
+        detections = [d for image in images for d in net.detect(image, thresh=thresh)]
+    if out_dir is not None:
+        write_detection_files(detections, class_names[: net.classes], out_dir)
+    return detections
+
+
+def _check_unique_ids(images: Sequence[Path]) -> None:
+    seen: dict[str, Path] = {}
+    for image in images:
+        key = image_id(str(image))
+        if key in seen and Path(seen[key]) != Path(image):
+            raise DarknetInputError(f"{seen[key]} and {image} both become image id {key!r}")
+        seen[key] = image
+
+
+def write_detection_files(detections: Sequence[RawDetection], class_names: Sequence[str], out_dir: Path) -> list[Path]:
+    """Per-class ``comp4_det_test_<class>.txt`` with valid's own ``printf`` format.
+
+    Written here rather than through the evaluation writer because Darknet emits boxes that
+    clamping inverts (a centre beyond the image edge gives xmin > xmax): the files must hold
+    exactly what ``detector valid`` would write, and the evaluation reader decides what to skip.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    lines: dict[int, list[str]] = {k: [] for k in range(len(class_names))}
+    for d in detections:
+        lines[d.class_index].append(f"{d.image_id} {d.score:f} {d.xmin:f} {d.ymin:f} {d.xmax:f} {d.ymax:f}\n")
+    paths = []
+    for k, name in enumerate(class_names):
+        path = out_dir / f"comp4_det_test_{name}.txt"
+        path.write_text("".join(lines[k]))
+        paths.append(path)
+    return paths
+
+
+def time_darknet(cfg_path: Path, weights: Optional[Path], images: Sequence[Path], n: int = 50, warmup: int = 5,
+                 *, install: Optional[DarknetInstall] = None) -> dict:
+    """Batch-1 forward time in ms (timing.json fields), cycling through ``images``."""
+    if not images:
+        raise DarknetInputError("time_darknet needs at least one image")
+    install = install or find_darknet()
+    with DarknetNetwork(cfg_path, weights, install) as net:
+        per_image = max(1, n // len(images))
+        times: list[float] = []
+        for index, image in enumerate(images):
+            if len(times) >= n:
+                break
+            times += net.time_forward(image, min(per_image, n - len(times)), warmup if index == 0 else 0)
+        size = f"{net.width}x{net.height}"
+    times.sort()
+    return {
+        "device": _device_name(install),
+        "backend": install.backend,
+        "n_images": len(times),
+        "warmup": warmup,
+        "median_ms": statistics.median(times),
+        "p90_ms": times[min(len(times) - 1, int(round(0.9 * (len(times) - 1))))],
+        "input_size": size,
+        "darknet": str(install.binary),
+    }
+
+
+def _device_name(install: DarknetInstall) -> str:
+    if install.gpu:
+        return "GPU (darknet GPU=1 build)"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return f"CPU {line.split(':', 1)[1].strip()}"
+    except OSError:
+        pass
+    return "CPU"

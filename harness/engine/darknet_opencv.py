@@ -1,0 +1,178 @@
+"""Run a Darknet YOLO cfg/weights through OpenCV DNN, as an independent check on Darknet itself.
+
+Two things make OpenCV differ from ``darknet detector valid`` unless handled: OpenCV zeroes class
+scores at the [yolo] ``thresh=`` (default 0.2, Darknet's valid uses 0.005), and
+``blobFromImage`` stretches the image where Darknet letterboxes with its own corner-aligned
+bilinear resize. Both are reproduced here, so the two implementations should agree closely.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+from harness.engine.darknet import DarknetInputError, image_id, summarize_cfg
+from harness.engine.darknet_ctypes import VALID_NMS, VALID_THRESH, RawDetection
+
+
+def darknet_resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Darknet's resize_image: bilinear with corners aligned, columns first, in float32."""
+    src_h, src_w = image.shape[:2]
+    columns = _interpolate_axis(image, width, axis=1)
+    return _interpolate_axis(columns, height, axis=0)
+
+
+def _interpolate_axis(image: np.ndarray, size: int, axis: int) -> np.ndarray:
+    source = image.shape[axis]
+    if size == 1 or source == 1:
+        index = np.full(size, source - 1 if size == 1 else 0)
+        return np.take(image, index, axis=axis)
+    scale = np.float32(source - 1) / np.float32(size - 1)
+    position = np.arange(size, dtype=np.float32) * scale
+    low = position.astype(np.int64)
+    frac = (position - low).astype(np.float32)
+    low[-1], frac[-1] = source - 1, 0.0                 # Darknet takes the last pixel as is
+    high = np.minimum(low + 1, source - 1)
+    shape = [1, 1, 1]
+    shape[axis] = size
+    frac = frac.reshape(shape)
+    return (1 - frac) * np.take(image, low, axis=axis) + frac * np.take(image, high, axis=axis)
+
+
+def letterbox(image_rgb: np.ndarray, width: int, height: int) -> tuple[np.ndarray, int, int]:
+    """Darknet's letterbox_image: keep aspect, integer sizes as C computes them, grey (0.5) border."""
+    src_h, src_w = image_rgb.shape[:2]
+    if width / src_w < height / src_h:
+        new_w, new_h = width, (src_h * width) // src_w
+    else:
+        new_w, new_h = (src_w * height) // src_h, height
+    boxed = np.full((height, width, 3), 0.5, dtype=np.float32)
+    left, top = (width - new_w) // 2, (height - new_h) // 2
+    boxed[top:top + new_h, left:left + new_w] = darknet_resize(image_rgb, new_w, new_h)
+    return boxed, new_w, new_h
+
+
+def opencv_cfg(cfg_path: Path, out_dir: Path, thresh: float = VALID_THRESH) -> Path:
+    """Copy of the cfg with ``thresh=`` in every [yolo] section (Darknet itself ignores the key)."""
+    text = Path(cfg_path).read_text()
+    text = re.sub(r"(?m)^[ \t]*thresh[ \t]*=.*\n", "", text)
+    text = re.sub(r"(?m)^\[yolo\][ \t]*$", f"[yolo]\nthresh={thresh}", text)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    target = out_dir / Path(cfg_path).name
+    target.write_text(text)
+    return target
+
+
+def detect_opencv_darknet(cfg_path: Path, weights: Path, images: Sequence[Path], *, work_dir: Path,
+                          thresh: float = VALID_THRESH, nms: float = VALID_NMS) -> list[RawDetection]:
+    """Detections like ``detector valid`` (1-based VOC pixels, clamped) computed by OpenCV DNN."""
+    import cv2
+
+    if not hasattr(cv2.dnn, "readNetFromDarknet"):
+        raise RuntimeError("this OpenCV has no Darknet importer (removed in 5.x): pip install 'opencv-python-headless<5'")
+    cfg = summarize_cfg(cfg_path)
+    net = cv2.dnn.readNetFromDarknet(str(opencv_cfg(cfg_path, work_dir, thresh)), str(weights))
+    outputs = net.getUnconnectedOutLayersNames()
+    detections: list[RawDetection] = []
+    for image_path in images:
+        bgr = cv2.imread(str(image_path))
+        if bgr is None:
+            raise DarknetInputError(f"{image_path}: OpenCV cannot read this image")
+        rgb = bgr[:, :, ::-1].astype(np.float32) / 255.0
+        boxed, new_w, new_h = letterbox(rgb, cfg.width, cfg.height)
+        net.setInput(np.ascontiguousarray(boxed.transpose(2, 0, 1)[None]))
+        rows = np.concatenate([out.reshape(-1, out.shape[-1]) for out in net.forward(outputs)])
+        detections += _rows_to_detections(rows, image_id(str(image_path)), bgr.shape[1], bgr.shape[0],
+                                          cfg, new_w, new_h, thresh, nms)
+    return detections
+
+
+def _rows_to_detections(rows: np.ndarray, name: str, width: int, height: int, cfg, new_w: int, new_h: int,
+                        thresh: float, nms: float) -> list[RawDetection]:
+    objectness = rows[:, 4]
+    rows = rows[objectness > thresh]
+    probs = rows[:, 5:5 + cfg.classes].astype(np.float32)
+    probs[probs <= thresh] = 0.0
+    boxes = _undo_letterbox(rows[:, :4].astype(np.float64), width, height, cfg.width, cfg.height, new_w, new_h)
+    for k in range(cfg.classes):
+        probs[:, k] = _suppress(boxes, probs[:, k], nms)
+    out = []
+    for box, obj, prob in zip(boxes, rows[:, 4], probs):
+        x, y, w, h = box
+        corners = (max(1.0, x - w / 2 + 1), max(1.0, y - h / 2 + 1), min(float(width), x + w / 2 + 1),
+                   min(float(height), y + h / 2 + 1))
+        out += [RawDetection(name, int(k), float(prob[k]), *map(float, corners), float(obj))
+                for k in np.nonzero(prob)[0]]
+    return out
+
+
+def _undo_letterbox(boxes: np.ndarray, width: int, height: int, net_w: int, net_h: int, new_w: int,
+                    new_h: int) -> np.ndarray:
+    """correct_yolo_boxes: network-relative centre boxes to original-image pixels."""
+    out = boxes.copy()
+    out[:, 0] = (boxes[:, 0] - (net_w - new_w) / 2.0 / net_w) / (new_w / net_w) * width
+    out[:, 1] = (boxes[:, 1] - (net_h - new_h) / 2.0 / net_h) / (new_h / net_h) * height
+    out[:, 2] = boxes[:, 2] * net_w / new_w * width
+    out[:, 3] = boxes[:, 3] * net_h / new_h * height
+    return out
+
+
+def _suppress(boxes: np.ndarray, scores: np.ndarray, nms: float) -> np.ndarray:
+    """Greedy per-class NMS as do_nms_sort does it: IoU > nms zeroes the lower score."""
+    scores = scores.copy()
+    order = np.argsort(-scores, kind="stable")
+    for rank, i in enumerate(order):
+        if scores[i] == 0:
+            continue
+        rest = order[rank + 1:]
+        scores[rest[_iou(boxes[i], boxes[rest]) > nms]] = 0.0
+    return scores
+
+
+def _iou(box: np.ndarray, others: np.ndarray) -> np.ndarray:
+    def overlap(c1, w1, c2, w2):
+        left = np.maximum(c1 - w1 / 2, c2 - w2 / 2)
+        right = np.minimum(c1 + w1 / 2, c2 + w2 / 2)
+        return np.clip(right - left, 0, None)
+
+    with np.errstate(invalid="ignore", over="ignore"):   # inf boxes from exploded w/h: IoU nan, kept
+        inter = overlap(box[0], box[2], others[:, 0], others[:, 2]) * overlap(box[1], box[3], others[:, 1], others[:, 3])
+        union = box[2] * box[3] + others[:, 2] * others[:, 3] - inter
+        return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
+
+
+def match_detections(reference: Sequence[RawDetection], other: Sequence[RawDetection],
+                     max_box_px: float = 1.0, max_score: float = 1e-3) -> tuple[int, list[str]]:
+    """Pair detections by image/class/nearest box; returns (matched count, mismatch descriptions)."""
+    problems = []
+    pool: dict[tuple[str, int], list[RawDetection]] = {}
+    for det in other:
+        pool.setdefault((det.image_id, det.class_index), []).append(det)
+    matched = 0
+    for det in reference:
+        candidates = pool.get((det.image_id, det.class_index), [])
+        best = _closest(det, candidates)
+        if best is None:
+            problems.append(f"no counterpart for {det}")
+            continue
+        candidates.remove(best)
+        box_error = max(abs(a - b) for a, b in zip(_corners(det), _corners(best)))
+        if box_error > max_box_px or abs(det.score - best.score) > max_score:
+            problems.append(f"{det} vs {best}: box error {box_error:.3f} px, score error {abs(det.score - best.score):.2e}")
+        else:
+            matched += 1
+    problems += [f"extra detection {d}" for left in pool.values() for d in left]
+    return matched, problems
+
+
+def _corners(det: RawDetection) -> tuple[float, float, float, float]:
+    return det.xmin, det.ymin, det.xmax, det.ymax
+
+
+def _closest(det: RawDetection, candidates: list[RawDetection]) -> Optional[RawDetection]:
+    if not candidates:
+        return None
+    return min(candidates, key=lambda c: max(abs(a - b) for a, b in zip(_corners(det), _corners(c)))
+               + abs(c.score - det.score))

@@ -1,0 +1,265 @@
+"""Run one native framework process (caffe, darknet) and keep everything it says.
+
+Both frameworks report failures by printing and often still exit 0, so the runner never judges
+success itself: it records the full merged log, the exit status and the last parsed training
+step, and hands them back so the caller can check the files the run should have written.
+"""
+from __future__ import annotations
+
+import math
+import os
+import queue
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+from harness.engine.types import NativeFrameworkError, Progress
+
+ParseLine = Callable[[str], Optional[Progress]]
+
+# How long a child gets to exit after SIGTERM before it is killed.
+TERMINATE_GRACE_SECONDS = 5.0
+_POLL_SECONDS = 0.2
+
+
+@dataclass
+class NativeRun:
+    """What one native process did; ``returncode`` alone proves nothing for Caffe/Darknet."""
+
+    argv: list[str]
+    log_path: Path
+    returncode: int
+    seconds: float
+    last: Optional[Progress] = None
+    progress_lines: int = 0
+    parse_errors: list[str] = field(default_factory=list)
+
+    @property
+    def crashed(self) -> bool:
+        """True when the child died from a signal (segfault, abort), directly or via a shell."""
+        return self.returncode < 0 or self.returncode >= 128
+
+    def describe_returncode(self) -> str:
+        """Human wording for the exit status, e.g. ``exit 0`` or ``signal 11 (SIGSEGV)``."""
+        return describe_returncode(self.returncode)
+
+    def log_tail(self, n: int = 30) -> str:
+        return read_log_tail(self.log_path, n)
+
+
+def describe_returncode(returncode: int) -> str:
+    """Name the signal behind a negative (Popen) or 128+N (shell) exit status."""
+    signum = -returncode if returncode < 0 else returncode - 128 if returncode > 128 else 0
+    if signum <= 0:
+        return f"exit {returncode}"
+    try:
+        name = signal.Signals(signum).name
+    except ValueError:
+        name = "unknown signal"
+    return f"signal {signum} ({name}, exit status {returncode})"
+
+
+def read_log_tail(log_path: Path, n: int = 30, max_bytes: int = 256_000) -> str:
+    """Last ``n`` lines of a (possibly huge) log without reading all of it."""
+    try:
+        with open(log_path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            handle.seek(max(0, size - max_bytes))
+            data = handle.read()
+    except OSError:
+        return ""
+    lines = data.decode("utf-8", errors="replace").splitlines()
+    return "\n".join(lines[-n:])
+
+
+def line_buffered(argv: Sequence[str]) -> list[str]:
+    """Prefix ``stdbuf -oL -eL`` so C programs that block-buffer a pipe (darknet) stream live."""
+    stdbuf = shutil.which("stdbuf")
+    return [stdbuf, "-oL", "-eL", *argv] if stdbuf else list(argv)
+
+
+def run_native(
+    argv: list[str],
+    log_path: Path,
+    parse_line: ParseLine,
+    total_iterations: Optional[int],
+    env: Optional[dict] = None,
+    cwd: Optional[Path] = None,
+    label: str = "",
+    *,
+    on_progress: Optional[Callable[[Progress], None]] = None,
+    show_progress: Optional[bool] = None,
+    append: bool = False,
+    timeout: Optional[float] = None,
+    unbuffer: bool = True,
+) -> NativeRun:
+    """Run ``argv`` (no shell), merge stdout+stderr into ``log_path``, show live progress.
+
+    ``parse_line`` turns a log line into a :class:`Progress` or ``None``. Returns whatever the
+    exit status; raises :class:`NativeFrameworkError` only when the process cannot start, on
+    Ctrl-C (the child is terminated, the log kept) or when ``timeout`` seconds pass.
+    ``show_progress=None`` shows the bar only when stderr is a terminal.
+    """
+    argv = [str(a) for a in argv]
+    log_path = Path(log_path)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    full_argv = line_buffered(argv) if unbuffer else argv
+    started = time.monotonic()
+    with open(log_path, "a" if append else "w", encoding="utf-8", errors="replace") as log:
+        child = _start_child(full_argv, argv, log_path, env, cwd)
+        lines: "queue.Queue[Optional[str]]" = queue.Queue()
+        reader = threading.Thread(target=_pump_lines, args=(child, log, lines), daemon=True)
+        reader.start()
+        display = _ProgressDisplay(label or Path(argv[0]).name, total_iterations, show_progress)
+        run = NativeRun(argv=argv, log_path=log_path, returncode=0, seconds=0.0)
+        try:
+            _consume(lines, parse_line, run, display, on_progress, started, timeout, child, log_path)
+            child.wait()
+            reader.join()
+        except KeyboardInterrupt:
+            _stop_child(child)
+            reader.join(timeout=TERMINATE_GRACE_SECONDS)
+            log.flush()
+            raise NativeFrameworkError(
+                f"{label or argv[0]}: interrupted (Ctrl-C); the native process was terminated. "
+                f"Full log kept at {log_path}",
+                read_log_tail(log_path),
+            ) from None
+        finally:
+            display.close()
+    run.returncode = child.returncode
+    run.seconds = time.monotonic() - started
+    return run
+
+
+def _start_child(full_argv: list[str], argv: list[str], log_path: Path, env, cwd) -> subprocess.Popen:
+    """Start in its own session so Ctrl-C reaches only us and we decide how the child stops."""
+    merged_env = None if env is None else {**os.environ, **{k: str(v) for k, v in env.items()}}
+    try:
+        return subprocess.Popen(
+            full_argv,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=merged_env,
+            cwd=None if cwd is None else str(cwd),
+            start_new_session=True,
+        )
+    except OSError as exc:
+        raise NativeFrameworkError(f"cannot start {argv[0]!r} (log would be {log_path}): {exc}") from exc
+
+
+def _pump_lines(child: subprocess.Popen, log, lines: "queue.Queue[Optional[str]]") -> None:
+    """Reader thread: copy every byte to the log at once, hand decoded lines to the main thread."""
+    assert child.stdout is not None
+    for raw in iter(child.stdout.readline, b""):
+        text = raw.decode("utf-8", errors="replace")
+        log.write(text)
+        log.flush()
+        lines.put(text.rstrip("\r\n"))
+    child.stdout.close()
+    lines.put(None)
+
+
+def _consume(lines, parse_line, run, display, on_progress, started, timeout, child, log_path) -> None:
+    """Main-thread loop; polls so that Ctrl-C and the timeout are noticed while the child is quiet."""
+    while True:
+        if timeout is not None and time.monotonic() - started > timeout:
+            _stop_child(child)
+            raise NativeFrameworkError(
+                f"{run.argv[0]}: still running after {timeout:.0f} s, terminated. Full log at {log_path}",
+                read_log_tail(log_path),
+            )
+        try:
+            line = lines.get(timeout=_POLL_SECONDS)
+        except queue.Empty:
+            continue
+        if line is None:
+            return
+        progress = _parse_safely(parse_line, line, run)
+        if progress is None:
+            continue
+        run.last = progress
+        run.progress_lines += 1
+        display.update(progress)
+        if on_progress is not None:
+            on_progress(progress)
+
+
+def _parse_safely(parse_line: ParseLine, line: str, run: NativeRun) -> Optional[Progress]:
+    """A parser bug must not kill a long training run: record it and carry on."""
+    try:
+        return parse_line(line)
+    except Exception as exc:  # noqa: BLE001 — any parser failure is recorded, not fatal
+        if len(run.parse_errors) < 20:
+            run.parse_errors.append(f"{type(exc).__name__}: {exc} in line {line!r}")
+        return None
+
+
+def _stop_child(child: subprocess.Popen) -> None:
+    """SIGTERM the child's process group, then SIGKILL if it does not exit in time."""
+    if child.poll() is not None:
+        return
+    _signal_group(child, signal.SIGTERM)
+    try:
+        child.wait(timeout=TERMINATE_GRACE_SECONDS)
+    except subprocess.TimeoutExpired:
+        _signal_group(child, signal.SIGKILL)
+        child.wait()
+
+
+def _signal_group(child: subprocess.Popen, signum: int) -> None:
+    try:
+        os.killpg(child.pid, signum)
+    except (ProcessLookupError, PermissionError):
+        try:
+            child.send_signal(signum)
+        except ProcessLookupError:
+            pass
+
+
+class _ProgressDisplay:
+    """One-line tqdm bar: iteration/total, loss, lr, it/s, ETA.
+
+    The bar starts at the first parsed iteration so a resumed run shows the true rate and ETA.
+    """
+
+    def __init__(self, label: str, total: Optional[int], show: Optional[bool]) -> None:
+        import sys
+
+        self.label = label
+        self.total = total
+        self.enabled = sys.stderr.isatty() if show is None else show
+        self.bar = None
+
+    def update(self, progress: Progress) -> None:
+        if not self.enabled:
+            return
+        if self.bar is None:
+            from tqdm import tqdm
+
+            start = max(0, progress.iteration - 1)
+            self.bar = tqdm(total=self.total, initial=start, desc=self.label, unit="it",
+                            dynamic_ncols=True, leave=True)
+        self.bar.set_postfix(_postfix(progress), refresh=False)
+        self.bar.update(max(0, progress.iteration - self.bar.n))
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _postfix(progress: Progress) -> dict:
+    """Loss/avg/lr when known (a counter-only line, e.g. Darknet valid's, passes loss=nan)."""
+    fields = {} if math.isnan(progress.loss) else {"loss": f"{progress.loss:.4g}"}
+    if progress.avg_loss is not None:
+        fields["avg"] = f"{progress.avg_loss:.4g}"
+    if progress.lr is not None:
+        fields["lr"] = f"{progress.lr:.3g}"
+    return fields

@@ -1,0 +1,103 @@
+"""Run profiles: how much compute an experiment gets, kept apart from the paper's numbers.
+
+``paper`` trains with the paper's hyperparameters (harness/paper.py) and is the only profile whose
+results are comparable with the paper. ``smoke`` runs the same seven models through the same code
+paths with few iterations and small batches so the whole pipeline fits a 2-core CPU; its numbers
+check plumbing, not accuracy. ``smoke`` adds one extra, clearly-labelled model that trains long
+enough on CPU to show real learning on the synthetic set.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+
+@dataclass(frozen=True)
+class LearningCheck:
+    """A small model trained for real on CPU, reported beside (not inside) Table 1."""
+
+    name: str
+    model: str
+    size: int
+    overrides: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    comparable_with_paper: bool
+    description: str
+    ssd_batch_size: Optional[int]            # None: the paper's batch (10)
+    ssd_solver: dict[str, Any]               # solver overrides on top of the paper's
+    yolo_overrides: dict[str, Any]           # [net] overrides on top of the paper's
+    synthetic_images: int                    # size of the embedded synthetic set when --data is absent
+    synthetic_classification_images: int
+    test_images: Optional[int]               # detection test images scored (None: the whole test split)
+    classification_images: Optional[int]
+    timing_images: int
+    timing_warmup: int
+    per_model: dict[str, dict[str, Any]] = field(default_factory=dict)  # model -> extra limits
+    learning_check: Optional[LearningCheck] = None
+
+
+PAPER = Profile(
+    name="paper",
+    comparable_with_paper=True,
+    description="the paper's hyperparameters (harness/paper.py); GPU strongly advised",
+    ssd_batch_size=None,
+    ssd_solver={},
+    yolo_overrides={},
+    synthetic_images=2000,
+    synthetic_classification_images=550,
+    test_images=None,
+    classification_images=None,
+    timing_images=50,
+    timing_warmup=5,
+)
+
+SMOKE = Profile(
+    name="smoke",
+    comparable_with_paper=False,
+    description="same seven models and code paths, few iterations and small batches, for a 2-core CPU",
+    ssd_batch_size=2,
+    ssd_solver={"max_iter": 6, "stepvalue": [4], "snapshot": 6, "display": 1, "average_loss": 1,
+                "test_interval": 1000, "test_iter": 1},
+    yolo_overrides={"batch": 2, "subdivisions": 1, "max_batches": 4, "steps": [2, 3], "burn_in": 0,
+                    "learning_rate": 0.0001},
+    synthetic_images=160,
+    synthetic_classification_images=44,
+    test_images=12,
+    classification_images=22,
+    timing_images=10,
+    timing_warmup=2,
+    per_model={
+        # Full YOLOv3 costs seconds per image on one core: score fewer images.
+        "yolov3": {"test_images": 4, "classification_images": 4, "timing_images": 3, "timing_warmup": 1,
+                   "yolo_overrides": {"batch": 1, "max_batches": 2, "steps": [1, 2]}},
+    },
+    learning_check=LearningCheck(
+        name="learning-check_yolov3-tiny_224",
+        model="yolov3-tiny",
+        size=224,
+        overrides={"batch": 8, "subdivisions": 1, "max_batches": 1200, "steps": [900, 1100],
+                   "scales": [0.1, 0.1], "learning_rate": 0.001, "burn_in": 100},
+    ),
+)
+
+PROFILES = {p.name: p for p in (PAPER, SMOKE)}
+
+
+def profile(name: str) -> Profile:
+    try:
+        return PROFILES[name]
+    except KeyError:
+        raise KeyError(f"unknown profile {name!r}; known: {', '.join(PROFILES)}") from None
+
+
+def limit(profile_: Profile, model: str, key: str):
+    """A profile limit (test_images, timing_images, …), with the per-model override if any."""
+    return profile_.per_model.get(model, {}).get(key, getattr(profile_, key))
+
+
+def yolo_overrides(profile_: Profile, model: str) -> dict[str, Any]:
+    return {**profile_.yolo_overrides, **profile_.per_model.get(model, {}).get("yolo_overrides", {})}

@@ -1,0 +1,170 @@
+"""``evaluate_detections``: one evaluator, one metrics.json, whichever framework made the boxes.
+
+mAP is the mean AP over the label map's *scored* classes that have at least one
+non-difficult object (``npos > 0``). Classes with ``npos == 0`` are still reported (``ap`` is
+null) but cannot enter the mean: their AP is undefined, not zero. Unscored classes (the
+paper's NRBC, gPLT, SM, Artefact) get their AP reported with ``"scored": false``.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+
+from harness.data.annotations import ImageAnnotation
+from harness.evaluation import coco, voc
+from harness.evaluation.detections import ClassDetections, Detections
+from harness.evaluation.ground_truth import GroundTruth, build_ground_truth
+from harness.labels import LabelMap
+
+PROTOCOLS = ("voc07", "voc12", "coco")
+PR_MAX_POINTS = 200
+UNKNOWN_ID_EXAMPLES = 5
+
+
+class EvaluationError(ValueError):
+    """Detections that do not fit the ground truth / label map (unknown class, unknown image)."""
+
+
+def evaluate_detections(gt: Sequence[ImageAnnotation], dets: Detections, labelmap: LabelMap,
+                        protocol: str = "voc07", iou: float = 0.5, strict: bool = False) -> dict:
+    """Score ``dets`` against ``gt``; returns the metrics.json dict (see docs/evaluation.md).
+
+    Unknown class names always raise. Detections on image ids that are not in ``gt`` raise
+    with ``strict=True``; otherwise they are left out and counted under ``warnings``.
+    """
+    if protocol not in PROTOCOLS:
+        raise EvaluationError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
+    if not 0.0 < iou <= 1.0:
+        raise EvaluationError(f"IoU threshold must be in (0, 1], got {iou}")
+    if protocol == "coco" and iou != 0.5:
+        raise EvaluationError(f"the coco protocol averages IoU 0.50:0.95; an IoU of {iou} does not apply")
+    check_classes(dets, labelmap)
+    truth = build_ground_truth(gt, labelmap.names)
+    warnings = _reader_warnings(dets, truth)
+    classes, pr = {}, {}
+    unknown: dict[str, int] = {}
+    for name in labelmap.names:
+        image_index, scores, boxes = _resolve_images(dets[name], truth, unknown)
+        if protocol == "coco":
+            classes[name], pr[name] = _coco_class(image_index, scores, boxes, truth, name, warnings)
+        else:
+            classes[name], pr[name] = _voc_class(image_index, scores, boxes, truth, name, protocol, iou)
+        classes[name]["scored"] = name in labelmap.scored
+    _handle_unknown_images(unknown, strict, warnings)
+    mean_over = [n for n in labelmap.scored_names if classes[n]["npos"] > 0]
+    return {
+        "protocol": protocol,
+        "iou": None if protocol == "coco" else float(iou),
+        "iou_thresholds": coco.IOU_THRESHOLDS.round(2).tolist() if protocol == "coco" else [float(iou)],
+        "map": float(np.mean([classes[n]["ap"] for n in mean_over])) if mean_over else None,
+        "map_classes": mean_over,
+        "n_images": len(truth.image_ids),
+        "n_detections": int(sum(c["n_det"] for c in classes.values())),
+        "classes": classes,
+        "pr": pr,
+        "warnings": warnings,
+    }
+
+
+def check_classes(dets: Detections, labelmap: LabelMap) -> None:
+    unknown = [n for n in dets.class_names if n not in labelmap.names]
+    if unknown:
+        sources = ", ".join(dets.sources[:3]) or "<detections>"
+        raise EvaluationError(
+            f"detections for class(es) not in the label map: {', '.join(unknown)} "
+            f"(label map: {', '.join(labelmap.names)}; from {sources})"
+        )
+
+
+def _reader_warnings(dets: Detections, truth: GroundTruth) -> dict:
+    warnings: dict = {}
+    if dets.skipped:
+        warnings["skipped_detections"] = dets.skipped
+    if dets.flagged:
+        warnings["flagged_detections"] = dets.flagged
+    if truth.outside_labelmap:
+        warnings["gt_objects_outside_labelmap"] = truth.outside_labelmap
+    return warnings
+
+
+def _resolve_images(d: ClassDetections, truth: GroundTruth, unknown: dict[str, int]):
+    """Map image ids to GT indices (a dict lookup per distinct id, not per detection)."""
+    if not len(d):
+        return np.empty(0, dtype=np.int64), d.scores, d.boxes
+    ids, inverse = np.unique(d.image_ids, return_inverse=True)
+    lookup = np.array([truth.index_of.get(i, -1) for i in ids.tolist()], dtype=np.int64)
+    image_index = lookup[inverse]
+    known = image_index >= 0
+    per_id = np.bincount(inverse, minlength=ids.size)
+    for i, n in zip(ids[lookup < 0].tolist(), per_id[lookup < 0].tolist()):
+        unknown[i] = unknown.get(i, 0) + n
+    return image_index[known], d.scores[known], d.boxes[known]
+
+
+def _handle_unknown_images(unknown: dict[str, int], strict: bool, warnings: dict) -> None:
+    if not unknown:
+        return
+    examples = sorted(unknown)[:UNKNOWN_ID_EXAMPLES]
+    if strict:
+        raise EvaluationError(
+            f"{len(unknown)} image id(s) in the detections are not in the ground truth, e.g. {examples}"
+        )
+    warnings["unknown_image_ids"] = {"images": len(unknown), "detections": sum(unknown.values()),
+                                     "examples": examples, "action": "left out of the evaluation"}
+
+
+def _voc_class(image_index, scores, boxes, truth: GroundTruth, name: str, protocol: str, iou: float):
+    matches = voc.match_voc(image_index, scores, boxes, truth.by_class[name], iou)
+    recall, precision = voc.precision_recall(matches)
+    ap_fn = voc.ap_voc07 if protocol == "voc07" else voc.ap_voc12
+    ap = ap_fn(recall, precision) if matches.npos > 0 else None
+    entry = _counts(ap, matches.npos, matches.tp, matches.fp, recall)
+    entry["n_ignored_difficult"] = matches.n_ignored
+    return entry, pr_curve(recall, precision, matches.scores, matches.tp)
+
+
+def _coco_class(image_index, scores, boxes, truth: GroundTruth, name: str, warnings: dict):
+    res = coco.evaluate_class_coco(image_index, scores, boxes, truth.by_class[name])
+    ap = float(res.ap_per_iou.mean()) if res.npos > 0 else None
+    tp50, fp50 = res.tp[0], res.fp[0]
+    keep = tp50 | fp50
+    ctp = np.cumsum(tp50[keep], dtype=np.float64)
+    recall = ctp / res.npos if res.npos else np.zeros_like(ctp)
+    precision = ctp / np.maximum(np.arange(1, ctp.size + 1), 1)
+    entry = _counts(ap, res.npos, tp50, fp50, recall)
+    if res.npos > 0:
+        entry["ap50"] = float(res.ap_per_iou[0])
+        entry["ap75"] = float(res.ap_per_iou[5])
+    if res.n_truncated:
+        warnings.setdefault("beyond_max_dets", {})[name] = res.n_truncated
+    return entry, pr_curve(recall, precision, res.scores[keep], tp50[keep])
+
+
+def _counts(ap, npos: int, tp: np.ndarray, fp: np.ndarray, recall: np.ndarray) -> dict:
+    return {
+        "ap": None if ap is None or math.isnan(ap) else float(ap),
+        "npos": int(npos),
+        "tp": int(tp.sum()),
+        "fp": int(fp.sum()),
+        "n_det": int(tp.sum() + fp.sum()),
+        "recall": float(recall[-1]) if recall.size and npos else 0.0,
+    }
+
+
+def pr_curve(recall: np.ndarray, precision: np.ndarray, scores: np.ndarray, tp: np.ndarray,
+             max_points: int = PR_MAX_POINTS) -> dict:
+    """Raw PR points at every true positive (where recall steps) plus the last detection,
+    thinned evenly to at most ``max_points``; scores let a reader pick an operating point."""
+    if recall.size == 0:
+        return {"recall": [], "precision": [], "score": []}
+    points = np.flatnonzero(tp)
+    points = np.union1d(points, [recall.size - 1])
+    if points.size > max_points:
+        points = points[np.unique(np.linspace(0, points.size - 1, max_points).round().astype(int))]
+    return {
+        "recall": np.round(recall[points], 6).tolist(),
+        "precision": np.round(precision[points], 6).tolist(),
+        "score": np.round(scores[points], 6).tolist(),
+    }

@@ -1,0 +1,75 @@
+"""Which caffe.proto the rendered prototxts must parse under.
+
+The paper used weiliu89's SSD Caffe; the fork built here (brocolli-caffe 9.0.2) renamed
+``resize_param`` to ``old_resize_param`` and lacks several SSD fields (docs/rendering.md lists them).
+A stock ssd_pascal prototxt does not parse there, so the renderer writes the installed dialect.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from harness.paths import cache_dir
+
+DIALECTS = ("weiliu89", "brocolli")
+BROCOLLI_BUILD = "caffe-brocolli-9.0.2"
+
+
+@dataclass(frozen=True)
+class DialectChoice:
+    dialect: str
+    reason: str          # human-readable: where the decision came from
+
+
+def dialect_from_proto_text(text: str, origin: str) -> DialectChoice:
+    """Classify a caffe.proto (or generated caffe_pb2 source) by the SSD fields it defines."""
+    if "AnnotatedDataParameter" not in text:
+        raise ValueError(f"{origin}: this Caffe has no SSD layers (no AnnotatedDataParameter); "
+                         "build weiliu89's SSD Caffe or brocolli-caffe")
+    if "old_resize_param" in text:
+        return DialectChoice("brocolli", f"brocolli (old_resize_param) from {origin}")
+    if "resize_param" in text and "distort_param" in text:
+        return DialectChoice("weiliu89", f"weiliu89 (resize_param, distort_param) from {origin}")
+    raise ValueError(f"{origin}: unrecognised SSD caffe.proto (neither resize_param+distort_param "
+                     "nor old_resize_param)")
+
+
+def _from_caffe_pb2() -> Optional[DialectChoice]:
+    try:
+        caffe_pb2 = importlib.import_module("caffe.proto.caffe_pb2")
+    except Exception:  # no pycaffe, or a pycaffe that fails to import: try the proto files next
+        return None
+    fields = {f.name for f in caffe_pb2.TransformationParameter.DESCRIPTOR.fields}
+    names = " ".join(fields)
+    has_ssd = hasattr(caffe_pb2, "AnnotatedDataParameter")
+    text = ("AnnotatedDataParameter " if has_ssd else "") + names
+    return dialect_from_proto_text(text, f"installed caffe_pb2 ({caffe_pb2.__file__})")
+
+
+def candidate_proto_files() -> list[Path]:
+    """caffe.proto files the auto detection looks at, in order."""
+    candidates = []
+    root = os.environ.get("HARNESS_CAFFE_ROOT")
+    if root:
+        candidates.append(Path(root) / "src/caffe/proto/caffe.proto")
+    candidates.append(cache_dir() / BROCOLLI_BUILD / "src/caffe/proto/caffe.proto")
+    return candidates
+
+
+def detect_dialect(requested: str = "auto") -> DialectChoice:
+    """Resolve ``weiliu89`` / ``brocolli`` / ``auto`` to a dialect and say why."""
+    if requested in DIALECTS:
+        return DialectChoice(requested, f"{requested} (requested)")
+    if requested != "auto":
+        raise ValueError(f"unknown Caffe dialect {requested!r}; choose one of {', '.join(DIALECTS)} or auto")
+    found = _from_caffe_pb2()
+    if found:
+        return found
+    for proto in candidate_proto_files():
+        if proto.is_file():
+            return dialect_from_proto_text(proto.read_text(errors="replace"), str(proto))
+    return DialectChoice("weiliu89", "weiliu89 (default: no Caffe found - no importable caffe_pb2, "
+                                     "no caffe.proto under $HARNESS_CAFFE_ROOT or the harness cache)")

@@ -1,0 +1,186 @@
+"""``build_report(run_dir)``: run directory in, paper-style tables, figures and HTML/Markdown out."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Optional
+
+import jinja2
+
+import harness
+from harness.report.figures import plot_confusion, plot_loss_curves, plot_pr_curves, safe_name
+from harness.report.loading import ReportError, RunData, load_run
+from harness.report.paper_numbers import PaperNumbers, paper_available, paper_experiments
+from harness.report.provenance import PROVENANCE_FILE, collect_provenance, write_provenance
+from harness.report.tables import (
+    build_accuracy, build_table1, build_table2, write_table1_csv, write_table2_csv,
+)
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+GENERATED_FIGURE_GLOBS = ("fig7_loss.png", "fig8_pr_*.png", "fig10_confusion_*.png")
+
+
+@dataclass
+class Figure:
+    kind: str          # "fig7" | "fig8" | "fig10"
+    experiment: str    # "" for the combined Fig 7
+    path: Path
+    caption: str
+
+
+def build_report(run_dir: Path, *, strict: bool = False, data_dir: Optional[Path] = None) -> dict[str, Path]:
+    """Write report.html/.md, table1/2.csv, Fig 7/8/10 PNGs and provenance.json into ``run_dir``.
+
+    Returns the written files by key ("html", "md", "table1", "table2", "provenance", "fig7",
+    "fig8_<exp>", "fig10_<exp>"). An existing provenance.json (from ``harness reproduce``) is kept.
+    """
+    run_dir = Path(run_dir)
+    paper_list = paper_experiments()
+    paper = {p.name: p for p in paper_list}
+    run = load_run(run_dir, order=[p.name for p in paper_list], strict=strict)
+    for exp in run.experiments:
+        exp.in_paper = exp.name in paper if paper else None
+    written: dict[str, Path] = {"provenance": _ensure_provenance(run_dir, data_dir)}
+    _remove_stale_figures(run_dir)
+    figures = _draw_figures(run, paper)
+    written.update({_figure_key(f): f.path for f in figures})
+    table1, table2 = build_table1(run, paper), build_table2(run, paper)
+    written["table1"] = write_table1_csv(table1, run_dir / "table1.csv")
+    written["table2"] = write_table2_csv(table2, run_dir / "table2.csv")
+    context = _context(run, paper, figures, table1, table2, _read_provenance(written["provenance"]))
+    environment = _environment()
+    for key, template, name in (("html", "report.html.j2", "report.html"), ("md", "report.md.j2", "report.md")):
+        path = run_dir / name
+        path.write_text(environment.get_template(template).render(**context))
+        written[key] = path
+    return written
+
+
+def _ensure_provenance(run_dir: Path, data_dir: Optional[Path]) -> Path:
+    """Keep the record ``harness reproduce`` wrote; collect a minimal one for hand-made runs."""
+    path = run_dir / PROVENANCE_FILE
+    if path.is_file():
+        return path
+    rendered = sorted(p for p in (run_dir / "models").glob("*/rendered/**/*") if p.is_file())
+    record = collect_provenance(run_dir, data_dir=data_dir, rendered_files=rendered)
+    record["note"] = ("collected by 'harness report' after the fact: framework builds and seeds were not "
+                      "recorded by 'harness reproduce' for this run")
+    return write_provenance(run_dir, record)
+
+
+def _read_provenance(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ReportError(f"{path}: cannot read provenance: {exc}") from exc
+    return data if isinstance(data, dict) else {}
+
+
+def _remove_stale_figures(run_dir: Path) -> None:
+    """Figures from an earlier build of this report must not outlive the data they showed."""
+    for pattern in GENERATED_FIGURE_GLOBS:
+        for path in run_dir.glob(pattern):
+            path.unlink()
+
+
+def _draw_figures(run: RunData, paper: dict[str, PaperNumbers]) -> list[Figure]:
+    figures = []
+    fig7 = plot_loss_curves(run.experiments, run.run_dir / "fig7_loss.png")
+    if fig7:
+        figures.append(Figure("fig7", "", fig7, "Fig 7 — training loss per experiment"))
+    for exp in run.experiments:
+        stem = safe_name(exp.name)
+        pr = plot_pr_curves(exp, run.run_dir / f"fig8_pr_{stem}.png")
+        if pr:
+            figures.append(Figure("fig8", exp.name, pr, f"Fig 8 — per-class PR curves, {exp.name}"))
+        numbers = paper.get(exp.name)
+        confusion = plot_confusion(exp, run.run_dir / f"fig10_confusion_{stem}.png",
+                                   numbers.mean_accuracy_pct if numbers else None)
+        if confusion:
+            figures.append(Figure("fig10", exp.name, confusion, f"Fig 10 — confusion matrix, {exp.name}"))
+    return figures
+
+
+def _figure_key(figure: Figure) -> str:
+    return figure.kind if not figure.experiment else f"{figure.kind}_{figure.experiment}"
+
+
+def _missing_figures(run: RunData, figures: list[Figure]) -> list[str]:
+    """Say why an experiment has no Fig 8 / Fig 10 instead of leaving it out silently."""
+    have = {(f.kind, f.experiment) for f in figures}
+    notes = []
+    for exp in run.experiments:
+        why = f"status {exp.status}" + (f": {exp.message}" if exp.message else "")
+        if ("fig8", exp.name) not in have:
+            notes.append(f"Fig 8 {exp.name}: no PR data ({why if exp.status != 'ok' else 'metrics without pr curves'})")
+        if ("fig10", exp.name) not in have:
+            detail = exp.summary.get("classification_note") or "classification.json not named in summary.json"
+            notes.append(f"Fig 10 {exp.name}: no classification result ({why if exp.status != 'ok' else detail})")
+    if not any(f.kind == "fig7" for f in figures):
+        notes.append("Fig 7: no experiment has a loss.csv with rows")
+    else:
+        notes += [f"Fig 7 {e.name}: no loss curve" for e in run.experiments if e.loss is None or not len(e.loss)]
+    return notes
+
+
+def _context(run, paper, figures, table1, table2, provenance) -> dict:
+    smoke = [e.name for e in run.experiments if e.status == "ok" and e.not_comparable_because.endswith("profile")]
+    return {
+        "run": run,
+        "title": f"leukonet-harness report — {run.name}",
+        "generated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "harness_version": harness.__version__,
+        "smoke": smoke,
+        "smoke_profiles": sorted({e.profile for e in run.experiments if e.name in smoke}),
+        "not_comparable": [e.name for e in run.experiments if not e.comparable],
+        "paper_available": paper_available(),
+        "paper": paper,
+        "table1": table1,
+        "table2": table2,
+        "accuracy": build_accuracy(run, paper),
+        "fig7": [f for f in figures if f.kind == "fig7"],
+        "fig8": [f for f in figures if f.kind == "fig8"],
+        "fig10": [f for f in figures if f.kind == "fig10"],
+        "missing_figures": _missing_figures(run, figures),
+        "not_ok": [e for e in run.experiments if e.status != "ok"],
+        "problems": run.all_problems,
+        "provenance": provenance,
+        "sources": [(p.name, p.source) for p in paper.values() if p.source],
+    }
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",), default_for_string=False),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(pct=format_number, pp=format_difference, cell=format_paper_cell,
+                       ratio=format_ratio, num=format_number, md=escape_markdown)
+    return env
+
+
+def format_number(value: Optional[float], digits: int = 2) -> str:
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
+def format_difference(value: Optional[float], digits: int = 2) -> str:
+    """Signed, so 'ours below the paper' is visible at a glance."""
+    return "—" if value is None else f"{value:+.{digits}f}"
+
+
+def format_paper_cell(cell, digits: int = 2) -> str:
+    return format_number(cell.value, digits) if cell.value is not None else cell.note
+
+
+def format_ratio(value: Optional[float]) -> str:
+    return "—" if value is None else f"×{value:.2f}"
+
+
+def escape_markdown(text: str) -> str:
+    """Keep messages from breaking a Markdown table row."""
+    return str(text).replace("|", "\\|").replace("\n", " ")

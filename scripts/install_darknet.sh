@@ -1,0 +1,217 @@
+#!/usr/bin/env bash
+# Install Debian's Darknet (pjreddie, git 2018-09-14) and build the SAME source faster.
+#
+# 1. apt-get install -y darknet          -> /usr/bin/darknet, /usr/lib/darknet/libdarknet.so
+#    (CPU, single-threaded: no OpenMP, no BLAS).
+# 2. Debian's source package (orig tarball + Debian patches) rebuilt with OPENMP=1 and -O3
+#    (-march=native by default) into
+#      ${HARNESS_CACHE:-~/.cache/leukonet-harness}/darknet-<debian version>-omp-<flags key>/
+#    with bin/darknet, lib/libdarknet.so, include/darknet.h and a .stamp file written last.
+#    Skipped when the stamp is present. `harness doctor` / find_darknet() prefer this build.
+# 3. HARNESS_DARKNET_GPU=1 builds GPU=1 instead, into darknet-<version>-gpu-sm<arch>-<key>/.
+#
+# Options:  --no-apt     do not apt-get install the Debian binary (build only)
+#           --apt-only   install the Debian binary, build nothing
+#           --force      rebuild even when the stamp exists
+# Environment (all optional):
+#   HARNESS_CACHE               cache root (default $XDG_CACHE_HOME or ~/.cache, /leukonet-harness)
+#   HARNESS_DARKNET_OPTS        optimisation flags (default "-O3 -march=native"; "-O3" for a
+#                               portable build, e.g. a CI cache shared between CPUs)
+#   HARNESS_DARKNET_OPENCV      1/0/auto (default auto: 1 when pkg-config finds opencv4, as Debian)
+#   HARNESS_DARKNET_SOURCES     directory already holding darknet_*.dsc, *.orig.tar.xz,
+#                               *.debian.tar.xz (machines without apt/internet); else apt-get source
+#   JOBS                        parallel make jobs (default nproc)
+# GPU variant (HARNESS_DARKNET_GPU=1):
+#   CUDA_PATH                   CUDA toolkit root (default /usr/local/cuda)
+#   NVCC                        nvcc to use (default $CUDA_PATH/bin/nvcc, else nvcc on PATH)
+#   CUDA_ARCH                   space-separated SM numbers, e.g. "90" (H100/H200), "61 75" (default 90)
+#   HARNESS_CUDA_INCLUDE_DIRS   extra include dirs, colon-separated (e.g. PyPI nvidia-cublas headers)
+#   HARNESS_CUDA_LIB_DIRS       extra library dirs, colon-separated (e.g. .../nvidia/cu13/lib);
+#                               unversioned lib*.so links are made for lib*.so.N files there
+#   HARNESS_DARKNET_CUDNN       1 to build with cuDNN (default 0)
+set -euo pipefail
+
+log() { printf '[install_darknet] %s\n' "$*" >&2; }
+die() { printf '[install_darknet] ERROR: %s\n' "$*" >&2; exit 1; }
+
+DO_APT=1; DO_BUILD=1; FORCE=0
+for arg in "$@"; do
+    case "$arg" in
+        --no-apt) DO_APT=0 ;;
+        --apt-only) DO_BUILD=0 ;;
+        --force) FORCE=1 ;;
+        -h|--help) sed -n '2,35p' "$0"; exit 0 ;;
+        *) die "unknown option '$arg' (see --help)" ;;
+    esac
+done
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null; then SUDO="sudo"; fi
+CACHE="${HARNESS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/leukonet-harness}"
+JOBS="${JOBS:-$(nproc)}"
+
+install_debian_binary() {
+    if dpkg -s darknet >/dev/null 2>&1; then
+        log "Debian darknet already installed: $(dpkg-query -W -f='${Version}' darknet)"
+        return
+    fi
+    log "apt-get install -y darknet"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y darknet
+}
+
+have_deb_src() {
+    grep -rqsE '^(Types:.*deb-src|deb-src )' /etc/apt/sources.list /etc/apt/sources.list.d/ 2>/dev/null
+}
+
+add_deb_src() {
+    # Same URIs/Suites/Signed-By as Debian's own entry, with Types: deb-src.
+    local src=/etc/apt/sources.list.d/debian.sources
+    [ -f "$src" ] || die "no deb-src entry and no $src to copy it from; add a deb-src line for darknet's suite"
+    local target=/etc/apt/sources.list.d/harness-debian-src.sources
+    log "adding deb-src entry $target"
+    awk 'BEGIN{RS=""; ORS="\n\n"} NR==1 {sub(/Types:[^\n]*/, "Types: deb-src"); print}' "$src" \
+        | $SUDO tee "$target" >/dev/null
+    $SUDO apt-get update -qq
+}
+
+fetch_sources() {
+    # Prints the directory holding the .dsc, orig and debian tarballs.
+    if [ -n "${HARNESS_DARKNET_SOURCES:-}" ]; then
+        ls "$HARNESS_DARKNET_SOURCES"/darknet_*.dsc >/dev/null 2>&1 \
+            || die "HARNESS_DARKNET_SOURCES=$HARNESS_DARKNET_SOURCES holds no darknet_*.dsc"
+        echo "$HARNESS_DARKNET_SOURCES"; return
+    fi
+    local dir="$CACHE/src/darknet-debian"
+    if ! ls "$dir"/darknet_*.dsc >/dev/null 2>&1; then
+        have_deb_src || add_deb_src
+        mkdir -p "$dir"
+        log "apt-get source --download-only darknet -> $dir"
+        (cd "$dir" && apt-get source --download-only darknet >&2) \
+            || die "apt-get source darknet failed (is there a deb-src entry? see /etc/apt/sources.list.d)"
+    fi
+    echo "$dir"
+}
+
+debian_version() {  # darknet_0.0.0+git20180914.61c9d02e-2.dsc -> 0.0.0+git20180914.61c9d02e-2
+    local dsc; dsc=$(ls "$1"/darknet_*.dsc | sort | tail -n1)
+    basename "$dsc" .dsc | sed 's/^darknet_//'
+}
+
+short_hash() { printf '%s' "$1" | sha256sum | cut -c1-10; }
+
+unpack_and_patch() {  # $1 sources dir, $2 build dir
+    local srcdir=$1 build=$2 version=$3
+    mkdir -p "$build"
+    tar -xf "$srcdir"/darknet_"${version%-*}".orig.tar.* -C "$build"
+    local tree; tree=$(find "$build" -mindepth 1 -maxdepth 1 -type d | head -n1)
+    tar -xf "$srcdir"/darknet_"$version".debian.tar.* -C "$tree"
+    local patch
+    while read -r patch; do
+        case "$patch" in ''|'#'*) continue ;; esac
+        log "applying Debian patch $patch"
+        patch -d "$tree" -p1 --quiet --forward < "$tree/debian/patches/$patch" >&2 \
+            || die "Debian patch $patch did not apply"
+    done < "$tree/debian/patches/series"
+    echo "$tree"
+}
+
+opencv_flag() {
+    local wanted="${HARNESS_DARKNET_OPENCV:-auto}"
+    if [ "$wanted" = auto ]; then
+        if pkg-config --exists opencv4 2>/dev/null || pkg-config --exists opencv 2>/dev/null; then echo 1; else echo 0; fi
+    else
+        echo "$wanted"
+    fi
+}
+
+cuda_make_args() {  # GPU=1 knobs: prints make arguments, edits the Makefile's fixed CUDA paths
+    local tree=$1 cuda=${CUDA_PATH:-/usr/local/cuda}
+    local nvcc=${NVCC:-}
+    [ -n "$nvcc" ] || { [ -x "$cuda/bin/nvcc" ] && nvcc="$cuda/bin/nvcc"; } || nvcc=$(command -v nvcc || true)
+    [ -n "$nvcc" ] || die "GPU build: no nvcc (set NVCC or CUDA_PATH)"
+    local arch="" sm inc="-I$cuda/include" libs="-L$cuda/lib64 -Wl,-rpath,$cuda/lib64" dir
+    for sm in ${CUDA_ARCH:-90}; do arch+=" -gencode arch=compute_${sm},code=[sm_${sm},compute_${sm}]"; done
+    local links="$tree/cuda-links"; mkdir -p "$links"; libs+=" -L$links"
+    IFS=: read -ra dirs <<< "${HARNESS_CUDA_INCLUDE_DIRS:-}"
+    for dir in "${dirs[@]}"; do [ -n "$dir" ] && inc+=" -I$dir"; done
+    IFS=: read -ra dirs <<< "${HARNESS_CUDA_LIB_DIRS:-}"
+    for dir in "${dirs[@]}"; do
+        [ -n "$dir" ] || continue
+        libs+=" -L$dir -Wl,-rpath,$dir"
+        for so in "$dir"/lib*.so.*; do   # PyPI wheels ship only libcublas.so.13 etc.
+            [ -e "$so" ] || continue
+            local base; base=$(basename "$so"); base=${base%%.so.*}.so
+            [ -e "$dir/$base" ] || [ -e "$links/$base" ] || ln -s "$so" "$links/$base"
+        done
+    done
+    sed -i "s#-I/usr/local/cuda/include/#$inc#; s#-L/usr/local/cuda/lib64#$libs#" "$tree/Makefile"
+    # Darknet calls only the runtime API (cudart loads the driver when it runs): drop -lcuda so the
+    # build also links on machines without a driver or stubs (CI, build hosts).
+    sed -i 's#-lcuda -lcudart#-lcudart#' "$tree/Makefile"
+    # CUDA 12+ removed cudaThreadSynchronize (used in gemm.c's GPU timing code).
+    sed -i 's/cudaThreadSynchronize()/cudaDeviceSynchronize()/' "$tree/src/gemm.c"
+    printf '%s\n' "GPU=1" "CUDNN=${HARNESS_DARKNET_CUDNN:-0}" "NVCC=$nvcc" "ARCH=$arch"
+}
+
+build_variant() {
+    local srcdir version gpu opts opencv key_text variant target
+    srcdir=$(fetch_sources)
+    version=$(debian_version "$srcdir")
+    gpu=${HARNESS_DARKNET_GPU:-0}
+    opts=${HARNESS_DARKNET_OPTS:--O3 -march=native}
+    opencv=$(opencv_flag)
+    key_text="opts=$opts;opencv=$opencv;gcc=$(gcc -dumpfullversion)"
+    case "$opts" in *native*) key_text+=";cpu=$(grep -m1 'model name' /proc/cpuinfo | tr -s '\t' ' ' || true)" ;; esac
+    if [ "$gpu" = 1 ]; then
+        key_text+=";cuda=${CUDA_PATH:-/usr/local/cuda};arch=${CUDA_ARCH:-90};cudnn=${HARNESS_DARKNET_CUDNN:-0}"
+        variant="gpu-sm$(echo "${CUDA_ARCH:-90}" | tr ' ' '_')"
+    else
+        variant="omp"
+    fi
+    target="$CACHE/darknet-$version-$variant-$(short_hash "$key_text")"
+    if [ -f "$target/.stamp" ] && [ "$FORCE" = 0 ]; then
+        log "already built: $target (remove it or use --force to rebuild)"
+        echo "$target"; return
+    fi
+    WORK=$(mktemp -d "${TMPDIR:-/tmp}/darknet-build.XXXXXX")
+    trap 'rm -rf "$WORK"' EXIT
+    local work=$WORK
+    local tree; tree=$(unpack_and_patch "$srcdir" "$work" "$version")
+    local -a make_args=(OPENMP=1 "OPENCV=$opencv" "OPTS=$opts")
+    if [ "$gpu" = 1 ]; then
+        mapfile -t gpu_args < <(cuda_make_args "$tree")
+        make_args+=("${gpu_args[@]}")
+    fi
+    log "make -j$JOBS ${make_args[*]}  (in $tree)"
+    local started=$SECONDS
+    make -C "$tree" -j"$JOBS" "${make_args[@]}" >&2 || die "make failed in $tree"
+    local seconds=$((SECONDS - started))
+    [ -x "$tree/darknet" ] && [ -f "$tree/libdarknet.so" ] || die "build produced no darknet/libdarknet.so"
+    # Smoke test: the usage line proves it runs (darknet exits 0 and prints usage with no args).
+    "$tree/darknet" 2>&1 | grep -q "usage" || [ "$gpu" = 1 ] || die "built darknet does not run"
+    rm -rf "$target.tmp"; mkdir -p "$target.tmp"/{bin,lib,include}
+    cp "$tree/darknet" "$target.tmp/bin/"
+    cp "$tree/libdarknet.so" "$tree/libdarknet.a" "$target.tmp/lib/"
+    cp "$tree/include/darknet.h" "$target.tmp/include/"
+    cp -r "$tree/debian/patches" "$target.tmp/debian-patches"
+    STAMP_VERSION=$version STAMP_VARIANT=$variant STAMP_GPU=$gpu STAMP_OPENCV=$opencv STAMP_OPTS=$opts \
+    STAMP_KEY=$key_text STAMP_MAKE="${make_args[*]}" STAMP_SECONDS=$seconds python3 - "$target.tmp/.stamp" <<'PY'
+import datetime, json, os, sys
+env = os.environ
+stamp = {"debian_version": env["STAMP_VERSION"], "variant": env["STAMP_VARIANT"], "openmp": True,
+         "gpu": env["STAMP_GPU"] == "1", "opencv": env["STAMP_OPENCV"] == "1", "opts": env["STAMP_OPTS"],
+         "key": env["STAMP_KEY"], "make_args": env["STAMP_MAKE"], "build_seconds": int(env["STAMP_SECONDS"]),
+         "built": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+with open(sys.argv[1], "w") as handle:
+    json.dump(stamp, handle, indent=1)
+PY
+    rm -rf "$target"; mv "$target.tmp" "$target"
+    log "built in ${seconds}s: $target"
+    echo "$target"
+}
+
+[ "$DO_APT" = 1 ] && install_debian_binary
+if [ "$DO_BUILD" = 1 ]; then
+    build_variant
+fi

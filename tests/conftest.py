@@ -1,0 +1,94 @@
+"""Shared fixtures. Several stages add fixtures here: edit, never overwrite."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+# CI clones the repository with shared/ beside it; locally it is /work/shared.
+BCCD_ROOT = Path(__file__).resolve().parents[2] / "shared/datasets/bccd"
+
+
+@pytest.fixture(scope="session")
+def bccd_root() -> Path:
+    """The BCCD VOC dataset (364 images); tests that need it skip when it is absent."""
+    if not (BCCD_ROOT / "Annotations").is_dir():
+        pytest.skip(f"BCCD dataset not found at {BCCD_ROOT}")
+    return BCCD_ROOT
+
+
+@pytest.fixture(scope="session")
+def caffe_install():
+    """The Caffe-SSD build (scripts/install_caffe.sh); tests that need it skip when it is absent."""
+    from harness.engine.caffe import CaffeNotFound, find_caffe
+
+    try:
+        return find_caffe()
+    except CaffeNotFound as exc:
+        pytest.skip(f"Caffe-SSD build not found ({exc})")
+
+
+# ----------------------------------------------------------------------------- darknet fixtures
+
+
+@pytest.fixture(scope="session")
+def darknet_install():
+    """Darknet (Debian's or the OpenMP build of scripts/install_darknet.sh); skip when absent."""
+    from harness.engine.darknet import find_darknet
+    from harness.engine.types import NativeFrameworkError
+
+    try:
+        return find_darknet()
+    except NativeFrameworkError as exc:
+        pytest.skip(f"Darknet not found ({exc})")
+
+
+@pytest.fixture(scope="session")
+def darknet_tiny_dataset(bccd_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """8 training + 4 test BCCD images converted by the data stage; returns the converted dir."""
+    import shutil
+
+    from harness.data.convert import convert_dataset
+
+    voc = tmp_path_factory.mktemp("bccd_tiny_voc")
+    for sub in ("Annotations", "JPEGImages", "ImageSets/Main"):
+        (voc / sub).mkdir(parents=True)
+    splits = {"trainval": 8, "test": 4}
+    for split, count in splits.items():
+        ids = (bccd_root / f"ImageSets/Main/{split}.txt").read_text().split()[:count]
+        (voc / f"ImageSets/Main/{split}.txt").write_text("\n".join(ids) + "\n")
+        for image_id in ids:
+            shutil.copy(bccd_root / "Annotations" / f"{image_id}.xml", voc / "Annotations")
+            (voc / "JPEGImages" / f"{image_id}.jpg").symlink_to(bccd_root / "JPEGImages" / f"{image_id}.jpg")
+    out = tmp_path_factory.mktemp("bccd_tiny_converted")
+    convert_dataset(voc, out, progress=False)
+    return out
+
+
+def render_tiny_yolo(out_dir: Path, dataset: Path, **overrides) -> dict:
+    """yolov3-tiny at 128×128, batch 2, no multi-scale: a few CPU seconds per iteration."""
+    from harness.render.yolo import render_yolo
+
+    out_dir = out_dir.resolve()
+    settings = {"batch": 2, "subdivisions": 1, "max_batches": 4, "random": 0, "burn_in": 0}
+    settings.update(overrides)
+    return render_yolo(out_dir, model="yolov3-tiny", size=128, dataset=dataset,
+                       backup_dir=out_dir / "backup", results_dir=out_dir / "results", overrides=settings)
+
+
+@pytest.fixture(scope="session")
+def darknet_tiny_model(darknet_install, darknet_tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A REAL 4-iteration Darknet training on the tiny set; keys: files, result, images, names."""
+    from harness.engine.darknet import train_darknet
+
+    root = tmp_path_factory.mktemp("darknet_tiny_model")
+    files = render_tiny_yolo(root / "rendered", darknet_tiny_dataset)
+    result = train_darknet(files["data"], files["cfg"], root / "run", install=darknet_install, show_progress=False)
+    darknet = darknet_tiny_dataset / "darknet"
+    return {
+        "files": files,
+        "result": result,
+        "root": root,
+        "images": [Path(p) for p in (darknet / "valid.txt").read_text().split()],
+        "names": (darknet / "obj.names").read_text().split(),
+    }

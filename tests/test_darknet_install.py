@@ -1,0 +1,96 @@
+"""Finding and describing the Darknet installs; the install script's interface."""
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from harness.engine.darknet import find_darknet, inspect_darknet
+from harness.engine.types import NativeFrameworkError
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "install_darknet.sh"
+DEBIAN = Path("/usr/bin/darknet")
+
+
+def test_install_script_parses_and_documents_itself() -> None:
+    assert subprocess.run(["bash", "-n", str(SCRIPT)]).returncode == 0
+    help_text = subprocess.run(["bash", str(SCRIPT), "--help"], capture_output=True, text=True)
+    assert help_text.returncode == 0
+    for knob in ("HARNESS_DARKNET_GPU", "CUDA_ARCH", "CUDA_PATH", "HARNESS_CUDA_LIB_DIRS", "OPENMP"):
+        assert knob in help_text.stdout
+
+
+def test_install_script_rejects_unknown_option() -> None:
+    out = subprocess.run(["bash", str(SCRIPT), "--bogus"], capture_output=True, text=True)
+    assert out.returncode != 0 and "unknown option '--bogus'" in out.stderr
+
+
+def test_bad_harness_darknet_is_an_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("HARNESS_DARKNET", str(tmp_path / "nothing-here"))
+    with pytest.raises(NativeFrameworkError, match="not an executable Darknet binary"):
+        find_darknet()
+    status = inspect_darknet()
+    assert not status.usable and status.install_hint.startswith("bash scripts/install_darknet.sh")
+
+
+def test_nothing_installed_gives_install_hint(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("HARNESS_DARKNET", raising=False)
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path))
+    monkeypatch.setattr("harness.engine.darknet.DEBIAN_BINARY", tmp_path / "no-darknet")
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(NativeFrameworkError, match="install it with: bash scripts/install_darknet.sh"):
+        find_darknet()
+
+
+@pytest.mark.darknet
+@pytest.mark.skipif(not DEBIAN.is_file(), reason="Debian darknet package not installed")
+def test_debian_install_described(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("HARNESS_DARKNET", raising=False)
+    install = find_darknet("debian")
+    assert install.flavour == "debian" and not install.openmp and not install.gpu
+    assert install.library == Path("/usr/lib/darknet/libdarknet.so")
+    status = inspect_darknet("debian")
+    assert status.usable and status.device == "CPU"
+    assert status.details["commit"] == "61c9d02e" and "git20180914" in status.version
+
+
+@pytest.mark.darknet
+@pytest.mark.skipif(not DEBIAN.is_file(), reason="Debian darknet package not installed")
+def test_harness_darknet_override(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HARNESS_DARKNET", str(DEBIAN))
+    install = find_darknet()
+    assert install.flavour == "custom" and install.binary == DEBIAN
+    assert install.library == Path("/usr/lib/darknet/libdarknet.so")
+    monkeypatch.setenv("HARNESS_DARKNET_LIB", "/nonexistent/libdarknet.so")
+    with pytest.raises(NativeFrameworkError, match="HARNESS_DARKNET_LIB"):
+        find_darknet()
+
+
+@pytest.mark.darknet
+def test_openmp_build_preferred_and_linked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("HARNESS_DARKNET", raising=False)
+    try:
+        omp = find_darknet("omp")
+    except NativeFrameworkError:
+        pytest.skip("OpenMP build not in the cache (bash scripts/install_darknet.sh)")
+    assert find_darknet() == omp                              # auto prefers it
+    assert omp.openmp and omp.stamp["opts"] and omp.library is not None
+    ldd = subprocess.run(["ldd", str(omp.binary)], capture_output=True, text=True).stdout
+    assert "libgomp" in ldd
+    status = inspect_darknet()
+    assert status.usable and status.details["openmp"] and status.details["flavour"] == "omp"
+
+
+@pytest.mark.darknet
+@pytest.mark.slow
+def test_install_script_is_idempotent_and_stamped() -> None:
+    """Builds (≈30 s on 2 cores) on first use; afterwards only finds the stamp."""
+    out = subprocess.run(["bash", str(SCRIPT), "--no-apt"], capture_output=True, text=True, timeout=1200)
+    assert out.returncode == 0, out.stderr[-2000:]
+    target = Path(out.stdout.strip().splitlines()[-1])
+    stamp = json.loads((target / ".stamp").read_text())
+    assert stamp["openmp"] and "-O3" in stamp["opts"] and target.name.startswith("darknet-0.0.0+git20180914")
+    again = subprocess.run(["bash", str(SCRIPT), "--no-apt"], capture_output=True, text=True, timeout=60)
+    assert "already built" in again.stderr and again.stdout.strip().splitlines()[-1] == str(target)

@@ -1,0 +1,59 @@
+"""``harness render``: the user's own example, errors as messages, and Table 1 in one go."""
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from harness.cli import main
+from harness.render.prototxt import first, parse_prototxt
+
+
+def run(args, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    return CliRunner().invoke(main, args, catch_exceptions=False)
+
+
+def test_render_ssd_smin01_the_users_example(tmp_path, monkeypatch):
+    result = run(["render", "ssd", "--smin", "0.1", "--caffe-dialect", "brocolli"], tmp_path, monkeypatch)
+    assert result.exit_code == 0, result.output
+    out = Path("rendered/ssd300_smin0.1")
+    assert sorted(p.name for p in out.glob("*.prototxt")) == [
+        "deploy.prototxt", "labelmap.prototxt", "solver.prototxt", "test.prototxt", "train.prototxt"]
+    assert "8732 default boxes" in result.output
+    assert "min_size [15.0, 30.0, 90.0, 150.0, 210.0, 270.0]" in result.output
+
+
+def test_render_ssd_solver_flags(tmp_path, monkeypatch):
+    result = run(["render", "ssd", "--size", "512", "--caffe-dialect", "weiliu89", "--max-iter", "100",
+                  "--stepvalue", "50,80", "--base-lr", "0.0005", "--test-iter", "4", "--out", "o"],
+                 tmp_path, monkeypatch)
+    assert result.exit_code == 0, result.output
+    solver = parse_prototxt(Path("o/solver.prototxt"))
+    assert (first(solver, "max_iter"), solver["stepvalue"], first(solver, "base_lr")) == (100, [50, 80], 0.0005)
+    assert first(solver, "test_iter") == 4
+    assert "24564 default boxes" in result.output
+
+
+def test_render_yolov3_bad_size_is_a_clear_error(tmp_path, monkeypatch):
+    result = run(["render", "yolov3", "--size", "330"], tmp_path, monkeypatch)
+    assert result.exit_code != 0
+    assert "multiple of 32" in result.output
+
+
+def test_render_yolov3_tiny_flags(tmp_path, monkeypatch):
+    result = run(["render", "yolov3-tiny", "--classes", "3", "--batch", "4", "--subdivisions", "2",
+                  "--steps", "5,9", "--max-batches", "10", "--out", "t"], tmp_path, monkeypatch)
+    assert result.exit_code == 0, result.output
+    cfg = Path("t/yolov3-tiny.cfg").read_text()
+    assert "filters=24" in cfg and "classes=3" in cfg and "steps=5,9" in cfg and "batch=4" in cfg
+
+
+def test_render_table1_writes_all_seven(tmp_path, monkeypatch):
+    result = run(["render", "table1", "--out", "t1", "--caffe-dialect", "brocolli"], tmp_path, monkeypatch)
+    assert result.exit_code == 0, result.output
+    dirs = sorted(p.name for p in Path("t1").iterdir())
+    assert dirs == sorted(["ssd300_smin0.2", "ssd300_smin0.1", "ssd512_smin0.2", "yolov3_320", "yolov3_416",
+                           "yolov3_608", "yolov3-tiny_416"])
+    assert Path("t1/yolov3_608/yolov3.cfg").read_text().count("width=608") == 1
+    priors = [l for l in parse_prototxt(Path("t1/ssd300_smin0.1/deploy.prototxt"))["layer"]
+              if first(l, "type") == "PriorBox"]
+    assert first(priors[0], "prior_box_param.min_size") == 15
