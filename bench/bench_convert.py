@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from harness.data.convert import convert_dataset  # noqa: E402
+from harness.data.convert import convert_dataset, default_workers  # noqa: E402
 
 DEFAULT_BCCD = ROOT.parent / "shared/datasets/bccd"
 
@@ -70,7 +70,8 @@ def main() -> None:
         cores = os.cpu_count() or 1
         print(f"dataset: BCCD x{args.repeat} = {n} images; cores: {cores}; "
               f"load average before: {os.getloadavg()[0]:.1f}")
-        for label, workers in ((f"all cores ({cores} workers)", None), ("1 worker", 1)):
+        for label, workers in ((f"default ({default_workers()} worker(s) + writer)", None),
+                               (f"{cores} workers + writer", cores), ("1 worker (inline)", 1)):
             wall, cpu, work = timed_convert(scratch / "voc", scratch / f"out_{workers}", workers)
             print(f"convert, {label}: {wall:.1f} s wall, {n / wall:.0f} images/s, "
                   f"{1000 * cpu / n:.1f} ms CPU/image (converted {work['converted']})")

@@ -101,8 +101,9 @@ def forward_speed(installs: dict, dataset: Path, work: Path, args) -> dict:
                                  capture_output=True, text=True, check=True)
             timing = json.loads(out.stdout.strip().splitlines()[-1])
             figures[f"{model}-{size}/{flavour}"] = timing
-            print(f"forward {model}-{size} [{flavour}]: median {timing['median_ms']:.1f} ms, "
-                  f"p90 {timing['p90_ms']:.1f} ms (n={timing['n_images']}, warmup {timing['warmup']})")
+            print(f"forward {model}-{size} [{flavour}, {timing['threads']} thread(s)]: median {timing['median_ms']:.1f} ms, "
+                  f"p90 {timing['p90_ms']:.1f} ms, median CPU {timing['median_cpu_ms']:.1f} ms "
+                  f"(n={timing['n_images']}, warmup {timing['warmup']})")
     return figures
 
 

@@ -49,12 +49,17 @@ class LabelMap:
 
     @classmethod
     def from_names(cls, names: Iterable[str], scored: Iterable[str] | None = None) -> "LabelMap":
+        """Every class is scored unless said otherwise, except that the paper's own labels keep the
+        paper's rule (NRBC, gPLT, SM, Artefact trained but not scored) wherever the map comes from."""
         names = tuple(names)
         if len(set(names)) != len(names):
             raise ValueError(f"duplicate class names in label map: {names}")
         if not names:
             raise ValueError("empty label map")
-        return cls(names, frozenset(names if scored is None else scored))
+        if scored is None:
+            paper = {label.abbr: label.scored for label in PAPER_LABELS}
+            scored = [n for n in names if paper[n]] if set(names) <= set(paper) else names
+        return cls(names, frozenset(scored))
 
     @classmethod
     def from_file(cls, path: str | Path) -> "LabelMap":

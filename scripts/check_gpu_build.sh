@@ -11,6 +11,9 @@
 #        scripts/check_gpu_build.sh gencode SM...   print nvcc -gencode flags for e.g. "61 90"
 #                                                   (the newest SM also gets PTX); used by docker/
 #        scripts/check_gpu_build.sh archs FILE      print the sm_XX of the device code in FILE
+#        scripts/check_gpu_build.sh patch-caffe-sdist IN.tar.gz OUT.tar.gz
+#                                                   brocolli-caffe sdist with scripts/patch_caffe_gpu.py
+#                                                   applied (for HARNESS_CAFFE_SDIST); used by docker/
 # Knobs (all optional):
 #   HARNESS_CACHE        cache root (default ${XDG_CACHE_HOME:-~/.cache}/leukonet-harness)
 #   CUDA_HOME            toolkit with bin/nvcc (default: where the nvcc on PATH, else
@@ -194,12 +197,43 @@ check_darknet() {
   fi
 }
 
+CAFFE_SDIST_SHA256=c6410cc60bdd6db685d441b66be7df05410f8850ac88d6b75d48ef9b2315c08a
+
+patch_caffe_sdist() {  # patch_caffe_sdist IN OUT: the sdist with the GPU source fixes applied
+  local in=$1 out=$2 work
+  [ -f "$in" ] || die "patch-caffe-sdist: no such file '$in'"
+  work=$(mktemp -d)
+  tar -xzf "$in" -C "$work"
+  local top
+  top=$(find "$work" -mindepth 1 -maxdepth 1 -type d | head -n1)
+  [ -n "$top" ] || die "patch-caffe-sdist: '$in' holds no top directory"
+  "$PYTHON" "$SCRIPT_DIR/patch_caffe_gpu.py" "$top" || die "patch-caffe-sdist: patch_caffe_gpu.py failed on '$in'"
+  mkdir -p "$(dirname "$out")"
+  tar -czf "$out.tmp" -C "$work" "$(basename "$top")"
+  mv "$out.tmp" "$out"
+  rm -rf "$work"
+}
+
+gpu_caffe_sdist() {  # the pinned sdist (sha256-checked), patched for GPU builds; prints its path
+  local dir="$CACHE_ROOT/src/caffe-gpu" sdist
+  sdist="$dir/brocolli-caffe-9.0.2.tar.gz"
+  if [ ! -f "$dir/patched/brocolli-caffe-9.0.2.tar.gz" ]; then
+    mkdir -p "$dir"
+    [ -f "$sdist" ] || "$PYTHON" -m pip download --quiet --no-deps --no-binary :all: brocolli-caffe==9.0.2 -d "$dir" >&2
+    echo "$CAFFE_SDIST_SHA256  $sdist" | sha256sum -c --quiet - >&2 || die "$sdist: sha256 mismatch"
+    patch_caffe_sdist "$sdist" "$dir/patched/brocolli-caffe-9.0.2.tar.gz"
+  fi
+  echo "$dir/patched/brocolli-caffe-9.0.2.tar.gz"
+}
+
 check_caffe() {
-  local started out prefix
+  local started out prefix sdist
   started=$(date +%s)
+  # Until install_caffe.sh applies patch_caffe_gpu.py itself, hand it a patched sdist.
+  sdist=${HARNESS_CAFFE_SDIST:-$(gpu_caffe_sdist)}
   log "caffe: HARNESS_CAFFE_GPU=1 CUDA_DIR=$CUDA_PREFIX CUDA_ARCH='$GENCODE' scripts/install_caffe.sh (long)"
   if ! out=$(HARNESS_CAFFE_GPU=1 CUDA_DIR="$CUDA_PREFIX" CUDA_ARCH="$GENCODE" HARNESS_CACHE="$CACHE_ROOT" \
-      bash "$SCRIPT_DIR/install_caffe.sh"); then
+      HARNESS_CAFFE_SDIST="$sdist" bash "$SCRIPT_DIR/install_caffe.sh"); then
     record caffe failed $(( $(date +%s) - started )) "install_caffe.sh failed (see its build.log)"; return 1
   fi
   prefix=$(printf '%s\n' "$out" | tail -n1)
@@ -237,6 +271,8 @@ main() {
     darknet|caffe|all) ;;
     gencode) shift; gencode_flags "$@"; return ;;
     archs) [ -f "${2:-}" ] || die "archs: no such file '${2:-}'"; cubin_archs "$2"; return ;;
+    patch-caffe-sdist) [ $# -eq 3 ] || die "usage: $0 patch-caffe-sdist IN.tar.gz OUT.tar.gz"
+      patch_caffe_sdist "$2" "$3"; return ;;
     *) die "usage: $0 [darknet|caffe|all] | gencode SM... | archs FILE" ;;
   esac
   CUDA_HOME_REAL=$(find_cuda_home) || exit $?

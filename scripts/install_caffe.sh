@@ -3,7 +3,8 @@
 #
 # Why this recipe: the sdist's setup.py needs conda + Python <= 3.9 and its CMake build makes no
 # `caffe` tool, so we use its Makefile (the full upstream-style build) after three source fixes
-# (scripts/patch_caffe_opencv4.py). Facts behind every choice: docs/caffe.md.
+# (scripts/patch_caffe_opencv4.py; GPU builds also scripts/patch_caffe_gpu.py).
+# Facts behind every choice: docs/caffe.md.
 #
 # Environment knobs (all optional):
 #   HARNESS_CACHE          cache root (default ${XDG_CACHE_HOME:-~/.cache}/leukonet-harness)
@@ -165,7 +166,7 @@ verify_build() {
   log "caffe tool: $version"
   GLOG_minloglevel=2 PYTHONPATH="$PREFIX/python${PYTHONPATH:+:$PYTHONPATH}" "$PYTHON" -c \
     'import caffe, sys; n = len(caffe.layer_type_list()); assert "DetectionOutput" in caffe.layer_type_list(); print(f"pycaffe OK: {caffe.__file__} ({n} layer types)")' \
-    || die "python -c 'import caffe' failed with PYTHONPATH=$PREFIX/python"
+    || die "python -c 'import caffe' failed with PYTHONPATH=$PREFIX/python (another Python than the build's? rebuild with HARNESS_CAFFE_FORCE=1)"
 }
 
 write_stamp() {
@@ -194,6 +195,11 @@ main() {
   fi
   fetch_source
   "$PYTHON" "$SCRIPT_DIR/patch_caffe_opencv4.py" "$PREFIX"
+  if [ "$GPU" = "1" ]; then
+    # CUDA 13 removed cudaDeviceProp fields DeviceQuery prints; the fix is valid on CUDA 8..13.
+    [ -f "$SCRIPT_DIR/patch_caffe_gpu.py" ] || die "$SCRIPT_DIR/patch_caffe_gpu.py missing"
+    "$PYTHON" "$SCRIPT_DIR/patch_caffe_gpu.py" "$PREFIX"
+  fi
   write_makefile_config
   run_make
   if [ "$GPU" = "1" ] && ! nvidia-smi >/dev/null 2>&1; then

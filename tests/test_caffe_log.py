@@ -68,6 +68,9 @@ def test_final_iteration_line_without_lr_is_kept_at_optimization_done():
     lines = block(0, "02:00:00.000000", "9", ["l = 9 (* 1 = 9 loss)"], "0.1")
     lines.append(glog("I", "02:00:01.000000", "solver.cpp:320", "Iteration 1, loss = 7"))
     lines.append(glog("I", "02:00:01.000000", "solver.cpp:325", "Optimization Done."))
+    parser = CaffeLogParser()
+    emitted = [p for p in map(parser.feed, lines) if p is not None]
+    assert [p.iteration for p in emitted] == [0, 1]            # the bar reaches max_iter
     parsed = parse_caffe_log(lines)
     assert [(r.iteration, r.loss, r.lr) for r in parsed.rows] == [(0, 9.0, 0.1), (1, 7.0, None)]
     assert parsed.optimization_done
@@ -101,6 +104,7 @@ def test_resumed_log_sums_training_time_without_the_pause_and_latest_block_wins(
     lines = [run_marker("fresh start")]
     lines += block(0, "02:00:00.000000", "9", ["l = 9 (* 1 = 9 loss)"], "0.1")
     lines += block(1, "02:00:10.000000", "8", ["l = 8 (* 1 = 8 loss)"], "0.1")
+    lines.append("*** SIGTERM (@0x613d) received by PID 1 (TID 0x7f) from PID 2; stack trace: ***")
     lines.append(run_marker("resumed"))   # one hour later; iteration 1 is displayed again
     lines += block(1, "03:00:00.000000", "7", ["l = 7 (* 1 = 7 loss)"], "0.1")
     lines += block(2, "03:00:05.000000", "6", ["l = 6 (* 1 = 6 loss)"], "0.1")
@@ -108,6 +112,7 @@ def test_resumed_log_sums_training_time_without_the_pause_and_latest_block_wins(
     assert [r.iteration for r in parsed.rows] == [0, 1, 2]
     assert parsed.rows[1].loss == 7.0
     assert parsed.rows[2].seconds == pytest.approx(15.0)
+    assert parsed.fatal == [] and parsed.earlier_fatal[0].startswith("*** SIGTERM")  # judged per run
 
 
 def test_loss_csv_has_the_contract_columns(tmp_path):

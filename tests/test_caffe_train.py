@@ -134,6 +134,24 @@ def test_resume_continues_from_the_last_solverstate(trained, tmp_path):
     assert again.iterations == 6 and again.seconds == 0.0     # nothing left to do: Caffe not re-run
 
 
+def test_interrupted_run_keeps_log_loss_csv_and_snapshots_and_resumes(trained, tmp_path):
+    """Ctrl-C during training: KeyboardInterrupt raised in the progress callback at iteration 5."""
+    nets, _, _ = trained
+    solver = tmp_path / "solver.prototxt"
+    solver.write_text(nets["solver"].read_text().replace(str(nets["solver"].parent / "snapshots"), str(tmp_path / "snaps")))
+
+    def press_ctrl_c(progress):
+        if progress.iteration >= 5:
+            raise KeyboardInterrupt
+
+    with pytest.raises(NativeFrameworkError, match="interrupted.*run again to resume from .*solverstate"):
+        train_caffe(solver, tmp_path / "run", max_iter=1_000_000, progress=press_ctrl_c)
+    states = snapshots(tmp_path / "snaps" / "tiny", ".solverstate")
+    assert states and (tmp_path / "run" / "loss.csv").read_text().count("\n") > 2
+    resumed = train_caffe(solver, tmp_path / "run", max_iter=states[-1][0] + 2, progress=False)
+    assert resumed.resumed_from == states[-1][1] and resumed.iterations == states[-1][0] + 2
+
+
 def test_parse_error_in_the_net_is_a_clear_error_with_log_tail(trained, tmp_path):
     nets, _, _ = trained
     bad_train = tmp_path / "train.prototxt"
@@ -216,6 +234,35 @@ def _rows(d) -> list[tuple]:
 def _same_detection(a: tuple, b: tuple) -> bool:
     return (a[0] == b[0] and abs(a[1] - b[1]) <= 1e-4
             and all(abs(x - y) <= 1e-4 * 640 for x, y in zip(a[2:], b[2:])))
+
+
+def test_batched_detection_matches_batch_1(trained, detections, tmp_path):
+    nets, result, _ = trained
+    labels, images, pycaffe_dir, _ = detections
+    batched = detect_caffe(nets["deploy"], result.weights, images, labels, tmp_path / "b3", batch=3)
+    single = read_detections(pycaffe_dir, class_names=labels.names)
+    several = read_detections(batched, class_names=labels.names)
+    for name in labels.names:
+        unmatched = _rows(several[name])
+        for row in _rows(single[name]):
+            match = next((other for other in unmatched if _same_detection(row, other)), None)
+            assert match is not None, f"{name}: {row} missing from the batch-3 run"
+            unmatched.remove(match)
+        assert not unmatched
+
+
+def test_detect_caffe_rejects_missing_images_and_weights(trained, detections, tmp_path):
+    nets, result, _ = trained
+    labels = detections[0]
+    with pytest.raises(FileNotFoundError, match="nope.jpg"):
+        detect_caffe(nets["deploy"], result.weights, [tmp_path / "nope.jpg"], labels, tmp_path / "x")
+    with pytest.raises(FileNotFoundError, match="missing.caffemodel: weights not found"):
+        detect_caffe(nets["deploy"], tmp_path / "missing.caffemodel", detections[1][:1], labels, tmp_path / "y")
+    garbage = tmp_path / "garbage.caffemodel"
+    garbage.write_bytes(b"not a caffemodel")
+    with pytest.raises(NativeFrameworkError, match="pycaffe detect failed") as caught:
+        detect_caffe(nets["deploy"], garbage, detections[1][:1], labels, tmp_path / "z")
+    assert caught.value.log_tail                       # Caffe's own complaint comes along
 
 
 def test_time_caffe_reports_batch1_latency(trained, tmp_path):

@@ -1,7 +1,6 @@
 """Darknet inference three ways — `detector valid`, libdarknet via ctypes, OpenCV DNN — must agree."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -80,6 +79,24 @@ def test_time_darknet_reports_timing_json_fields(darknet_install, darknet_tiny_m
     assert timing["n_images"] == 6 and timing["warmup"] == 1
     assert 0 < timing["median_ms"] <= timing["p90_ms"]
     assert timing["backend"] == darknet_install.backend
+    from harness.engine.darknet import time_darknet as time_darknet_reexported   # the experiment runner's import
+
+    assert time_darknet_reexported(darknet_tiny_model["files"]["cfg"], None, darknet_tiny_model["images"][:1],
+                                   n=1, warmup=0, install=darknet_install)["n_images"] == 1
+
+
+def test_short_valid_list_runs_in_process(darknet_install, darknet_tiny_model: dict, random_weights: Path,
+                                          tmp_path: Path) -> None:
+    """< 4 images: detect_darknet_valid falls back to libdarknet and writes the same files."""
+    files, names, images = darknet_tiny_model["files"], darknet_tiny_model["names"], darknet_tiny_model["images"][:3]
+    (tmp_path / "valid.txt").write_text("\n".join(map(str, images)) + "\n")
+    data = tmp_path / "short.data"
+    data.write_text(f"valid={tmp_path}/valid.txt\nnames={files['names']}\n")
+    out = detect_darknet_valid(data, files["cfg"], random_weights, tmp_path / "short", install=darknet_install)
+    assert "in-process" in (out / "valid.log").read_text()
+    detect_darknet_ctypes(files["cfg"], random_weights, images, names, tmp_path / "ref", install=darknet_install)
+    assert sorted_lines(out, names) == sorted_lines(tmp_path / "ref", names)
+    assert sum(len(v) for v in sorted_lines(out, names).values()) > 50
 
 
 def test_valid_with_three_images_really_crashes(darknet_install, darknet_tiny_model: dict, tmp_path: Path) -> None:

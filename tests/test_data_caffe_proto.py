@@ -15,7 +15,7 @@ from harness.data import caffe_lmdb, caffe_proto
 from harness.data.convert import convert_dataset
 from harness.labels import LabelMap
 
-from tests.test_data_voc import make_sample
+from test_data_voc import make_sample
 
 # (message, field, number, label: 1 optional / 3 repeated) as in weiliu89's SSD caffe.proto.
 SSD_FIELDS = {

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import cv2
@@ -16,7 +15,7 @@ from harness.data.convert import convert_dataset
 from harness.data.voc import load_voc
 from harness.labels import LabelMap
 
-from tests.test_data_voc import make_sample, write_image, write_xml
+from test_data_voc import make_sample, write_image, write_xml
 
 
 @pytest.fixture(scope="module")
@@ -166,6 +165,7 @@ def test_interrupted_conversion_resumes_without_redoing_work(tmp_path, monkeypat
     labels = sorted(p.name for p in (tmp_path / "out" / "darknet" / "labels").iterdir())
     assert labels == [f"im{i:03d}.txt" for i in range(150)]
     assert resumed.counts == reference.counts
+    assert not list((tmp_path / "out").rglob(".*.tmp*"))
 
 
 def _committed(lmdb_dir: Path) -> int:
@@ -188,9 +188,13 @@ def test_killed_conversion_process_resumes(bccd_root, tmp_path):
     import sys
     import time
 
-    from bench.bench_convert import repeated_voc
+    import importlib.util
 
-    n = repeated_voc(bccd_root, tmp_path / "voc", 2)
+    bench_file = Path(__file__).resolve().parents[1] / "bench" / "bench_convert.py"
+    spec = importlib.util.spec_from_file_location("bench_convert", bench_file)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    n = bench.repeated_voc(bccd_root, tmp_path / "voc", 2)
     command = [sys.executable, "-m", "harness", "data", "convert", "--voc", str(tmp_path / "voc"), "--quiet"]
     root = Path(__file__).resolve().parents[1]
     proc = subprocess.Popen(command + ["--out", str(tmp_path / "out"), "--workers", "2"], cwd=root,
@@ -214,6 +218,7 @@ def test_killed_conversion_process_resumes(bccd_root, tmp_path):
         assert _lmdb_items(tmp_path / "out" / "caffe" / f"{split}_lmdb") == \
             _lmdb_items(tmp_path / "fresh" / "caffe" / f"{split}_lmdb")
     assert len(list((tmp_path / "out" / "darknet" / "labels").iterdir())) == n
+    assert not list((tmp_path / "out").rglob(".*.tmp*"))       # half-written files were cleaned up
 
 
 # ----------------------------------------------------------------------------- refusals and defects
@@ -264,6 +269,11 @@ def test_defects_are_counted_and_non_jpeg_is_reencoded(tmp_path):
     png_copy = tmp_path / "out" / "darknet" / "images" / "png.jpg"
     assert png_copy.read_bytes()[:2] == b"\xff\xd8"
     assert "garbage.jpg: unreadable image" in result.summary()
+    report = result.report           # kept + skipped add up to what was read
+    assert report.images_total == 24 and report.images_kept == 22 and report.images_skipped == 2
+    assert report.images_kept == len(all_ids)
+    assert sum(report.objects_per_class.values()) == report.objects_kept == \
+        sum(result.counts[s]["objects"] for s in ("train", "test"))
 
 
 def test_dataset_without_image_sets_uses_the_paper_rule(tmp_path):
@@ -285,6 +295,9 @@ def test_ids_outside_every_split_are_reported(tmp_path):
     assert result.test_ids == ["im004"] and len(result.train_ids) == 4
     kinds = result.counts["validation"]["skipped_by_reason"]
     assert kinds == {"missing annotation": 1, "not in any split": 1}
+    report = result.report
+    assert (report.images_total, report.images_kept, report.images_skipped) == (7, 5, 2)
+    assert report.objects_kept == 10 == sum(result.counts[s]["objects"] for s in ("train", "test"))
 
 
 def test_cli_convert_and_check(tmp_path):
@@ -313,3 +326,13 @@ def test_cli_labelmap_option(tmp_path):
     assert (tmp_path / "out" / "labels.txt").read_text() == "dog\ncat\nbird\n"
     first = (tmp_path / "out" / "darknet" / "labels" / "im000.txt").read_text().splitlines()
     assert [line.split()[0] for line in first] == ["1", "0"]
+
+
+def test_relinking_an_existing_link_leaves_no_temporary(tmp_path):
+    from harness.data.atomic import link_or_copy
+
+    src = tmp_path / "a.jpg"
+    src.write_bytes(b"x")
+    link_or_copy(src, tmp_path / "out" / "b.jpg")
+    link_or_copy(src, tmp_path / "out" / "b.jpg")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["b.jpg"]

@@ -110,6 +110,20 @@ def test_synthetic_set_converts(tmp_path):
     assert [p.kind for p in result.report.problems] == ["small test set"]     # 1 test image < Darknet's 4
 
 
+def test_same_parameters_are_not_regenerated_other_parameters_rebuild(tmp_path):
+    root = synthesize(tmp_path / "s", 4, seed=0, progress=False)
+    first = root / "JPEGImages" / "smear_000000.jpg"
+    stamp = first.stat().st_mtime_ns
+    synthesize(tmp_path / "s", 4, seed=0, progress=False)
+    assert first.stat().st_mtime_ns == stamp                    # untouched: conversions stay valid
+    synthesize(tmp_path / "s", 2, seed=0, progress=False)
+    assert sorted(p.name for p in (root / "JPEGImages").iterdir()) == ["smear_000000.jpg", "smear_000001.jpg"]
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="notes.txt"):
+        synthesize(tmp_path / "other", 2, progress=False)
+
+
 def test_cli_synth(tmp_path):
     result = CliRunner().invoke(harness_main, ["data", "synth", "--out", str(tmp_path / "s"), "--images", "3",
                                                "--seed", "4", "--classification-images", "2", "--quiet"])

@@ -72,6 +72,7 @@ def test_bccd_image_set_by_name_and_path(bccd_root):
     by_path = load_voc(bccd_root, bccd_root / "ImageSets" / "Main" / "trainval.txt")
     assert len(by_path.images) == 292
     assert not set(test.ids) & set(by_path.ids)
+    assert load_voc(bccd_root, "val.txt").ids == load_voc(bccd_root, "val").ids
 
 
 def test_bccd_boxes_are_vocs_one_based_inclusive(bccd_root):

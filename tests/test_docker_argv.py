@@ -242,3 +242,12 @@ def test_real_client_without_engine(tmp_path):
         assert "no Docker engine reachable" in str(exc)
     else:
         pytest.skip(f"a Docker engine {version} is reachable here; covered by the GPU workflow")
+
+
+def test_symlinked_path_is_mounted_where_the_command_line_says(tmp_path):
+    real = tmp_path / "disk" / "bccd"
+    real.mkdir(parents=True)
+    link = tmp_path / "data"
+    link.symlink_to(real)
+    argv = wrap_for_docker(["harness", "evaluate", "--data", str(link)], "img", [], read_only=[link], user=(1, 1))
+    assert option_values(argv, "-v") == [f"{real.resolve()}:{link}:ro"]

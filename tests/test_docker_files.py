@@ -97,6 +97,9 @@ def test_debian_darknet_checksums_match_the_dsc(dockerfile):
 
 def test_frameworks_are_built_by_the_shared_install_scripts(dockerfile):
     assert "HARNESS_CAFFE_GPU=1" in dockerfile and "scripts/install_caffe.sh" in dockerfile
+    # brocolli-caffe's ProposalLayer does not compile for GPU unpatched (docs/gpu.md)
+    assert "check_gpu_build.sh patch-caffe-sdist" in dockerfile
+    assert "HARNESS_CAFFE_SDIST=/tmp/sdist/patched/" in dockerfile
     assert "HARNESS_DARKNET_GPU=1" in dockerfile and "scripts/install_darknet.sh" in dockerfile
 
 

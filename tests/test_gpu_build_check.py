@@ -1,6 +1,6 @@
 """scripts/check_gpu_build.sh: GPU recipes compile and link here (nvcc present, no GPU).
 
-The full builds are slow (Darknet ~1.5 min, Caffe ~25+ min on 2 cores) and need nvcc; without
+The full builds are slow (Darknet ~1.5 min, Caffe ~50 min on 2 shared cores) and need nvcc; without
 nvcc they are skipped with that reason. The helpers (gencode flags, device-code inspection) are
 fast and checked on every run.
 """
@@ -95,13 +95,13 @@ def test_darknet_gpu_build_compiles_and_links(tmp_path):
 @pytest.mark.slow
 @needs_nvcc
 def test_caffe_gpu_build_compiles_and_links(tmp_path):
-    """GPU Caffe (cuDNN off). Builds only when asked (HARNESS_CHECK_CAFFE_GPU=1): ~25+ min on 2
-    cores; otherwise checks a GPU build that is already cached, or skips saying so."""
+    """GPU Caffe (cuDNN off). Builds only when asked (HARNESS_CHECK_CAFFE_GPU=1; measured ~50 min on
+    2 shared cores); otherwise checks a GPU build that is already cached, or skips saying so."""
     from harness.paths import cache_dir
 
     cached = (cache_dir() / "caffe-brocolli-9.0.2-cuda" / ".harness-build-complete").exists()
     if not cached and os.environ.get("HARNESS_CHECK_CAFFE_GPU") != "1":
-        pytest.skip("no cached GPU Caffe build; set HARNESS_CHECK_CAFFE_GPU=1 to build it (~25+ min)")
+        pytest.skip("no cached GPU Caffe build; set HARNESS_CHECK_CAFFE_GPU=1 to build it (~50 min measured on 2 shared cores)")
     report = tmp_path / "report.json"
     result = run_script("caffe", env={"GPU_CHECK_REPORT": str(report)}, timeout=5400)
     assert result.returncode == 0, result.stderr[-4000:]

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -185,3 +186,57 @@ def test_progress_bar_renders_when_forced(tmp_path: Path, capsys: pytest.Capture
     run_native(python_child(code), tmp_path / "x.log", parse_step, 3, label="toybar", show_progress=True)
     err = capsys.readouterr().err
     assert "toybar" in err and "3/3" in err and "loss=" in err
+
+
+HARNESS_SCRIPT = """
+import sys
+from pathlib import Path
+from harness.engine.process import run_native
+from harness.engine.types import NativeFrameworkError
+child = [sys.executable, "-u", "-c", "import os, time; print('pid', os.getpid()); time.sleep(60)"]
+try:
+    run_native(child, Path(sys.argv[1]), lambda line: None, None)
+except NativeFrameworkError as exc:
+    print("HARNESS-ERROR", str(exc).splitlines()[0], flush=True)
+    sys.exit(3)
+"""
+
+
+def _start_harness(tmp_path: Path) -> tuple[subprocess.Popen, int]:
+    """A separate Python process running run_native; returns it and its child's pid."""
+    log = tmp_path / "child.log"
+    root = Path(__file__).resolve().parents[1]
+    harness = subprocess.Popen([sys.executable, "-c", HARNESS_SCRIPT, str(log)], cwd=root,
+                               stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(root)})
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        text = log.read_text() if log.exists() else ""
+        if text.startswith("pid "):
+            return harness, int(text.split()[1])
+        time.sleep(0.05)
+    harness.kill()
+    raise AssertionError("child never started")
+
+
+def _wait_gone(pid: int, seconds: float = 10) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not _pid_alive(pid):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_sigterm_to_harness_stops_child(tmp_path: Path) -> None:
+    harness, child_pid = _start_harness(tmp_path)
+    harness.send_signal(signal.SIGTERM)
+    out, _ = harness.communicate(timeout=20)
+    assert harness.returncode == 3 and "terminated (SIGTERM)" in out
+    assert _wait_gone(child_pid)
+
+
+def test_killed_harness_does_not_leave_child_running(tmp_path: Path) -> None:
+    harness, child_pid = _start_harness(tmp_path)
+    harness.kill()
+    harness.wait(timeout=20)
+    assert _wait_gone(child_pid), "child survived its harness (PR_SET_PDEATHSIG)"

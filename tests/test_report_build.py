@@ -170,3 +170,28 @@ def test_cli_report_verb(tmp_path):
     assert "report.html" in result.output and (written["run_dir"] / "table1.csv").is_file()
     missing = CliRunner().invoke(main, ["report", str(tmp_path / "nope")])
     assert missing.exit_code != 0 and "run directory not found" in missing.output
+
+
+def test_provenance_from_reproduce_is_kept_and_shown(tmp_path):
+    from harness.report import collect_provenance, write_provenance
+
+    written = make_run(tmp_path)
+    run_dir = written["run_dir"]
+    record = collect_provenance(run_dir, seeds={"data": 7})
+    record.update(profile="smoke", synthetic_data=True)
+    path = write_provenance(run_dir, record)
+    before = path.read_bytes()
+    outputs = build_report(run_dir)
+    assert outputs["provenance"] == path and path.read_bytes() == before
+    md = outputs["md"].read_text()
+    assert "- synthetic_data: True" in md and "seeds: data=7" in md
+
+
+def test_missing_provenance_is_collected_with_a_note(built):
+    written, outputs = built
+    record = json.loads(outputs["provenance"].read_text())
+    assert "after the fact" in record["note"]
+    rendered = written["run_dir"] / "models/ssd300_smin0.2/rendered/train.prototxt"
+    import hashlib
+    assert record["rendered_files"]["models/ssd300_smin0.2/rendered/train.prototxt"] == \
+        hashlib.sha256(rendered.read_bytes()).hexdigest()

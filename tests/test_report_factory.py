@@ -163,12 +163,19 @@ def test_missing_and_malformed_files_are_named(tmp_path):
     (run_dir / "models/ssd300_smin0.2/metrics_voc07.json").unlink()
     (run_dir / "models/yolov3_416/timing.json").write_text("{not json")
     (run_dir / "models/orphan").mkdir()
+    interrupted = run_dir / "models/interrupted"
+    interrupted.mkdir()
+    write_loss(interrupted, 5, start=10.0, with_avg=False)
     run = load_run(run_dir)
     problems = "\n".join(run.all_problems)
     assert "models/ssd300_smin0.2/metrics_voc07.json: file not found" in problems
     assert "models/yolov3_416/timing.json: not valid JSON" in problems
     assert "models/orphan/summary.json: file not found" in problems
     assert next(e for e in run.experiments if e.name == "orphan").status == "missing"
+    # an interrupted run's finished work under the standard names is shown, and said so
+    interrupted_run = next(e for e in run.experiments if e.name == "interrupted")
+    assert interrupted_run.status == "missing" and len(interrupted_run.loss) == 5
+    assert "read by their standard names: loss.csv" in problems
     with pytest.raises(ReportError, match="metrics_voc07.json"):
         load_run(run_dir, strict=True)
 

@@ -25,8 +25,13 @@ def write_text(path: str | Path, text: str) -> None:
 
 
 def link_or_copy(src: str | Path, dst: str | Path) -> str:
-    """Hard-link ``src`` to ``dst`` (copy across file systems); returns "link" or "copy"."""
+    """Hard-link ``src`` to ``dst`` (copy across file systems); returns "link" or "copy".
+
+    Links keep the original JPEG bytes (Caffe's records hold the same bytes) and cost no space.
+    """
     src, dst = Path(src), Path(dst)
+    if dst.exists() and os.path.samefile(src, dst):
+        return "link"                    # already linked (rename onto the same inode would be a no-op)
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = _temp_name(dst)
     if tmp.exists():

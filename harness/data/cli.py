@@ -31,7 +31,8 @@ def data() -> None:
               help="obj.names or labelmap.prototxt; default: inferred from the dataset.")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seed for the 7/100 test draw (datasets without ImageSets) and train order.")
-@click.option("--workers", type=int, default=None, help="Processes for image work [default: all cores].")
+@click.option("--workers", type=int, default=None,
+              help="Image-decoding processes [default: all cores but the LMDB writer's].")
 @click.option("--overwrite", is_flag=True, help="Replace an earlier conversion of different inputs in --out.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def convert(voc_root: str, out_dir: str, labelmap: str | None, seed: int, workers: int | None,
@@ -59,10 +60,11 @@ def synth(out_dir: str, n_images: int, seed: int, classification_images: int, qu
     """Synthesise Wright-Giemsa-like smears with the paper's 15 labels (VOC layout)."""
     from harness.data.synth import synthesize
 
-    if n_images < 1 or classification_images < 0:
-        raise click.BadParameter("need --images >= 1 and --classification-images >= 0")
-    out = synthesize(out_dir, n_images, seed=seed, classification_images=classification_images,
-                     progress=not quiet)
+    try:
+        out = synthesize(out_dir, n_images, seed=seed, classification_images=classification_images,
+                         progress=not quiet)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
     click.echo(f"wrote {n_images} images to {out}"
                + (f" and {classification_images} to {out / 'classification'}" if classification_images else ""))
 

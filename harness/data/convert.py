@@ -1,25 +1,25 @@
 """``harness data convert``: one validated VOC dataset → Darknet and Caffe-SSD native layouts.
 
 Layout (docs/architecture.md): OUT/{conversion.json, labels.txt, splits/, darknet/, caffe/}.
-Image work (read, full decode check, JPEG re-encode of non-JPEG sources, record serialisation)
-runs in a process pool; one writer process fills the LMDBs.  Every file is written atomically
-and each LMDB is filled under ``<name>.partial`` and renamed when complete, so an interrupted
-conversion resumes with the images and records that are already there.
+The per-image work (full decode check, JPEG re-encode of non-JPEG sources, Darknet image and
+label) runs in a process pool; the main process builds the records and is the only LMDB writer.
+Every file is written atomically and each LMDB is filled under ``<name>.partial`` and renamed
+when complete, so an interrupted conversion resumes with the images and records already there.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import multiprocessing
 import os
-import random
 import shutil
 import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Optional
 
 import lmdb
 
@@ -80,7 +80,7 @@ class _Task:
 def convert_dataset(
     voc_root: str | Path,
     out_dir: str | Path,
-    labelmap: LabelMap | None = None,
+    labelmap: LabelMap | str | Path | None = None,
     seed: int = 0,
     workers: int | None = None,
     progress: bool = True,
@@ -88,12 +88,16 @@ def convert_dataset(
 ) -> ConvertResult:
     """Validate ``voc_root`` and write both native layouts under ``out_dir``; resumable.
 
+    ``labelmap`` may be a ``LabelMap`` or an ``obj.names`` / ``labelmap.prototxt`` path.
     ``seed`` drives the paper's 7/100 test draw (when the dataset has no ImageSets) and the
-    shuffled order of the training LMDB.  ``overwrite`` discards an earlier conversion with
+    shuffled order of the training LMDB.  ``workers`` processes decode-check images and write the
+    Darknet files (default: all cores but the one writing the LMDB).  ``overwrite`` discards an earlier conversion with
     different inputs instead of refusing.
     """
     started = time.monotonic()
     voc_root, out_dir = Path(voc_root).resolve(), Path(out_dir).resolve()
+    if isinstance(labelmap, (str, Path)):
+        labelmap = LabelMap.from_file(labelmap)
     dataset = load_voc(voc_root, labelmap=labelmap)
     report, labelmap = dataset.report, dataset.labelmap
     split = choose_split(voc_root, [p.stem for p in (voc_root / "Annotations").glob("*.xml")], seed)
@@ -140,20 +144,23 @@ def _reconcile_split(voc_root: Path, split: Split, by_id: dict, report: Validati
     for name, ids in (("train", split.train), ("test", split.test)):
         for image_id in ids:
             if image_id not in known:
+                report.images_total += 1
                 report.add(Problem(str(split_file(voc_root, name)), MISSING_ANNOTATION, SKIP_IMAGE,
                                    f"id {image_id!r} is listed but Annotations/{image_id}.xml does not exist"))
     in_split = set(split.train) | set(split.test)
     for image_id in sorted(set(by_id) - in_split):
         report.add(Problem(str(by_id[image_id].image_path), NOT_IN_SPLIT, SKIP_IMAGE,
                            "image is in neither the train nor the test image set"))
+        report.unkeep([b.name for b in by_id[image_id].objects])
     return [i for i in split.train if i in by_id], [i for i in split.test if i in by_id]
 
 
 def _shuffled(ids: list[str], seed: int) -> list[str]:
-    """Training records are shuffled like ``convert_annoset --shuffle`` (Caffe reads in key order)."""
-    ordered = sorted(ids)
-    random.Random(seed).shuffle(ordered)
-    return ordered
+    """Training records are shuffled like ``convert_annoset --shuffle`` (Caffe reads in key order).
+
+    Ranked by a seeded hash, so the order is the same on every Python version.
+    """
+    return sorted(ids, key=lambda image_id: hashlib.sha256(f"train-order:{seed}:{image_id}".encode()).hexdigest())
 
 
 # ----------------------------------------------------------------------------- resume state
@@ -180,10 +187,11 @@ def _prepare_out_dir(out_dir: Path, fingerprint: str, overwrite: bool) -> bool:
     if state.is_file():
         previous = json.loads(state.read_text()).get("fingerprint")
         if previous == fingerprint:
+            _remove_temporaries(out_dir)
             return True
         if not overwrite:
-            raise ValueError(f"{out_dir} holds a conversion of different inputs (dataset, label map, seed or "
-                             f"splits changed); use another --out or --overwrite")
+            raise ValueError(f"{out_dir} holds a conversion of different inputs (annotations, image files, "
+                             f"label map, seed or splits changed); use another --out or --overwrite")
         _remove_outputs(out_dir)
     elif out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
         raise ValueError(f"{out_dir} is not empty and is not a conversion made by this tool; "
@@ -192,6 +200,13 @@ def _prepare_out_dir(out_dir: Path, fingerprint: str, overwrite: bool) -> bool:
         _remove_outputs(out_dir)
     write_text(state, json.dumps({"fingerprint": fingerprint}) + "\n")
     return False
+
+
+def _remove_temporaries(out_dir: Path) -> None:
+    """Half-written files of an interrupted run (atomic writes leave only these behind)."""
+    for folder in ("darknet/images", "darknet/labels", "darknet", "caffe", "splits", "."):
+        for tmp in (out_dir / folder).glob(".*.tmp*"):
+            tmp.unlink(missing_ok=True)
 
 
 def _remove_outputs(out_dir: Path) -> None:
@@ -260,40 +275,60 @@ def _darknet_done(darknet_dir: Path, image_id: str) -> bool:
 
 def _run_tasks(tasks: list[_Task], lmdb_dir: Path, workers: int | None, progress: bool,
                report: ValidationReport, stats: dict, split: str) -> None:
-    workers = max(1, min(workers or os.cpu_count() or 1, len(tasks)))
+    workers = max(1, min(workers or default_workers(), len(tasks)))
     bar = _progress_bar(len(tasks), f"convert {split}", progress)
-    env = _open_writer(lmdb_dir, tasks) if any(t.need_record for t in tasks) else None
-    batch: list[tuple[bytes, bytes]] = []
-    try:
-        for task, outcome in _results(tasks, workers):
-            bar.update(1)
-            if isinstance(outcome, Problem):
-                report.add(outcome)
-                stats["failed"].add(task.image.image_id)
-                continue
-            stats["converted"] += 1
-            if outcome is not None:
-                batch.append((task.key, outcome))
-            if len(batch) >= COMMIT_EVERY:
+    # The pool is forked before the LMDB is opened: LMDB handles must not cross a fork.
+    with _worker_pool(workers) as pool:
+        results = pool.imap(convert_image, tasks, chunksize=4) if pool else map(convert_image, tasks)
+        env = _open_writer(lmdb_dir, tasks) if any(t.need_record for t in tasks) else None
+        batch: list[tuple[bytes, bytes]] = []
+        try:
+            for task, outcome in zip(tasks, results):
+                bar.update(1)
+                if isinstance(outcome, Problem):
+                    report.add(outcome)
+                    report.unkeep([b.name for b in task.image.objects])
+                    stats["failed"].add(task.image.image_id)
+                    continue
+                stats["converted"] += 1
+                if task.need_record:
+                    batch.append((task.key, _record(task, channels=outcome)))
+                if len(batch) >= COMMIT_EVERY:
+                    _commit(env, batch)
+                    batch = []
+            if batch:
                 _commit(env, batch)
-                batch = []
-        if batch:
-            _commit(env, batch)
-    finally:
-        if env is not None:
-            env.close()
-        bar.close()
+        finally:
+            if env is not None:
+                env.close()
+            bar.close()
 
 
-def _results(tasks: list[_Task], workers: int) -> Iterable[tuple[_Task, object]]:
-    """(task, serialized record | None | Problem) in task order, from a pool when workers > 1."""
+def default_workers() -> int:
+    """One core stays with the process that parses XML and writes the LMDB; the rest decode.
+
+    On 2 cores this means one worker process beside the writer; a second worker measured no
+    faster there (310–410 images/s for every setting, docs/bench-data.md).
+    """
+    return max(1, (os.cpu_count() or 1) - 1)
+
+
+def _record(task: _Task, channels: int) -> bytes:
+    """Serialized AnnotatedDatum holding the bytes of the Darknet image (= the source JPEG)."""
+    jpeg = (Path(task.darknet_dir) / "images" / f"{task.image.image_id}.jpg").read_bytes()
+    labelmap = LabelMap.from_names(task.labelmap_names)
+    return caffe_lmdb.annotated_datum(task.image, jpeg, channels, labelmap).SerializeToString()
+
+
+@contextlib.contextmanager
+def _worker_pool(workers: int):
+    """A process pool for ``workers`` > 1, else None (work runs inline, easy to debug and patch)."""
     if workers == 1:
-        for task in tasks:
-            yield task, convert_image(task)
+        yield None
         return
     context = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
     with context.Pool(workers) as pool:
-        yield from zip(tasks, pool.imap(convert_image, tasks, chunksize=4))
+        yield pool
 
 
 def _open_writer(lmdb_dir: Path, tasks: list[_Task]):
@@ -318,7 +353,11 @@ def _commit(env, batch: list[tuple[bytes, bytes]]) -> None:
 
 
 def convert_image(task: _Task):
-    """Worker: decode-check the image, write Darknet image+label, return the serialized record."""
+    """Worker: decode-check the image and write its Darknet image + label; returns the channel count.
+
+    The record itself is built by the LMDB writer from the written JPEG, so only a small result
+    crosses the process boundary (sending ~100 KB records back cost more than the decoding).
+    """
     import cv2
     import numpy as np
 
@@ -344,9 +383,7 @@ def convert_image(task: _Task):
     else:
         write_bytes(target, jpeg)
     write_text(darknet_dir / "labels" / f"{image.image_id}.txt", darknet.yolo_label_text(image, labelmap))
-    if not task.need_record:
-        return None
-    return caffe_lmdb.annotated_datum(image, jpeg, decoded.shape[2], labelmap).SerializeToString()
+    return int(decoded.shape[2])
 
 
 def _progress_bar(total: int, desc: str, enabled: bool):

@@ -52,6 +52,13 @@ class ValidationReport:
             raise ValueError(f"unknown action {problem.action!r}")
         self.problems.append(problem)
 
+    def unkeep(self, class_names: list[str]) -> None:
+        """An image counted as kept was skipped by a later step: take it and its objects back out."""
+        self.images_kept -= 1
+        self.objects_kept -= len(class_names)
+        self.objects_per_class.subtract(class_names)
+        self.objects_per_class += Counter()          # drop zero counts
+
     @property
     def images_skipped(self) -> int:
         return sum(1 for p in self.problems if p.action == SKIP_IMAGE)

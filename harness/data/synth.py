@@ -9,6 +9,8 @@ how many images are asked for.
 """
 from __future__ import annotations
 
+import json
+import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +25,8 @@ from harness.data.splits import paper_split
 from harness.labels import LabelMap
 
 WIDTH, HEIGHT = 732, 574
+GENERATOR_VERSION = 1          # bump when the drawing changes: old sets are then rebuilt
+MARKER = "synth.json"
 JPEG_QUALITY = 90
 DETECTION_SET, CLASSIFICATION_SET = 1, 2
 
@@ -52,11 +56,11 @@ STYLES: dict[str, CellStyle] = {
                      (105, 35, 150), (45, 80), (1, 2)),
     "MYE": CellStyle((80, 100), (168, 176, 216), (150, 62, 112), "eccentric", 0.55, 12,
                      (140, 105, 195), (60, 100), (1, 1)),
-    "MET": CellStyle((72, 90), (186, 182, 226), (148, 60, 110), "kidney", 0.62, 14,
+    "MET": CellStyle((72, 90), (200, 186, 222), (148, 60, 110), "kidney", 0.62, 14,
                      (160, 130, 205), (30, 60), (1, 1)),
-    "bNEU": CellStyle((68, 84), (204, 188, 232), (140, 48, 100), "band", 0.70, 14,
+    "bNEU": CellStyle((68, 84), (214, 194, 222), (140, 48, 100), "band", 0.70, 14,
                       (175, 150, 215), (20, 40), (1, 1)),
-    "sNEU": CellStyle((68, 84), (206, 190, 234), (138, 46, 98), "lobes", 0.70, 14,
+    "sNEU": CellStyle((68, 84), (216, 196, 224), (138, 46, 98), "lobes", 0.70, 14,
                       (175, 150, 215), (20, 40), (1, 1)),
     "LYM": CellStyle((46, 60), (218, 178, 148), (132, 40, 84), "round", 0.84, 18),
     "MO": CellStyle((94, 120), (198, 178, 176), (166, 96, 142), "folded", 0.62, 9, vacuoles=6),
@@ -79,14 +83,50 @@ _RBC_CENTER = (200, 192, 234)
 
 def synthesize(out_dir: str | Path, n_images: int, seed: int = 0, classification_images: int = 0,
                progress: bool = True) -> Path:
-    """Write ``n_images`` smears (VOC layout, 7/100 test split) and an optional classification set."""
+    """Write ``n_images`` smears (VOC layout, 7/100 test split) and an optional classification set.
+
+    ``OUT/synth.json`` records the parameters once everything is written; calling again with the
+    same parameters returns at once without touching the files (so a conversion of OUT stays
+    valid), and a directory made with other parameters is cleared and rebuilt.
+    """
     out_dir = Path(out_dir)
+    if n_images < 1 or classification_images < 0:
+        raise ValueError(f"need n_images >= 1 and classification_images >= 0 (got {n_images}, {classification_images})")
+    params = {"generator_version": GENERATOR_VERSION, "images": n_images, "seed": seed,
+              "classification_images": classification_images, "width": WIDTH, "height": HEIGHT}
+    if _finished(out_dir, params):
+        return out_dir
+    _clear_previous(out_dir)
     labelmap = LabelMap.paper()
     _write_set(out_dir, "smear", n_images, seed, DETECTION_SET, labelmap, progress)
     if classification_images:
         _write_set(out_dir / "classification", "cell", classification_images, seed, CLASSIFICATION_SET,
                    labelmap, progress)
+    write_text(out_dir / MARKER, json.dumps(params, indent=1) + "\n")
     return out_dir
+
+
+def _finished(out_dir: Path, params: dict) -> bool:
+    marker = out_dir / MARKER
+    if not marker.is_file():
+        return False
+    try:
+        return json.loads(marker.read_text()) == params
+    except ValueError:
+        return False
+
+
+def _clear_previous(out_dir: Path) -> None:
+    """Remove an earlier synthetic set (ours: it has the marker or only our folders); refuse others."""
+    if not out_dir.is_dir() or not any(out_dir.iterdir()):
+        return
+    ours = {MARKER, "Annotations", "JPEGImages", "ImageSets", "classification"}
+    foreign = sorted(p.name for p in out_dir.iterdir() if p.name not in ours)
+    if foreign:
+        raise ValueError(f"{out_dir} holds other files ({foreign[:5]}); synthesise into an empty or new directory")
+    (out_dir / MARKER).unlink(missing_ok=True)
+    for name in ours - {MARKER}:
+        shutil.rmtree(out_dir / name, ignore_errors=True)
 
 
 def _write_set(root: Path, prefix: str, count: int, seed: int, set_id: int, labelmap: LabelMap,
@@ -248,22 +288,19 @@ def _draw_cell(canvas: np.ndarray, rng: np.random.Generator, style: CellStyle, c
     """Draw one cell into ``canvas``; return its VOC box (1-based, inclusive) clipped to the image."""
     size = int(2 * radius * 1.35) + 4
     c = size / 2
-    colour = _colour_patch(rng, style, size, c, radius)
-    if colour is None:
-        return None
-    patch, mask = colour
+    patch, mask = _colour_patch(rng, style, size, c, radius)
     x0, y0 = int(round(center[0] - c)), int(round(center[1] - c))
     return _paste(canvas, patch, mask, x0, y0)
 
 
 def _colour_patch(rng: np.random.Generator, style: CellStyle, size: int, c: float, radius: float):
     """(BGR float patch, alpha mask) of one cell in local coordinates."""
-    jitter = rng.uniform(-10, 10, 3)
-    patch = np.empty((size, size, 3), np.float32)
     if style.nucleus_shape == "smudge":
         return _smudge(rng, style, size, c, radius)
     if style.nucleus_shape == "crystal":
         return _crystals(rng, style, size, c, radius)
+    jitter = rng.uniform(-10, 10, 3)
+    patch = np.empty((size, size, 3), np.float32)
     cell = _blob(rng, size, (c, c), radius, style.irregular, rng.uniform(0.88, 1.0), rng.uniform(0, np.pi))
     patch[:] = np.array(style.cytoplasm, np.float32) + jitter
     if style.irregular >= 0.1 and style.nucleus_shape != "none":     # reactive lymphocyte: darker skirt

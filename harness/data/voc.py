@@ -134,8 +134,9 @@ def _resolve_ids(root: Path, image_set: str | Path | None, report: ValidationRep
     if image_set is None:
         return sorted(p.stem for p in (root / "Annotations").glob("*.xml"))
     path = Path(image_set)
-    if not (isinstance(image_set, Path) or "/" in str(image_set) or path.suffix == ".txt"):
-        path = split_file(root, str(image_set))
+    bare_name = not isinstance(image_set, Path) and "/" not in str(image_set)
+    if bare_name and not (path.suffix == ".txt" and path.is_file()):
+        path = split_file(root, path.stem if path.suffix == ".txt" else str(image_set))
     if not path.is_file():
         raise FileNotFoundError(f"{path}: image set {image_set!r} not found")
     ids, seen = [], set()
@@ -213,7 +214,9 @@ def find_image(root: Path, image_id: str, filename: Optional[str] = None) -> Opt
     return None
 
 
-def _validate(root: Path, raw: _RawAnnotation, labelmap: LabelMap, report: ValidationReport) -> Optional[ImageAnnotation]:
+def _validate(root: Path, raw: _RawAnnotation, labelmap: LabelMap,
+              report: ValidationReport) -> Optional[ImageAnnotation]:
+    """Check one parsed annotation against its image and the label map; None if the image is skipped."""
     xml = str(raw.xml_path)
     image_path = find_image(root, raw.image_id, raw.filename)
     if image_path is None:

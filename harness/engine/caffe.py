@@ -18,6 +18,7 @@ import math
 import os
 import platform
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -243,6 +244,9 @@ def snapshots(prefix: Path, suffix: str) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
+CAFFE_STOP_GRACE_SECONDS = 120.0   # one SSD512 iteration on 2 CPU cores can take a minute
+
+
 def train_caffe(
     solver_path: PathLike,
     workdir: PathLike,
@@ -256,12 +260,15 @@ def train_caffe(
     """Run ``caffe train``; keep train.log whole, write loss.csv, check the run really worked.
 
     Resumes from the newest ``<snapshot_prefix>_iter_N.solverstate`` when ``resume``; otherwise
-    starts fresh (from ``init_weights`` when given). Caffe runs in the solver's folder, so
+    starts fresh (from ``init_weights`` when given; ignored when resuming, the solverstate
+    carries the weights). Caffe runs in the solver's folder, so
     relative paths in the solver resolve there. ``progress``: None = bar when on a terminal,
     bool = force on/off, callable = called with every parsed iteration.
     """
     install = find_caffe()
     solver_path = Path(solver_path).resolve()
+    if not solver_path.is_file():
+        raise NativeFrameworkError(f"{solver_path}: solver prototxt not found")
     workdir = Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     cwd = solver_path.parent
@@ -303,7 +310,10 @@ def _run_training(install, argv, solver, workdir, cwd, resume_state, progress, t
     try:
         run = run_native(argv, log_path, parser.feed, solver.max_iter, env=install.env(), cwd=cwd,
                          label="caffe train", on_progress=on_progress, show_progress=show,
-                         append=True, timeout=timeout, unbuffer=False)
+                         append=True, timeout=timeout, unbuffer=False,
+                         # caffe's -sigint_effect stop: ends at an iteration boundary, so an
+                         # interrupted run never leaves a half-written snapshot to resume from.
+                         stop_signal=signal.SIGINT, stop_grace=CAFFE_STOP_GRACE_SECONDS)
     except NativeFrameworkError as exc:          # Ctrl-C or timeout: say how to go on
         _write_loss_csv(log_path, workdir)
         state = _resume_state(solver)
@@ -342,9 +352,11 @@ def _checked_result(run, parsed: CaffeLog, solver, workdir, started_models, resu
         raise NativeFrameworkError(f"caffe train failed: {run.describe_returncode()}{fatal} {where}", tail)
     if parsed.fatal:
         raise NativeFrameworkError(f"caffe train exited 0 but logged a fatal error: {parsed.fatal[-1]} {where}", tail)
-    if parsed.nan_iterations:
+    first_iteration = resume_state[0] if resume_state else 0
+    nan_iterations = [i for i in parsed.nan_iterations if i >= first_iteration]
+    if nan_iterations:
         raise NativeFrameworkError(
-            f"caffe train: loss is NaN/inf from iteration {parsed.nan_iterations[0]} "
+            f"caffe train: loss is NaN/inf from iteration {nan_iterations[0]} "
             f"(lower base_lr or check the data) {where}", tail)
     models = snapshots(solver.snapshot_prefix, ".caffemodel")
     new_models = [p for p, mtime in _modification_times(solver).items() if started_models.get(p) != mtime]
@@ -375,6 +387,14 @@ def _already_trained(workdir: Path, solver: SolverInfo, resume_state) -> TrainRe
 class ImageRef:
     image_id: str
     path: Path
+
+
+def existing_file(path: PathLike, what: str) -> Path:
+    """Resolve ``path`` or fail naming it: Caffe's own message for a missing file is an abort."""
+    path = Path(path).resolve()
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: {what} not found")
+    return path
 
 
 def image_refs(images: ImageList) -> list[ImageRef]:
@@ -408,8 +428,8 @@ def detect_caffe(
     """Run the deploy net with pycaffe; write ``comp4_det_test_<class>.txt`` files into ``out_dir``."""
     labels = _labelmap(labelmap)
     refs = image_refs(images)
-    raw = _run_worker({"op": "detect", "deploy": str(Path(deploy_prototxt).resolve()),
-                       "weights": str(Path(weights).resolve()), "batch": int(batch),
+    raw = _run_worker({"op": "detect", "deploy": str(existing_file(deploy_prototxt, "deploy prototxt")),
+                       "weights": str(existing_file(weights, "weights")), "batch": int(batch),
                        "images": [[r.image_id, str(r.path)] for r in refs]}, Path(out_dir))
     return _write_detections(raw["detections"], labels, conf_threshold, Path(out_dir))
 
@@ -427,7 +447,8 @@ def detect_opencv_caffe(
     import cv2
 
     labels = _labelmap(labelmap)
-    net = cv2.dnn.readNetFromCaffe(str(deploy_prototxt), str(weights))
+    net = cv2.dnn.readNetFromCaffe(str(existing_file(deploy_prototxt, "deploy prototxt")),
+                                   str(existing_file(weights, "weights")))
     size = deploy_input_size(Path(deploy_prototxt))
     records = {}
     for ref in image_refs(images):
@@ -537,7 +558,8 @@ def time_caffe(deploy: PathLike, weights: PathLike, images: ImageList, n: int = 
     if not refs:
         raise ValueError("time_caffe needs at least one image")
     scratch = Path(out_path).parent if out_path else Path.cwd()
-    raw = _run_worker({"op": "time", "deploy": str(Path(deploy).resolve()), "weights": str(Path(weights).resolve()),
+    raw = _run_worker({"op": "time", "deploy": str(existing_file(deploy, "deploy prototxt")),
+                       "weights": str(existing_file(weights, "weights")),
                        "images": [[r.image_id, str(r.path)] for r in refs], "n": int(n), "warmup": int(warmup)},
                       scratch)
     timing = _timing_summary(raw["milliseconds"], raw["forward_milliseconds"], n, warmup)

@@ -11,6 +11,7 @@ from typing import Optional, Sequence
 import click
 
 from harness.engine.profiles import PROFILES, Profile, profile as get_profile
+from harness.labels import LabelMap
 
 DATA_OPTION = click.option(
     "--data", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
@@ -58,8 +59,9 @@ def _train_profile(base: Profile, framework: str, iterations: Optional[int], bat
 
 def _run_train(spec, data, classification, profile_name, iterations, batch_size, init_weights, name, project,
                seed) -> None:
-    from harness.engine.experiment import prepare_data, run_experiment
+    from harness.engine.experiment import prepare_data, run_experiment, stop_on_sigterm
 
+    stop_on_sigterm()
     profile_ = _train_profile(get_profile(profile_name), spec.framework, iterations, batch_size)
     run_dir = project / (name or spec.name)
     prepared = prepare_data(data, run_dir, profile_, seed=seed, classification=classification)
@@ -127,7 +129,7 @@ _yolo_command("yolov3-tiny", 416)
 def detect(model_dir: Path, images: Path, image_set: Optional[str], out: Path) -> None:
     """Run a trained model (a MODEL_DIR from `harness train`) and write per-class VOC detection files."""
     from harness.data.voc import load_voc
-    from harness.engine.experiment import ModelSpec, PreparedData, framework_for
+    from harness.engine.experiment import ModelSpec, framework_for
     from harness.engine.profiles import PAPER
 
     summary_path = model_dir / "summary.json"
@@ -136,20 +138,19 @@ def detect(model_dir: Path, images: Path, image_set: Optional[str], out: Path) -
     summary = json.loads(summary_path.read_text())
     if not (summary.get("train") or {}).get("weights"):
         raise click.ClickException(f"{summary_path}: this model has no trained weights ({summary.get('message')})")
-    dataset = load_voc(images, image_set=image_set)
+    files = {role: Path(p) for role, p in summary["rendered"].items()}
+    labelmap = LabelMap.from_file(files.get("names") or files["labelmap"])   # the model's own classes
+    dataset = load_voc(images, image_set=image_set, labelmap=labelmap)
     click.echo(dataset.report.summary())
     spec = ModelSpec(summary["experiment"], summary["framework"], summary["model"], summary["size"],
                      summary.get("smin"), summary.get("smax"))
-    prepared = PreparedData(images, None, None, False)  # only the label map and image list are used here
-    fw = framework_for(spec, prepared, model_dir, PAPER)
-    fw.data = _LabelOnlyData(dataset.labelmap)
-    files = {role: Path(p) for role, p in summary["rendered"].items()}
+    fw = framework_for(spec, _LabelOnlyData(labelmap), model_dir, PAPER)
     written = fw.detect(files, Path(summary["train"]["weights"]), dataset.images, out)
     click.secho(f"detections: {written}", fg="green")
 
 
 class _LabelOnlyData:
-    """Stand-in for PreparedData when detecting: frameworks only need the label map there."""
+    """What detection needs of PreparedData: only the label map (no converted dataset)."""
 
     def __init__(self, labelmap) -> None:
         self.labelmap = labelmap

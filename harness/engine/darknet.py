@@ -619,7 +619,11 @@ def detect_darknet_valid(data_path: Path, cfg_path: Path, weights: Path, out_dir
     options = read_data_file(data_path)
     cwd = data_path.parent
     cfg = summarize_cfg(cfg_path)
-    images, names = _check_valid_inputs(options, cwd, cfg, weights, data_path, out_dir)
+    short_list_in_process = _valid_list_length(options, cwd) < VALID_MIN_IMAGES and _can_run_in_process(install)
+    images, names = _check_valid_inputs(options, cwd, cfg, weights, data_path, out_dir,
+                                        allow_short=short_list_in_process)
+    if short_list_in_process:
+        return _valid_in_process(install, cfg_path, weights, [resolve(i, cwd) for i in images], names, cfg, out_dir)
     run_data = _write_valid_data(options, cwd, out_dir)
     argv = [str(install.binary), "detector", "valid", str(run_data), str(cfg_path), str(weights)]
     run = run_native(argv, out_dir / "valid.log", _valid_progress, len(images), cwd=cwd,
@@ -633,22 +637,47 @@ def detect_darknet_valid(data_path: Path, cfg_path: Path, weights: Path, out_dir
     return out_dir
 
 
+def _valid_list_length(options: dict[str, str], cwd: Path) -> int:
+    path = resolve(options.get("valid", "data/train.list"), cwd)
+    return len(read_image_list(path)) if path.is_file() else 0
+
+
+def _can_run_in_process(install: DarknetInstall) -> bool:
+    """pjreddie's libdarknet gives byte-identical files to ``valid`` (tested); AlexeyAB's valid copes."""
+    return install.library is not None and not install.alexeyab
+
+
+def _valid_in_process(install: DarknetInstall, cfg_path: Path, weights: Path, images: list[Path],
+                      names: list[str], cfg: CfgSummary, out_dir: Path) -> Path:
+    """Fewer than 4 images (pjreddie's valid segfaults): same steps through libdarknet instead."""
+    from harness.engine.darknet_ctypes import detect_darknet_ctypes as _detect
+
+    note = (f"{len(images)} image(s) < {VALID_MIN_IMAGES}: pjreddie's `detector valid` would segfault, so the "
+            f"same letterbox/threshold {0.005}/NMS {0.45} steps ran in-process via {install.library}\n")
+    (out_dir / "valid.log").write_text(note)
+    _detect(cfg_path, weights, images, names[: cfg.classes], out_dir, install=install)
+    return out_dir
+
+
 def _valid_progress(line: str) -> Optional[Progress]:
     """valid prints the running image count (a multiple of 4) on its own line."""
     return Progress(int(line), math.nan) if line.isdigit() else None
 
 
 def _check_valid_inputs(options, cwd: Path, cfg: CfgSummary, weights: Path, data_path: Path,
-                        out_dir: Path) -> tuple[list[str], list[str]]:
+                        out_dir: Path, allow_short: bool = False) -> tuple[list[str], list[str]]:
     problems = list(cfg.problems)
     if not weights.is_file():
         problems.append(f"weights {weights} not found")
     if " " in str(out_dir):
         problems.append(f"output directory {out_dir} contains a space")
     images = read_image_list(resolve(options.get("valid", "data/train.list"), cwd))
-    if len(images) < VALID_MIN_IMAGES:
+    if not images:
+        problems.append(f"{options.get('valid')}: no images listed")
+    elif len(images) < VALID_MIN_IMAGES and not allow_short:
         problems.append(f"{options.get('valid')}: {len(images)} images; pjreddie's `detector valid` needs at "
-                        f"least {VALID_MIN_IMAGES} (it segfaults otherwise) — use the ctypes detector instead")
+                        f"least {VALID_MIN_IMAGES} (it segfaults otherwise) and no libdarknet.so is available "
+                        "for the in-process fallback")
     missing = [image for image in images if not resolve(image, cwd).is_file()]
     if missing:
         problems.append(f"{len(missing)} listed images missing, e.g. {missing[:3]}")
@@ -741,3 +770,22 @@ def _conv_parameters(options: dict[str, str], in_c: int, rng):
     if int(options.get("batch_normalize", 0)):
         return np.concatenate([biases, np.ones(filters), np.zeros(filters), np.ones(filters), weights])
     return np.concatenate([biases, weights * 0.5])
+
+
+# --------------------------------------------------------------------------- in-process entry points
+
+
+def time_darknet(cfg_path: Path, weights: Optional[Path], images, n: int = 50, warmup: int = 5, *,
+                 install: Optional[DarknetInstall] = None) -> dict:
+    """Batch-1 forward timing (timing.json fields) through libdarknet; see darknet_ctypes."""
+    from harness.engine.darknet_ctypes import time_darknet as _time_darknet
+
+    return _time_darknet(cfg_path, weights, images, n=n, warmup=warmup, install=install)
+
+
+def detect_darknet_ctypes(cfg_path: Path, weights: Path, images, class_names, out_dir: Optional[Path] = None, *,
+                          install: Optional[DarknetInstall] = None):
+    """In-process detection writing the same per-class files as ``detector valid``."""
+    from harness.engine.darknet_ctypes import detect_darknet_ctypes as _detect
+
+    return _detect(cfg_path, weights, images, class_names, out_dir, install=install)

@@ -19,7 +19,6 @@ from harness.engine.darknet_ctypes import VALID_NMS, VALID_THRESH, RawDetection
 
 def darknet_resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
     """Darknet's resize_image: bilinear with corners aligned, columns first, in float32."""
-    src_h, src_w = image.shape[:2]
     columns = _interpolate_axis(image, width, axis=1)
     return _interpolate_axis(columns, height, axis=0)
 

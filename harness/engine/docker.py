@@ -191,8 +191,10 @@ def _is_within(child, parent) -> bool:
 def identity_mounts(paths: Iterable[PathLike], read_only: Iterable[PathLike] = ()) -> list[Mount]:
     """Mount each host path at the same absolute path; ``read_only`` ones with ``:ro``.
 
-    Read-only paths must exist (they are inputs). A missing read-write path is created first,
-    as the calling user: otherwise the Docker daemon would create it owned by root.
+    The target is the path as written (made absolute, symlinks kept) because that is what the
+    command line says; the source is the resolved path. Read-only paths must exist (they are
+    inputs). A missing read-write path is created first as a directory, by the calling user:
+    otherwise the Docker daemon would create it owned by root.
     """
     read_only_set = {absolute(p) for p in read_only}
     mounts = []
@@ -202,13 +204,13 @@ def identity_mounts(paths: Iterable[PathLike], read_only: Iterable[PathLike] = (
             if is_ro:
                 raise FileNotFoundError(f"{path}: input path to mount read-only does not exist")
             path.mkdir(parents=True, exist_ok=True)
-        mounts.append(Mount(host=path, read_only=is_ro))
+        mounts.append(Mount(host=path.resolve(), container=str(path), read_only=is_ro))
     return mounts
 
 
 def absolute(path: PathLike) -> Path:
-    """Absolute, symlink-free host path: Docker mounts what the path points to anyway."""
-    return Path(os.path.abspath(os.path.expanduser(os.fspath(path)))).resolve()
+    """Absolute host path, ``~`` expanded, symlinks kept (they are resolved for the mount source)."""
+    return Path(os.path.abspath(os.path.expanduser(os.fspath(path))))
 
 
 def wrap_for_docker(
@@ -236,8 +238,10 @@ def wrap_for_docker(
         raise ValueError("wrap_for_docker: empty command")
     mounts = identity_mounts(paths, read_only)
     if workdir is None:
-        cwd = absolute(Path.cwd())
-        if any(_is_within(cwd, m.host) for m in mounts):
+        cwd = absolute(os.environ.get("PWD") or Path.cwd())
+        if not Path(cwd).samefile(Path.cwd()):
+            cwd = absolute(Path.cwd())
+        if any(_is_within(cwd, m.target) for m in mounts):
             workdir = cwd
     return docker_run_argv(
         image,

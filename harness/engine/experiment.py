@@ -16,7 +16,7 @@ from typing import Any, Callable, Optional, Sequence
 from harness.data.annotations import ImageAnnotation
 from harness.data.convert import ConvertResult, convert_dataset
 from harness.data.voc import load_voc
-from harness.engine.profiles import Profile, limit, yolo_overrides
+from harness.engine.profiles import Profile, limit, ssd_solver, yolo_overrides
 from harness.engine.types import NativeFrameworkError
 from harness.labels import LabelMap
 
@@ -99,17 +99,17 @@ def _ids_file(path: Path, ids: Sequence[str]) -> Path:
     return path
 
 
-def _scored_test_ids(data: PreparedData, profile: Profile, model: str) -> list[str]:
-    wanted = limit(profile, model, "test_images")
+def _scored_test_ids(data: PreparedData, profile: Profile, spec: "ModelSpec") -> list[str]:
+    wanted = limit(profile, spec, "test_images")
     ids = list(data.converted.test_ids)
     return ids if wanted is None else ids[:wanted]
 
 
-def _classification_images(data: PreparedData, profile: Profile, model: str) -> list[ImageAnnotation]:
+def _classification_images(data: PreparedData, profile: Profile, spec: "ModelSpec") -> list[ImageAnnotation]:
     if data.classification_root is None:
         return []
     images = load_voc(data.classification_root, labelmap=data.labelmap).images
-    wanted = limit(profile, model, "classification_images")
+    wanted = limit(profile, spec, "classification_images")
     return images if wanted is None else images[:wanted]
 
 
@@ -124,7 +124,7 @@ class _Caffe:
     def render(self, test_ids: Sequence[str]) -> dict[str, Path]:
         from harness.render.ssd import render_ssd
 
-        kwargs: dict[str, Any] = {"solver": dict(self.profile.ssd_solver)}
+        kwargs: dict[str, Any] = {"solver": ssd_solver(self.profile, self.spec)}
         if self.profile.ssd_batch_size:
             kwargs["batch_size"] = self.profile.ssd_batch_size
         return render_ssd(self.dir / "rendered", size=self.spec.size, smin=self.spec.smin or 0.2,
@@ -137,7 +137,9 @@ class _Caffe:
 
         return train_caffe(files["solver"], self.dir, init_weights=init_weights)
 
-    def detect(self, files, weights: Path, images: list[ImageAnnotation], out_dir: Path) -> Path:
+    def detect(self, files, weights: Path, images: list[ImageAnnotation], out_dir: Path,
+               native: bool = False) -> Path:
+        """pycaffe on the deploy net: this fork's DetectionOutput writes no files (docs/caffe.md)."""
         from harness.engine.caffe import detect_caffe
 
         return detect_caffe(files["deploy"], weights, images, self.data.labelmap, out_dir)
@@ -154,21 +156,19 @@ class _Darknet:
     def __init__(self, spec: ModelSpec, data: PreparedData, model_dir: Path, profile: Profile,
                  overrides: Optional[dict] = None) -> None:
         self.spec, self.data, self.dir, self.profile = spec, data, model_dir, profile
-        self.overrides = overrides if overrides is not None else yolo_overrides(profile, spec.model)
+        self.overrides = overrides if overrides is not None else yolo_overrides(profile, spec)
 
     def _darknet_image(self, image_id: str) -> Path:
         return self.data.converted.out_dir / "darknet" / "images" / f"{image_id}.jpg"
 
-    def render(self, test_ids: Sequence[str], valid_images: Optional[Sequence[Path]] = None,
-               out: str = "rendered") -> dict[str, Path]:
+    def render(self, test_ids: Sequence[str]) -> dict[str, Path]:
         from harness.render.yolo import render_yolo
 
-        paths = valid_images if valid_images is not None else [self._darknet_image(i) for i in test_ids]
-        valid_list = self.dir / out / "valid.txt"
+        valid_list = self.dir / "rendered" / "valid.txt"
         valid_list.parent.mkdir(parents=True, exist_ok=True)
-        valid_list.write_text("".join(f"{p}\n" for p in paths))
+        valid_list.write_text("".join(f"{self._darknet_image(i)}\n" for i in test_ids))
         (self.dir / "weights").mkdir(parents=True, exist_ok=True)
-        return render_yolo(self.dir / out, model=self.spec.model, size=self.spec.size, labelmap=self.data.labelmap,
+        return render_yolo(self.dir / "rendered", model=self.spec.model, size=self.spec.size, labelmap=self.data.labelmap,
                            train_list=self.data.converted.out_dir / "darknet" / "train.txt",
                            valid_list=valid_list, backup_dir=self.dir / "weights",
                            results_dir=self.dir / "darknet_results", overrides=self.overrides)
@@ -178,11 +178,17 @@ class _Darknet:
 
         return train_darknet(files["data"], files["cfg"], self.dir, init_weights=init_weights)
 
-    def detect(self, files, weights: Path, images: list[ImageAnnotation], out_dir: Path) -> Path:
-        from harness.engine.darknet import detect_darknet_valid
+    def detect(self, files, weights: Path, images: list[ImageAnnotation], out_dir: Path,
+               native: bool = False) -> Path:
+        """``native``: `darknet detector valid` over the rendered test list (the paper's tool);
+        otherwise libdarknet in-process on any images (same files, tested equal)."""
+        from harness.engine.darknet import detect_darknet_ctypes, detect_darknet_valid
 
-        own = self.render([], valid_images=[im.image_path for im in images], out=f"rendered_{out_dir.name}")
-        return detect_darknet_valid(own["data"], files["cfg"], weights, out_dir)
+        if native:
+            return detect_darknet_valid(files["data"], files["cfg"], weights, out_dir)
+        detect_darknet_ctypes(files["cfg"], weights, [im.image_path for im in images], self.data.labelmap.names,
+                              out_dir)
+        return out_dir
 
     def time(self, files, weights: Path, images: list[ImageAnnotation], n: int, warmup: int) -> dict:
         from harness.engine.darknet import time_darknet
@@ -225,6 +231,16 @@ def classify(images: list[ImageAnnotation], detections: Path, labelmap: LabelMap
     return _write_json(out_dir / "classification.json", report).name
 
 
+def stop_on_sigterm() -> None:
+    """Treat SIGTERM like Ctrl-C so an experiment killed by a scheduler still writes its summary."""
+    import signal
+
+    def _raise(signum, frame):  # noqa: ARG001
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, _raise)
+
+
 def run_experiment(spec: ModelSpec, data: PreparedData, model_dir: Path, profile: Profile,
                    init_weights: Optional[Path] = None, framework_kwargs: Optional[dict] = None) -> dict:
     """Run every step for one model and write ``model_dir/summary.json`` whatever happens."""
@@ -239,6 +255,9 @@ def run_experiment(spec: ModelSpec, data: PreparedData, model_dir: Path, profile
     try:
         _run_steps(spec, data, model_dir, profile, init_weights, summary, framework_kwargs or {})
         summary["status"] = "ok"
+    except KeyboardInterrupt:
+        summary.update(status="failed", message="interrupted (Ctrl-C or SIGTERM); files written so far are kept")
+        raise
     except StepFailed as exc:
         summary.update(status="failed", message=str(exc), failed_step=exc.step)
         detail = exc.__cause__
@@ -254,7 +273,7 @@ def run_experiment(spec: ModelSpec, data: PreparedData, model_dir: Path, profile
 def _run_steps(spec: ModelSpec, data: PreparedData, model_dir: Path, profile: Profile,
                init_weights: Optional[Path], summary: dict, framework_kwargs: dict) -> None:
     fw = framework_for(spec, data, model_dir, profile, **framework_kwargs)
-    test_ids = _scored_test_ids(data, profile, spec.model)
+    test_ids = _scored_test_ids(data, profile, spec)
     ids_file = _ids_file(model_dir / "test_ids.txt", test_ids)
     files = _step("render", fw.render, test_ids)
     summary["rendered"] = {role: str(path) for role, path in files.items()}
@@ -269,11 +288,11 @@ def _run_steps(spec: ModelSpec, data: PreparedData, model_dir: Path, profile: Pr
         raise StepFailed("train", RuntimeError("training produced no weights (see train.log)"))
 
     test_images = load_voc(data.voc_root, image_set=ids_file, labelmap=data.labelmap).images
-    det_dir = _step("detect", fw.detect, files, result.weights, test_images, model_dir / "detections")
+    det_dir = _step("detect", fw.detect, files, result.weights, test_images, model_dir / "detections", native=True)
     summary["metrics"] = _step("evaluate", evaluate_split, data.voc_root, ids_file, Path(det_dir),
                                data.labelmap, model_dir)
 
-    cls_images = _classification_images(data, profile, spec.model)
+    cls_images = _classification_images(data, profile, spec)
     if cls_images:
         cls_dir = _step("detect-classification", fw.detect, files, result.weights, cls_images,
                         model_dir / "classification_detections")
@@ -281,7 +300,7 @@ def _run_steps(spec: ModelSpec, data: PreparedData, model_dir: Path, profile: Pr
     else:
         summary["classification_note"] = "no classification set (single-object images) given"
 
-    n, warmup = limit(profile, spec.model, "timing_images"), limit(profile, spec.model, "timing_warmup")
+    n, warmup = limit(profile, spec, "timing_images"), limit(profile, spec, "timing_warmup")
     timing = _step("time", fw.time, files, result.weights, (test_images * (1 + n // max(1, len(test_images))))[: n + warmup],
                    n, warmup)
     summary["timing"] = _write_json(model_dir / "timing.json", timing).name

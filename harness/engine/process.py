@@ -6,12 +6,14 @@ step, and hands them back so the caller can check the files the run should have 
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import queue
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -98,13 +100,17 @@ def run_native(
     append: bool = False,
     timeout: Optional[float] = None,
     unbuffer: bool = True,
+    stop_signal: int = signal.SIGTERM,
+    stop_grace: float = TERMINATE_GRACE_SECONDS,
 ) -> NativeRun:
     """Run ``argv`` (no shell), merge stdout+stderr into ``log_path``, show live progress.
 
     ``parse_line`` turns a log line into a :class:`Progress` or ``None``. Returns whatever the
     exit status; raises :class:`NativeFrameworkError` only when the process cannot start, on
     Ctrl-C (the child is terminated, the log kept) or when ``timeout`` seconds pass.
-    ``show_progress=None`` shows the bar only when stderr is a terminal.
+    ``show_progress=None`` shows the bar only when stderr is a terminal. ``stop_signal`` is what
+    stops the child (Caffe takes SIGINT to stop cleanly between iterations, never mid-snapshot),
+    followed by SIGKILL after ``stop_grace`` seconds.
     """
     argv = [str(a) for a in argv]
     log_path = Path(log_path)
@@ -119,16 +125,17 @@ def run_native(
         display = _ProgressDisplay(label or Path(argv[0]).name, total_iterations, show_progress)
         run = NativeRun(argv=argv, log_path=log_path, returncode=0, seconds=0.0)
         try:
-            _consume(lines, parse_line, run, display, on_progress, started, timeout, child, log_path)
-            child.wait()
-            reader.join()
-        except KeyboardInterrupt:
-            _stop_child(child)
+            with _sigterm_as_interrupt():
+                _consume(lines, parse_line, run, display, on_progress, started, timeout, child, log_path)
+                child.wait()
+                reader.join()
+        except KeyboardInterrupt as interrupt:
+            _stop_child(child, stop_signal, stop_grace)
             reader.join(timeout=TERMINATE_GRACE_SECONDS)
             log.flush()
+            how = "terminated (SIGTERM)" if isinstance(interrupt, _Terminated) else "interrupted (Ctrl-C)"
             raise NativeFrameworkError(
-                f"{label or argv[0]}: interrupted (Ctrl-C); the native process was terminated. "
-                f"Full log kept at {log_path}",
+                f"{label or argv[0]}: {how}; the native process was stopped. Full log kept at {log_path}",
                 read_log_tail(log_path),
             ) from None
         finally:
@@ -150,9 +157,50 @@ def _start_child(full_argv: list[str], argv: list[str], log_path: Path, env, cwd
             env=merged_env,
             cwd=None if cwd is None else str(cwd),
             start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
     except OSError as exc:
         raise NativeFrameworkError(f"cannot start {argv[0]!r} (log would be {log_path}): {exc}") from exc
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM to the harness (CI timeout, ``kill``): stop the child exactly as on Ctrl-C."""
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """The child runs in its own session, so a SIGTERM to us must be passed on by us."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise _Terminated()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _resolve_prctl():
+    try:
+        import ctypes
+
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+_PRCTL = _resolve_prctl() if sys.platform.startswith("linux") else None
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the forked child: get SIGTERM if the harness dies without cleaning up (e.g. SIGKILL)."""
+    if _PRCTL is not None:
+        _PRCTL(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
 
 
 def _pump_lines(child: subprocess.Popen, log, lines: "queue.Queue[Optional[str]]") -> None:
@@ -202,13 +250,14 @@ def _parse_safely(parse_line: ParseLine, line: str, run: NativeRun) -> Optional[
         return None
 
 
-def _stop_child(child: subprocess.Popen) -> None:
-    """SIGTERM the child's process group, then SIGKILL if it does not exit in time."""
+def _stop_child(child: subprocess.Popen, signum: int = signal.SIGTERM,
+                grace: float = TERMINATE_GRACE_SECONDS) -> None:
+    """Signal the child's process group (SIGTERM by default), then SIGKILL if it does not exit in time."""
     if child.poll() is not None:
         return
-    _signal_group(child, signal.SIGTERM)
+    _signal_group(child, signum)
     try:
-        child.wait(timeout=TERMINATE_GRACE_SECONDS)
+        child.wait(timeout=grace)
     except subprocess.TimeoutExpired:
         _signal_group(child, signal.SIGKILL)
         child.wait()

@@ -55,12 +55,16 @@ PAPER = Profile(
     timing_warmup=5,
 )
 
+# Seconds per image on a 2-core CPU (docs/benchmarks.md) decide these limits: SSD300 ~3 s forward,
+# SSD512 ~3x that, YOLOv3-608 ~6 s; scoring 4 images exercises the same code as scoring 1,120.
+_FEW = {"test_images": 4, "classification_images": 4, "timing_images": 3, "timing_warmup": 1}
+
 SMOKE = Profile(
     name="smoke",
     comparable_with_paper=False,
     description="same seven models and code paths, few iterations and small batches, for a 2-core CPU",
-    ssd_batch_size=2,
-    ssd_solver={"max_iter": 6, "stepvalue": [4], "snapshot": 6, "display": 1, "average_loss": 1,
+    ssd_batch_size=1,
+    ssd_solver={"max_iter": 3, "stepvalue": [2], "snapshot": 3, "display": 1, "average_loss": 1,
                 "test_interval": 1000, "test_iter": 1},
     yolo_overrides={"batch": 2, "subdivisions": 1, "max_batches": 4, "steps": [2, 3], "burn_in": 0,
                     "learning_rate": 0.0001},
@@ -71,16 +75,15 @@ SMOKE = Profile(
     timing_images=10,
     timing_warmup=2,
     per_model={
-        # Full YOLOv3 costs seconds per image on one core: score fewer images.
-        "yolov3": {"test_images": 4, "classification_images": 4, "timing_images": 3, "timing_warmup": 1,
-                   "yolo_overrides": {"batch": 1, "max_batches": 2, "steps": [1, 2]}},
+        "ssd": dict(_FEW),
+        "yolov3": {**_FEW, "yolo_overrides": {"batch": 1, "max_batches": 2, "steps": [1, 2]}},
     },
     learning_check=LearningCheck(
-        name="learning-check_yolov3-tiny_224",
+        name="learning-check_yolov3-tiny_160",
         model="yolov3-tiny",
-        size=224,
-        overrides={"batch": 8, "subdivisions": 1, "max_batches": 1200, "steps": [900, 1100],
-                   "scales": [0.1, 0.1], "learning_rate": 0.001, "burn_in": 100},
+        size=160,
+        overrides={"batch": 4, "subdivisions": 1, "max_batches": 240, "steps": [200, 230],
+                   "scales": [0.1, 0.1], "learning_rate": 0.001, "burn_in": 50},
     ),
 )
 
@@ -94,10 +97,19 @@ def profile(name: str) -> Profile:
         raise KeyError(f"unknown profile {name!r}; known: {', '.join(PROFILES)}") from None
 
 
-def limit(profile_: Profile, model: str, key: str):
-    """A profile limit (test_images, timing_images, …), with the per-model override if any."""
-    return profile_.per_model.get(model, {}).get(key, getattr(profile_, key))
+def _overrides(profile_: Profile, spec) -> dict[str, Any]:
+    """Per-model limits, then per-experiment ones (e.g. SSD512 is slower than SSD300)."""
+    return {**profile_.per_model.get(spec.model, {}), **profile_.per_model.get(spec.name, {})}
 
 
-def yolo_overrides(profile_: Profile, model: str) -> dict[str, Any]:
-    return {**profile_.yolo_overrides, **profile_.per_model.get(model, {}).get("yolo_overrides", {})}
+def limit(profile_: Profile, spec, key: str):
+    """A profile limit (test_images, timing_images, …) for one experiment ``spec`` (name, model)."""
+    return _overrides(profile_, spec).get(key, getattr(profile_, key))
+
+
+def yolo_overrides(profile_: Profile, spec) -> dict[str, Any]:
+    return {**profile_.yolo_overrides, **_overrides(profile_, spec).get("yolo_overrides", {})}
+
+
+def ssd_solver(profile_: Profile, spec) -> dict[str, Any]:
+    return {**profile_.ssd_solver, **_overrides(profile_, spec).get("ssd_solver", {})}

@@ -9,7 +9,7 @@ from typing import Optional, Sequence
 import click
 
 from harness import paper
-from harness.engine.experiment import ModelSpec, PreparedData, prepare_data, run_experiment
+from harness.engine.experiment import ModelSpec, PreparedData, prepare_data, run_experiment, stop_on_sigterm
 from harness.engine.profiles import PROFILES, Profile, profile as get_profile
 
 FROM_SCRATCH_NOTE = (
@@ -54,6 +54,7 @@ def reproduce_table1(run_dir: Path, profile_: Profile, data: Optional[Path] = No
     from harness.report.provenance import collect_provenance
 
     run_dir.mkdir(parents=True, exist_ok=True)
+    stop_on_sigterm()
     started = time.monotonic()
     experiments = select_experiments(only)
     if profile_.name == "paper" and not (init_weights_ssd and init_weights_yolo):

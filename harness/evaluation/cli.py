@@ -55,16 +55,10 @@ def evaluate(gt_root: Path, image_set: str | None, det_path: Path, protocol: str
 
 
 def _read_labelmap(path: Path | None):
-    """A label map file; if its names are all paper labels, the paper's scored set applies."""
+    """A label map file (the paper's labels keep the paper's scored set: see LabelMap.from_names)."""
     from harness.labels import LabelMap
 
-    if path is None:
-        return None
-    labelmap = LabelMap.from_file(path)
-    paper = LabelMap.paper()
-    if set(labelmap.names) <= set(paper.names):
-        return LabelMap.from_names(labelmap.names, [n for n in labelmap.names if n in paper.scored])
-    return labelmap
+    return None if path is None else LabelMap.from_file(path)
 
 
 def _inputs(gt_root: Path, image_set: str | None, det_path: Path, dataset) -> dict:

@@ -64,9 +64,10 @@ class CaffeLog:
     model_snapshots: list[Path] = field(default_factory=list)
     state_snapshots: list[Path] = field(default_factory=list)
     test_outputs: list[TestOutput] = field(default_factory=list)
-    fatal: list[str] = field(default_factory=list)            # F-lines, protobuf errors, signals
+    fatal: list[str] = field(default_factory=list)            # F-lines, protobuf errors, signals (last run)
+    earlier_fatal: list[str] = field(default_factory=list)    # the same from earlier runs of a resumed log
     restored_from: list[Path] = field(default_factory=list)
-    optimization_done: bool = False
+    optimization_done: bool = False                           # the last run reached "Optimization Done."
     net_name: str = ""
 
     @property
@@ -106,7 +107,7 @@ class CaffeLogParser:
         """Consume one log line (with or without the glog prefix)."""
         line = line.rstrip("\r\n")
         if line.startswith(RUN_MARKER):
-            self.mark_new_segment()
+            self._start_new_run()
             return None
         level, stamp, message = split_glog(line)
         seconds = self._elapsed(stamp)
@@ -137,8 +138,7 @@ class CaffeLogParser:
             return None
         if self._note_testing(text, raw):
             return None
-        self._note_events(text)
-        return None
+        return self._note_events(text)
 
     def _add_train_output(self, match: re.Match) -> None:
         if match.group(4) is None:          # not a loss output (e.g. accuracy)
@@ -159,21 +159,23 @@ class CaffeLogParser:
             return True
         return False
 
-    def _note_events(self, text: str) -> None:
+    def _note_events(self, text: str) -> Optional[Progress]:
+        """Snapshots, restores, the end of training (which completes the final loss line)."""
         for pattern, target in ((SNAPSHOT_STATE, self.log.state_snapshots),
                                 (SNAPSHOT_MODEL, self.log.model_snapshots),
                                 (RESTORING, self.log.restored_from)):
             match = pattern.match(text)
             if match:
                 target.append(Path(match.group(1).strip()))
-                return
+                return None
         if text == "Optimization Done.":
-            self._complete_pending()
             self.log.optimization_done = True
+            return self._complete_pending()
         elif SEGMENT_START.match(text) and not self.log.net_name:
             self.log.net_name = SEGMENT_START.match(text).group(1)
         elif PROTOBUF_ERROR.match(text) or SIGNAL_REPORT.match(text):
             self.log.fatal.append(text)
+        return None
 
     def _complete_pending(self, lr: Optional[float] = None, iteration: Optional[int] = None) -> Optional[Progress]:
         pending = self._pending
@@ -199,6 +201,14 @@ class CaffeLogParser:
         self._previous_stamp = stamp
         self._last_seconds = self._segment_offset + (stamp - self._segment_start).total_seconds()
         return self._last_seconds
+
+    def _start_new_run(self) -> None:
+        """A marker line: what judged the earlier run must not judge the next one."""
+        self._complete_pending()
+        self.log.earlier_fatal.extend(self.log.fatal)
+        self.log.fatal = []
+        self.log.optimization_done = False
+        self.mark_new_segment()
 
     def mark_new_segment(self) -> None:
         """Called between the runs of a resumed training so the pause is not counted."""

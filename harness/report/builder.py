@@ -126,7 +126,7 @@ def _missing_figures(run: RunData, figures: list[Figure]) -> list[str]:
 
 
 def _context(run, paper, figures, table1, table2, provenance) -> dict:
-    smoke = [e.name for e in run.experiments if e.status == "ok" and e.not_comparable_because.endswith("profile")]
+    smoke = [e.name for e in run.experiments if e.summary and not e.profile_comparable]
     return {
         "run": run,
         "title": f"leukonet-harness report — {run.name}",
@@ -147,8 +147,23 @@ def _context(run, paper, figures, table1, table2, provenance) -> dict:
         "not_ok": [e for e in run.experiments if e.status != "ok"],
         "problems": run.all_problems,
         "provenance": provenance,
+        "provenance_extras": _provenance_extras(provenance),
         "sources": [(p.name, p.source) for p in paper.values() if p.source],
     }
+
+
+_PROVENANCE_SHOWN = {"created", "run_dir", "harness", "frameworks", "rendered_files", "data", "seeds", "machine", "note"}
+
+
+def _provenance_extras(provenance: dict) -> list[tuple[str, str]]:
+    """Whatever else the caller recorded (profile, synthetic data, initialisation note …)."""
+    extras = []
+    for key, value in provenance.items():
+        if key in _PROVENANCE_SHOWN or value is None:
+            continue
+        extras.append((key, ", ".join(map(str, value)) if isinstance(value, list) else
+                       json.dumps(value) if isinstance(value, dict) else str(value)))
+    return extras
 
 
 def _environment() -> jinja2.Environment:

@@ -14,6 +14,7 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from harness.report.loading import ExperimentRun, LossCurve
 
@@ -66,6 +67,7 @@ def _loss_panel(ax, exp: ExperimentRun) -> None:
         ax.set_yscale("log")
     ax.set_title(_title(exp), fontsize=10)
     ax.set_xlabel("iteration")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("loss")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)

@@ -79,10 +79,15 @@ class ExperimentRun:
             return f"status {self.status}"
         if self.in_paper is False:
             return "not a paper experiment"
-        flag = self.summary.get("comparable_with_paper")
-        if flag is False or (flag is None and self.profile in ("smoke", "unknown")):
+        if not self.profile_comparable:
             return f"{self.profile} profile"
         return ""
+
+    @property
+    def profile_comparable(self) -> bool:
+        """The engine's ``comparable_with_paper`` flag, else: anything but a smoke/unknown profile."""
+        flag = self.summary.get("comparable_with_paper")
+        return bool(flag) if flag is not None else self.profile not in ("smoke", "unknown")
 
     @property
     def train_seconds(self) -> Optional[float]:
@@ -140,7 +145,10 @@ def load_experiment(directory: Path) -> ExperimentRun:
     exp = ExperimentRun(name=directory.name, directory=directory)
     summary_path = directory / SUMMARY_FILE
     if not summary_path.is_file():
-        exp.problems.append(f"{summary_path}: file not found — experiment has no summary, shown as 'missing'")
+        found = _load_conventional_files(exp)
+        listing = f"; read by their standard names: {', '.join(found)}" if found else ""
+        exp.problems.append(f"{summary_path}: file not found — experiment has no summary (interrupted run?), "
+                            f"shown as 'missing'{listing}")
         return exp
     try:
         exp.summary = _read_json_object(summary_path)
@@ -148,8 +156,22 @@ def load_experiment(directory: Path) -> ExperimentRun:
         exp.problems.append(str(exc))
         return exp
     _check_summary(exp, summary_path)
-    _load_named_files(exp)
+    _load_named_files(exp, exp.summary)
     return exp
+
+
+def _load_conventional_files(exp: ExperimentRun) -> list[str]:
+    """An interrupted run leaves no summary but may hold results under the architecture's
+    standard names: show them (status stays 'missing') rather than hide finished work."""
+    standard = {"metrics": {p: f"metrics_{p}.json" for p in PROTOCOLS}, "classification": "classification.json",
+                "timing": "timing.json", "train": {"loss_csv": "loss.csv"}}
+    present = {p: n for p, n in standard["metrics"].items() if (exp.directory / n).is_file()}
+    named = {"metrics": present, "train": {"loss_csv": "loss.csv"} if (exp.directory / "loss.csv").is_file() else {}}
+    for key in ("classification", "timing"):
+        named[key] = standard[key] if (exp.directory / standard[key]).is_file() else None
+    _load_named_files(exp, named)
+    return sorted([*present.values(), *(v for k, v in named.items() if k in ("classification", "timing") and v),
+                   *named["train"].values()])
 
 
 def _check_summary(exp: ExperimentRun, path: Path) -> None:
@@ -164,19 +186,19 @@ def _check_summary(exp: ExperimentRun, path: Path) -> None:
         exp.problems.append(f"{path}: status {exp.status!r} without a message saying why")
 
 
-def _load_named_files(exp: ExperimentRun) -> None:
+def _load_named_files(exp: ExperimentRun, named: dict) -> None:
     """Follow the file names in summary.json; for a failed run, a missing file is expected."""
     expected = exp.status == "ok"
-    metrics_names = exp.summary.get("metrics") or {}
+    metrics_names = named.get("metrics") or {}
     for protocol in PROTOCOLS:
         data = _optional_json(exp, metrics_names.get(protocol), expected, f"metrics {protocol}")
         if data is not None and _valid_metrics(exp, data, metrics_names[protocol]):
             exp.metrics[protocol] = data
-    exp.classification = _optional_json(exp, exp.summary.get("classification"), False, "classification")
-    if exp.classification is not None and not _valid_classification(exp, exp.summary["classification"]):
+    exp.classification = _optional_json(exp, named.get("classification"), False, "classification")
+    if exp.classification is not None and not _valid_classification(exp, named["classification"]):
         exp.classification = None
-    exp.timing = _optional_json(exp, exp.summary.get("timing"), False, "timing")
-    loss_name = (exp.summary.get("train") or {}).get("loss_csv")
+    exp.timing = _optional_json(exp, named.get("timing"), False, "timing")
+    loss_name = (named.get("train") or {}).get("loss_csv")
     if loss_name:
         path = exp.directory / loss_name
         if path.is_file():
