@@ -4,7 +4,8 @@ DATA   ?=
 NAME   ?=
 RUN_ARGS = $(if $(NAME),--name $(NAME),)
 
-.PHONY: help setup demo test test-fast reproduce-table1 render-table1 doctor bench clean
+.PHONY: help setup demo test test-fast reproduce-table1 render-table1 doctor bench clean \
+        docker-build docker-reproduce-table1 check-gpu-build
 
 help:
 	@echo "make demo              set up (once) and run all seven Table 1 models, smoke profile, on the embedded synthetic set"
@@ -13,6 +14,9 @@ help:
 	@echo "make render-table1     render the seven native model files into runs/table1-rendered"
 	@echo "make doctor            what is installed and usable"
 	@echo "make bench             run the benchmark scripts (prints figures)"
+	@echo "make docker-build      build the CUDA images (Caffe-SSD, Darknet; needs Docker + NVIDIA toolkit)"
+	@echo "make docker-reproduce-table1 DATA=/path/to/voc   the paper profile inside the image"
+	@echo "make check-gpu-build   compile+link the GPU Darknet build with nvcc (no GPU needed)"
 
 setup:
 	bash scripts/setup.sh
@@ -41,3 +45,22 @@ bench:
 
 clean:
 	rm -rf build *.egg-info .pytest_cache
+
+# ---- GPU path (docs/gpu.md). CUDA 11.8 base: sm_61 (GTX 1080 Ti, the paper's) up to sm_90 (H100).
+DOCKER ?= docker
+IMAGE ?= leukonet-harness-gpu
+CUDA_ARCH_LIST ?= 61 75 86 90
+
+docker-build:
+	for t in caffe darknet full; do DOCKER_BUILDKIT=1 $(DOCKER) build -f docker/Dockerfile --target $$t \
+	  --build-arg CUDA_ARCH_LIST="$(CUDA_ARCH_LIST)" -t $(IMAGE):$$t . || exit 1; done
+
+docker-reproduce-table1:
+	@test -n "$(DATA)" || { echo "usage: make docker-reproduce-table1 DATA=/path/to/voc_root [NAME=run-name]"; exit 2; }
+	mkdir -p runs
+	$(DOCKER) run --rm --init --gpus all -u $$(id -u):$$(id -g) -e HOME=/tmp \
+	  -v "$(abspath $(DATA))":/data:ro -v "$(CURDIR)/runs":/runs $(IMAGE):full \
+	  python3 -m harness reproduce table1 --profile paper --data /data --project /runs $(RUN_ARGS)
+
+check-gpu-build:
+	bash scripts/check_gpu_build.sh darknet

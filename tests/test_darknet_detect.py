@@ -56,7 +56,9 @@ def test_opencv_dnn_agrees_with_darknet(darknet_install, darknet_tiny_model: dic
     assert matched == len(darknet) == len(opencv) > 100
 
 
-def test_ctypes_guards_keep_python_alive(darknet_install, darknet_tiny_model: dict, tmp_path: Path) -> None:
+def test_ctypes_guards_keep_python_alive(darknet_install, darknet_tiny_model: dict, tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)   # libdarknet appends unreadable image paths to ./bad.list
     cfg, weights = darknet_tiny_model["files"]["cfg"], darknet_tiny_model["result"].weights
     with pytest.raises(DarknetInputError, match="cfg file not found"):
         DarknetNetwork(tmp_path / "missing.cfg", weights, darknet_install)   # libdarknet would exit(0)

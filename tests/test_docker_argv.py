@@ -251,3 +251,42 @@ def test_symlinked_path_is_mounted_where_the_command_line_says(tmp_path):
     link.symlink_to(real)
     argv = wrap_for_docker(["harness", "evaluate", "--data", str(link)], "img", [], read_only=[link], user=(1, 1))
     assert option_values(argv, "-v") == [f"{real.resolve()}:{link}:ro"]
+
+
+def test_reproduce_runner_docker_reruns_the_command_in_the_image(tmp_path, monkeypatch):
+    """`harness reproduce table1 --runner docker`: same command inside, data read-only, exit status kept."""
+    from click.testing import CliRunner
+
+    from harness.cli import main
+
+    exe = fake_docker(tmp_path, "up")
+    monkeypatch.setenv("PATH", f"{exe.parent}:{os.environ['PATH']}")
+    data = tmp_path / "voc"
+    data.mkdir()
+    project = tmp_path / "runs"
+    argv = ["reproduce", "table1", "--profile", "paper", "--data", str(data), "--project", str(project),
+            "--runner", "docker", "--image", "my/image:tag"]
+    monkeypatch.setattr(sys, "argv", ["harness", *argv])
+    result = CliRunner().invoke(main, argv)
+    assert result.exit_code == 7, result.output                     # the container's status
+    recorded = json.loads((tmp_path / "argv.json").read_text())
+    image_at = recorded.index("my/image:tag")
+    assert recorded[image_at + 1:] == ["python3", "-m", "harness", "reproduce", "table1", "--profile", "paper",
+                                       "--data", str(data), "--project", str(project)]
+    assert f"{data.resolve()}:{data.resolve()}:ro" in recorded
+    assert f"{project.resolve()}:{project.resolve()}" in recorded
+    assert not any(a.startswith("HARNESS_CACHE=") for a in recorded)
+
+
+def test_reproduce_runner_docker_without_engine_is_a_clean_error(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from harness.cli import main
+
+    exe = fake_docker(tmp_path, "down")
+    monkeypatch.setenv("PATH", f"{exe.parent}:{os.environ['PATH']}")
+    argv = ["reproduce", "table1", "--project", str(tmp_path / "runs"), "--runner", "docker"]
+    monkeypatch.setattr(sys, "argv", ["harness", *argv])
+    result = CliRunner().invoke(main, argv)
+    assert result.exit_code == 1 and "no Docker engine reachable" in result.output
+    assert "Traceback" not in result.output

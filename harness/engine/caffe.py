@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Callable, Optional, Sequence, Union
 
 from harness.data.annotations import ImageAnnotation
-from harness.engine.process import describe_returncode, read_log_tail, run_native
+from harness.engine.process import describe_returncode, run_native
 from harness.engine.types import FrameworkStatus, NativeFrameworkError, Progress, TrainResult
 from harness.parse.caffe_log import CaffeLog, CaffeLogParser, parse_caffe_log, run_marker, write_loss_csv
 from harness.paths import cache_dir

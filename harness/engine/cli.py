@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -218,18 +217,28 @@ def weights_fetch(key: str, dest: Optional[Path], sha256: Optional[str], url: Op
                     fg="yellow")
 
 
-def rerun_in_docker(image: Optional[str], paths: Sequence[Path]) -> None:
-    """Re-run the current harness command line inside the GPU image, with the given paths mounted."""
-    from harness.engine.docker import DEFAULT_IMAGE, run_in_docker
+def rerun_in_docker(image: Optional[str], read_only: Sequence[Path], writable: Sequence[Path]) -> None:
+    """Re-run the current harness command line inside the GPU image and exit with its status.
 
-    argv = [arg for arg in sys.argv[1:] if arg not in ("--runner", "docker")]
-    argv = _drop_option(argv, "--image")
-    run_in_docker(image or DEFAULT_IMAGE, ["python", "-m", "harness", *argv],
-                  paths=[Path(p) for p in paths] + [Path.cwd()], workdir=Path.cwd(),
-                  env={k: v for k, v in os.environ.items() if k.startswith("HARNESS_")})
+    Inputs are mounted read-only, the run directory and the checkout read-write, each at its own
+    path; host-side HARNESS_* settings are not forwarded (they name host paths the image lacks).
+    """
+    from harness.engine.docker import DEFAULT_IMAGE, DockerUnavailableError, run_in_docker
+
+    argv = _drop_option(_drop_option(sys.argv[1:], "--runner"), "--image")
+    for path in writable:
+        Path(path).mkdir(parents=True, exist_ok=True)
+    try:
+        result = run_in_docker(image or DEFAULT_IMAGE, ["python3", "-m", "harness", *argv],
+                               paths=[Path(p).resolve() for p in (*writable, Path.cwd())],
+                               read_only=[Path(p).resolve() for p in read_only], workdir=Path.cwd())
+    except DockerUnavailableError as exc:
+        raise click.ClickException(str(exc)) from None
+    sys.exit(result.returncode)
 
 
 def _drop_option(argv: list[str], option: str) -> list[str]:
+    """``argv`` without ``option VALUE`` / ``option=VALUE``."""
     out, skip = [], False
     for arg in argv:
         if skip:

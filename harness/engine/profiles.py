@@ -57,14 +57,14 @@ PAPER = Profile(
 
 # Seconds per image on a 2-core CPU (docs/benchmarks.md) decide these limits: SSD300 ~3 s forward,
 # SSD512 ~3x that, YOLOv3-608 ~6 s; scoring 4 images exercises the same code as scoring 1,120.
-_FEW = {"test_images": 4, "classification_images": 4, "timing_images": 3, "timing_warmup": 1}
+_FEW = {"test_images": 4, "classification_images": 4, "timing_images": 2, "timing_warmup": 1}
 
 SMOKE = Profile(
     name="smoke",
     comparable_with_paper=False,
     description="same seven models and code paths, few iterations and small batches, for a 2-core CPU",
     ssd_batch_size=1,
-    ssd_solver={"max_iter": 3, "stepvalue": [2], "snapshot": 3, "display": 1, "average_loss": 1,
+    ssd_solver={"max_iter": 2, "stepvalue": [1], "snapshot": 2, "display": 1, "average_loss": 1,
                 "test_interval": 1000, "test_iter": 1},
     yolo_overrides={"batch": 2, "subdivisions": 1, "max_batches": 4, "steps": [2, 3], "burn_in": 0,
                     "learning_rate": 0.0001},

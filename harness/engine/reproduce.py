@@ -135,9 +135,8 @@ def table1(profile_name: str, data: Optional[Path], classification: Optional[Pat
     if runner == "docker":
         from harness.engine.cli import rerun_in_docker
 
-        rerun_in_docker(image, paths=[p for p in (data, classification, init_weights_ssd, init_weights_yolo, project)
-                                      if p is not None])
-        return
+        rerun_in_docker(image, read_only=[p for p in (data, classification, init_weights_ssd, init_weights_yolo)
+                                          if p is not None], writable=[project])
     try:
         only_valid = [paper.experiment(n).name for n in only]
     except KeyError as exc:
