@@ -4,7 +4,7 @@
 Uses the real pieces end to end: BCCD → ``convert_dataset`` (LMDB) → ``render_ssd`` (SSD300,
 VGG16 body, random init: no pretrained VGG here) → ``train_caffe`` (``caffe train``) →
 ``time_caffe`` (pycaffe, deploy net, trained snapshot). Prints the figures and the Caffe build
-time from the install stamp; record them in docs/bench-caffe.md.
+time from the install stamp; record them in docs/benchmarks.md.
 
     python bench/bench_caffe.py --iters 6 --batch 1 2 --n 20 --warmup 3
 """

@@ -4,7 +4,7 @@
 Builds a VOC copy of BCCD repeated R times (images hard-linked, XMLs copied under new ids,
 ImageSets repeated), then times ``convert_dataset`` with all cores and with one worker, and a
 resumed re-run.  Prints images/s (wall clock) and CPU seconds per image; record the output in
-docs/bench-data.md together with the command line.
+docs/benchmarks.md together with the command line.
 
     python bench/bench_convert.py --repeat 6
 """

@@ -8,7 +8,7 @@
 
     python bench/bench_darknet.py --iters 10 --size 224 --batch 4 --n 10 --warmup 2
     python bench/bench_darknet.py --skip-speed --loss-run 300 --size 128 --batch 2 --loss-build debian
-Record the printed figures and the command in docs/bench-darknet.md.
+Record the printed figures and the command in docs/benchmarks.md.
 """
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 
 Times ``synthesize`` (render, JPEG encode, VOC XML, atomic writes) for N images in this single
 process.  Prints wall-clock and CPU-time images/s; on a shared machine the CPU-time figure is
-the one-core throughput.  Record the output in docs/bench-data.md with the command line.
+the one-core throughput.  Record the output in docs/benchmarks.md with the command line.
 
     python bench/bench_synth.py --images 200
 """

@@ -308,7 +308,7 @@ def default_workers() -> int:
     """One core stays with the process that parses XML and writes the LMDB; the rest decode.
 
     On 2 cores this means one worker process beside the writer; a second worker measured no
-    faster there (310–410 images/s for every setting, docs/bench-data.md).
+    faster there (310–410 images/s for every setting, docs/benchmarks.md).
     """
     return max(1, (os.cpu_count() or 1) - 1)
 
