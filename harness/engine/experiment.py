@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import time
 import traceback
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
@@ -206,13 +206,12 @@ def framework_for(spec: ModelSpec, data: PreparedData, model_dir: Path, profile:
 
 # --------------------------------------------------------------------------------- the experiment
 
-def evaluate_split(voc_root: Path, ids_file: Path, detections: Path, labelmap: LabelMap,
+def evaluate_split(gt: Sequence[ImageAnnotation], detections: Path, labelmap: LabelMap,
                    out_dir: Path) -> dict[str, str]:
     """Score one detection directory with both VOC protocols; returns {protocol: metrics file name}."""
     from harness.evaluation import evaluate_detections
     from harness.evaluation.detections import read_detections
 
-    gt = load_voc(voc_root, image_set=ids_file, labelmap=labelmap).images
     dets = read_detections(detections, class_names=labelmap.names)
     written = {}
     for protocol in ("voc07", "voc12"):
@@ -279,18 +278,18 @@ def _run_steps(spec: ModelSpec, data: PreparedData, model_dir: Path, profile: Pr
     summary["rendered"] = {role: str(path) for role, path in files.items()}
 
     result = _step("train", fw.train, files, init_weights)
+    if result.weights is None:
+        raise StepFailed("train", RuntimeError(f"training produced no weights (see {result.log_path})"))
+    loss_csv = Path(result.loss_csv)
     summary["train"] = {"iterations": result.iterations, "seconds": round(result.seconds, 1),
-                        "loss_csv": str(Path(result.loss_csv).relative_to(model_dir))
-                        if Path(result.loss_csv).is_relative_to(model_dir) else str(result.loss_csv),
+                        "loss_csv": str(loss_csv.relative_to(model_dir) if loss_csv.is_relative_to(model_dir)
+                                        else loss_csv),
                         "weights": str(result.weights), "log": str(result.log_path),
                         "init_weights": str(init_weights) if init_weights else None}
-    if result.weights is None:
-        raise StepFailed("train", RuntimeError("training produced no weights (see train.log)"))
 
     test_images = load_voc(data.voc_root, image_set=ids_file, labelmap=data.labelmap).images
     det_dir = _step("detect", fw.detect, files, result.weights, test_images, model_dir / "detections", native=True)
-    summary["metrics"] = _step("evaluate", evaluate_split, data.voc_root, ids_file, Path(det_dir),
-                               data.labelmap, model_dir)
+    summary["metrics"] = _step("evaluate", evaluate_split, test_images, Path(det_dir), data.labelmap, model_dir)
 
     cls_images = _classification_images(data, profile, spec)
     if cls_images:
@@ -301,10 +300,6 @@ def _run_steps(spec: ModelSpec, data: PreparedData, model_dir: Path, profile: Pr
         summary["classification_note"] = "no classification set (single-object images) given"
 
     n, warmup = limit(profile, spec, "timing_images"), limit(profile, spec, "timing_warmup")
-    timing = _step("time", fw.time, files, result.weights, (test_images * (1 + n // max(1, len(test_images))))[: n + warmup],
-                   n, warmup)
+    timing = _step("time", fw.time, files, result.weights, test_images, n, warmup)   # runners cycle the images
     summary["timing"] = _write_json(model_dir / "timing.json", timing).name
 
-
-def spec_dict(spec: ModelSpec) -> dict:
-    return asdict(spec)
