@@ -205,13 +205,9 @@ def read_data_file(data_path: Path) -> dict[str, str]:
     Darknet deletes every space and tab in a line (even inside paths) and skips ``#``/``;`` lines.
     """
     data_path = Path(data_path)
-    if not data_path.is_file():
-        raise DarknetInputError(f"{data_path}: .data file not found")
-    raw = data_path.read_bytes()
-    if b"\r" in raw:
-        raise DarknetInputError(f"{data_path}: CRLF line endings; Darknet keeps the '\\r' in paths")
+    text = _read_lf_text(data_path, ".data file", "Darknet keeps the '\\r' in paths")
     options: dict[str, str] = {}
-    for number, line in enumerate(raw.decode("utf-8").splitlines(), 1):
+    for number, line in enumerate(text.splitlines(), 1):
         stripped = line.strip()
         if not stripped or stripped[0] in "#;":
             continue
@@ -318,13 +314,18 @@ def label_path_for(image_path: str) -> str:
 
 def read_image_list(list_path: Path) -> list[str]:
     """Image paths of a train/valid list; CRLF and blank lines are errors Darknet would not report."""
-    list_path = Path(list_path)
-    if not list_path.is_file():
-        raise DarknetInputError(f"{list_path}: image list not found")
-    raw = list_path.read_bytes()
+    text = _read_lf_text(Path(list_path), "image list", "Darknet would look for 'x.jpg\\r'")
+    return [line for line in text.split("\n") if line]
+
+
+def _read_lf_text(path: Path, what: str, crlf_consequence: str) -> str:
+    """A text file Darknet reads: it must exist and use LF line endings (CR is kept in values)."""
+    if not path.is_file():
+        raise DarknetInputError(f"{path}: {what} not found")
+    raw = path.read_bytes()
     if b"\r" in raw:
-        raise DarknetInputError(f"{list_path}: CRLF line endings; Darknet would look for 'x.jpg\\r'")
-    return [line for line in raw.decode("utf-8").split("\n") if line]
+        raise DarknetInputError(f"{path}: CRLF line endings; {crlf_consequence}")
+    return raw.decode("utf-8")
 
 
 def read_weights_seen(weights: Path) -> int:
