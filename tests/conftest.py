@@ -1,6 +1,7 @@
 """Shared fixtures. Several stages add fixtures here: edit, never overwrite."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,14 @@ def bccd_root() -> Path:
     return BCCD_ROOT
 
 
+def _missing_framework(reason: str) -> None:
+    """Skip on a machine without the frameworks; fail where they must exist (CI sets the variable),
+    so a broken install cannot pass as a run of skipped tests."""
+    if os.environ.get("HARNESS_REQUIRE_FRAMEWORKS") == "1":
+        pytest.fail(reason + " — HARNESS_REQUIRE_FRAMEWORKS=1 requires it", pytrace=False)
+    pytest.skip(reason)
+
+
 @pytest.fixture(scope="session")
 def caffe_install():
     """The Caffe-SSD build (scripts/install_caffe.sh); tests that need it skip when it is absent."""
@@ -25,7 +34,7 @@ def caffe_install():
     try:
         return find_caffe()
     except CaffeNotFound as exc:
-        pytest.skip(f"Caffe-SSD build not found ({exc})")
+        _missing_framework(f"Caffe-SSD build not found ({exc})")
 
 
 # ----------------------------------------------------------------------------- darknet fixtures
@@ -40,7 +49,7 @@ def darknet_install():
     try:
         return find_darknet()
     except NativeFrameworkError as exc:
-        pytest.skip(f"Darknet not found ({exc})")
+        _missing_framework(f"Darknet not found ({exc})")
 
 
 @pytest.fixture(scope="session")
