@@ -11,7 +11,7 @@ help:
 	@echo "make demo              set up (once) and run all seven Table 1 models, smoke profile, on the embedded synthetic set"
 	@echo "make test              set up (once) and run the test suite"
 	@echo "make reproduce-table1 DATA=/path/to/voc   the paper profile (GPU strongly advised)"
-	@echo "make render-table1     render the seven native model files into runs/table1-rendered"
+	@echo "make render-table1     render the files make reproduce-table1 trains (runs/table1-paper), no training"
 	@echo "make doctor            what is installed and usable"
 	@echo "make bench             run the benchmark scripts (prints figures)"
 	@echo "make docker-build      build the CUDA images (Caffe-SSD, Darknet; needs Docker + NVIDIA toolkit)"
@@ -35,7 +35,7 @@ reproduce-table1: setup
 	$(PYTHON) -m harness reproduce table1 --profile paper --data "$(DATA)" $(RUN_ARGS)
 
 render-table1:
-	$(PYTHON) -m harness render table1 --out runs/table1-rendered
+	$(PYTHON) -m harness render table1 --profile paper $(RUN_ARGS)
 
 doctor:
 	$(PYTHON) -m harness doctor

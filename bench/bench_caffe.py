@@ -22,7 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from harness.data.convert import convert_dataset  # noqa: E402
-from harness.engine.caffe import BUILD_STAMP, device_description, find_caffe, inspect_caffe, time_caffe, train_caffe  # noqa: E402
+from harness.device import describe_device  # noqa: E402
+from harness.engine.caffe import BUILD_STAMP, find_caffe, inspect_caffe, time_caffe, train_caffe  # noqa: E402
 from harness.render.ssd import render_ssd  # noqa: E402
 
 DEFAULT_BCCD = ROOT.parent / "shared/datasets/bccd"
@@ -80,7 +81,7 @@ def main() -> int:
     status = inspect_caffe()
     print(f"caffe: {status.location} version {status.version} dialect {status.details.get('dialect')} "
           f"device {status.device}; build time {build_seconds()} s")
-    print(f"machine: {device_description()}")
+    print(f"machine: {describe_device()}")
     with tempfile.TemporaryDirectory() as temp:
         work = args.keep or Path(temp)
         voc = mini_voc(args.bccd, work / "voc", n_train=max(4, 2 * max(args.batch)), n_test=max(4, args.n))

@@ -24,3 +24,18 @@ def cache_dir() -> Path:
         os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "leukonet-harness"
     )
     return Path(base)
+
+
+def recorded_path(path: Path, base_dir: Path) -> str:
+    """How a JSON file stores a path: relative to its own folder when inside it, else absolute.
+
+    A run directory can then be moved or read from any working directory (docs/architecture.md).
+    """
+    path, base_dir = Path(path).resolve(), Path(base_dir).resolve()
+    return str(path.relative_to(base_dir)) if path.is_relative_to(base_dir) else str(path)
+
+
+def from_recorded(value: str, base_dir: Path) -> Path:
+    """The inverse of :func:`recorded_path`."""
+    path = Path(value)
+    return path if path.is_absolute() else Path(base_dir).resolve() / path

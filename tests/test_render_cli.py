@@ -47,13 +47,18 @@ def test_render_yolov3_tiny_flags(tmp_path, monkeypatch):
     assert "filters=24" in cfg and "classes=3" in cfg and "steps=5,9" in cfg and "batch=4" in cfg
 
 
-def test_render_table1_writes_all_seven(tmp_path, monkeypatch):
-    result = run(["render", "table1", "--out", "t1", "--caffe-dialect", "brocolli"], tmp_path, monkeypatch)
+def test_render_table1_renders_what_reproduce_trains(tmp_path, monkeypatch):
+    """Same options and run folder as `reproduce table1`; relative --project from another cwd."""
+    (tmp_path / "work").mkdir()
+    result = run(["render", "table1", "--profile", "smoke", "--project", "../projects", "--device", "cpu"],
+                 tmp_path / "work", monkeypatch)
     assert result.exit_code == 0, result.output
-    dirs = sorted(p.name for p in Path("t1").iterdir())
+    models = tmp_path / "projects" / "table1-smoke" / "models"
+    dirs = sorted(p.name for p in models.iterdir())
     assert dirs == sorted(["ssd300_smin0.2", "ssd300_smin0.1", "ssd512_smin0.2", "yolov3_320", "yolov3_416",
-                           "yolov3_608", "yolov3-tiny_416"])
-    assert Path("t1/yolov3_608/yolov3.cfg").read_text().count("width=608") == 1
-    priors = [l for l in parse_prototxt(Path("t1/ssd300_smin0.1/deploy.prototxt"))["layer"]
+                           "yolov3_608", "yolov3-tiny_416", "learning-check_yolov3-tiny_160"])
+    assert (models / "yolov3_608/rendered/yolov3.cfg").read_text().count("width=608") == 1
+    priors = [l for l in parse_prototxt(models / "ssd300_smin0.1/rendered/deploy.prototxt")["layer"]
               if first(l, "type") == "PriorBox"]
     assert first(priors[0], "prior_box_param.min_size") == 15
+    assert not (tmp_path / "work" / "runs").exists() and not list((tmp_path / "work").iterdir())

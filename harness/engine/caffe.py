@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import platform
 import re
 import signal
 import subprocess
@@ -27,6 +26,7 @@ from pathlib import Path
 from typing import Callable, Optional, Sequence, Union
 
 from harness.data.annotations import ImageAnnotation
+from harness.device import Device, describe_device
 from harness.engine.process import describe_returncode, run_native
 from harness.engine.types import FrameworkStatus, NativeFrameworkError, Progress, TrainResult
 from harness.parse.caffe_log import CaffeLog, CaffeLogParser, parse_caffe_log, run_marker, write_loss_csv
@@ -130,7 +130,7 @@ def inspect_caffe() -> FrameworkStatus:
         return status
     status.location = str(install.root)
     status.version = _tool_version(install, status.missing)
-    status.device = "GPU" if _is_gpu_build(install.root) else "CPU"
+    status.device = "GPU" if is_gpu_build(install.root) else "CPU"
     status.details["source"] = install.source
     status.details["dialect"] = proto_dialect(install.proto.read_text(errors="replace"))
     layers = _pycaffe_layers(install, status.missing)
@@ -182,7 +182,7 @@ def _pycaffe_layers(install: CaffeInstall, missing: list) -> list[str]:
     return []
 
 
-def _is_gpu_build(root: Path) -> bool:
+def is_gpu_build(root: Path) -> bool:
     config = root / "Makefile.config"
     if not config.is_file():
         return False
@@ -198,6 +198,7 @@ class SolverInfo:
     max_iter: int
     snapshot_prefix: Path
     snapshot: int
+    solver_mode: str = "CPU"          # Caffe's default when the solver says nothing
 
 
 def read_solver(solver_path: PathLike, cwd: Path) -> SolverInfo:
@@ -217,7 +218,8 @@ def read_solver(solver_path: PathLike, cwd: Path) -> SolverInfo:
     if not prefix_path.is_absolute():
         prefix_path = cwd / prefix_path
     snapshot = _solver_field(text, "snapshot")
-    return SolverInfo(solver_path, int(max_iter), prefix_path, int(snapshot) if snapshot else 0)
+    mode = (_solver_field(text, "solver_mode") or "CPU").strip().upper()
+    return SolverInfo(solver_path, int(max_iter), prefix_path, int(snapshot) if snapshot else 0, mode)
 
 
 def _solver_field(text: str, name: str) -> Optional[str]:
@@ -256,6 +258,7 @@ def train_caffe(
     progress: Union[None, bool, Callable[[Progress], None]] = None,
     max_iter: Optional[int] = None,
     timeout: Optional[float] = None,
+    device: Device = Device("cpu"),
 ) -> TrainResult:
     """Run ``caffe train``; keep train.log whole, write loss.csv, check the run really worked.
 
@@ -263,7 +266,8 @@ def train_caffe(
     starts fresh (from ``init_weights`` when given; ignored when resuming, the solverstate
     carries the weights). Caffe runs in the solver's folder, so
     relative paths in the solver resolve there. ``progress``: None = bar when on a terminal,
-    bool = force on/off, callable = called with every parsed iteration.
+    bool = force on/off, callable = called with every parsed iteration. ``device`` must agree
+    with the solver's ``solver_mode`` (the renderer writes it from the same config).
     """
     install = find_caffe()
     solver_path = Path(solver_path).resolve()
@@ -275,11 +279,14 @@ def train_caffe(
     if max_iter is not None:
         solver_path = with_max_iter(solver_path, max_iter, workdir / "solver.effective.prototxt")
     solver = read_solver(solver_path, cwd)
+    if solver.solver_mode != device.caffe_solver_mode:
+        raise NativeFrameworkError(f"{solver_path}: solver_mode {solver.solver_mode} but the device is {device}: "
+                                   "render the solver for this device (--device)")
     solver.snapshot_prefix.parent.mkdir(parents=True, exist_ok=True)
     resume_state = _resume_state(solver) if resume else None
     if resume_state is not None and resume_state[0] >= solver.max_iter:
         return _already_trained(workdir, solver, resume_state)
-    argv = _train_argv(install, solver_path, resume_state, init_weights)
+    argv = train_argv(install, solver_path, resume_state, init_weights, device)
     return _run_training(install, argv, solver, workdir, cwd, resume_state, progress, timeout)
 
 
@@ -288,8 +295,10 @@ def _resume_state(solver: SolverInfo) -> Optional[tuple[int, Path]]:
     return states[-1] if states else None
 
 
-def _train_argv(install: CaffeInstall, solver_path: Path, resume_state, init_weights) -> list[str]:
-    argv = [str(install.caffe_bin), "train", f"--solver={solver_path}"]
+def train_argv(install: CaffeInstall, solver_path: Path, resume_state, init_weights,
+               device: Device = Device("cpu")) -> list[str]:
+    """``caffe train --solver=S [--snapshot=STATE | --weights=W] [--gpu=N]``."""
+    argv = [str(install.caffe_bin), "train", f"--solver={solver_path}", *device.caffe_train_args()]
     if resume_state is not None:
         argv.append(f"--snapshot={resume_state[1]}")
     elif init_weights is not None:
@@ -424,13 +433,15 @@ def detect_caffe(
     *,
     conf_threshold: float = 0.01,
     batch: int = 1,
+    device: Device = Device("cpu"),
 ) -> Path:
     """Run the deploy net with pycaffe; write ``comp4_det_test_<class>.txt`` files into ``out_dir``."""
     labels = _labelmap(labelmap)
     refs = image_refs(images)
     raw = _run_worker({"op": "detect", "deploy": str(existing_file(deploy_prototxt, "deploy prototxt")),
                        "weights": str(existing_file(weights, "weights")), "batch": int(batch),
-                       "images": [[r.image_id, str(r.path)] for r in refs]}, Path(out_dir))
+                       "images": [[r.image_id, str(r.path)] for r in refs], "gpu": _gpu_index(device)},
+                      Path(out_dir))
     return _write_detections(raw["detections"], labels, conf_threshold, Path(out_dir))
 
 
@@ -552,49 +563,45 @@ def _labelmap(labelmap):
 
 
 def time_caffe(deploy: PathLike, weights: PathLike, images: ImageList, n: int = 50, warmup: int = 5,
-               out_path: Optional[PathLike] = None) -> dict:
-    """Batch-1 latency of the deploy net via pycaffe: preprocessing + forward (incl. DetectionOutput)."""
+               out_path: Optional[PathLike] = None, device: Device = Device("cpu"),
+               scratch: Optional[PathLike] = None) -> dict:
+    """Batch-1 latency of the deploy net via pycaffe: preprocessing + forward (incl. DetectionOutput).
+
+    The worker's job file goes to ``scratch`` (default: beside ``out_path``, else a temp dir) —
+    never into the caller's working directory.
+    """
+    import tempfile
+
     refs = image_refs(images)
     if not refs:
         raise ValueError("time_caffe needs at least one image")
-    scratch = Path(out_path).parent if out_path else Path.cwd()
-    raw = _run_worker({"op": "time", "deploy": str(existing_file(deploy, "deploy prototxt")),
-                       "weights": str(existing_file(weights, "weights")),
-                       "images": [[r.image_id, str(r.path)] for r in refs], "n": int(n), "warmup": int(warmup)},
-                      scratch)
-    timing = _timing_summary(raw["milliseconds"], raw["forward_milliseconds"], n, warmup)
+    job = {"op": "time", "deploy": str(existing_file(deploy, "deploy prototxt")),
+           "weights": str(existing_file(weights, "weights")), "gpu": _gpu_index(device),
+           "images": [[r.image_id, str(r.path)] for r in refs], "n": int(n), "warmup": int(warmup)}
+    if scratch is None and out_path is not None:
+        scratch = Path(out_path).parent
+    if scratch is None:
+        with tempfile.TemporaryDirectory(prefix="harness-caffe-") as tmp:
+            raw = _run_worker(job, Path(tmp))
+    else:
+        raw = _run_worker(job, Path(scratch))
+    timing = _timing_summary(raw["milliseconds"], raw["forward_milliseconds"], n, warmup, device)
     if out_path is not None:
         Path(out_path).write_text(json.dumps(timing, indent=2))
     return timing
 
 
-def _timing_summary(total_ms: list[float], forward_ms: list[float], n: int, warmup: int) -> dict:
+def _timing_summary(total_ms: list[float], forward_ms: list[float], n: int, warmup: int, device: Device) -> dict:
     import numpy as np
 
-    return {"device": device_description(), "backend": "caffe-cpu" if not _gpu_selected() else "caffe-gpu",
+    return {"device": describe_device(device), "backend": f"caffe-{device.kind}",
             "n_images": n, "warmup": warmup, "batch": 1,
             "median_ms": float(np.median(total_ms)), "p90_ms": float(np.percentile(total_ms, 90)),
             "forward_median_ms": float(np.median(forward_ms)), "forward_p90_ms": float(np.percentile(forward_ms, 90))}
 
 
-def _gpu_selected() -> bool:
-    try:
-        return _is_gpu_build(find_caffe().root)
-    except CaffeNotFound:
-        return False
-
-
-def device_description() -> str:
-    """CPU model and core count (what a timing means depends on it)."""
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{model}, {os.cpu_count()} cores"
+def _gpu_index(device: Device) -> Optional[int]:
+    return device.index if device.gpu else None
 
 
 # ----------------------------------------------------------------------------- pycaffe worker
@@ -632,15 +639,15 @@ def _worker_main(job_path: str) -> int:
     job = json.loads(Path(job_path).read_text())
     import caffe  # noqa: F401  (only in the child)
 
-    caffe.set_mode_cpu() if not _worker_gpu() else caffe.set_mode_gpu()
+    if job.get("gpu") is None:
+        caffe.set_mode_cpu()
+    else:
+        caffe.set_device(int(job["gpu"]))
+        caffe.set_mode_gpu()
     net = caffe.Net(job["deploy"], job["weights"], caffe.TEST)
     result = _worker_detect(net, job) if job["op"] == "detect" else _worker_time(net, job)
     Path(job["result"]).write_text(json.dumps(result))
     return 0
-
-
-def _worker_gpu() -> bool:
-    return os.environ.get("HARNESS_CAFFE_GPU") == "1"
 
 
 def _net_input(net) -> tuple[str, tuple[int, int]]:

@@ -3,73 +3,58 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 from typing import Optional, Sequence
 
 import click
 
-from harness.engine.profiles import PROFILES, Profile, profile as get_profile
+from harness.config import ModelSpec
+from harness.engine.profiles import profile as get_profile
 from harness.labels import LabelMap
+from harness.options import DEVICE, existing_dir, run_options
 
-DATA_OPTION = click.option(
-    "--data", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
-    help="VOC root (Annotations/, JPEGImages/, ImageSets/Main/). Default: the embedded synthetic set.")
-
-
-def _common_train_options(func):
+def _train_options(func):
+    """run_options plus what only a single training takes."""
     options = [
-        DATA_OPTION,
-        click.option("--classification", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
-                     help="VOC root of single-object images for the classification test."),
-        click.option("--profile", "profile_name", type=click.Choice(sorted(PROFILES)), default="paper",
-                     show_default=True, help="Hyperparameters: the paper's, or smoke (CPU-sized)."),
+        run_options,
         click.option("--iterations", type=int, default=None,
                      help="Override max_iter (Caffe) / max_batches (Darknet)."),
         click.option("--batch-size", type=int, default=None, help="Override the training batch size."),
-        click.option("--init-weights", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+        click.option("--init-weights", type=click.Path(exists=True, dir_okay=False, path_type=Path,
+                                                       resolve_path=True), default=None,
                      help="Weights to fine-tune from (VGG16 reduced-fc caffemodel / darknet53.conv.74)."),
-        click.option("--name", default=None, help="Run name (PROJECT/NAME). Default: the model's name."),
-        click.option("--project", type=click.Path(file_okay=False, path_type=Path), default=Path("runs"),
-                     show_default=True),
-        click.option("--seed", type=int, default=0, show_default=True),
     ]
     for option in reversed(options):
         func = option(func)
     return func
 
 
-def _train_profile(base: Profile, framework: str, iterations: Optional[int], batch_size: Optional[int]) -> Profile:
-    """The chosen profile with the command line's iteration/batch overrides applied."""
-    if framework == "caffe":
-        solver = dict(base.ssd_solver)
-        if iterations:
-            solver["max_iter"] = iterations
-            solver["snapshot"] = iterations
-            solver["stepvalue"] = [s for s in solver.get("stepvalue", []) if s < iterations] or [iterations]
-        return replace(base, ssd_solver=solver, ssd_batch_size=batch_size or base.ssd_batch_size)
-    overrides = dict(base.yolo_overrides)
-    if iterations:
-        overrides["max_batches"] = iterations
-    if batch_size:
-        overrides.update(batch=batch_size, subdivisions=1)
-    return replace(base, yolo_overrides=overrides, per_model={})
-
-
 def _run_train(spec, data, classification, profile_name, iterations, batch_size, init_weights, name, project,
-               seed) -> None:
-    from harness.engine.experiment import prepare_data, run_experiment, stop_on_sigterm
+               seed, device, overwrite) -> None:
+    """One experiment through the same config resolution and run rules as ``reproduce``."""
+    from harness.engine.experiment import stop_on_sigterm
+    from harness.engine.run import RunSettings, execute, exit_for
 
     stop_on_sigterm()
-    profile_ = _train_profile(get_profile(profile_name), spec.framework, iterations, batch_size)
-    run_dir = project / (name or spec.name)
-    prepared = prepare_data(data, run_dir, profile_, seed=seed, classification=classification)
-    summary = run_experiment(spec, prepared, run_dir / "models" / spec.name, profile_, init_weights)
-    _report_quietly(run_dir)
-    if summary["status"] != "ok":
-        click.secho(f"{spec.name}: {summary['message']}", fg="red", err=True)
-        sys.exit(1)
-    click.secho(f"results: {run_dir / 'models' / spec.name}", fg="green")
+    settings = RunSettings(project / (name or spec.name), get_profile(profile_name), seed, data, classification,
+                           device)
+    config = settings.config_for(spec, role=_role(spec, profile_name), init_weights=init_weights,
+                                 iterations=iterations, batch_size=batch_size)
+    _, summaries = execute(settings, [config], overwrite)
+    _report_quietly(settings.run_dir)
+    exit_for(summaries, settings.run_dir)
+    click.secho(f"results: {config.model_dir}", fg="green")
+
+
+def _role(spec, profile_name: str) -> str:
+    """A paper row trained alone is still that row (its config equals reproduce's)."""
+    from harness import paper
+
+    try:
+        return "table1" if paper.experiment(spec.name) else "custom"
+    except KeyError:
+        return "custom"
 
 
 def _report_quietly(run_dir: Path) -> None:
@@ -85,28 +70,28 @@ def _report_quietly(run_dir: Path) -> None:
 
 @click.group()
 def train() -> None:
-    """Train one model with its native framework (renders, converts data, trains, evaluates)."""
+    """Train one model with its native framework (renders, converts data, trains, evaluates).
+
+    Exit status: 0 when training, detection and evaluation succeeded, 1 when a step failed
+    (named with its log), 2 for usage errors.
+    """
 
 
 @train.command("ssd")
 @click.option("--size", type=click.Choice(["300", "512"]), default="300", show_default=True)
 @click.option("--smin", type=float, default=0.2, show_default=True)
 @click.option("--smax", type=float, default=0.9, show_default=True)
-@_common_train_options
+@_train_options
 def train_ssd(size: str, smin: float, smax: float, **kwargs) -> None:
     """SSD300/SSD512 on Caffe (`caffe train`)."""
-    from harness.engine.experiment import ModelSpec
-
-    _run_train(ModelSpec(f"ssd{size}_smin{smin}", "caffe", "ssd", int(size), smin, smax), **kwargs)
+    _run_train(ModelSpec(f"ssd{size}_smin{smin:g}", "caffe", "ssd", int(size), smin, smax), **kwargs)
 
 
 def _yolo_command(model: str, default_size: int):
     @train.command(model)
     @click.option("--size", type=int, default=default_size, show_default=True, help="Input size, a multiple of 32.")
-    @_common_train_options
+    @_train_options
     def command(size: int, **kwargs) -> None:
-        from harness.engine.experiment import ModelSpec
-
         if size % 32:
             raise click.BadParameter(f"{size} is not a multiple of 32", param_hint="--size")
         _run_train(ModelSpec(f"{model}_{size}", "darknet", model, size), **kwargs)
@@ -120,39 +105,38 @@ _yolo_command("yolov3-tiny", 416)
 
 
 @click.command()
-@click.argument("model_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--images", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True,
-              help="VOC root whose images to run on (its ImageSets/Main/test.txt if --image-set is not given).")
-@click.option("--image-set", default=None, help="Split name or ids file inside --images. Default: all images.")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
-def detect(model_dir: Path, images: Path, image_set: Optional[str], out: Path) -> None:
-    """Run a trained model (a MODEL_DIR from `harness train`) and write per-class VOC detection files."""
-    from harness.data.voc import load_voc
-    from harness.engine.experiment import ModelSpec, framework_for
-    from harness.engine.profiles import PAPER
+@click.argument("model_dir", type=existing_dir())
+@click.option("--images", type=existing_dir(), required=True,
+              help="A VOC root (its images, or --image-set) or a plain folder of images (your slides).")
+@click.option("--image-set", default=None, help="VOC only: split name or ids file. Default: all images.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path, resolve_path=True), required=True)
+@DEVICE
+def detect(model_dir: Path, images: Path, image_set: Optional[str], out: Path, device: str) -> None:
+    """Run a trained model (a MODEL_DIR from `harness train`) and write per-class VOC detection
+    files plus detections.csv (one row per box, with the original file name)."""
+    from harness.config import with_device
+    from harness.device import resolve_device
+    from harness.engine.detect_images import detection_inputs, write_detections_csv
+    from harness.engine.experiment import framework_for, trained_model
 
-    summary_path = model_dir / "summary.json"
-    if not summary_path.is_file():
-        raise click.ClickException(f"{summary_path}: missing — MODEL_DIR must come from `harness train`")
-    summary = json.loads(summary_path.read_text())
-    if not (summary.get("train") or {}).get("weights"):
-        raise click.ClickException(f"{summary_path}: this model has no trained weights ({summary.get('message')})")
-    files = {role: Path(p) for role, p in summary["rendered"].items()}
-    labelmap = LabelMap.from_file(files.get("names") or files["labelmap"])   # the model's own classes
-    dataset = load_voc(images, image_set=image_set, labelmap=labelmap)
-    click.echo(dataset.report.summary())
-    spec = ModelSpec(summary["experiment"], summary["framework"], summary["model"], summary["size"],
-                     summary.get("smin"), summary.get("smax"))
-    fw = framework_for(spec, _LabelOnlyData(labelmap), model_dir, PAPER)
-    written = fw.detect(files, Path(summary["train"]["weights"]), dataset.images, out)
-    click.secho(f"detections: {written}", fg="green")
-
-
-class _LabelOnlyData:
-    """What detection needs of PreparedData: only the label map (no converted dataset)."""
-
-    def __init__(self, labelmap) -> None:
-        self.labelmap = labelmap
+    try:
+        config, files, weights = trained_model(model_dir)
+        labelmap = LabelMap.from_file(files.get("names") or files["labelmap"])   # the model's own classes
+        inputs = detection_inputs(images, image_set, labelmap, out)
+    except (OSError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(inputs.summary)
+    config = with_device(config, resolve_device(device, config.framework))
+    fw = framework_for(config, labelmap)
+    try:
+        written = fw.detect(files, weights, inputs.images, out)
+    except Exception as exc:  # noqa: BLE001 - native failures become one clear message
+        raise click.ClickException(f"detection with {model_dir} failed: {exc}") from None
+    csv_path = write_detections_csv(Path(written), labelmap, inputs, out / "detections.csv")
+    click.secho(f"detections: {written}\nper box: {csv_path}", fg="green")
+    if inputs.skipped:   # the others are written; the exit status still says not everything was done
+        raise click.ClickException(f"{len(inputs.skipped)} image(s) could not be read and were skipped "
+                                   f"(listed in {out / 'images.csv'})")
 
 
 @click.command()

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
+from harness.data.darknet import darknet_label_path as label_path_for
+from harness.device import Device
 from harness.engine.process import NativeRun, run_native
 from harness.engine.types import FrameworkStatus, NativeFrameworkError, Progress, TrainResult
 from harness.parse.darknet_log import (
@@ -34,8 +36,6 @@ DEBIAN_BINARY = Path("/usr/bin/darknet")
 DEBIAN_LIBRARY = Path("/usr/lib/darknet/libdarknet.so")
 PATH_BUFFER = 256              # char buff[256] for backup weight paths in train_detector
 VALID_MIN_IMAGES = 4           # validate_detector's 4 loader threads read past a shorter list
-LABEL_RULES = (("images", "labels"), ("JPEGImages", "labels"), ("raw", "labels"))
-IMAGE_EXTENSIONS = (".jpg", ".png", ".JPG", ".JPEG")
 
 
 class DarknetInputError(ValueError):
@@ -302,16 +302,6 @@ def _previous_conv(sections, index: int) -> Optional[dict[str, str]]:
     return options if name in ("convolutional", "conv") else None
 
 
-def label_path_for(image_path: str) -> str:
-    """The label file Darknet opens for an image (data.c: fill_truth_detection's rewrites)."""
-    path = image_path
-    for old, new in LABEL_RULES:
-        path = path.replace(old, new, 1)
-    for extension in IMAGE_EXTENSIONS:
-        path = path.replace(extension, ".txt", 1)
-    return path
-
-
 def read_image_list(list_path: Path) -> list[str]:
     """Image paths of a train/valid list; CRLF and blank lines are errors Darknet would not report."""
     text = _read_lf_text(Path(list_path), "image list", "Darknet would look for 'x.jpg\\r'")
@@ -377,6 +367,7 @@ def train_darknet(
     resume: bool = True,
     timeout: Optional[float] = None,
     show_progress: Optional[bool] = None,
+    device: Device = Device("cpu"),
 ) -> TrainResult:
     """Train with ``darknet detector train``; resume from ``<backup>/<cfgbase>.backup`` if present.
 
@@ -391,7 +382,7 @@ def train_darknet(
     if max_batches is not None:
         cfg_path = write_cfg_with(cfg_path, workdir / "cfg", {"max_batches": str(max_batches)})
     plan = plan_training(data_path, cfg_path, init_weights=init_weights, clear=clear, resume=resume)
-    argv = train_argv(install, plan)
+    argv = train_argv(install, plan, device)
     log_path = workdir / "train.log"
     run = run_native(argv, log_path, parse_darknet_line, plan.cfg.max_batches, cwd=plan.cwd,
                      label=f"darknet {plan.base}", on_progress=progress, append=plan.resumed_from is not None,
@@ -403,8 +394,8 @@ def train_darknet(
                        seconds=run.seconds, resumed_from=plan.resumed_from)
 
 
-def train_argv(install: DarknetInstall, plan: "TrainPlan") -> list[str]:
-    """``darknet detector train <data> <cfg> [weights] [-clear]``."""
+def train_argv(install: DarknetInstall, plan: "TrainPlan", device: Device = Device("cpu")) -> list[str]:
+    """``darknet detector train <data> <cfg> [weights] [-clear] (-i N | -nogpu)``."""
     argv = [str(install.binary), "detector", "train", str(plan.data_path), str(plan.cfg_path)]
     if plan.weights is not None:
         argv.append(str(plan.weights))
@@ -412,7 +403,7 @@ def train_argv(install: DarknetInstall, plan: "TrainPlan") -> list[str]:
         argv.append("-clear")
     if install.alexeyab:
         argv.append("-dont_show")     # its OpenCV builds otherwise open a loss-chart window
-    return argv
+    return argv + device.darknet_args()
 
 
 def write_cfg_with(cfg_path: Path, out_dir: Path, net_overrides: dict[str, str]) -> Path:
@@ -607,7 +598,7 @@ def _open_cause(path: str, plan: TrainPlan) -> str:
 
 def detect_darknet_valid(data_path: Path, cfg_path: Path, weights: Path, out_dir: Path, *,
                          install: Optional[DarknetInstall] = None, timeout: Optional[float] = None,
-                         show_progress: Optional[bool] = None) -> Path:
+                         show_progress: Optional[bool] = None, device: Device = Device("cpu")) -> Path:
     """Run ``darknet detector valid`` over the .data file's ``valid=`` list into ``out_dir``.
 
     Writes ``out_dir/comp4_det_test_<class>.txt`` (VOC pixels, 1-based, threshold 0.005, NMS 0.45
@@ -624,9 +615,10 @@ def detect_darknet_valid(data_path: Path, cfg_path: Path, weights: Path, out_dir
     images, names = _check_valid_inputs(options, cwd, cfg, weights, data_path, out_dir,
                                         allow_short=short_list_in_process)
     if short_list_in_process:
-        return _valid_in_process(install, cfg_path, weights, [resolve(i, cwd) for i in images], names, cfg, out_dir)
+        return _valid_in_process(install, cfg_path, weights, [resolve(i, cwd) for i in images], names, cfg, out_dir,
+                                 device)
     run_data = _write_valid_data(options, cwd, out_dir)
-    argv = [str(install.binary), "detector", "valid", str(run_data), str(cfg_path), str(weights)]
+    argv = valid_argv(install, run_data, cfg_path, weights, device)
     run = run_native(argv, out_dir / "valid.log", _valid_progress, len(images), cwd=cwd,
                      label=f"darknet valid {cfg_base(cfg_path)}", timeout=timeout, show_progress=show_progress)
     expected = [out_dir / f"comp4_det_test_{name}.txt" for name in names[: cfg.classes]]
@@ -636,6 +628,13 @@ def detect_darknet_valid(data_path: Path, cfg_path: Path, weights: Path, out_dir
             f"darknet detector valid failed ({run.describe_returncode()}); missing outputs: {missing or 'none'}",
             run.log_tail())
     return out_dir
+
+
+def valid_argv(install: DarknetInstall, data_path: Path, cfg_path: Path, weights: Path,
+               device: Device = Device("cpu")) -> list[str]:
+    """``darknet detector valid <data> <cfg> <weights> (-i N | -nogpu)``."""
+    return [str(install.binary), "detector", "valid", str(data_path), str(cfg_path), str(weights),
+            *device.darknet_args()]
 
 
 def _valid_list_length(options: dict[str, str], cwd: Path) -> int:
@@ -649,14 +648,14 @@ def _can_run_in_process(install: DarknetInstall) -> bool:
 
 
 def _valid_in_process(install: DarknetInstall, cfg_path: Path, weights: Path, images: list[Path],
-                      names: list[str], cfg: CfgSummary, out_dir: Path) -> Path:
+                      names: list[str], cfg: CfgSummary, out_dir: Path, device: Device) -> Path:
     """Fewer than 4 images (pjreddie's valid segfaults): same steps through libdarknet instead."""
     from harness.engine.darknet_ctypes import detect_darknet_ctypes as _detect
 
     note = (f"{len(images)} image(s) < {VALID_MIN_IMAGES}: pjreddie's `detector valid` would segfault, so the "
             f"same letterbox/threshold {0.005}/NMS {0.45} steps ran in-process via {install.library}\n")
     (out_dir / "valid.log").write_text(note)
-    _detect(cfg_path, weights, images, names[: cfg.classes], out_dir, install=install)
+    _detect(cfg_path, weights, images, names[: cfg.classes], out_dir, install=install, device=device)
     return out_dir
 
 
@@ -777,16 +776,16 @@ def _conv_parameters(options: dict[str, str], in_c: int, rng):
 
 
 def time_darknet(cfg_path: Path, weights: Optional[Path], images, n: int = 50, warmup: int = 5, *,
-                 install: Optional[DarknetInstall] = None) -> dict:
+                 install: Optional[DarknetInstall] = None, device: Device = Device("cpu")) -> dict:
     """Batch-1 forward timing (timing.json fields) through libdarknet; see darknet_ctypes."""
     from harness.engine.darknet_ctypes import time_darknet as _time_darknet
 
-    return _time_darknet(cfg_path, weights, images, n=n, warmup=warmup, install=install)
+    return _time_darknet(cfg_path, weights, images, n=n, warmup=warmup, install=install, device=device)
 
 
 def detect_darknet_ctypes(cfg_path: Path, weights: Path, images, class_names, out_dir: Optional[Path] = None, *,
-                          install: Optional[DarknetInstall] = None):
+                          install: Optional[DarknetInstall] = None, device: Device = Device("cpu")):
     """In-process detection writing the same per-class files as ``detector valid``."""
     from harness.engine.darknet_ctypes import detect_darknet_ctypes as _detect
 
-    return _detect(cfg_path, weights, images, class_names, out_dir, install=install)
+    return _detect(cfg_path, weights, images, class_names, out_dir, install=install, device=device)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
+from harness.device import Device, describe_device
 from harness.engine.darknet import DarknetInstall, DarknetInputError, find_darknet, image_id, summarize_cfg
 from harness.engine.types import NativeFrameworkError
 
@@ -100,7 +101,8 @@ def _declare(lib: ctypes.CDLL) -> None:
 class DarknetNetwork:
     """A loaded network (batch 1). Use as a context manager so the C memory is freed."""
 
-    def __init__(self, cfg_path: Path, weights: Optional[Path] = None, install: Optional[DarknetInstall] = None):
+    def __init__(self, cfg_path: Path, weights: Optional[Path] = None, install: Optional[DarknetInstall] = None,
+                 device: Device = Device("cpu")):
         install = install or find_darknet()
         if install.library is None:
             raise NativeFrameworkError(f"{install.binary}: no libdarknet.so beside it (set HARNESS_DARKNET_LIB)")
@@ -109,6 +111,7 @@ class DarknetNetwork:
         self.classes = summarize_cfg(cfg_path).classes
         self.lib = load_library(install.library)
         self.install = install
+        _select_device(self.lib, install, device)
         weights_arg = str(Path(weights).resolve()).encode() if weights else None
         self.net = self.lib.load_network(str(cfg_path).encode(), weights_arg, 0)
         if not self.net:
@@ -188,6 +191,18 @@ class DarknetNetwork:
             self.lib.free_image(image)
 
 
+def _select_device(lib: ctypes.CDLL, install: DarknetInstall, device: Device) -> None:
+    """The library's global ``gpu_index`` decides where a loaded network runs (-1: the CPU)."""
+    if device.gpu and not install.gpu:
+        raise NativeFrameworkError(f"{install.library}: a CPU-only Darknet build cannot run on {device}")
+    try:
+        c_int.in_dll(lib, "gpu_index").value = device.index if device.gpu else -1
+    except ValueError:           # a build without the symbol is CPU-only: nothing to select
+        return
+    if device.gpu and hasattr(lib, "cuda_set_device"):
+        lib.cuda_set_device(device.index)
+
+
 def _really_10x10(image_path: Path) -> bool:
     import cv2
 
@@ -212,10 +227,10 @@ def _as_c_float(value: float) -> float:
 
 def detect_darknet_ctypes(cfg_path: Path, weights: Path, images: Sequence[Path], class_names: Sequence[str],
                           out_dir: Optional[Path] = None, *, install: Optional[DarknetInstall] = None,
-                          thresh: float = VALID_THRESH) -> list[RawDetection]:
+                          thresh: float = VALID_THRESH, device: Device = Device("cpu")) -> list[RawDetection]:
     """Detect on ``images`` in-process; with ``out_dir`` also write ``comp4_det_test_<class>.txt``."""
     _check_unique_ids(images)
-    with DarknetNetwork(cfg_path, weights, install) as net:
+    with DarknetNetwork(cfg_path, weights, install, device) as net:
         if len(class_names) < net.classes:
             raise DarknetInputError(f"{len(class_names)} class names for a network with {net.classes} classes")
         detections = [d for image in images for d in net.detect(image, thresh=thresh)]
@@ -254,12 +269,12 @@ def write_detection_files(detections: Sequence[RawDetection], class_names: Seque
 
 
 def time_darknet(cfg_path: Path, weights: Optional[Path], images: Sequence[Path], n: int = 50, warmup: int = 5,
-                 *, install: Optional[DarknetInstall] = None) -> dict:
+                 *, install: Optional[DarknetInstall] = None, device: Device = Device("cpu")) -> dict:
     """Batch-1 forward time in ms (timing.json fields), cycling through ``images``."""
     if not images:
         raise DarknetInputError("time_darknet needs at least one image")
     install = install or find_darknet()
-    with DarknetNetwork(cfg_path, weights, install) as net:
+    with DarknetNetwork(cfg_path, weights, install, device) as net:
         per_image = max(1, n // len(images))
         pairs: list[tuple[float, float]] = []
         for index, image in enumerate(images):
@@ -269,8 +284,8 @@ def time_darknet(cfg_path: Path, weights: Optional[Path], images: Sequence[Path]
         size = f"{net.width}x{net.height}"
     times = sorted(wall for wall, _ in pairs)
     return {
-        "device": _device_name(install),
-        "backend": install.backend,
+        "device": describe_device(device),
+        "backend": install.backend if device.gpu or not install.gpu else install.backend + " (run on cpu)",
         "n_images": len(times),
         "warmup": warmup,
         "median_ms": statistics.median(times),
@@ -290,14 +305,3 @@ def _threads(install: DarknetInstall) -> int:
     value = os.environ.get("OMP_NUM_THREADS", "")
     return int(value) if value.isdigit() else (os.cpu_count() or 1)
 
-
-def _device_name(install: DarknetInstall) -> str:
-    if install.gpu:
-        return "GPU (darknet GPU=1 build)"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return f"CPU {line.split(':', 1)[1].strip()}"
-    except OSError:
-        pass
-    return "CPU"

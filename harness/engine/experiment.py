@@ -1,41 +1,36 @@
 """One experiment end to end: render → train → detect → evaluate → classify → time → summary.json.
 
-``harness train`` runs one of these; ``harness reproduce table1`` runs the paper's seven. Each step
-is recorded; a failing step ends that experiment with ``status: failed`` and the reason in its
-summary (the report shows it), and the other experiments still run.
+``harness train`` runs one of these; ``harness reproduce table1`` runs the paper's seven. The
+only input is a resolved :class:`~harness.config.ExperimentConfig` (written to
+``MODEL_DIR/config.json`` before anything else). Each step is recorded; a failing step ends that
+experiment with ``status: failed`` and the reason in its summary, and the other experiments still
+run. A finished experiment with the same config is reused, not retrained; an interrupted one
+resumes from its last snapshot; one with a different config is refused unless ``overwrite``.
 """
 from __future__ import annotations
 
 import json
+import shutil
 import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
+from harness.config import ExperimentConfig, ModelSpec, config_differences, read_config
 from harness.data.annotations import ImageAnnotation
 from harness.data.convert import ConvertResult, convert_dataset
 from harness.data.voc import load_voc
-from harness.engine.profiles import Profile, limit, ssd_solver, yolo_overrides
-from harness.engine.types import NativeFrameworkError
+from harness.engine.profiles import Profile
+from harness.engine.types import NativeFrameworkError, TrainResult
 from harness.labels import LabelMap
+from harness.paths import from_recorded, recorded_path
 
+__all__ = ["ModelSpec", "PreparedData", "prepare_data", "run_experiment", "plan_experiment", "ConfigMismatch",
+           "framework_for", "stop_on_sigterm", "SEGMENTS_FILE"]
 
-@dataclass(frozen=True)
-class ModelSpec:
-    """What to build: the paper's experiments (harness.paper.Experiment) fit this shape too."""
-
-    name: str
-    framework: str          # "caffe" | "darknet"
-    model: str              # "ssd" | "yolov3" | "yolov3-tiny"
-    size: int
-    smin: Optional[float] = None
-    smax: Optional[float] = None
-
-    @classmethod
-    def of(cls, experiment: Any) -> "ModelSpec":
-        return cls(experiment.name, experiment.framework, experiment.model, experiment.size,
-                   getattr(experiment, "smin", None), getattr(experiment, "smax", None))
+SUMMARY_FILE = "summary.json"
+SEGMENTS_FILE = "train_segments.json"
 
 
 @dataclass
@@ -55,21 +50,27 @@ def prepare_data(data: Optional[Path], work_dir: Path, profile: Profile, seed: i
     """Use the user's VOC data, or synthesise the embedded default set; convert it once per run."""
     from harness.data.synth import synthesize
 
+    work_dir = Path(work_dir).resolve()
     synthetic = data is None
     if synthetic:
         data = synthesize(work_dir / "synthetic", profile.synthetic_images, seed=seed,
                           classification_images=profile.synthetic_classification_images)
         cls_root = Path(data) / "classification"
         classification = classification or (cls_root if cls_root.is_dir() else None)
-    converted = convert_dataset(Path(data), work_dir / "dataset", seed=seed)
+    converted = convert_dataset(Path(data).resolve(), work_dir / "dataset", seed=seed)
     print(converted.summary())
-    return PreparedData(Path(data), converted, Path(classification) if classification else None, synthetic)
+    return PreparedData(Path(data).resolve(), converted,
+                        Path(classification).resolve() if classification else None, synthetic)
 
 
 class StepFailed(RuntimeError):
     def __init__(self, step: str, cause: BaseException) -> None:
         super().__init__(f"{step}: {cause}")
         self.step = step
+
+
+class ConfigMismatch(ValueError):
+    """MODEL_DIR holds an experiment made with another config: never overwrite it silently."""
 
 
 def _step(name: str, func: Callable, *args, **kwargs):
@@ -86,11 +87,20 @@ def _step(name: str, func: Callable, *args, **kwargs):
     return result
 
 
-def _write_json(path: Path, data: dict) -> Path:
+def write_json(path: Path, data: Any) -> Path:
+    """Atomic JSON write: a reader never sees half a summary."""
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
     tmp.replace(path)
     return path
+
+
+def read_summary(model_dir: Path) -> Optional[dict]:
+    path = Path(model_dir) / SUMMARY_FILE
+    try:
+        return json.loads(path.read_text()) if path.is_file() else None
+    except ValueError:
+        return None
 
 
 def _ids_file(path: Path, ids: Sequence[str]) -> Path:
@@ -99,17 +109,17 @@ def _ids_file(path: Path, ids: Sequence[str]) -> Path:
     return path
 
 
-def _scored_test_ids(data: PreparedData, profile: Profile, spec: "ModelSpec") -> list[str]:
-    wanted = limit(profile, spec, "test_images")
+def _scored_test_ids(data: PreparedData, config: ExperimentConfig) -> list[str]:
+    wanted = config.limit("test_images")
     ids = list(data.converted.test_ids)
     return ids if wanted is None else ids[:wanted]
 
 
-def _classification_images(data: PreparedData, profile: Profile, spec: "ModelSpec") -> list[ImageAnnotation]:
+def _classification_images(data: PreparedData, config: ExperimentConfig) -> list[ImageAnnotation]:
     if data.classification_root is None:
         return []
     images = load_voc(data.classification_root, labelmap=data.labelmap).images
-    wanted = limit(profile, spec, "classification_images")
+    wanted = config.limit("classification_images")
     return images if wanted is None else images[:wanted]
 
 
@@ -118,105 +128,108 @@ def _classification_images(data: PreparedData, profile: Profile, spec: "ModelSpe
 class _Caffe:
     """Caffe-SSD: rendered prototxts, `caffe train`, pycaffe detection."""
 
-    def __init__(self, spec: ModelSpec, data: PreparedData, model_dir: Path, profile: Profile) -> None:
-        self.spec, self.data, self.dir, self.profile = spec, data, model_dir, profile
+    def __init__(self, config: ExperimentConfig, labelmap: LabelMap, dataset_dir: Optional[Path] = None) -> None:
+        self.config, self.labelmap, self.dataset_dir = config, labelmap, dataset_dir
+        self.dir = config.model_dir
 
     def render(self, test_ids: Sequence[str]) -> dict[str, Path]:
         from harness.render.ssd import render_ssd
 
-        kwargs: dict[str, Any] = {"solver": ssd_solver(self.profile, self.spec)}
-        if self.profile.ssd_batch_size:
-            kwargs["batch_size"] = self.profile.ssd_batch_size
-        return render_ssd(self.dir / "rendered", size=self.spec.size, smin=self.spec.smin or 0.2,
-                          smax=self.spec.smax or 0.9, labelmap=self.data.labelmap,
-                          dataset=self.data.converted.out_dir, snapshot_prefix=self.dir / "weights" / self.spec.name,
+        spec = self.config.spec
+        kwargs: dict[str, Any] = {"solver": dict(self.config.solver)}
+        if self.config.ssd_batch_size:
+            kwargs["batch_size"] = self.config.ssd_batch_size
+        return render_ssd(self.dir / "rendered", size=spec.size, smin=spec.smin or 0.2, smax=spec.smax or 0.9,
+                          labelmap=self.labelmap, dataset=self.dataset_dir,
+                          snapshot_prefix=self.dir / "weights" / spec.name,
                           detection_out_dir=self.dir / "caffe_test_output", **kwargs)
 
-    def train(self, files: dict[str, Path], init_weights: Optional[Path]):
+    def train(self, files: dict[str, Path]) -> TrainResult:
         from harness.engine.caffe import train_caffe
 
-        return train_caffe(files["solver"], self.dir, init_weights=init_weights)
+        return train_caffe(files["solver"], self.dir, init_weights=self.config.init_weights,
+                           device=self.config.device)
 
-    def detect(self, files, weights: Path, images: list[ImageAnnotation], out_dir: Path,
-               native: bool = False) -> Path:
+    def detect(self, files, weights: Path, images, out_dir: Path, native: bool = False) -> Path:
         """pycaffe on the deploy net: this fork's DetectionOutput writes no files (docs/caffe.md)."""
         from harness.engine.caffe import detect_caffe
 
-        return detect_caffe(files["deploy"], weights, images, self.data.labelmap, out_dir)
+        return detect_caffe(files["deploy"], weights, images, self.labelmap, out_dir, device=self.config.device)
 
-    def time(self, files, weights: Path, images: list[ImageAnnotation], n: int, warmup: int) -> dict:
+    def time(self, files, weights: Path, images, n: int, warmup: int) -> dict:
         from harness.engine.caffe import time_caffe
 
-        return time_caffe(files["deploy"], weights, images, n=n, warmup=warmup)
+        return time_caffe(files["deploy"], weights, images, n=n, warmup=warmup, device=self.config.device,
+                          scratch=self.dir)
 
 
 class _Darknet:
     """Darknet YOLOv3/-tiny: rendered cfg/.data, `darknet detector train/valid`, ctypes timing."""
 
-    def __init__(self, spec: ModelSpec, data: PreparedData, model_dir: Path, profile: Profile,
-                 overrides: Optional[dict] = None) -> None:
-        self.spec, self.data, self.dir, self.profile = spec, data, model_dir, profile
-        self.overrides = overrides if overrides is not None else yolo_overrides(profile, spec)
-
-    def _darknet_image(self, image_id: str) -> Path:
-        return self.data.converted.out_dir / "darknet" / "images" / f"{image_id}.jpg"
+    def __init__(self, config: ExperimentConfig, labelmap: LabelMap, dataset_dir: Optional[Path] = None) -> None:
+        self.config, self.labelmap, self.dataset_dir = config, labelmap, dataset_dir
+        self.dir = config.model_dir
 
     def render(self, test_ids: Sequence[str]) -> dict[str, Path]:
         from harness.render.yolo import render_yolo
 
+        darknet_dir = self.dataset_dir / "darknet"
         valid_list = self.dir / "rendered" / "valid.txt"
         valid_list.parent.mkdir(parents=True, exist_ok=True)
-        valid_list.write_text("".join(f"{self._darknet_image(i)}\n" for i in test_ids))
+        valid_list.write_text("".join(f"{darknet_dir / 'images' / f'{i}.jpg'}\n" for i in test_ids))
         (self.dir / "weights").mkdir(parents=True, exist_ok=True)
-        return render_yolo(self.dir / "rendered", model=self.spec.model, size=self.spec.size, labelmap=self.data.labelmap,
-                           train_list=self.data.converted.out_dir / "darknet" / "train.txt",
-                           valid_list=valid_list, backup_dir=self.dir / "weights",
-                           results_dir=self.dir / "darknet_results", overrides=self.overrides)
+        return render_yolo(self.dir / "rendered", model=self.config.spec.model, size=self.config.spec.size,
+                           labelmap=self.labelmap, train_list=darknet_dir / "train.txt", valid_list=valid_list,
+                           backup_dir=self.dir / "weights", results_dir=self.dir / "darknet_results",
+                           overrides=dict(self.config.cfg))
 
-    def train(self, files: dict[str, Path], init_weights: Optional[Path]):
+    def train(self, files: dict[str, Path]) -> TrainResult:
         from harness.engine.darknet import train_darknet
 
-        return train_darknet(files["data"], files["cfg"], self.dir, init_weights=init_weights)
+        return train_darknet(files["data"], files["cfg"], self.dir, init_weights=self.config.init_weights,
+                             device=self.config.device)
 
-    def detect(self, files, weights: Path, images: list[ImageAnnotation], out_dir: Path,
-               native: bool = False) -> Path:
+    def detect(self, files, weights: Path, images, out_dir: Path, native: bool = False) -> Path:
         """``native``: `darknet detector valid` over the rendered test list (the paper's tool);
         otherwise libdarknet in-process on any images (same files, tested equal)."""
         from harness.engine.darknet import detect_darknet_ctypes, detect_darknet_valid
 
         if native:
-            return detect_darknet_valid(files["data"], files["cfg"], weights, out_dir)
-        detect_darknet_ctypes(files["cfg"], weights, [im.image_path for im in images], self.data.labelmap.names,
-                              out_dir)
+            return detect_darknet_valid(files["data"], files["cfg"], weights, out_dir, device=self.config.device)
+        paths = [im.image_path if isinstance(im, ImageAnnotation) else Path(im) for im in images]
+        detect_darknet_ctypes(files["cfg"], weights, paths, self.labelmap.names, out_dir, device=self.config.device)
         return out_dir
 
-    def time(self, files, weights: Path, images: list[ImageAnnotation], n: int, warmup: int) -> dict:
+    def time(self, files, weights: Path, images, n: int, warmup: int) -> dict:
         from harness.engine.darknet import time_darknet
 
-        return time_darknet(files["cfg"], weights, [im.image_path for im in images], n=n, warmup=warmup)
+        return time_darknet(files["cfg"], weights, [im.image_path for im in images], n=n, warmup=warmup,
+                            device=self.config.device)
 
 
-def framework_for(spec: ModelSpec, data: PreparedData, model_dir: Path, profile: Profile, **kwargs):
-    if spec.framework == "caffe":
-        return _Caffe(spec, data, model_dir, profile)
-    if spec.framework == "darknet":
-        return _Darknet(spec, data, model_dir, profile, **kwargs)
-    raise ValueError(f"unknown framework {spec.framework!r} for {spec.name}")
+FRAMEWORKS = {"caffe": _Caffe, "darknet": _Darknet}
+
+
+def framework_for(config: ExperimentConfig, labelmap: LabelMap, dataset_dir: Optional[Path] = None):
+    try:
+        return FRAMEWORKS[config.framework](config, labelmap, dataset_dir)
+    except KeyError:
+        raise ValueError(f"unknown framework {config.framework!r} for {config.name}") from None
 
 
 # --------------------------------------------------------------------------------- the experiment
 
-def evaluate_split(gt: Sequence[ImageAnnotation], detections: Path, labelmap: LabelMap,
-                   out_dir: Path) -> dict[str, str]:
-    """Score one detection directory with both VOC protocols; returns {protocol: metrics file name}."""
+def evaluate_split(gt: Sequence[ImageAnnotation], detections: Path, labelmap: LabelMap, out_dir: Path,
+                   protocols: Sequence[str]) -> dict[str, str]:
+    """Score one detection directory with each protocol; returns {protocol: metrics file name}."""
     from harness.evaluation import evaluate_detections
     from harness.evaluation.detections import read_detections
 
     dets = read_detections(detections, class_names=labelmap.names)
     written = {}
-    for protocol in ("voc07", "voc12"):
+    for protocol in protocols:
         metrics = evaluate_detections(gt, dets, labelmap, protocol=protocol)
-        written[protocol] = _write_json(out_dir / f"metrics_{protocol}.json", metrics).name
+        written[protocol] = write_json(out_dir / f"metrics_{protocol}.json", metrics).name
         print(f"    {protocol} mAP = {metrics['map']}")
     return written
 
@@ -227,7 +240,7 @@ def classify(images: list[ImageAnnotation], detections: Path, labelmap: LabelMap
 
     report = classification_report(images, read_detections(detections, class_names=labelmap.names), labelmap)
     print(f"    mean accuracy = {report['mean_accuracy']}")
-    return _write_json(out_dir / "classification.json", report).name
+    return write_json(out_dir / "classification.json", report).name
 
 
 def stop_on_sigterm() -> None:
@@ -240,58 +253,93 @@ def stop_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, _raise)
 
 
-def run_experiment(spec: ModelSpec, data: PreparedData, model_dir: Path, profile: Profile,
-                   init_weights: Optional[Path] = None, framework_kwargs: Optional[dict] = None) -> dict:
-    """Run every step for one model and write ``model_dir/summary.json`` whatever happens."""
-    model_dir.mkdir(parents=True, exist_ok=True)
-    summary: dict[str, Any] = {"experiment": spec.name, "framework": spec.framework, "model": spec.model,
-                               "size": spec.size, "smin": spec.smin, "smax": spec.smax,
-                               "profile": profile.name, "comparable_with_paper": profile.comparable_with_paper,
+def plan_experiment(config: ExperimentConfig, overwrite: bool = False) -> str:
+    """``new``, ``reuse`` (finished with this config), ``resume`` (started, same config) or
+    ``overwrite``; raises :class:`ConfigMismatch` when MODEL_DIR holds another config."""
+    existing = read_config(config.model_dir)
+    if existing is None:
+        return "overwrite" if overwrite and config.model_dir.exists() else "new"
+    if overwrite:
+        return "overwrite"
+    differences = config_differences(existing, config)
+    if differences:
+        raise ConfigMismatch(
+            f"{config.model_dir} was made with another config ({'; '.join(differences)}): "
+            "pass --overwrite to retrain it, or choose another --name")
+    summary = read_summary(config.model_dir) or {}
+    return "reuse" if summary.get("status") == "ok" else "resume"
+
+
+def run_experiment(config: ExperimentConfig, data: PreparedData, overwrite: bool = False) -> dict:
+    """Run every step for one model and write ``MODEL_DIR/summary.json`` whatever happens."""
+    plan = plan_experiment(config, overwrite)
+    model_dir = config.model_dir
+    if plan == "reuse":
+        print(f"[{config.name}] already finished with this config: reusing {model_dir} (--overwrite to retrain)")
+        return {**read_summary(model_dir), "reused": True}
+    if plan == "overwrite":
+        shutil.rmtree(model_dir, ignore_errors=True)
+    if plan == "resume":
+        print(f"[{config.name}] unfinished run with this config in {model_dir}: resuming")
+    config.write()
+    summary: dict[str, Any] = {"experiment": config.name, "framework": config.framework, "model": config.spec.model,
+                               "size": config.spec.size, "smin": config.spec.smin, "smax": config.spec.smax,
+                               "profile": config.profile, "comparable_with_paper": config.comparable_with_paper,
+                               "role": config.role, "device": str(config.device), "config": "config.json",
                                "status": "running", "message": "", "train": None, "metrics": {},
                                "classification": None, "timing": None,
-                               "init_weights": str(init_weights) if init_weights else None}
+                               "init_weights": str(config.init_weights) if config.init_weights else None}
     started = time.monotonic()
     try:
-        _run_steps(spec, data, model_dir, profile, init_weights, summary, framework_kwargs or {})
+        _run_steps(config, data, summary)
         summary["status"] = "ok"
     except KeyboardInterrupt:
-        summary.update(status="failed", message="interrupted (Ctrl-C or SIGTERM); files written so far are kept")
+        summary.update(status="failed", message="interrupted (Ctrl-C or SIGTERM); run the same command to resume")
         raise
     except StepFailed as exc:
-        summary.update(status="failed", message=str(exc), failed_step=exc.step)
+        summary.update(status="failed", message=str(exc), failed_step=exc.step, log=_log_for(model_dir))
         detail = exc.__cause__
         if detail is not None and not isinstance(detail, NativeFrameworkError):
             summary["traceback"] = "".join(traceback.format_exception(detail))[-4000:]
-        print(f"[{spec.name}] FAILED at {exc}", flush=True)
+        print(f"[{config.name}] FAILED at {exc}", flush=True)
     finally:
         summary["seconds"] = round(time.monotonic() - started, 1)
-        _write_json(model_dir / "summary.json", summary)
+        write_json(model_dir / SUMMARY_FILE, summary)
     return summary
 
 
-def _run_steps(spec: ModelSpec, data: PreparedData, model_dir: Path, profile: Profile,
-               init_weights: Optional[Path], summary: dict, framework_kwargs: dict) -> None:
-    fw = framework_for(spec, data, model_dir, profile, **framework_kwargs)
-    test_ids = _scored_test_ids(data, profile, spec)
-    ids_file = _ids_file(model_dir / "test_ids.txt", test_ids)
-    files = _step("render", fw.render, test_ids)
-    summary["rendered"] = {role: str(path) for role, path in files.items()}
+def _log_for(model_dir: Path) -> Optional[str]:
+    log = model_dir / "train.log"
+    return str(log) if log.is_file() else None
 
-    result = _step("train", fw.train, files, init_weights)
+
+def _run_steps(config: ExperimentConfig, data: PreparedData, summary: dict) -> None:
+    model_dir = config.model_dir
+    fw = framework_for(config, data.labelmap, data.converted.out_dir)
+    files = _step("render", render_experiment, config, data)
+    ids_file = model_dir / "test_ids.txt"
+    summary["rendered"] = {role: recorded_path(path, model_dir) for role, path in files.items()}
+
+    result = _step("train", _timed_training, fw, files, model_dir)
     if result.weights is None:
         raise StepFailed("train", RuntimeError(f"training produced no weights (see {result.log_path})"))
-    loss_csv = Path(result.loss_csv)
-    summary["train"] = {"iterations": result.iterations, "seconds": round(result.seconds, 1),
-                        "loss_csv": str(loss_csv.relative_to(model_dir) if loss_csv.is_relative_to(model_dir)
-                                        else loss_csv),
-                        "weights": str(result.weights), "log": str(result.log_path),
-                        "init_weights": str(init_weights) if init_weights else None}
+    if result.resumed_from is not None:
+        print(f"    resumed from {result.resumed_from}")
+    segments = read_segments(model_dir)
+    summary["train"] = {"iterations": result.iterations, "seconds": round(sum(s["seconds"] for s in segments), 1),
+                        "segments": len(segments),
+                        "loss_csv": recorded_path(result.loss_csv, model_dir),
+                        "weights": recorded_path(result.weights, model_dir),
+                        "log": recorded_path(result.log_path, model_dir),
+                        "resumed_from": recorded_path(result.resumed_from, model_dir) if result.resumed_from else None,
+                        "init_weights": str(config.init_weights) if config.init_weights else None}
 
     test_images = load_voc(data.voc_root, image_set=ids_file, labelmap=data.labelmap).images
     det_dir = _step("detect", fw.detect, files, result.weights, test_images, model_dir / "detections", native=True)
-    summary["metrics"] = _step("evaluate", evaluate_split, test_images, Path(det_dir), data.labelmap, model_dir)
+    summary["metrics"] = _step("evaluate", evaluate_split, test_images, Path(det_dir), data.labelmap, model_dir,
+                               config.protocols)
 
-    cls_images = _classification_images(data, profile, spec)
+    cls_images = _classification_images(data, config)
     if cls_images:
         cls_dir = _step("detect-classification", fw.detect, files, result.weights, cls_images,
                         model_dir / "classification_detections")
@@ -299,7 +347,56 @@ def _run_steps(spec: ModelSpec, data: PreparedData, model_dir: Path, profile: Pr
     else:
         summary["classification_note"] = "no classification set (single-object images) given"
 
-    n, warmup = limit(profile, spec, "timing_images"), limit(profile, spec, "timing_warmup")
+    n, warmup = config.limit("timing_images"), config.limit("timing_warmup")
     timing = _step("time", fw.time, files, result.weights, test_images, n, warmup)   # runners cycle the images
-    summary["timing"] = _write_json(model_dir / "timing.json", timing).name
+    summary["timing"] = write_json(model_dir / "timing.json", timing).name
 
+
+def render_experiment(config: ExperimentConfig, data: PreparedData) -> dict[str, Path]:
+    """The native files of one experiment (what `render table1` and training share)."""
+    config.write()
+    test_ids = _scored_test_ids(data, config)
+    _ids_file(config.model_dir / "test_ids.txt", test_ids)
+    return framework_for(config, data.labelmap, data.converted.out_dir).render(test_ids)
+
+
+def _timed_training(fw, files: dict[str, Path], model_dir: Path) -> TrainResult:
+    """Train, and record this segment's wall time even when it is interrupted or fails, so the
+    reported training time of a resumed run is the sum of all its segments."""
+    started, wall = time.monotonic(), time.strftime("%Y-%m-%dT%H:%M:%S")
+    outcome = "interrupted"
+    try:
+        result = fw.train(files)
+        outcome = "resumed" if result.resumed_from is not None else "fresh"
+        return result
+    except Exception:
+        outcome = "failed"
+        raise
+    finally:
+        segments = read_segments(model_dir)
+        segments.append({"started": wall, "seconds": round(time.monotonic() - started, 1), "outcome": outcome})
+        write_json(model_dir / SEGMENTS_FILE, segments)
+
+
+def read_segments(model_dir: Path) -> list[dict]:
+    path = Path(model_dir) / SEGMENTS_FILE
+    try:
+        return json.loads(path.read_text()) if path.is_file() else []
+    except ValueError:
+        return []
+
+
+def trained_model(model_dir: Path) -> tuple[ExperimentConfig, dict[str, Path], Path]:
+    """A finished MODEL_DIR's config, rendered files and weights, from any working directory."""
+    model_dir = Path(model_dir).resolve()
+    summary = read_summary(model_dir)
+    if summary is None:
+        raise FileNotFoundError(f"{model_dir / SUMMARY_FILE}: missing — MODEL_DIR must come from `harness train`")
+    weights = (summary.get("train") or {}).get("weights")
+    if not weights:
+        raise ValueError(f"{model_dir / SUMMARY_FILE}: this model has no trained weights ({summary.get('message')})")
+    config = read_config(model_dir)
+    if config is None:
+        raise FileNotFoundError(f"{model_dir / 'config.json'}: missing — retrain this model with this harness version")
+    files = {role: from_recorded(p, model_dir) for role, p in summary["rendered"].items()}
+    return config, files, from_recorded(weights, model_dir)

@@ -9,8 +9,12 @@ from typing import Optional, Sequence
 import click
 
 from harness import paper
-from harness.engine.experiment import ModelSpec, PreparedData, prepare_data, run_experiment, stop_on_sigterm
-from harness.engine.profiles import PROFILES, Profile, profile as get_profile
+from harness.config import ExperimentConfig, ModelSpec
+from harness.engine.experiment import stop_on_sigterm
+from harness.engine.profiles import Profile, profile as get_profile
+from harness.engine.run import RunSettings, execute, exit_for
+from harness.options import run_options
+from harness.paths import from_recorded
 
 FROM_SCRATCH_NOTE = (
     "trained from random initialisation: the paper fine-tunes SSD from ImageNet VGG16 (reduced fc) and "
@@ -45,35 +49,43 @@ def _frameworks() -> list[dict]:
     return statuses
 
 
+def table1_configs(settings: RunSettings, only: Sequence[str] = (), init_weights_ssd: Optional[Path] = None,
+                   init_weights_yolo: Optional[Path] = None, learning_check: bool = True) -> list[ExperimentConfig]:
+    """The resolved configs of the selected Table 1 rows (and the profile's learning check)."""
+    configs = [settings.config_for(ModelSpec.of(exp), role="table1",
+                                   init_weights=_init_weights_for(exp, init_weights_ssd, init_weights_yolo))
+               for exp in select_experiments(only)]
+    check = settings.profile.learning_check
+    if learning_check and check is not None:
+        configs.append(settings.config_for(ModelSpec(check.name, "darknet", check.model, check.size),
+                                           role="learning-check", cfg_overrides=dict(check.overrides)))
+    return configs
+
+
 def reproduce_table1(run_dir: Path, profile_: Profile, data: Optional[Path] = None,
                      classification: Optional[Path] = None, only: Sequence[str] = (),
                      init_weights_ssd: Optional[Path] = None, init_weights_yolo: Optional[Path] = None,
-                     seed: int = 0, learning_check: bool = True) -> Path:
-    """Run the experiments, then build the report; returns the report's path."""
+                     seed: int = 0, learning_check: bool = True, device: str = "auto",
+                     overwrite: bool = False) -> tuple[Path, list[dict]]:
+    """Run the experiments, then build the report; returns the report's path and the summaries."""
     from harness.report.builder import build_report
     from harness.report.provenance import collect_provenance
 
-    run_dir.mkdir(parents=True, exist_ok=True)
+    settings = RunSettings(Path(run_dir).resolve(), profile_, seed, data, classification, device)
+    run_dir = settings.run_dir
     stop_on_sigterm()
     started = time.monotonic()
-    experiments = select_experiments(only)
+    configs = table1_configs(settings, only, init_weights_ssd, init_weights_yolo, learning_check)
     if profile_.name == "paper" and not (init_weights_ssd and init_weights_yolo):
         click.secho("note: " + FROM_SCRATCH_NOTE, fg="yellow")
-    prepared = prepare_data(data, run_dir, profile_, seed=seed, classification=classification)
+    prepared, summaries = execute(settings, configs, overwrite, on_start=_announce(len(configs), profile_))
 
-    summaries = []
-    for index, exp in enumerate(experiments, 1):
-        click.secho(f"\n=== [{index}/{len(experiments)}] {exp.name} ({exp.framework}, profile {profile_.name})",
-                    bold=True)
-        summaries.append(run_experiment(ModelSpec.of(exp), prepared, run_dir / "models" / exp.name, profile_,
-                                        _init_weights_for(exp, init_weights_ssd, init_weights_yolo)))
-    if learning_check and profile_.learning_check is not None:
-        summaries.append(_run_learning_check(prepared, run_dir, profile_))
-
-    rendered = [Path(p) for s in summaries for p in (s.get("rendered") or {}).values()]
+    rendered = [from_recorded(p, run_dir / "models" / s["experiment"])
+                for s in summaries for p in (s.get("rendered") or {}).values()]
     provenance = collect_provenance(run_dir, data_dir=prepared.voc_root, rendered_files=rendered,
                                     seeds={"data": seed}, frameworks=_frameworks())
-    provenance.update(profile=profile_.name, experiments=[e.name for e in experiments],
+    provenance.update(profile=profile_.name, experiments=[c.name for c in configs if c.role == "table1"],
+                      devices={c.name: str(c.device) for c in configs},
                       init_weights={"ssd": str(init_weights_ssd) if init_weights_ssd else None,
                                     "yolo": str(init_weights_yolo) if init_weights_yolo else None},
                       initialisation_note=None if (init_weights_ssd and init_weights_yolo) else FROM_SCRATCH_NOTE,
@@ -81,23 +93,22 @@ def reproduce_table1(run_dir: Path, profile_: Profile, data: Optional[Path] = No
     (run_dir / "provenance.json").write_text(json.dumps(provenance, indent=2, default=str) + "\n")
     outputs = build_report(run_dir)
     _print_outcome(summaries, outputs, time.monotonic() - started)
-    return Path(outputs.get("html", run_dir / "report.html"))
+    return Path(outputs.get("html", run_dir / "report.html")), summaries
 
 
-def _run_learning_check(prepared: PreparedData, run_dir: Path, profile_: Profile) -> dict:
-    check = profile_.learning_check
-    click.secho(f"\n=== learning check: {check.name} (not a Table 1 model: shows CPU training really learns)",
-                bold=True)
-    spec = ModelSpec(check.name, "darknet", check.model, check.size)
-    return run_experiment(spec, prepared, run_dir / "models" / check.name, profile_,
-                          framework_kwargs={"overrides": dict(check.overrides)})
+def _announce(total: int, profile_: Profile):
+    def announce(index: int, config: ExperimentConfig) -> None:
+        what = "learning check, not a Table 1 model: shows CPU training really learns" \
+            if config.role == "learning-check" else f"{config.framework}, profile {profile_.name}"
+        click.secho(f"\n=== [{index}/{total}] {config.name} ({what}, {config.device})", bold=True)
+    return announce
 
 
 def _print_outcome(summaries: list[dict], outputs: dict, seconds: float) -> None:
     failed = [s for s in summaries if s["status"] != "ok"]
-    click.echo(f"\n{len(summaries) - len(failed)}/{len(summaries)} experiments ok in {seconds / 60:.1f} min")
-    for s in failed:
-        click.secho(f"  {s['experiment']}: {s['message']}", fg="red")
+    reused = sum(1 for s in summaries if s.get("reused"))
+    click.echo(f"\n{len(summaries) - len(failed)}/{len(summaries)} experiments ok"
+               + (f" ({reused} reused)" if reused else "") + f" in {seconds / 60:.1f} min")
     for role, path in outputs.items():
         click.echo(f"  {role}: {path}")
 
@@ -108,29 +119,26 @@ def reproduce() -> None:
 
 
 @reproduce.command("table1")
-@click.option("--profile", "profile_name", type=click.Choice(sorted(PROFILES)), default="smoke", show_default=True,
-              help="paper: the paper's hyperparameters (GPU); smoke: few iterations, CPU-sized.")
-@click.option("--data", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
-              help="VOC root (Annotations/, JPEGImages/, ImageSets/Main/). Default: the embedded synthetic set.")
-@click.option("--classification", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
-              help="VOC root of single-object images for the Fig 10 classification test.")
-@click.option("--name", default=None, help="Run name: results go to PROJECT/NAME. Default: table1-<profile>.")
-@click.option("--project", type=click.Path(file_okay=False, path_type=Path), default=Path("runs"), show_default=True)
+@run_options
 @click.option("--only", multiple=True, help="Run only these experiments (repeatable), e.g. --only yolov3-tiny_416.")
-@click.option("--init-weights-ssd", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="VGG16 reduced-fc caffemodel to fine-tune SSD from (the paper's start).")
-@click.option("--init-weights-yolo", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="darknet53.conv.74 to fine-tune YOLOv3 from (the paper's start).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--init-weights-ssd", type=click.Path(exists=True, dir_okay=False, path_type=Path, resolve_path=True),
+              default=None, help="VGG16 reduced-fc caffemodel to fine-tune SSD from (the paper's start).")
+@click.option("--init-weights-yolo", type=click.Path(exists=True, dir_okay=False, path_type=Path, resolve_path=True),
+              default=None, help="darknet53.conv.74 to fine-tune YOLOv3 from (the paper's start).")
 @click.option("--learning-check/--no-learning-check", default=True, show_default=True,
               help="smoke profile: also train a small YOLOv3-tiny long enough to show real learning.")
 @click.option("--runner", type=click.Choice(["local", "docker"]), default="local", show_default=True,
               help="docker: run this same command inside the harness GPU image.")
 @click.option("--image", default=None, help="Docker image for --runner docker.")
 def table1(profile_name: str, data: Optional[Path], classification: Optional[Path], name: Optional[str],
-           project: Path, only: tuple[str, ...], init_weights_ssd: Optional[Path], init_weights_yolo: Optional[Path],
-           seed: int, learning_check: bool, runner: str, image: Optional[str]) -> None:
-    """All seven Table 1 models: train, evaluate (VOC07 + VOC12), classify, time, report."""
+           project: Path, seed: int, device: str, overwrite: bool, only: tuple[str, ...],
+           init_weights_ssd: Optional[Path], init_weights_yolo: Optional[Path], learning_check: bool, runner: str,
+           image: Optional[str]) -> None:
+    """All seven Table 1 models: train, evaluate (VOC07 + VOC12), classify, time, report.
+
+    Exit status: 0 when every experiment succeeded, 1 when any failed (each is named with its
+    log), 2 for usage errors.
+    """
     run_dir = project / (name or f"table1-{profile_name}")
     if runner == "docker":
         from harness.engine.cli import rerun_in_docker
@@ -141,7 +149,9 @@ def table1(profile_name: str, data: Optional[Path], classification: Optional[Pat
         only_valid = [paper.experiment(n).name for n in only]
     except KeyError as exc:
         raise click.BadParameter(str(exc.args[0]), param_hint="--only") from None
-    report = reproduce_table1(run_dir, get_profile(profile_name), data=data, classification=classification,
-                              only=only_valid, init_weights_ssd=init_weights_ssd, init_weights_yolo=init_weights_yolo,
-                              seed=seed, learning_check=learning_check)
+    report, summaries = reproduce_table1(run_dir, get_profile(profile_name), data=data, classification=classification,
+                                         only=only_valid, init_weights_ssd=init_weights_ssd,
+                                         init_weights_yolo=init_weights_yolo, seed=seed,
+                                         learning_check=learning_check, device=device, overwrite=overwrite)
     click.secho(f"\nreport: {report}", fg="green", bold=True)
+    exit_for(summaries, run_dir)

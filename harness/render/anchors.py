@@ -11,11 +11,12 @@ from typing import Iterable, Optional, Sequence, Union
 
 import numpy as np
 
+from harness.data.darknet import darknet_label_path
+
 PathLike = Union[str, Path]
 
 YOLOV3_ANCHORS = (10, 13, 16, 30, 33, 23, 30, 61, 62, 45, 59, 119, 116, 90, 156, 198, 373, 326)
 YOLOV3_TINY_ANCHORS = (10, 14, 23, 27, 37, 58, 81, 82, 135, 169, 344, 319)
-_IMAGE_EXTENSIONS = (".jpg", ".png", ".JPG", ".JPEG")
 
 
 @dataclass
@@ -27,20 +28,19 @@ class LabelBoxes:
     skipped: dict[str, int]
 
 
-def label_path_for_image(image_path: str) -> Path:
-    """Darknet's rule: first 'images'/'JPEGImages'/'raw' becomes 'labels', image extension becomes .txt."""
-    path = image_path
-    for folder in ("images", "JPEGImages", "raw"):
-        path = path.replace(folder, "labels", 1)
-    for ext in _IMAGE_EXTENSIONS:
-        if ext in path:
-            path = path.replace(ext, ".txt", 1)
-            break
-    return Path(path)
+def label_path_for_image(image_path: str, base_dir: Optional[PathLike] = None) -> Path:
+    """Darknet's label-path rule (harness.data.darknet); a relative image path is read from
+    ``base_dir``, Darknet's working directory (the .data file's folder), not from ours."""
+    path = Path(image_path)
+    if not path.is_absolute() and base_dir is not None:
+        path = Path(base_dir) / path
+    return Path(darknet_label_path(str(path)))
 
 
-def label_files(labels_dir: Optional[PathLike] = None, train_list: Optional[PathLike] = None) -> list[Path]:
-    """Label files from a directory of ``*.txt`` or from the image list Darknet trains on."""
+def label_files(labels_dir: Optional[PathLike] = None, train_list: Optional[PathLike] = None,
+                base_dir: Optional[PathLike] = None) -> list[Path]:
+    """Label files from a directory of ``*.txt`` or from the image list Darknet trains on
+    (relative entries resolved from ``base_dir``, where Darknet will run)."""
     if (labels_dir is None) == (train_list is None):
         raise ValueError("give exactly one of labels_dir or train_list to compute anchors")
     if labels_dir is not None:
@@ -58,7 +58,7 @@ def label_files(labels_dir: Optional[PathLike] = None, train_list: Optional[Path
         raise ValueError(f"{listing}: cannot read train list: {exc}") from exc
     if not images:
         raise ValueError(f"{listing}: train list is empty")
-    return [label_path_for_image(image) for image in images]
+    return [label_path_for_image(image, base_dir) for image in images]
 
 
 def read_label_boxes(files: Iterable[Path]) -> LabelBoxes:

@@ -7,6 +7,7 @@ from typing import Any, Optional
 import click
 
 from harness import paper
+from harness.options import DEVICE, run_options
 
 
 def _csv_ints(ctx: click.Context, param: click.Parameter, value: Optional[str]) -> Optional[list[int]]:
@@ -48,8 +49,9 @@ label_options = [
     click.option("--labelmap", type=click.Path(dir_okay=False, path_type=Path),
                  help="obj.names or labelmap.prototxt (default: the dataset's, else the paper's 15 labels)."),
     click.option("--classes", type=int, help="Use N generic classes instead of a label map."),
-    click.option("--data", "dataset", type=click.Path(file_okay=False, path_type=Path),
-                 help="Converted dataset dir (harness data convert): paths and label map come from it."),
+    click.option("--converted", "dataset", type=click.Path(exists=True, file_okay=False, path_type=Path,
+                                                           resolve_path=True),
+                 help="Converted dataset dir (`harness data convert --out`): paths and label map come from it."),
 ]
 
 
@@ -86,7 +88,7 @@ def _with(options):
 @click.option("--test-interval", type=int)
 @click.option("--snapshot", type=int)
 @click.option("--display", type=int)
-@click.option("--solver-mode", type=click.Choice(["CPU", "GPU"], case_sensitive=False))
+@DEVICE
 @click.option("--random-seed", type=int)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Output dir (default rendered/ssd<size>_smin<smin>).")
 def ssd_command(size: str, smin: float, smax: float, labelmap: Optional[Path], classes: Optional[int],
@@ -95,7 +97,11 @@ def ssd_command(size: str, smin: float, smax: float, labelmap: Optional[Path], c
     from harness.render.ssd import SOLVER_KEYS, render_ssd, rendered_dialect
     from harness.render.priors import ssd_num_priors, ssd_prior_sizes
 
+    from harness.device import resolve_device
+
     solver = {key: kw.pop(key) for key in list(kw) if key in SOLVER_KEYS}
+    device = resolve_device(kw.pop("device"), "caffe")
+    solver["solver_mode"] = device.caffe_solver_mode
     out = out or Path("rendered") / f"ssd{size}_smin{smin:g}"
     try:
         choice = rendered_dialect(kw["dialect"])
@@ -108,6 +114,7 @@ def ssd_command(size: str, smin: float, smax: float, labelmap: Optional[Path], c
         f"caffe dialect: {choice.reason}",
         f"min_size {[round(v, 2) for v in min_sizes]}, max_size {[round(v, 2) for v in max_sizes]}",
         f"{ssd_num_priors(int(size), smin, smax)} default boxes",
+        f"solver_mode {device.caffe_solver_mode} (device {device}{'; ' + device.reason if device.reason else ''})",
     ])
 
 
@@ -160,20 +167,34 @@ yolov3_tiny_command = _yolo_command("yolov3-tiny", 416)
 
 
 @render.command("table1")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("rendered/table1"),
-              show_default=True)
-@click.option("--data", "dataset", type=click.Path(file_okay=False, path_type=Path),
-              help="Converted dataset dir: paths and label map come from it.")
-@click.option("--caffe-dialect", "dialect", type=click.Choice(["auto", "weiliu89", "brocolli"]), default="auto",
-              show_default=True)
-def table1_command(out: Path, dataset: Optional[Path], dialect: str) -> None:
-    """All seven networks of the paper's Table 1 into OUT/<experiment>/."""
-    from harness.render.table1 import render_table1
+@run_options
+@click.option("--only", multiple=True, help="Render only these experiments (repeatable).")
+@click.option("--learning-check/--no-learning-check", default=True, show_default=True)
+def table1_command(profile_name: str, data: Optional[Path], classification: Optional[Path], name: Optional[str],
+                   project: Path, seed: int, device: str, overwrite: bool, only: tuple[str, ...],
+                   learning_check: bool) -> None:
+    """Render exactly the files `harness reproduce table1` (same options) trains, into the same
+    run folder (PROJECT/NAME/models/<experiment>/rendered), without training."""
+    from harness.engine.experiment import prepare_data, render_experiment
+    from harness.engine.profiles import profile as get_profile
+    from harness.engine.reproduce import table1_configs
+    from harness.engine.run import RunSettings, check_run, plan_all, write_run_file
 
     try:
-        rendered = render_table1(out, dataset=dataset, dialect=dialect)
-    except (ValueError, FileNotFoundError) as exc:
-        _fail(exc)
-    for name, files in rendered.items():
-        click.echo(f"{name:<16} {', '.join(sorted(p.name for p in files.values()))}")
-    click.echo(f"{len(rendered)} experiments rendered into {out}")
+        only_valid = [paper.experiment(n).name for n in only]
+    except KeyError as exc:
+        raise click.BadParameter(str(exc.args[0]), param_hint="--only") from None
+    settings = RunSettings(project / (name or f"table1-{profile_name}"), get_profile(profile_name), seed, data,
+                           classification, device)
+    configs = table1_configs(settings, only_valid, learning_check=learning_check)
+    check_run(settings, overwrite)
+    plan_all(configs, overwrite)
+    write_run_file(settings, configs)
+    prepared = prepare_data(data, settings.run_dir, settings.profile, seed=seed, classification=classification)
+    for config in configs:
+        try:
+            files = render_experiment(config, prepared)
+        except (ValueError, FileNotFoundError) as exc:
+            _fail(exc)
+        click.echo(f"{config.name:<32} {config.device}  {', '.join(sorted(p.name for p in files.values()))}")
+    click.echo(f"{len(configs)} experiments rendered into {settings.run_dir / 'models'}")

@@ -14,7 +14,7 @@ from harness.labels import LabelMap
 from harness.paths import PROTOTXT_TEMPLATES
 from harness.render.dialect import DialectChoice, detect_dialect
 from harness.render.priors import ssd_num_priors, ssd_prior_sizes, ssd_source_layers
-from harness.render.templating import check_prototxt_string, environment, header, render_to
+from harness.render.templating import absolute, check_prototxt_string, environment, header, render_to
 
 PathLike = Union[str, Path]
 
@@ -159,25 +159,26 @@ def render_ssd(
     defaults to ceil(test images / test_batch_size). Returns keys ``train``, ``test``, ``deploy``,
     ``solver``, ``labelmap``.
     """
-    out = Path(out_dir)
+    out = Path(out_dir).resolve()
     layers = prior_layers(size, smin, smax)
     if batch_size < 1 or test_batch_size < 1:
         raise ValueError(f"batch sizes must be positive, got batch_size={batch_size}, test_batch_size={test_batch_size}")
     choice = detect_dialect(dialect)
     labels = resolve_labelmap(labelmap, classes, dataset)
-    base = Path(dataset) if dataset is not None else PLACEHOLDER_DATASET
+    base = absolute(dataset) if dataset is not None else PLACEHOLDER_DATASET
     paths = {
-        "train_lmdb": Path(train_lmdb) if train_lmdb is not None else base / DATASET_TRAIN_LMDB,
-        "test_lmdb": Path(test_lmdb) if test_lmdb is not None else base / DATASET_TEST_LMDB,
-        "name_size_file": Path(name_size_file) if name_size_file is not None else base / DATASET_NAME_SIZE,
-        "detection_out_dir": Path(detection_out_dir) if detection_out_dir is not None else out / "detections",
-        "snapshot_prefix": Path(snapshot_prefix) if snapshot_prefix is not None else out / "snapshots" / f"ssd{size}",
+        "train_lmdb": absolute(train_lmdb) if train_lmdb is not None else base / DATASET_TRAIN_LMDB,
+        "test_lmdb": absolute(test_lmdb) if test_lmdb is not None else base / DATASET_TEST_LMDB,
+        "name_size_file": absolute(name_size_file) if name_size_file is not None else base / DATASET_NAME_SIZE,
+        "detection_out_dir": absolute(detection_out_dir) if detection_out_dir is not None else out / "detections",
+        "snapshot_prefix": (absolute(snapshot_prefix) if snapshot_prefix is not None
+                            else out / "snapshots" / f"ssd{size}"),
         "label_map_file": out / "labelmap.prototxt",
     }
     for what, path in paths.items():
         check_prototxt_string(path, what)
     if num_test_image is None:
-        num_test_image = _count_lines(paths["name_size_file"]) or PAPER_TEST_IMAGES
+        num_test_image = _count_lines(out / paths["name_size_file"]) or PAPER_TEST_IMAGES
     solver_values = _solver_values(solver, test_iter, num_test_image, test_batch_size, str(paths["snapshot_prefix"]))
     context = {
         "header": header(f"SSD{size} Smin {smin} Smax {smax}, {len(labels)} classes + background, "

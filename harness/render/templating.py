@@ -76,3 +76,11 @@ def check_no_spaces(path: Path | str, what: str) -> None:
     if any(ch.isspace() for ch in str(path)):
         raise ValueError(f"{what} path {str(path)!r} contains whitespace; Darknet strips spaces from "
                          f"paths in .data files, so use a path without spaces")
+
+
+def absolute(path: Path | str) -> Path:
+    """The path rule for rendered files (docs/rendering.md): a path the caller names is written
+    absolute, resolved against the caller's working directory. The only relative paths left are
+    the ``data/...`` placeholders, which the native tools read from the rendered file's own folder
+    (the runners start Caffe and Darknet there)."""
+    return Path(path).expanduser().resolve()

@@ -10,7 +10,7 @@ from harness.paths import CFG_TEMPLATES
 from harness.render.anchors import (YOLOV3_ANCHORS, YOLOV3_TINY_ANCHORS, anchors_for_size, kmeans_anchors,
                                     label_files, parse_anchors, read_label_boxes)
 from harness.render.ssd import resolve_labelmap
-from harness.render.templating import check_no_spaces, environment, header, render_to
+from harness.render.templating import absolute, check_no_spaces, environment, header, render_to
 
 PathLike = Union[str, Path]
 MODELS = {"yolov3": (3, YOLOV3_ANCHORS), "yolov3-tiny": (2, YOLOV3_TINY_ANCHORS)}   # scales, stock anchors
@@ -45,14 +45,14 @@ def _split_overrides(overrides: Optional[dict]) -> tuple[dict, dict]:
 
 def resolve_anchors(model: str, size: int, anchors: Union[None, str, Sequence[int]] = None, *,
                     labels_dir: Optional[PathLike] = None, train_list: Optional[PathLike] = None,
-                    seed: int = 0) -> tuple[tuple[int, ...], str]:
+                    seed: int = 0, base_dir: Optional[PathLike] = None) -> tuple[tuple[int, ...], str]:
     """Anchors and a sentence saying where they came from (stock, given, or k-means on the labels)."""
     scales, stock = MODELS[model]
     count = 3 * scales
     if anchors is None or anchors == "stock":
         return stock, f"stock {model} anchors"
     if anchors == "auto":
-        boxes = read_label_boxes(label_files(labels_dir, train_list))
+        boxes = read_label_boxes(label_files(labels_dir, train_list, base_dir))
         centroids = kmeans_anchors(boxes.wh, count, seed=seed)
         skipped = ", ".join(f"{n} {why}" for why, n in boxes.skipped.items() if n) or "none skipped"
         return anchors_for_size(centroids, size), (f"k-means (IoU distance, seed {seed}) on {len(boxes.wh)} boxes "
@@ -87,16 +87,16 @@ def render_yolo(
         raise ValueError(f"unknown YOLO model {model!r}; choose one of {', '.join(MODELS)}")
     if size <= 0 or size % 32:
         raise ValueError(f"YOLO input size must be a positive multiple of 32, got {size}")
-    out = Path(out_dir)
+    out = Path(out_dir).resolve()
     labels = resolve_labelmap(labelmap, classes, dataset, dataset_labelmap="darknet/obj.names")
     net, yolo_layer = _split_overrides(overrides)
-    base = Path(dataset) if dataset is not None else PLACEHOLDER_DATASET
+    base = absolute(dataset) if dataset is not None else PLACEHOLDER_DATASET
     paths = {
-        "train": Path(train_list) if train_list is not None else base / "darknet/train.txt",
-        "valid": Path(valid_list) if valid_list is not None else base / "darknet/valid.txt",
+        "train": absolute(train_list) if train_list is not None else base / "darknet/train.txt",
+        "valid": absolute(valid_list) if valid_list is not None else base / "darknet/valid.txt",
         "names": out / "obj.names",
-        "backup": Path(backup_dir) if backup_dir is not None else out / "backup",
-        "results": Path(results_dir) if results_dir is not None else out / "results",
+        "backup": absolute(backup_dir) if backup_dir is not None else out / "backup",
+        "results": absolute(results_dir) if results_dir is not None else out / "results",
     }
     for what, path in paths.items():
         check_no_spaces(path, what)
@@ -104,8 +104,8 @@ def render_yolo(
         raise ValueError("--anchors auto needs the training labels: give labels_dir, train_list or dataset")
     # k-means sees only the training split: the images Darknet trains on (never the test labels)
     anchor_values, anchor_source = resolve_anchors(model, size, anchors, labels_dir=labels_dir,
-                                                   train_list=None if labels_dir else paths["train"],
-                                                   seed=anchor_seed)
+                                                   train_list=None if labels_dir else out / paths["train"],
+                                                   seed=anchor_seed, base_dir=out)
     context = {
         "header": header(f"{model} {size}x{size}, {len(labels)} classes, anchors: {anchor_source}"),
         "size": size,
@@ -128,6 +128,6 @@ def render_yolo(
         "names": render_to(env, "obj.names.j2", out / "obj.names", context),
     }
     # Darknet segfaults without the results dir and silently saves nothing without the backup dir.
-    paths["backup"].mkdir(parents=True, exist_ok=True)
-    paths["results"].mkdir(parents=True, exist_ok=True)
+    (out / paths["backup"]).mkdir(parents=True, exist_ok=True)
+    (out / paths["results"]).mkdir(parents=True, exist_ok=True)
     return written

@@ -1,0 +1,189 @@
+"""One resolved experiment config: the only input downstream of the command line.
+
+Like Ultralytics' ``args.yaml`` or Detectron2's ``config.yaml``: every value an experiment uses is
+decided here, once — paper row → profile → per-model limits → user overrides → device → paths —
+then frozen and written to ``MODEL_DIR/config.json``. Rendering, training, detection, evaluation
+and timing read only this object, whether the call came from ``render``, ``train`` or
+``reproduce``, so ``harness train yolov3 --size 320 --profile smoke`` trains exactly what
+``reproduce`` trains for that row.
+
+Path rule (docs/architecture.md): every path in a config is absolute, resolved at the CLI
+boundary against the caller's working directory.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Optional
+
+from harness.device import Device
+from harness.engine.profiles import Profile, limit, ssd_solver, yolo_overrides
+
+CONFIG_FILE = "config.json"
+RUN_FILE = "run.json"
+PROTOCOLS = ("voc07", "voc12")
+LIMIT_KEYS = ("test_images", "classification_images", "timing_images", "timing_warmup")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What network to build: a paper row (harness.paper.Experiment) or a user's choice."""
+
+    name: str
+    framework: str          # "caffe" | "darknet"
+    model: str              # "ssd" | "yolov3" | "yolov3-tiny"
+    size: int
+    smin: Optional[float] = None
+    smax: Optional[float] = None
+
+    @classmethod
+    def of(cls, experiment: Any) -> "ModelSpec":
+        return cls(experiment.name, experiment.framework, experiment.model, experiment.size,
+                   getattr(experiment, "smin", None), getattr(experiment, "smax", None))
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """Everything one experiment needs; ``to_json``/``from_json`` round-trip it exactly."""
+
+    spec: ModelSpec
+    profile: str
+    comparable_with_paper: bool
+    role: str                            # "table1" (a paper row), "learning-check" or "custom"
+    device: Device
+    seed: int
+    run_dir: Path
+    model_dir: Path
+    data: Optional[Path]                 # VOC root; None: the embedded synthetic set
+    classification: Optional[Path]
+    init_weights: Optional[Path]
+    ssd_batch_size: Optional[int] = None              # Caffe only; None: the paper's
+    solver: dict = field(default_factory=dict)        # Caffe solver overrides (incl. solver_mode)
+    cfg: dict = field(default_factory=dict)           # Darknet [net]/[yolo] overrides
+    limits: dict = field(default_factory=dict)        # test/classification/timing image counts
+    protocols: tuple = PROTOCOLS
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def framework(self) -> str:
+        return self.spec.framework
+
+    def limit(self, key: str) -> Optional[int]:
+        return self.limits.get(key)
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data["device"] = str(self.device)
+        for key in ("run_dir", "model_dir", "data", "classification", "init_weights"):
+            data[key] = None if data[key] is None else str(data[key])
+        data["protocols"] = list(self.protocols)
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict) -> "ExperimentConfig":
+        values = dict(data)
+        values["spec"] = ModelSpec(**values["spec"])
+        values["device"] = Device.parse(values["device"])
+        for key in ("run_dir", "model_dir", "data", "classification", "init_weights"):
+            values[key] = None if values.get(key) is None else Path(values[key])
+        values["protocols"] = tuple(values.get("protocols") or PROTOCOLS)
+        return cls(**values)
+
+    def write(self) -> Path:
+        """``MODEL_DIR/config.json``: what this experiment was (or will be) trained with."""
+        self.model_dir.mkdir(parents=True, exist_ok=True)
+        path = self.model_dir / CONFIG_FILE
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(self.to_json(), indent=2) + "\n")
+        tmp.replace(path)
+        return path
+
+
+def read_config(model_dir: Path) -> Optional[ExperimentConfig]:
+    path = Path(model_dir) / CONFIG_FILE
+    if not path.is_file():
+        return None
+    try:
+        return ExperimentConfig.from_json(json.loads(path.read_text()))
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ValueError(f"{path}: not a harness experiment config ({exc})") from None
+
+
+def config_differences(old: ExperimentConfig, new: ExperimentConfig) -> list[str]:
+    """Human-readable ``key: old -> new`` for every top-level value that differs."""
+    return _differences(old.to_json(), new.to_json(), "")
+
+
+def _differences(a: dict, b: dict, prefix: str) -> list[str]:
+    found = []
+    for key in sorted(set(a) | set(b)):
+        left, right = a.get(key), b.get(key)
+        if isinstance(left, dict) and isinstance(right, dict):
+            found += _differences(left, right, f"{prefix}{key}.")
+        elif left != right:
+            found.append(f"{prefix}{key}: {left!r} -> {right!r}")
+    return found
+
+
+def resolve_experiment(
+    spec: ModelSpec,
+    profile: Profile,
+    *,
+    device: Device,
+    run_dir: Path,
+    seed: int = 0,
+    data: Optional[Path] = None,
+    classification: Optional[Path] = None,
+    init_weights: Optional[Path] = None,
+    iterations: Optional[int] = None,
+    batch_size: Optional[int] = None,
+    cfg_overrides: Optional[dict] = None,
+    role: str = "custom",
+) -> ExperimentConfig:
+    """Paper values, then the profile's, then the command line's: one frozen config."""
+    run_dir = Path(run_dir).resolve()
+    solver, cfg, ssd_batch = {}, {}, None
+    if spec.framework == "caffe":
+        solver = _caffe_solver(ssd_solver(profile, spec), iterations, device)
+        ssd_batch = batch_size or profile.ssd_batch_size
+    else:
+        cfg = _darknet_cfg({**yolo_overrides(profile, spec), **(cfg_overrides or {})}, iterations, batch_size)
+    return ExperimentConfig(
+        spec=spec, profile=profile.name, comparable_with_paper=profile.comparable_with_paper, role=role,
+        device=device, seed=seed, run_dir=run_dir, model_dir=run_dir / "models" / spec.name,
+        data=_absolute(data), classification=_absolute(classification), init_weights=_absolute(init_weights),
+        ssd_batch_size=ssd_batch, solver=solver, cfg=cfg,
+        limits={key: limit(profile, spec, key) for key in LIMIT_KEYS})
+
+
+def _caffe_solver(base: dict, iterations: Optional[int], device: Device) -> dict:
+    solver = dict(base)
+    if iterations:
+        solver["max_iter"] = iterations
+        solver["snapshot"] = iterations
+        solver["stepvalue"] = [s for s in solver.get("stepvalue", []) if s < iterations] or [iterations]
+    solver["solver_mode"] = device.caffe_solver_mode
+    return solver
+
+
+def _darknet_cfg(base: dict, iterations: Optional[int], batch_size: Optional[int]) -> dict:
+    cfg = dict(base)
+    if iterations:
+        cfg["max_batches"] = iterations     # steps past max_batches never fire: left as they are
+    if batch_size:
+        cfg.update(batch=batch_size, subdivisions=1)
+    return cfg
+
+
+def _absolute(path: Optional[Path]) -> Optional[Path]:
+    return None if path is None else Path(path).resolve()
+
+
+def with_device(config: ExperimentConfig, device: Device) -> ExperimentConfig:
+    """The same experiment on another device (e.g. detection on CPU of a GPU-trained model)."""
+    solver = {**config.solver, "solver_mode": device.caffe_solver_mode} if config.solver else {}
+    return replace(config, device=device, solver=solver)

@@ -1,0 +1,113 @@
+"""What ``harness detect`` runs on: a VOC root, or a plain folder of a user's slide images.
+
+VOC detection files are space-separated and Darknet cuts ids at the first '.', so a file name
+with spaces, dots or quotes cannot be an image id. Plain folders therefore get safe ids
+(``[A-Za-z0-9_-]``, made unique) and are linked under those ids into ``OUT/.images``;
+``images.csv`` and ``detections.csv`` map every id back to the original file name.
+"""
+from __future__ import annotations
+
+import csv
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from harness.labels import LabelMap
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
+STAGING = ".images"
+
+
+@dataclass
+class DetectionInputs:
+    images: list                        # ImageAnnotation (VOC) or Path (plain folder, staged)
+    files: dict[str, str]               # image id -> the user's file (as found)
+    skipped: dict[str, str] = field(default_factory=dict)   # file -> why
+    source: str = ""
+
+    @property
+    def summary(self) -> str:
+        text = f"{len(self.images)} image(s) from {self.source}"
+        if self.skipped:
+            text += f"; {len(self.skipped)} skipped: " + "; ".join(f"{f} ({why})" for f, why in
+                                                                   list(self.skipped.items())[:5])
+        return text
+
+
+def detection_inputs(root: Path, image_set: Optional[str], labelmap: LabelMap, out: Path) -> DetectionInputs:
+    """A VOC root when it has ``Annotations/``, else every image file directly in ``root``."""
+    if (root / "Annotations").is_dir():
+        from harness.data.voc import load_voc
+
+        dataset = load_voc(root, image_set=image_set, labelmap=labelmap)
+        files = {im.image_id: str(im.image_path) for im in dataset.images}
+        return DetectionInputs(dataset.images, files, source=f"VOC root {root}: {dataset.report.summary()}")
+    if image_set is not None:
+        raise ValueError(f"{root}: --image-set needs a VOC root (no Annotations/ folder here)")
+    return _plain_folder(root, out)
+
+
+def _plain_folder(root: Path, out: Path) -> DetectionInputs:
+    import cv2
+
+    candidates = sorted(p for p in root.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not candidates:
+        raise ValueError(f"{root}: no image files ({', '.join(IMAGE_SUFFIXES)}) and no Annotations/ folder")
+    staging = out / STAGING
+    staging.mkdir(parents=True, exist_ok=True)
+    inputs = DetectionInputs([], {}, source=f"folder {root}")
+    for path in candidates:
+        if cv2.imread(str(path), cv2.IMREAD_REDUCED_GRAYSCALE_8) is None:
+            inputs.skipped[path.name] = "not a readable image"
+            continue
+        image_id = _unique(_safe_id(path.stem), inputs.files)
+        link = staging / f"{image_id}{path.suffix.lower()}"
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        os.symlink(path.resolve(), link)
+        inputs.files[image_id] = path.name
+        inputs.images.append(link)
+    if not inputs.images:
+        raise ValueError(f"{root}: none of {len(candidates)} image files could be read")
+    _write_index(inputs, out / "images.csv")
+    return inputs
+
+
+def _safe_id(stem: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]+", "_", stem).strip("_") or "image"
+
+
+def _unique(image_id: str, taken: dict[str, str]) -> str:
+    candidate, n = image_id, 2
+    while candidate in taken:
+        candidate, n = f"{image_id}_{n}", n + 1
+    return candidate
+
+
+def _write_index(inputs: DetectionInputs, path: Path) -> None:
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["image_id", "file", "status"])
+        writer.writerows([image_id, name, "ok"] for image_id, name in inputs.files.items())
+        writer.writerows(["", name, f"skipped: {why}"] for name, why in inputs.skipped.items())
+
+
+def write_detections_csv(det_dir: Path, labelmap: LabelMap, inputs: DetectionInputs, path: Path) -> Path:
+    """One row per box, with the user's file name next to the id the native tools saw."""
+    from harness.evaluation.detections import read_detections
+
+    dets = read_detections(det_dir, class_names=labelmap.names)
+    rows = []
+    for name in dets.class_names:
+        found = dets[name]
+        for image_id, score, box in zip(found.image_ids, found.scores, found.boxes):
+            rows.append([inputs.files.get(str(image_id), str(image_id)), str(image_id), name, f"{score:.6f}",
+                         *(f"{v:.2f}" for v in box)])
+    rows.sort(key=lambda r: (r[0], -float(r[3])))
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["file", "image_id", "class", "score", "xmin", "ymin", "xmax", "ymax"])
+        writer.writerows(rows)
+    return path

@@ -1,0 +1,126 @@
+"""A run: one data preparation, then one or more experiments, each from its resolved config.
+
+``harness train`` (one experiment) and ``harness reproduce table1`` (the paper's seven, plus the
+learning check) both come through here, so they share data preparation, the re-run rules and
+the exit status: 0 only when every experiment succeeded.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+import click
+
+from harness.config import RUN_FILE, ExperimentConfig, ModelSpec, resolve_experiment
+from harness.device import resolve_device
+from harness.engine.experiment import ConfigMismatch, PreparedData, plan_experiment, prepare_data, run_experiment
+from harness.engine.profiles import Profile
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """What every experiment of a run shares; written to ``RUN_DIR/run.json``."""
+
+    run_dir: Path
+    profile: Profile
+    seed: int = 0
+    data: Optional[Path] = None
+    classification: Optional[Path] = None
+    device: str = "auto"
+
+    def identity(self) -> dict:
+        """The values the run's data depends on: changing them under one run name is refused."""
+        return {"profile": self.profile.name, "seed": self.seed,
+                "data": str(self.data) if self.data else None,
+                "classification": str(self.classification) if self.classification else None}
+
+    def config_for(self, spec: ModelSpec, *, role: str, init_weights: Optional[Path] = None,
+                   iterations: Optional[int] = None, batch_size: Optional[int] = None,
+                   cfg_overrides: Optional[dict] = None) -> ExperimentConfig:
+        device = resolve_device(self.device, spec.framework)
+        return resolve_experiment(spec, self.profile, device=device, run_dir=self.run_dir, seed=self.seed,
+                                  data=self.data, classification=self.classification, init_weights=init_weights,
+                                  iterations=iterations, batch_size=batch_size, cfg_overrides=cfg_overrides,
+                                  role=role)
+
+
+def check_run(settings: RunSettings, overwrite: bool) -> None:
+    """Refuse to mix two runs in one directory (the synthetic set and conversion would be
+    replaced under the experiments already trained on them)."""
+    path = settings.run_dir / RUN_FILE
+    if not path.is_file():
+        return
+    try:
+        earlier = json.loads(path.read_text()).get("identity", {})
+    except ValueError:
+        earlier = {}
+    differences = [f"{key} {earlier.get(key)!r} (now {value!r})" for key, value in settings.identity().items()
+                   if earlier.get(key) != value]
+    if not differences:
+        return
+    if not overwrite:
+        raise click.UsageError(
+            f"{settings.run_dir} holds a run made with {', '.join(differences)}. Choose another --name "
+            "(or --project), or pass --overwrite to delete that run's data and models and start again.")
+    click.secho(f"--overwrite: removing the earlier run in {settings.run_dir} ({', '.join(differences)})", fg="yellow")
+    for sub in ("synthetic", "dataset", "models"):
+        shutil.rmtree(settings.run_dir / sub, ignore_errors=True)
+
+
+def write_run_file(settings: RunSettings, configs: Sequence[ExperimentConfig]) -> Path:
+    settings.run_dir.mkdir(parents=True, exist_ok=True)
+    record = {"identity": settings.identity(), "device_choice": settings.device,
+              "experiments": {c.name: {"config": str(c.model_dir / "config.json"), "device": str(c.device)}
+                              for c in configs}}
+    path = settings.run_dir / RUN_FILE
+    path.write_text(json.dumps(record, indent=2) + "\n")
+    return path
+
+
+def plan_all(configs: Sequence[ExperimentConfig], overwrite: bool) -> dict[str, str]:
+    """Every experiment's plan before any work: a config clash stops the run before it starts."""
+    try:
+        return {c.name: plan_experiment(c, overwrite) for c in configs}
+    except ConfigMismatch as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+def announce_devices(configs: Sequence[ExperimentConfig]) -> None:
+    seen: dict[str, str] = {}
+    for config in configs:
+        seen.setdefault(config.framework, f"{config.device}" + (f" ({config.device.reason})"
+                                                                if config.device.reason else ""))
+    click.echo("device: " + "; ".join(f"{fw} on {text}" for fw, text in seen.items()))
+
+
+def execute(settings: RunSettings, configs: Sequence[ExperimentConfig], overwrite: bool = False,
+            on_start: Optional[Callable[[int, ExperimentConfig], None]] = None) -> tuple[PreparedData, list[dict]]:
+    """Plan, prepare data once, run each experiment; returns the summaries (failed ones included)."""
+    check_run(settings, overwrite)
+    plan_all(configs, overwrite)
+    announce_devices(configs)
+    write_run_file(settings, configs)
+    prepared = prepare_data(settings.data, settings.run_dir, settings.profile, seed=settings.seed,
+                            classification=settings.classification)
+    summaries = []
+    for index, config in enumerate(configs, 1):
+        if on_start is not None:
+            on_start(index, config)
+        summaries.append(run_experiment(config, prepared, overwrite))
+    return prepared, summaries
+
+
+def exit_for(summaries: Sequence[dict], run_dir: Path) -> None:
+    """Name each failure and its log, then exit 1; return quietly when all succeeded."""
+    failed = [s for s in summaries if s.get("status") != "ok"]
+    if not failed:
+        return
+    for summary in failed:
+        log = summary.get("log") or str(run_dir / "models" / summary["experiment"])
+        click.secho(f"FAILED {summary['experiment']}: {summary.get('message', '').splitlines()[0] if summary.get('message') else ''}"
+                    f"\n       log: {log}", fg="red", err=True)
+    click.secho(f"{len(failed)} of {len(summaries)} experiments failed", fg="red", err=True)
+    raise SystemExit(1)

@@ -1,0 +1,54 @@
+"""The option vocabulary shared by ``render``, ``train`` and ``reproduce``: same names, same defaults.
+
+Every path option is resolved here, at the CLI boundary (``resolve_path=True``), against the
+caller's working directory; nothing downstream sees a relative user path.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import click
+
+from harness.device import CHOICES as DEVICE_CHOICES
+from harness.device import Device
+from harness.engine.profiles import PROFILES
+
+
+def _device(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    if value.strip().lower() != "auto":
+        try:
+            Device.parse(value)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from None
+    return value
+
+
+def existing_dir(**kwargs) -> click.Path:
+    return click.Path(exists=True, file_okay=False, path_type=Path, resolve_path=True, **kwargs)
+
+
+PROFILE = click.option("--profile", "profile_name", type=click.Choice(sorted(PROFILES)), default="paper",
+                       show_default=True,
+                       help="paper: the paper's hyperparameters (GPU work); smoke: few iterations, CPU-sized.")
+DATA = click.option("--data", type=existing_dir(), default=None,
+                    help="VOC root (Annotations/, JPEGImages/, ImageSets/Main/ optional). "
+                         "Default: the embedded synthetic set.")
+CLASSIFICATION = click.option("--classification", type=existing_dir(), default=None,
+                              help="VOC root of single-object images for the Fig 10 classification test.")
+NAME = click.option("--name", default=None, help="Run name: results go to PROJECT/NAME.")
+PROJECT = click.option("--project", type=click.Path(file_okay=False, path_type=Path, resolve_path=True),
+                       default="runs", show_default=True, help="Folder that holds the runs.")
+SEED = click.option("--seed", type=int, default=0, show_default=True, help="Seed of the synthetic set and split.")
+DEVICE = click.option("--device", default="auto", show_default=True, callback=_device,
+                      help=f"{DEVICE_CHOICES}; auto: the GPU when one is visible and the framework build uses "
+                           "CUDA, else the CPU (the choice is printed).")
+OVERWRITE = click.option("--overwrite", is_flag=True,
+                         help="Retrain experiments that already finished (default: reuse them).")
+
+
+def run_options(func: Callable) -> Callable:
+    """The options every multi-step verb takes, in --help order."""
+    for option in reversed((PROFILE, DATA, CLASSIFICATION, NAME, PROJECT, SEED, DEVICE, OVERWRITE)):
+        func = option(func)
+    return func
