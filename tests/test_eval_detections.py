@@ -187,3 +187,40 @@ def test_to_records_round_trip():
     records = [{"image_id": "a", "class": "RBC", "score": 0.5, "bbox": [1.0, 2.0, 3.0, 4.0]}]
     assert Detections.from_records(records).to_records() == records
     assert math.isclose(Detections.from_records(records)["RBC"].scores[0], 0.5)
+
+
+# --- one run per directory: files of two prefixes are refused, --prefix picks one ------------------
+RBC_LINE = "img1 0.5 3 4 30 40\n"
+
+
+def test_two_prefixes_for_one_class_are_refused_naming_both_files(tmp_path):
+    (tmp_path / "comp4_det_test_RBC.txt").write_text(RBC_LINE)
+    (tmp_path / "results_RBC.txt").write_text(RBC_LINE)
+    with pytest.raises(DetectionFormatError) as info:
+        read_detections(tmp_path, class_names=["RBC", "WBC"])
+    message = str(info.value)
+    assert "comp4_det_test_RBC.txt" in message and "results_RBC.txt" in message and "--prefix" in message
+
+
+def test_two_prefixes_on_different_classes_are_refused_too(tmp_path):
+    (tmp_path / "comp4_det_test_RBC.txt").write_text(RBC_LINE)
+    (tmp_path / "results_WBC.txt").write_text(RBC_LINE)
+    with pytest.raises(DetectionFormatError, match="'comp4_det_test_', 'results_'"):
+        read_detections(tmp_path, class_names=["RBC", "WBC"])
+
+
+def test_prefix_picks_one_run(tmp_path):
+    (tmp_path / "comp4_det_test_RBC.txt").write_text(RBC_LINE)
+    (tmp_path / "results_RBC.txt").write_text(RBC_LINE * 3)
+    (tmp_path / "results_WBC.txt").write_text("")
+    picked = read_detections(tmp_path, class_names=["RBC", "WBC"], prefix="results_")
+    assert len(picked["RBC"]) == 3 and sorted(picked.class_files) == ["RBC", "WBC"]
+    assert picked.class_files["RBC"].endswith("results_RBC.txt")
+    other = read_detections(tmp_path, class_names=["RBC", "WBC"], prefix="comp4_det_test_")
+    assert len(other["RBC"]) == 1 and "WBC" not in other.class_files
+
+
+def test_prefix_matching_no_file_lists_what_is_there(tmp_path):
+    (tmp_path / "results_RBC.txt").write_text(RBC_LINE)
+    with pytest.raises(DetectionFormatError, match=r"no detection file named 'ssd_<class>.txt' \(found: results_RBC.txt\)"):
+        read_detections(tmp_path, class_names=["RBC"], prefix="ssd_")

@@ -54,9 +54,13 @@ def test_table1_csv_equals_inputs_and_paper(built):
             assert float(ssd[name][f"ours_{protocol}_pct"]) == pytest.approx(metrics[protocol]["classes"][name]["ap"] * 100, abs=1e-8)
     assert float(ssd["mAP"]["paper_pct"]) == pytest.approx(paper_map)
     assert ssd["BA"]["npos"] == str(metrics["voc07"]["classes"]["BA"]["npos"])
-    # per-class AP is not transcribed in harness.paper: "n/t", no number, no difference
-    if paper.experiment("ssd300_smin0.2").paper_ap is None:
-        assert ssd["BA"]["paper_pct"] == "" and ssd["BA"]["paper_note"] == "n/t" and ssd["BA"]["diff_voc07_pp"] == ""
+    # per-class AP from Table 1, differences for a comparable (paper-profile) run
+    for name in PAPER_CLASSES:
+        paper_ap = paper.experiment("ssd300_smin0.2").paper_ap[name] * 100
+        assert float(ssd[name]["paper_pct"]) == pytest.approx(paper_ap) and ssd[name]["paper_note"] == ""
+        ours = metrics["voc12"]["classes"][name]["ap"] * 100
+        assert float(ssd[name]["diff_voc12_pp"]) == pytest.approx(ours - paper_ap, abs=1e-8)
+    assert float(ssd["Blast"]["paper_pct"]) == pytest.approx(97.0)
     assert ssd["mAP"]["comparable_with_paper"] == "yes"
 
 
@@ -67,6 +71,10 @@ def test_table1_marks_smoke_failed_and_skipped(built):
     assert set(yolo) == {"mAP", *BCCD_CLASSES}
     assert all(r["profile"] == "smoke" and r["comparable_with_paper"] == "no" for r in yolo.values())
     assert yolo["RBC"]["paper_note"] == "—"                                 # not a paper class
+    # a pipeline check (smoke, 40 iterations): the paper's mAP is shown, no "-92 pp" difference
+    assert yolo["mAP"]["not_comparable_because"] == "pipeline check: smoke profile, 40 iterations"
+    assert float(yolo["mAP"]["paper_pct"]) == pytest.approx(92.1)
+    assert yolo["mAP"]["diff_voc07_pp"] == "" and yolo["mAP"]["diff_voc12_pp"] == ""
     failed = [r for r in rows if r["experiment"] == "ssd512_smin0.2"]
     assert len(failed) == 1 and failed[0]["status"] == "failed" and "out of memory" in failed[0]["message"]
     assert failed[0]["ours_voc07_pct"] == "" and float(failed[0]["paper_pct"]) == pytest.approx(68.7)
@@ -89,6 +97,11 @@ def test_table2_csv_times(built):
     assert rows["ssd512_smin0.2"]["status"] == "failed" and rows["ssd512_smin0.2"]["median_ms"] == ""
     assert float(rows["ssd512_smin0.2"]["train_hours"]) == pytest.approx(60.0 / 3600)
     assert set(rows) == {"ssd300_smin0.2", "yolov3_416", "ssd512_smin0.2", "yolov3-tiny_416"}
+    assert float(ssd["paper_train_hours"]) == 101.1                                     # Table 2
+    assert float(ssd["train_hours_ratio"]) == pytest.approx(1.5 / 101.1)
+    smoke = rows["yolov3_416"]                                   # pipeline check: paper numbers, no ratios
+    assert (float(smoke["paper_train_hours"]), float(smoke["paper_ms_per_image"])) == (60.2, 23.0)
+    assert smoke["train_hours_ratio"] == "" and smoke["ms_ratio"] == ""
 
 
 def test_markdown_tables_show_formatted_numbers(built):

@@ -75,3 +75,37 @@ def test_no_paper_module_means_no_paper_numbers(tmp_path):
     run: RunData = load_run(written["run_dir"])
     entries = build_table1(run, {})
     assert all(e.map_row.paper.note == NOT_IN_PAPER for e in entries)
+
+
+def test_real_paper_numbers_fill_every_paper_column(tmp_path):
+    """Table 1 per-class AP, Table 2 and Fig 10 come from harness.paper; Fig 10 has two models."""
+    written = make_run(tmp_path)
+    run = load_run(written["run_dir"])
+    numbers = {p.name: p for p in paper_experiments()}
+    ssd = next(e for e in build_table1(run, numbers) if e.run.name == "ssd300_smin0.2")
+    assert {r.name: r.paper.value for r in ssd.class_rows} == pytest.approx(
+        {c: v * 100 for c, v in paper.experiment("ssd300_smin0.2").paper_ap.items()})
+    assert all(r.paper.note == "" for r in ssd.class_rows)
+    accuracy = {a.run.name: a for a in build_accuracy(run, numbers)}
+    assert accuracy["ssd300_smin0.2"].paper.value == 90.09
+    assert accuracy["yolov3_416"].paper.value is None and accuracy["yolov3_416"].paper.note == NOT_IN_PAPER
+
+
+def test_pipeline_check_shows_the_paper_but_no_difference(tmp_path):
+    written = make_run(tmp_path)
+    run = load_run(written["run_dir"])
+    for exp in run.experiments:
+        exp.in_paper = True
+    smoke = next(e for e in run.experiments if e.name == "yolov3_416")
+    assert not smoke.profile_comparable
+    numbers = {"yolov3_416": adapt(Transcribed(name="yolov3_416", paper_ap={"RBC": 0.5}))}
+    entry = next(e for e in build_table1(run, numbers) if e.run is smoke)
+    assert entry.map_row.paper.value == pytest.approx(93.1) and entry.map_row.ours["voc07"] is not None
+    assert entry.map_row.diff == {"voc07": None, "voc12": None}
+    rbc = next(r for r in entry.class_rows if r.name == "RBC")
+    assert rbc.paper.value == pytest.approx(50.0) and rbc.diff == {"voc07": None, "voc12": None}
+    accuracy = next(a for a in build_accuracy(run, numbers) if a.run is smoke)
+    assert accuracy.paper.value == 90.09 and accuracy.ours_pct is not None and accuracy.diff is None
+    timing = next(t for t in build_table2(run, numbers) if t.run is smoke)
+    assert timing.paper.train_hours == 30.0 and timing.hours_ratio is None and timing.ms_ratio is None
+    assert smoke.not_comparable_because == "pipeline check: smoke profile, 40 iterations"

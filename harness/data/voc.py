@@ -195,9 +195,19 @@ def _read_object(index: int, node) -> _RawObject:
     return obj
 
 
+_TRUE_WORDS = {"true", "yes"}
+_FALSE_WORDS = {"false", "no"}
+
+
 def _flag(value: Optional[str]) -> bool:
+    """VOC writes 0/1; other annotation tools write ``true``/``false``: both are flags."""
+    if value is None:
+        return False
+    word = value.strip().lower()
+    if word in _TRUE_WORDS or word in _FALSE_WORDS:
+        return word in _TRUE_WORDS
     try:
-        return value is not None and int(float(value)) != 0
+        return int(float(word)) != 0
     except ValueError:
         return False
 

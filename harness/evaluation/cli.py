@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from harness.evaluation.evaluator import PROTOCOLS
+from harness.evaluation.evaluator import MEAN_OVER, PROTOCOLS
 
 
 @click.command("evaluate")
@@ -20,12 +20,18 @@ from harness.evaluation.evaluator import PROTOCOLS
 @click.option("--iou", type=float, default=0.5, show_default=True, help="IoU threshold (voc07/voc12; coco uses .50:.95).")
 @click.option("--labelmap", "labelmap_path", default=None, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="obj.names or labelmap.prototxt. Default: inferred from the ground truth.")
-@click.option("--prefix", default=None, help="Per-class file prefix. Default: any prefix ending in a class name.")
+@click.option("--prefix", default=None,
+              help="Per-class file prefix: read only '<prefix><class>.txt'. Default: any prefix ending in a class "
+                   "name, one prefix per directory (files of two prefixes are refused).")
+@click.option("--mean-over", type=click.Choice(tuple(MEAN_OVER)), default="present", show_default=True,
+              help="mAP over scored classes with ground-truth objects (present), or over all scored classes with "
+                   "empty ones as 0 (all: Caffe DetectionEvaluate / Darknet 'detector map').")
 @click.option("--classification", is_flag=True, help="Also write classification.json (top-1 on single-object images).")
 @click.option("--strict", is_flag=True, help="Fail on detections for images not in the ground truth.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
 def evaluate(gt_root: Path, image_set: str | None, det_path: Path, protocol: str, iou: float,
-             labelmap_path: Path | None, prefix: str | None, classification: bool, strict: bool, out_dir: Path) -> None:
+             labelmap_path: Path | None, prefix: str | None, mean_over: str, classification: bool, strict: bool,
+             out_dir: Path) -> None:
     """Write OUT/metrics.json (and OUT/classification.json) with one exact evaluator."""
     from harness.data.voc import load_voc
     from harness.evaluation.classification import classification_report
@@ -36,16 +42,17 @@ def evaluate(gt_root: Path, image_set: str | None, det_path: Path, protocol: str
         labelmap = _read_labelmap(labelmap_path)
         dataset = load_voc(gt_root, image_set, labelmap)
         dets = read_detections(det_path, class_names=dataset.labelmap.names, prefix=prefix)
-        metrics = evaluate_detections(dataset.images, dets, dataset.labelmap, protocol, iou, strict=strict)
+        metrics = evaluate_detections(dataset.images, dets, dataset.labelmap, protocol, iou, strict=strict,
+                                      mean_over=mean_over)
         report = classification_report(dataset.images, dets, dataset.labelmap) if classification else None
     except (DetectionFormatError, EvaluationError, FileNotFoundError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
-    metrics["inputs"] = _inputs(gt_root, image_set, det_path, dataset)
+    metrics["inputs"] = _inputs(gt_root, image_set, det_path, dataset, prefix)
     out_dir.mkdir(parents=True, exist_ok=True)
     _write_json(out_dir / "metrics.json", metrics)
     click.echo(_summary_line(metrics))
     for key, value in metrics["warnings"].items():
-        click.echo(f"warning: {key}: {json.dumps(value)}", err=True)
+        click.echo(f"warning: {key}: {value if isinstance(value, str) else json.dumps(value)}", err=True)
     if report is not None:
         _write_json(out_dir / "classification.json", report)
         acc = report["mean_accuracy"]
@@ -61,10 +68,10 @@ def _read_labelmap(path: Path | None):
     return None if path is None else LabelMap.from_file(path)
 
 
-def _inputs(gt_root: Path, image_set: str | None, det_path: Path, dataset) -> dict:
+def _inputs(gt_root: Path, image_set: str | None, det_path: Path, dataset, prefix: str | None) -> dict:
     rep = dataset.report
     return {
-        "gt": str(gt_root), "image_set": image_set, "detections": str(det_path),
+        "gt": str(gt_root), "image_set": image_set, "detections": str(det_path), "prefix": prefix,
         "gt_images_total": rep.images_total, "gt_images_kept": rep.images_kept,
         "gt_images_skipped": rep.images_total - rep.images_kept,
         "gt_problems": {f"{action}: {kind}": n for (action, kind), n in _problem_counts(rep).items()},
@@ -81,7 +88,7 @@ def _problem_counts(rep) -> dict:
 def _summary_line(metrics: dict) -> str:
     aps = ", ".join(f"{name}={_fmt(c['ap'])}" for name, c in metrics["classes"].items())
     n = len(metrics["map_classes"])
-    return f"{metrics['protocol']} mAP {_fmt(metrics['map'])} over {n} classes ({aps})"
+    return f"{metrics['protocol']} mAP {_fmt(metrics['map'])} over {n} classes (--mean-over {metrics['mean_over']}; {aps})"
 
 
 def _fmt(value: float | None) -> str:

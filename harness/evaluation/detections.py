@@ -78,6 +78,9 @@ class ClassDetections:
 class Detections:
     """Detections keyed by class name, plus what the readers skipped and why.
 
+    ``class_files`` says which class had a per-class file (even an empty one), so "no file" and
+    "a file without detections" can be told apart in the evaluator's warnings.
+
     ``skipped`` maps a reason (``"non-finite value"``) to ``{"count": n, "first": "file:line"}``;
     ``flagged`` counts kept-but-odd detections the same way (inverted boxes, see below).
     """
@@ -86,6 +89,7 @@ class Detections:
     skipped: dict[str, dict] = field(default_factory=dict)
     flagged: dict[str, dict] = field(default_factory=dict)
     sources: list[str] = field(default_factory=list)
+    class_files: dict[str, str] = field(default_factory=dict)   # per-class text input: class -> file
 
     def __getitem__(self, name: str) -> ClassDetections:
         return self.by_class.get(name) or ClassDetections.empty()
@@ -116,6 +120,7 @@ class Detections:
             for reason, entry in theirs.items():
                 _count(mine, reason, entry["first"], entry["count"])
         self.sources.extend(other.sources)
+        self.class_files.update(other.class_files)
 
     @classmethod
     def from_records(cls, records: Iterable[Mapping], source: str = "<records>") -> "Detections":
@@ -198,7 +203,8 @@ def read_detections(path: str | Path, class_names: Sequence[str] | None = None, 
     For per-class files the class is the file stem minus the prefix. With ``class_names`` the
     class is the longest name the stem ends with (any prefix works: Caffe's
     ``output_name_prefix`` is free text); a file matching no name is an error. Without it, the
-    stem minus ``prefix`` (default ``comp4_det_test_``) is the class.
+    stem minus ``prefix`` (default ``comp4_det_test_``) is the class. In a directory, files of
+    more than one prefix (two runs) are refused; an explicit ``prefix`` reads only its files.
     """
     path = Path(path)
     if path.is_dir():
@@ -216,10 +222,7 @@ def read_detections(path: str | Path, class_names: Sequence[str] | None = None, 
 def _read_directory(directory: Path, class_names: Sequence[str] | None, prefix: str | None) -> Detections:
     txt_files = sorted(p for p in directory.iterdir() if p.is_file() and p.suffix == ".txt")
     if txt_files:
-        dets = Detections(sources=[])
-        for file in txt_files:
-            dets.merge(read_voc_class_file(file, _class_from_filename(file, class_names, prefix)))
-        return dets
+        return _read_class_files(directory, txt_files, class_names, prefix)
     tables = sorted(p for p in directory.iterdir() if p.is_file() and p.suffix.lower() in (".json", ".csv"))
     if len(tables) == 1:
         return read_detections(tables[0])
@@ -228,6 +231,53 @@ def _read_directory(directory: Path, class_names: Sequence[str] | None, prefix: 
     raise DetectionFormatError(
         f"{directory}: several .json/.csv files ({', '.join(p.name for p in tables)}); pass one file"
     )
+
+
+def _read_class_files(directory: Path, files: list[Path], class_names: Sequence[str] | None,
+                      prefix: str | None) -> Detections:
+    """One run's per-class files. Files of two runs (two prefixes) in one directory would be
+    merged into one inflated detection set, so that is refused; ``prefix`` picks one run."""
+    if prefix is not None:
+        files = _files_with_prefix(directory, files, prefix)
+    classified = [(file, _class_from_filename(file, class_names, prefix)) for file in files]
+    _refuse_mixed_prefixes(directory, classified)
+    dets = Detections(sources=[])
+    for file, name in classified:
+        dets.merge(read_voc_class_file(file, name))
+    return dets
+
+
+def _files_with_prefix(directory: Path, files: list[Path], prefix: str) -> list[Path]:
+    chosen = [f for f in files if f.stem.startswith(prefix)]
+    if not chosen:
+        raise DetectionFormatError(
+            f"{directory}: no detection file named '{prefix}<class>.txt' (found: {', '.join(f.name for f in files)})"
+        )
+    return chosen
+
+
+def _refuse_mixed_prefixes(directory: Path, classified: list[tuple[Path, str]]) -> None:
+    first_file_of_prefix: dict[str, Path] = {}
+    for file, name in classified:
+        first_file_of_prefix.setdefault(file.stem[: len(file.stem) - len(name)], file)
+    if len(first_file_of_prefix) < 2:
+        return
+    one, other = _same_class_pair(classified) or list(first_file_of_prefix.values())[:2]
+    prefixes = ", ".join(repr(p) for p in first_file_of_prefix)
+    raise DetectionFormatError(
+        f"{directory}: detection files with different prefixes ({prefixes}), e.g. {one.name} and {other.name}; "
+        f"merging them would mix two runs: pick one with --prefix (read_detections(..., prefix=...))"
+    )
+
+
+def _same_class_pair(classified: list[tuple[Path, str]]) -> tuple[Path, Path] | None:
+    """Two files for one class (they can only differ in prefix): the clearest example to name."""
+    seen: dict[str, Path] = {}
+    for file, name in classified:
+        if name in seen:
+            return seen[name], file
+        seen[name] = file
+    return None
 
 
 def _class_from_filename(path: Path, class_names: Sequence[str] | None, prefix: str | None) -> str:
@@ -248,7 +298,7 @@ def _class_from_filename(path: Path, class_names: Sequence[str] | None, prefix: 
 def read_voc_class_file(path: str | Path, class_name: str) -> Detections:
     """One ``image_id score xmin ymin xmax ymax`` file (Darknet ``valid`` / Caffe-SSD VOC output)."""
     path = Path(path)
-    dets = Detections(sources=[str(path)])
+    dets = Detections(sources=[str(path)], class_files={class_name: str(path)})
     ids: list[str] = []
     scores: list[float] = []
     boxes: list[list[float]] = []

@@ -1,9 +1,12 @@
 """``evaluate_detections``: one evaluator, one metrics.json, whichever framework made the boxes.
 
-mAP is the mean AP over the label map's *scored* classes that have at least one
-non-difficult object (``npos > 0``). Classes with ``npos == 0`` are still reported (``ap`` is
-null) but cannot enter the mean: their AP is undefined, not zero. Unscored classes (the
-paper's NRBC, gPLT, SM, Artefact) get their AP reported with ``"scored": false``.
+mAP is the mean AP over the label map's *scored* classes. ``mean_over="present"`` (default)
+averages the classes with at least one non-difficult object (``npos > 0``): a class without
+objects has an undefined AP (``null``), not zero. ``mean_over="all"`` averages every scored
+class with those counted as 0, the rule of Caffe's ``DetectionEvaluate`` (Solver::TestDetection
+divides by the number of labels) and of AlexeyAB Darknet's ``detector map``, so either
+framework's own number can be reproduced. Unscored classes (the paper's NRBC, gPLT, SM,
+Artefact) get their AP reported with ``"scored": false``.
 """
 from __future__ import annotations
 
@@ -19,6 +22,11 @@ from harness.evaluation.ground_truth import GroundTruth, build_ground_truth
 from harness.labels import LabelMap
 
 PROTOCOLS = ("voc07", "voc12", "coco")
+MEAN_OVER = {
+    "present": "mean AP over the scored classes with at least one non-difficult ground-truth object",
+    "all": "mean AP over all scored classes; a class without ground-truth objects counts as AP 0 "
+           "(Caffe DetectionEvaluate / Darknet 'detector map' rule)",
+}
 PR_MAX_POINTS = 200
 UNKNOWN_ID_EXAMPLES = 5
 
@@ -28,14 +36,18 @@ class EvaluationError(ValueError):
 
 
 def evaluate_detections(gt: Sequence[ImageAnnotation], dets: Detections, labelmap: LabelMap,
-                        protocol: str = "voc07", iou: float = 0.5, strict: bool = False) -> dict:
+                        protocol: str = "voc07", iou: float = 0.5, strict: bool = False,
+                        mean_over: str = "present") -> dict:
     """Score ``dets`` against ``gt``; returns the metrics.json dict (see docs/evaluation.md).
 
     Unknown class names always raise. Detections on image ids that are not in ``gt`` raise
     with ``strict=True``; otherwise they are left out and counted under ``warnings``.
+    ``mean_over`` ("present" | "all") is the mean-over-classes rule, see the module docstring.
     """
     if protocol not in PROTOCOLS:
         raise EvaluationError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
+    if mean_over not in MEAN_OVER:
+        raise EvaluationError(f"unknown mean-over rule {mean_over!r}; choose one of {', '.join(MEAN_OVER)}")
     if not 0.0 < iou <= 1.0:
         raise EvaluationError(f"IoU threshold must be in (0, 1], got {iou}")
     if protocol == "coco" and iou != 0.5:
@@ -53,19 +65,48 @@ def evaluate_detections(gt: Sequence[ImageAnnotation], dets: Detections, labelma
             classes[name], pr[name] = _voc_class(image_index, scores, boxes, truth, name, protocol, iou)
         classes[name]["scored"] = name in labelmap.scored
     _handle_unknown_images(unknown, strict, warnings)
-    mean_over = [n for n in labelmap.scored_names if classes[n]["npos"] > 0]
+    _warn_missing_detections(dets, labelmap, classes, warnings)
+    map_classes = _map_classes(labelmap, classes, mean_over)
     return {
         "protocol": protocol,
         "iou": None if protocol == "coco" else float(iou),
         "iou_thresholds": coco.IOU_THRESHOLDS.round(2).tolist() if protocol == "coco" else [float(iou)],
-        "map": float(np.mean([classes[n]["ap"] for n in mean_over])) if mean_over else None,
-        "map_classes": mean_over,
+        "map": float(np.mean([classes[n]["ap"] or 0.0 for n in map_classes])) if map_classes else None,
+        "map_classes": map_classes,
+        "mean_over": mean_over,
+        "mean_rule": MEAN_OVER[mean_over],
         "n_images": len(truth.image_ids),
         "n_detections": int(sum(c["n_det"] for c in classes.values())),
         "classes": classes,
         "pr": pr,
         "warnings": warnings,
     }
+
+
+def _map_classes(labelmap: LabelMap, classes: dict, mean_over: str) -> list[str]:
+    """The classes the mAP averages: see MEAN_OVER (``ap`` null counts as 0 under "all")."""
+    if mean_over == "all":
+        return list(labelmap.scored_names)
+    return [n for n in labelmap.scored_names if classes[n]["npos"] > 0]
+
+
+def _warn_missing_detections(dets: Detections, labelmap: LabelMap, classes: dict, warnings: dict) -> None:
+    """A scored class with objects but nothing detected scores AP 0: say why, since a missing
+    file (wrong prefix, crashed writer) and a model that found nothing look the same in the mAP."""
+    if not len(dets):
+        warnings["no_detections"] = (f"the detection input holds no detections at all "
+                                     f"({', '.join(dets.sources[:3]) or '<detections>'}); every AP is 0")
+    per_class_files = bool(dets.class_files)
+    empty = {}
+    for name in labelmap.scored_names:
+        if classes[name]["npos"] == 0 or len(dets[name]):
+            continue
+        if per_class_files and name not in dets.class_files:
+            empty[name] = "no detection file"
+        else:
+            empty[name] = f"no detections in {dets.class_files[name]}" if name in dets.class_files else "no detections"
+    if empty:
+        warnings["classes_without_detections"] = empty
 
 
 def check_classes(dets: Detections, labelmap: LabelMap) -> None:

@@ -140,6 +140,7 @@ def _context(run, paper, figures, table1, table2, provenance) -> dict:
         "table1": table1,
         "table2": table2,
         "accuracy": build_accuracy(run, paper),
+        "mean_rules": mean_rules(run),
         "fig7": [f for f in figures if f.kind == "fig7"],
         "fig8": [f for f in figures if f.kind == "fig8"],
         "fig10": [f for f in figures if f.kind == "fig10"],
@@ -150,6 +151,27 @@ def _context(run, paper, figures, table1, table2, provenance) -> dict:
         "provenance_extras": _provenance_extras(provenance),
         "sources": [(p.name, p.source) for p in paper.values() if p.source],
     }
+
+
+LEGACY_MEAN_RULE = ("not recorded in metrics.json (written before the evaluator stated it; "
+                    "its rule then: mean over scored classes with at least one object)")
+
+
+def mean_rules(run: RunData) -> list[tuple[str, list[str]]]:
+    """Which mean-over-classes rule made each mAP (metrics.json ``mean_over``/``mean_rule``),
+    grouped, so a reader can tell our number from Caffe's or Darknet's own averaging."""
+    groups: dict[str, list[str]] = {}
+    for exp in run.experiments:
+        rules = {_mean_rule_text(m) for m in exp.metrics.values()}
+        for rule in sorted(rules):
+            groups.setdefault(rule, []).append(exp.name)
+    return list(groups.items())
+
+
+def _mean_rule_text(metrics: dict) -> str:
+    if not metrics.get("mean_over"):
+        return LEGACY_MEAN_RULE
+    return f"{metrics['mean_over']}: {metrics.get('mean_rule') or 'see docs/evaluation.md'}"
 
 
 _PROVENANCE_SHOWN = {"created", "run_dir", "harness", "frameworks", "rendered_files", "data", "seeds", "machine", "note"}

@@ -80,8 +80,15 @@ class ExperimentRun:
         if self.in_paper is False:
             return "not a paper experiment"
         if not self.profile_comparable:
-            return f"{self.profile} profile"
+            return self.pipeline_check_label
         return ""
+
+    @property
+    def pipeline_check_label(self) -> str:
+        """A run under a non-paper profile (smoke: a few iterations) only checks the pipeline."""
+        iterations = self.train_iterations
+        counted = f", {iterations} iterations" if iterations is not None else ""
+        return f"pipeline check: {self.profile} profile{counted}"
 
     @property
     def profile_comparable(self) -> bool:

@@ -28,6 +28,7 @@ class PaperNumbers:
     mean_accuracy_pct: Optional[float] = None
     device: str = ""
     source: str = ""
+    not_reported: frozenset[str] = frozenset()     # quantities the paper has no number for ("—", not "n/t")
 
 
 def paper_experiments() -> list[PaperNumbers]:
@@ -72,7 +73,16 @@ def adapt(exp: Any, module: Any = None) -> PaperNumbers:
         mean_accuracy_pct=getattr(exp, "mean_accuracy", None),
         device=_paper_device(exp, module),
         source=describe_sources(exp),
+        not_reported=_not_reported(exp),
     )
+
+
+def _not_reported(exp: Any) -> frozenset[str]:
+    """Quantities harness.paper marks as absent from the paper (``Experiment.reported``)."""
+    reported = getattr(exp, "reported", None)
+    if not callable(reported):
+        return frozenset()
+    return frozenset(q for q in ("paper_map", "train_hours", "ms_per_image", "mean_accuracy") if not reported(q))
 
 
 def fraction_to_percent(value: Optional[float], what: str) -> Optional[float]:

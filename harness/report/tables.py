@@ -2,6 +2,8 @@
 
 All accuracy figures are percentages; differences are ``ours - paper`` in percentage points.
 Our metrics files hold fractions (pycocotools' contract), the paper prints percentages.
+A pipeline check (a profile not comparable with the paper, e.g. smoke) shows the paper's number
+beside ours but no difference or ratio: "-93.10 pp" after 40 iterations says nothing.
 """
 from __future__ import annotations
 
@@ -34,10 +36,11 @@ class APRow:
     paper: PaperCell
     npos: Optional[int] = None
     scored: bool = True                            # False: trained but not in the mAP (paper: NRBC …)
+    compared: bool = True                          # False: pipeline check, no difference shown
 
     @property
     def diff(self) -> dict[str, Optional[float]]:
-        return {p: _difference(v, self.paper.value) for p, v in self.ours.items()}
+        return {p: _difference(v, self.paper.value) if self.compared else None for p, v in self.ours.items()}
 
 
 @dataclass
@@ -61,10 +64,15 @@ class Table2Entry:
 
     @property
     def hours_ratio(self) -> Optional[float]:
+        """Only for a finished, comparable run: a failed run's minutes over the paper's hours say nothing."""
+        if not self.run.comparable:
+            return None
         return _ratio(self.train_hours, self.paper.train_hours if self.paper else None)
 
     @property
     def ms_ratio(self) -> Optional[float]:
+        if not self.run.comparable:
+            return None
         return _ratio(self.median_ms, self.paper.ms_per_image if self.paper else None)
 
 
@@ -77,7 +85,7 @@ class AccuracyEntry:
 
     @property
     def diff(self) -> Optional[float]:
-        return _difference(self.ours_pct, self.paper.value)
+        return _difference(self.ours_pct, self.paper.value) if self.run.profile_comparable else None
 
 
 def build_table1(run: RunData, paper: dict[str, PaperNumbers]) -> list[Table1Entry]:
@@ -87,20 +95,21 @@ def build_table1(run: RunData, paper: dict[str, PaperNumbers]) -> list[Table1Ent
 def _table1_entry(exp: ExperimentRun, paper: Optional[PaperNumbers]) -> Table1Entry:
     ours_map = {p: _percent(exp.metrics[p].get("map")) if p in exp.metrics else None for p in PROTOCOLS}
     map_paper = _paper_cell(paper, paper.map_pct if paper else None, True)
-    entry = Table1Entry(exp, paper, APRow("mAP", ours_map, map_paper))
+    entry = Table1Entry(exp, paper, APRow("mAP", ours_map, map_paper, compared=exp.profile_comparable))
     for name in _class_names(exp, paper):
         entry.class_rows.append(_class_row(exp, paper, name))
     return entry
 
 
 def _class_names(exp: ExperimentRun, paper: Optional[PaperNumbers]) -> list[str]:
-    """Our classes in metrics order, then paper classes we have no AP for (so they show as gaps)."""
+    """Our classes in metrics order, then paper classes we have no AP for (so they show as gaps) —
+    only when the run used the paper's classes at all: a BCCD run gets no eleven empty rows."""
     names: list[str] = []
     for protocol in PROTOCOLS:
         for name in (exp.metrics.get(protocol) or {}).get("classes", {}):
             if name not in names:
                 names.append(name)
-    if paper is not None and exp.metrics:
+    if paper is not None and any(name in paper.ap_pct or name in _PAPER_CLASSES for name in names):
         names += [name for name in paper.ap_pct if name not in names]
     return names
 
@@ -117,7 +126,7 @@ def _class_row(exp: ExperimentRun, paper: Optional[PaperNumbers], name: str) -> 
             scored = False
     known = paper is not None and (name in paper.ap_pct or name in _PAPER_CLASSES)
     value = paper.ap_pct.get(name) if paper is not None else None
-    return APRow(name, ours, _paper_cell(paper, value, known), npos, scored)
+    return APRow(name, ours, _paper_cell(paper, value, known), npos, scored, compared=exp.profile_comparable)
 
 
 def _paper_cell(paper: Optional[PaperNumbers], value: Optional[float], in_paper: bool) -> PaperCell:
@@ -152,7 +161,8 @@ def build_accuracy(run: RunData, paper: dict[str, PaperNumbers]) -> list[Accurac
         entries.append(AccuracyEntry(
             run=exp,
             ours_pct=_percent(cls.get("mean_accuracy")),
-            paper=_paper_cell(numbers, numbers.mean_accuracy_pct if numbers else None, True),
+            paper=_paper_cell(numbers, numbers.mean_accuracy_pct if numbers else None,
+                              numbers is not None and "mean_accuracy" not in numbers.not_reported),
             n_images=_maybe_int(cls.get("n_images")),
         ))
     return entries
