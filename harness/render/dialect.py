@@ -73,3 +73,26 @@ def detect_dialect(requested: str = "auto") -> DialectChoice:
             return dialect_from_proto_text(proto.read_text(errors="replace"), str(proto))
     return DialectChoice("weiliu89", "weiliu89 (default: no Caffe found - no importable caffe_pb2, "
                                      "no caffe.proto under $HARNESS_CAFFE_ROOT or the harness cache)")
+
+
+# SSD's data augmentation beyond sampling and mirroring: photometric distortion and zoom-out
+# expansion. Only weiliu89's Caffe has these TransformationParameter fields.
+SSD_AUGMENTATION_FIELDS = ("distort_param", "expand_param")
+
+
+def dialect_has_ssd_augmentation(dialect: str) -> bool:
+    """Whether a Caffe of this dialect can apply SSD's distortion and expansion at all."""
+    return dialect == "weiliu89"
+
+
+def ssd_augmentation_in(train_prototxt: Path) -> dict[str, bool]:
+    """Which of SSD's augmentations the rendered training net's data layers actually request."""
+    from harness.render.prototxt import parse_prototxt
+
+    net = parse_prototxt(Path(train_prototxt))
+    found = {name: False for name in SSD_AUGMENTATION_FIELDS}
+    for layer in net.get("layer", []):
+        for transform in layer.get("transform_param", []):
+            for name in SSD_AUGMENTATION_FIELDS:
+                found[name] = found[name] or bool(transform.get(name))
+    return found
