@@ -136,3 +136,9 @@ def test_shared_fields_match_the_brocolli_proto_numbers():
             assert real[message].get(name) == spec, f"{message}.{name}: schema {spec}, brocolli {real[message].get(name)}"
             checked += 1
     assert checked > 150          # the table really was compared, not skipped field by field
+
+
+def test_augmentation_unknown_without_a_data_transform(tmp_path):
+    net = tmp_path / "train.prototxt"
+    net.write_text('name: "stub"\nlayer { name: "data" }\n')
+    assert ssd_augmentation_in(net) == {}

@@ -86,13 +86,12 @@ def dialect_has_ssd_augmentation(dialect: str) -> bool:
 
 
 def ssd_augmentation_in(train_prototxt: Path) -> dict[str, bool]:
-    """Which of SSD's augmentations the rendered training net's data layers actually request."""
+    """Which of SSD's augmentations the rendered training net's data layers actually request.
+
+    Empty when the net has no transform_param at all: then nothing can be said either way.
+    """
     from harness.render.prototxt import parse_prototxt
 
     net = parse_prototxt(Path(train_prototxt))
-    found = {name: False for name in SSD_AUGMENTATION_FIELDS}
-    for layer in net.get("layer", []):
-        for transform in layer.get("transform_param", []):
-            for name in SSD_AUGMENTATION_FIELDS:
-                found[name] = found[name] or bool(transform.get(name))
-    return found
+    transforms = [t for layer in net.get("layer", []) for t in layer.get("transform_param", [])]
+    return {name: any(bool(t.get(name)) for t in transforms) for name in SSD_AUGMENTATION_FIELDS} if transforms else {}
