@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Build Caffe with the SSD layers (PyPI sdist brocolli-caffe 9.0.2) into a version-keyed cache.
+# Build Caffe with the SSD layers into a version-keyed cache: brocolli-caffe 9.0.2 (PyPI sdist; the
+# CPU path) or, with HARNESS_CAFFE_FORK=weiliu89, the paper's weiliu89/caffe `ssd` branch from a
+# local tree checked out at a pinned commit (the GPU image fetches and verifies it; docs/gpu.md).
 #
 # Why this recipe: the sdist's setup.py needs conda + Python <= 3.9 and its CMake build makes no
 # `caffe` tool, so we use its Makefile (the full upstream-style build) after three source fixes
@@ -15,6 +17,10 @@
 #     HARNESS_CAFFE_EXTRA_INCLUDE / HARNESS_CAFFE_EXTRA_LIB   extra dirs, space separated
 #                          (e.g. cuBLAS/cuRAND headers+libs from the nvidia-* PyPI wheels)
 #   HARNESS_CAFFE_SDIST    use this local brocolli-caffe-9.0.2.tar.gz instead of `pip download`
+#   HARNESS_CAFFE_FORK     brocolli (default) or weiliu89; weiliu89 also needs:
+#     HARNESS_CAFFE_SOURCE_DIR  the weiliu89 source tree (already verified against the commit)
+#     HARNESS_CAFFE_COMMIT      its full commit id (cache key and build stamp)
+#     HARNESS_CAFFE_SOURCE_SHA256  optional: sha256 of `git archive` of that tree, for the stamp
 #   HARNESS_SKIP_APT=1     do not touch apt (machines without apt; -dev packages already there)
 #   HARNESS_CAFFE_JOBS     make -j (default: number of cores)
 #   HARNESS_CAFFE_FORCE=1  rebuild even when a complete build is cached
@@ -23,13 +29,22 @@ set -euo pipefail
 
 CAFFE_VERSION=9.0.2
 SDIST_NAME="brocolli-caffe-${CAFFE_VERSION}"
+FORK=${HARNESS_CAFFE_FORK:-brocolli}
+COMMIT=${HARNESS_CAFFE_COMMIT:-}
 PYTHON=${PYTHON:-python3}
 GPU=${HARNESS_CAFFE_GPU:-0}
 JOBS=${HARNESS_CAFFE_JOBS:-$(nproc)}
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 CACHE_ROOT=${HARNESS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/leukonet-harness}
-CACHE_KEY="caffe-brocolli-${CAFFE_VERSION}"
+case "$FORK" in
+  brocolli) CACHE_KEY="caffe-brocolli-${CAFFE_VERSION}" ;;
+  weiliu89)
+    [[ "$COMMIT" =~ ^[0-9a-f]{40}$ ]] || { echo "[install_caffe] HARNESS_CAFFE_FORK=weiliu89 needs HARNESS_CAFFE_COMMIT=<40-hex commit>" >&2; exit 2; }
+    [ -d "${HARNESS_CAFFE_SOURCE_DIR:-}" ] || { echo "[install_caffe] HARNESS_CAFFE_FORK=weiliu89 needs HARNESS_CAFFE_SOURCE_DIR=<weiliu89 ssd tree>" >&2; exit 2; }
+    CACHE_KEY="caffe-weiliu89-ssd-${COMMIT:0:12}" ;;
+  *) echo "[install_caffe] unknown HARNESS_CAFFE_FORK=$FORK (brocolli or weiliu89)" >&2; exit 2 ;;
+esac
 [ "$GPU" = "1" ] && CACHE_KEY="${CACHE_KEY}-cuda"
 PREFIX=${HARNESS_CAFFE_PREFIX:-$CACHE_ROOT/$CACHE_KEY}
 STAMP="$PREFIX/.harness-build-complete"
@@ -68,9 +83,18 @@ install_pip_packages() {
   "$PYTHON" -m pip install --quiet "${PIP_PACKAGES[@]}"
 }
 
+copy_weiliu89_tree() {
+  # The caller fetched and verified the tree (git checks every object against the commit id).
+  rm -rf "$PREFIX"
+  mkdir -p "$PREFIX"
+  cp -a "${HARNESS_CAFFE_SOURCE_DIR}/." "$PREFIX/"
+  rm -rf "$PREFIX/.git"
+}
+
 fetch_source() {
   # Unpack the sdist into $PREFIX (a fresh directory) so a half-finished earlier attempt
   # never leaks into this one.
+  if [ "$FORK" = "weiliu89" ]; then copy_weiliu89_tree; return; fi
   local tarball="${HARNESS_CAFFE_SDIST:-}"
   local download_dir
   download_dir=$(mktemp -d)
@@ -171,7 +195,14 @@ verify_build() {
 
 write_stamp() {
   {
-    echo "version=${CAFFE_VERSION}"
+    echo "fork=${FORK}"
+    if [ "$FORK" = "weiliu89" ]; then
+      echo "version=ssd"
+      echo "commit=${COMMIT}"
+      echo "source_sha256=${HARNESS_CAFFE_SOURCE_SHA256:-}"
+    else
+      echo "version=${CAFFE_VERSION}"
+    fi
     echo "gpu=${GPU}"
     echo "built=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
     echo "build_seconds=${BUILD_SECONDS:-0}"
@@ -194,8 +225,13 @@ main() {
     return
   fi
   fetch_source
-  "$PYTHON" "$SCRIPT_DIR/patch_caffe_opencv4.py" "$PREFIX"
-  if [ "$GPU" = "1" ]; then
+  if [ "$FORK" = "weiliu89" ]; then
+    # OpenCV 4 names, protobuf's one-argument SetTotalBytesLimit, CUDA 13 DeviceQuery (docs/gpu.md).
+    "$PYTHON" "$SCRIPT_DIR/patch_caffe_weiliu89.py" "$PREFIX"
+  else
+    "$PYTHON" "$SCRIPT_DIR/patch_caffe_opencv4.py" "$PREFIX"
+  fi
+  if [ "$GPU" = "1" ] && [ "$FORK" = "brocolli" ]; then
     # CUDA 13 removed cudaDeviceProp fields DeviceQuery prints; the fix is valid on CUDA 8..13.
     [ -f "$SCRIPT_DIR/patch_caffe_gpu.py" ] || die "$SCRIPT_DIR/patch_caffe_gpu.py missing"
     "$PYTHON" "$SCRIPT_DIR/patch_caffe_gpu.py" "$PREFIX"

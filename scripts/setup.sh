@@ -17,6 +17,8 @@ apt_install() {
 
 # Headless Chromium renders report.html in the report tests.
 if [ "${HARNESS_SKIP_BROWSER:-0}" != 1 ]; then apt_install chromium; fi
+# The tests lint the install scripts with ShellCheck; CI (HARNESS_REQUIRE_LINTERS=1) must have it.
+if [ "${HARNESS_REQUIRE_LINTERS:-0}" = 1 ]; then apt_install shellcheck; fi
 
 echo "[setup] pip install -e .[test,caffe]"
 "$PYTHON" -m pip install -q -e ".[test,caffe]"

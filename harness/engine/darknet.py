@@ -99,9 +99,19 @@ def _install_from_env() -> DarknetInstall:
     if library and not lib_path.is_file():
         raise NativeFrameworkError(f"HARNESS_DARKNET_LIB={library}: no such file")
     data = binary.read_bytes()
-    return DarknetInstall(binary, lib_path, "custom", openmp=b"libgomp" in data,
-                          gpu=b"libcudart" in data or b"cudaMalloc" in data,
-                          alexeyab=b"dont_show" in data)
+    stamp = _stamp_beside(binary)     # a build of scripts/install_darknet.sh (e.g. the GPU image's)
+    return DarknetInstall(binary, lib_path, "custom", version=stamp.get("debian_version", ""),
+                          openmp=b"libgomp" in data, gpu=b"libcudart" in data or b"cudaMalloc" in data,
+                          stamp=stamp, alexeyab=b"dont_show" in data)
+
+
+def _stamp_beside(binary: Path) -> dict:
+    """The install script's ``.stamp`` of the build this binary belongs to, if it is one."""
+    stamp = binary.resolve().parent.parent / ".stamp"
+    try:
+        return json.loads(stamp.read_text()) if stamp.is_file() else {}
+    except (OSError, json.JSONDecodeError):
+        return {}
 
 
 def _library_beside(binary: Path) -> Optional[Path]:
@@ -170,8 +180,9 @@ def inspect_darknet(prefer: str = "auto") -> FrameworkStatus:
         "openmp": install.openmp,
         "threads": _openmp_threads() if install.openmp else 1,
         "commit": commit.group(1) if commit else None,
-        "upstream": ("pjreddie/darknet" if install.flavour != "custom"
+        "upstream": ("pjreddie/darknet" if install.flavour != "custom" or install.stamp
                      else "AlexeyAB/darknet (detected)" if install.alexeyab else "unknown (HARNESS_DARKNET)"),
+        "backend": install.backend,
     }
     if install.stamp:
         details["build"] = {k: install.stamp.get(k) for k in ("opts", "make_args", "built")}

@@ -73,3 +73,25 @@ def detect_dialect(requested: str = "auto") -> DialectChoice:
             return dialect_from_proto_text(proto.read_text(errors="replace"), str(proto))
     return DialectChoice("weiliu89", "weiliu89 (default: no Caffe found - no importable caffe_pb2, "
                                      "no caffe.proto under $HARNESS_CAFFE_ROOT or the harness cache)")
+
+
+# SSD's data augmentation beyond sampling and mirroring: photometric distortion and zoom-out
+# expansion. Only weiliu89's Caffe has these TransformationParameter fields.
+SSD_AUGMENTATION_FIELDS = ("distort_param", "expand_param")
+
+
+def dialect_has_ssd_augmentation(dialect: str) -> bool:
+    """Whether a Caffe of this dialect can apply SSD's distortion and expansion at all."""
+    return dialect == "weiliu89"
+
+
+def ssd_augmentation_in(train_prototxt: Path) -> dict[str, bool]:
+    """Which of SSD's augmentations the rendered training net's data layers actually request.
+
+    Empty when the net has no transform_param at all: then nothing can be said either way.
+    """
+    from harness.render.prototxt import parse_prototxt
+
+    net = parse_prototxt(Path(train_prototxt))
+    transforms = [t for layer in net.get("layer", []) for t in layer.get("transform_param", [])]
+    return {name: any(bool(t.get(name)) for t in transforms) for name in SSD_AUGMENTATION_FIELDS} if transforms else {}

@@ -135,6 +135,7 @@ def _context(run, paper, figures, table1, table2, provenance) -> dict:
         "smoke": smoke,
         "smoke_profiles": sorted({e.profile for e in run.experiments if e.name in smoke}),
         "not_comparable": [e.name for e in run.experiments if not e.comparable],
+        "without_augmentation": {e.name: e.missing_augmentation for e in run.experiments if e.missing_augmentation},
         "paper_available": paper_available(),
         "paper": paper,
         "table1": table1,
@@ -188,6 +189,21 @@ def _provenance_extras(provenance: dict) -> list[tuple[str, str]]:
     return extras
 
 
+def framework_identity(framework: dict) -> str:
+    """One line naming the exact build behind the numbers: fork/upstream, commit, build, augmentation."""
+    details = framework.get("details") or {}
+    if framework.get("name") == "caffe":
+        parts = [details.get("fork"), f"commit {details['commit']}" if details.get("commit") else None,
+                 f"dialect {details['dialect']}" if details.get("dialect") else None, details.get("build")]
+        if "ssd_augmentation" in details:
+            parts.append("SSD augmentation " + ("on (distort_param, expand_param)" if details["ssd_augmentation"]
+                                                else "OFF (no distort_param / expand_param)"))
+    else:
+        parts = [details.get("upstream"), f"commit {details['commit']}" if details.get("commit") else None,
+                 details.get("backend")]
+    return ", ".join(str(part) for part in parts if part)
+
+
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(TEMPLATES)),
@@ -196,6 +212,7 @@ def _environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    env.globals["framework_identity"] = framework_identity
     env.filters.update(pct=format_number, pp=format_difference, cell=format_paper_cell,
                        ratio=format_ratio, num=format_number, md=escape_markdown)
     return env

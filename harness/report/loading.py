@@ -97,6 +97,20 @@ class ExperimentRun:
         return bool(flag) if flag is not None else self.profile not in ("smoke", "unknown")
 
     @property
+    def missing_augmentation(self) -> list[str]:
+        """SSD augmentations (distort_param, expand_param) the paper used but this Caffe run did not."""
+        if self.framework != "caffe":
+            return []
+        from harness.render.dialect import ssd_augmentation_in
+
+        train = (self.summary.get("rendered") or {}).get("train") or self.directory / "rendered" / "train.prototxt"
+        try:
+            found = ssd_augmentation_in(Path(train))
+        except (OSError, ValueError):
+            return []          # no rendered net to read: nothing can be said either way
+        return [name for name, present in found.items() if not present]
+
+    @property
     def train_seconds(self) -> Optional[float]:
         return _number((self.summary.get("train") or {}).get("seconds"))
 
