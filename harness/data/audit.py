@@ -24,7 +24,7 @@ from harness.data.imageinfo import ImageDecodeError, decode_image
 from harness.data.report import SKIP_IMAGE, WARNING, Problem, ValidationReport
 from harness.data.splits import Split, dataset_split, paper_split
 from harness.data.voc import UNREADABLE_IMAGE, VocDataset, load_voc
-from harness.labels import LabelMap
+from harness.labels import PAPER_LABELS, LabelMap
 
 DUPLICATE_IMAGE = "duplicate image"
 LEAKAGE = "train/test leakage"
@@ -291,7 +291,7 @@ def _flag_suspect_classes(dataset: VocDataset) -> list[SuspectClass]:
     """With an inferred label map: names that look like typos of another, with the files they are in."""
     if dataset.labelmap == LabelMap.paper():
         return []
-    suspects = suspect_class_names(dataset.report.objects_per_class)
+    suspects = suspect_class_names(dataset.report.objects_per_class, known=(l.abbr for l in PAPER_LABELS))
     for suspect in suspects:
         files = [str(dataset.root / "Annotations" / f"{im.image_id}.xml") for im in dataset.images
                  if any(b.name == suspect.name for b in im.objects)]

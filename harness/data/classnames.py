@@ -16,11 +16,11 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Iterable, Optional
 
 DROP = "<drop>"
 RARE_OBJECTS = 10          # a class with fewer objects than this …
-RARE_FRACTION = 0.01       # … and under 1 % of the largest class is "rare"
+RARE_FRACTION = 0.1        # … and under 10 % of the largest class is "rare"
 
 
 @dataclass(frozen=True)
@@ -86,28 +86,32 @@ def _folded(name: str) -> str:
 def _close(a: str, b: str) -> Optional[str]:
     """Why ``a`` and ``b`` look like one class written two ways, or None.
 
-    Same letters up to case and separators; else one edit apart when both have ≥ 4 letters, two
-    apart when both have ≥ 8 (so RBC/WBC, 3 letters, are two classes).
+    Same letters up to case and separators; else one edit apart when both have ≥ 5 letters, two
+    apart when both have ≥ 8 (so RBC/WBC and the paper's sNEU/bNEU stay two classes each).
     """
     if _folded(a) == _folded(b):
         return "differs only in case or separators from"
     shortest = min(len(a), len(b))
-    allowed = 2 if shortest >= 8 else 1 if shortest >= 4 else 0
+    allowed = 2 if shortest >= 8 else 1 if shortest >= 5 else 0
     distance = edit_distance(a.casefold(), b.casefold())
     if distance <= allowed:
         return f"is {distance} letter{'s' if distance > 1 else ''} away from"
     return None
 
 
-def suspect_class_names(counts: Counter) -> list[SuspectClass]:
+def suspect_class_names(counts: Counter, known: Iterable[str] = ()) -> list[SuspectClass]:
     """Names that are probably typos: close to a more frequent name, one letter long, or rare.
 
-    Of two close names the one with fewer objects is flagged (ties: the later one by name).
+    Of two close names the one with fewer objects is flagged (ties: the later one by name);
+    ``known`` names (the paper's labels) are never flagged themselves.
     """
+    known = set(known)
     ordered = sorted(counts, key=lambda n: (-counts[n], n))
     largest = counts[ordered[0]] if ordered else 0
     suspects = []
     for position, name in enumerate(ordered):
+        if name in known:
+            continue
         match = next(((other, why) for other in ordered[:position] if (why := _close(name, other))), None)
         if match:
             suspects.append(SuspectClass(name, counts[name], f"{match[1]} {match[0]!r}", match[0]))

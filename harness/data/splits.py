@@ -45,7 +45,7 @@ def paper_split(ids: Sequence[str], seed: int = 0, test_fraction: float = PAPER_
     units = _units(ordered, groups)
     ranked = sorted(units, key=lambda unit: _rank(seed, unit[0]))
     test: set[str] = set()
-    for unit in _stratified_first(ranked, classes or {}) + ranked:
+    for unit in _stratified_first(ranked, classes or {}, n_test) + ranked:
         if not test.isdisjoint(unit) or len(test) + len(unit) > n_test:
             continue
         test.update(unit)
@@ -68,18 +68,20 @@ def _units(ordered: list[str], groups: Iterable[Iterable[str]]) -> list[tuple[st
     return units + [(i,) for i in ordered if i not in grouped]
 
 
-def _stratified_first(ranked: list[tuple[str, ...]], classes: Mapping[str, Iterable[str]]) -> list[tuple[str, ...]]:
-    """For each class, rarest first, the best-ranked unit holding it (classes in one unit only are left out:
-    drawing their only unit would take them out of training)."""
+def _stratified_first(ranked: list[tuple[str, ...]], classes: Mapping[str, Iterable[str]],
+                      n_test: int) -> list[tuple[str, ...]]:
+    """For each class, rarest first, the best-ranked unit holding it that fits in the test set (classes in
+    one unit only are left out: drawing their only unit would take them out of training)."""
     unit_classes = [set().union(*(set(classes.get(i, ())) for i in unit)) for unit in ranked]
     count = Counter(name for names in unit_classes for name in names)
     chosen, covered = [], set()
     for name in sorted(count, key=lambda n: (count[n], n)):
         if count[name] < 2 or name in covered:
             continue
-        index = next(k for k, names in enumerate(unit_classes) if name in names)
-        chosen.append(ranked[index])
-        covered |= unit_classes[index]
+        index = next((k for k, names in enumerate(unit_classes) if name in names and len(ranked[k]) <= n_test), None)
+        if index is not None:
+            chosen.append(ranked[index])
+            covered |= unit_classes[index]
     return chosen
 
 
