@@ -172,7 +172,7 @@ def _plot_box_sizes(stats: dict, path: Path) -> Path:
                           color=None if "SSD" in label else "black", linewidths=0.9, label=label)
     pixels.set(xlabel="box width (px)", ylabel="box height (px)", title="Box sizes in pixels")
     fractions.set(xlabel="width / image width", ylabel="height / image height", xscale="log", yscale="log",
-                  title="Box sizes as a fraction of the image, with default boxes and anchors")
+                  title="As a fraction of the image, with SSD default boxes and YOLO anchors")
     pixels.legend(fontsize=7, markerscale=2)
     fractions.legend(fontsize=7, markerscale=1, loc="lower right")
     return _save(fig, path)
