@@ -9,10 +9,7 @@ prints and writes it (``harness.data.audit_report``); ``harness data convert`` r
 """
 from __future__ import annotations
 
-import contextlib
-import multiprocessing
 import os
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -21,6 +18,7 @@ from typing import Optional, Union
 from harness.data.classnames import ClassMap, SuspectClass, suspect_class_names
 from harness.data.fingerprint import NEAR_DUPLICATE_BITS, content_hash, near_pairs, perceptual_hash
 from harness.data.imageinfo import ImageDecodeError, decode_image
+from harness.data.pool import worker_pool
 from harness.data.report import SKIP_IMAGE, WARNING, Problem, ValidationReport
 from harness.data.splits import Split, dataset_split, paper_split
 from harness.data.voc import UNREADABLE_IMAGE, VocDataset, load_voc
@@ -177,7 +175,7 @@ def scan_image(job: tuple[str, str, int, int]) -> Union[ImageFacts, tuple[str, s
 def _scan(dataset: VocDataset, workers: int) -> dict[str, ImageFacts]:
     """Decode every kept image; unreadable ones are reported and taken out of the dataset."""
     jobs = [(im.image_id, str(im.image_path), im.width, im.height) for im in dataset.images]
-    with _pool(workers if len(jobs) >= 4 * workers else 1) as pool:
+    with worker_pool(workers if len(jobs) >= 4 * workers else 1) as pool:
         outcomes = pool.imap(scan_image, jobs, chunksize=8) if pool else map(scan_image, jobs)
         results = list(outcomes)
     facts, failed = {}, set()
@@ -193,16 +191,6 @@ def _scan(dataset: VocDataset, workers: int) -> dict[str, ImageFacts]:
         failed.add(image_id)
     dataset.images = [im for im in dataset.images if im.image_id not in failed]
     return facts
-
-
-@contextlib.contextmanager
-def _pool(workers: int):
-    if workers == 1:
-        yield None
-        return
-    context = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
-    with context.Pool(workers) as pool:
-        yield pool
 
 
 # ----------------------------------------------------------------------------- duplicates and leakage

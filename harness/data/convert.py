@@ -8,10 +8,8 @@ when complete, so an interrupted conversion resumes with the images and records 
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import multiprocessing
 import os
 import shutil
 import sys
@@ -25,12 +23,13 @@ import lmdb
 
 from harness.data import caffe_lmdb, darknet
 from harness.data.annotations import ImageAnnotation
-from harness.data.imageinfo import ImageDecodeError, decode_image
 from harness.data.atomic import link_or_copy, write_bytes, write_text
-from harness.data.report import SKIP_IMAGE, WARNING, Problem, ValidationReport
 from harness.data.audit import DatasetAudit, audit_dataset
 from harness.data.audit_report import write_dataset_report
 from harness.data.classnames import ClassMap, read_class_map
+from harness.data.imageinfo import ImageDecodeError, decode_image
+from harness.data.pool import worker_pool
+from harness.data.report import SKIP_IMAGE, WARNING, Problem, ValidationReport
 from harness.data.splits import Split, dataset_split
 from harness.data.voc import MISSING_ANNOTATION, UNREADABLE_IMAGE, split_file
 from harness.labels import LabelMap
@@ -317,7 +316,7 @@ def _run_tasks(tasks: list[_Task], lmdb_dir: Path, workers: int | None, progress
     workers = max(1, min(workers or default_workers(), len(tasks)))
     bar = _progress_bar(len(tasks), f"convert {split}", progress)
     # The pool is forked before the LMDB is opened: LMDB handles must not cross a fork.
-    with _worker_pool(workers) as pool:
+    with worker_pool(workers) as pool:
         results = pool.imap(convert_image, tasks, chunksize=4) if pool else map(convert_image, tasks)
         env = _open_writer(lmdb_dir, tasks) if any(t.need_record for t in tasks) else None
         batch: list[tuple[bytes, bytes]] = []
@@ -357,17 +356,6 @@ def _record(task: _Task, channels: int) -> bytes:
     jpeg = (Path(task.darknet_dir) / "images" / f"{task.image.image_id}.jpg").read_bytes()
     labelmap = LabelMap.from_names(task.labelmap_names)
     return caffe_lmdb.annotated_datum(task.image, jpeg, channels, labelmap).SerializeToString()
-
-
-@contextlib.contextmanager
-def _worker_pool(workers: int):
-    """A process pool for ``workers`` > 1, else None (work runs inline, easy to debug and patch)."""
-    if workers == 1:
-        yield None
-        return
-    context = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
-    with context.Pool(workers) as pool:
-        yield pool
 
 
 def _open_writer(lmdb_dir: Path, tasks: list[_Task]):
