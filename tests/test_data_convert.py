@@ -38,8 +38,12 @@ def test_bccd_counts_and_reported_bad_boxes(bccd_converted):
     assert counts["test"]["objects_per_class"] == {"Platelets": 69, "RBC": 805, "WBC": 71}
     summary = json.loads((result.out_dir / "conversion.json").read_text())
     assert summary["counts"]["validation"]["skipped_by_reason"] == {"zero-area box": 2}
-    bad = sorted(Path(p["file"]).name for p in summary["problems"])
+    bad = sorted(Path(p["file"]).name for p in summary["problems"] if p["action"] == "skipped object")
     assert bad == ["BloodImage_00338.xml", "BloodImage_00343.xml"]
+    # the audit's one real finding on BCCD: the same field photographed twice, both in trainval
+    (twin,) = [p for p in summary["problems"] if p["kind"] == "duplicate image"]
+    assert Path(twin["file"]).name == "BloodImage_00038.jpg" and "BloodImage_00037.jpg" in twin["message"]
+    assert (result.out_dir / "audit" / "dataset_report.html").is_file()
     text = result.summary()
     assert "BloodImage_00338.xml object #12 (RBC): zero-area box" in text
     assert "train: 292 images, test: 72 images" in text
@@ -280,7 +284,7 @@ def test_dataset_without_image_sets_uses_the_paper_rule(tmp_path):
     voc_root = _small_voc(tmp_path / "voc", 100)
     result = convert_dataset(voc_root, tmp_path / "out", seed=1, progress=False)
     assert len(result.test_ids) == 7 and len(result.train_ids) == 93
-    assert result.split_source == "paper rule 7/100, seed 1"
+    assert result.split_source == "paper rule 7/100, seed 1, stratified by class"
     again = convert_dataset(voc_root, tmp_path / "out2", seed=1, progress=False)
     assert again.test_ids == result.test_ids
 

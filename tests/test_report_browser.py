@@ -90,3 +90,56 @@ def test_screenshot_shows_content(report, tmp_path):
     bands = np.array_split(grey, 8, axis=0)                 # text/tables/figures all the way down
     assert all(band.std() > 5 for band in bands), [round(float(b.std()), 1) for b in bands]
     assert (grey < 100).mean() > 0.005                      # there is dark text
+
+
+# ----------------------------------------------------------------------------- dataset report
+
+@pytest.fixture(scope="module")
+def dataset_report(tmp_path_factory):
+    """A small audited set with a leak and a typo class, so every section of the page has content."""
+    from harness.data.audit import audit_dataset
+    from test_data_voc import make_sample
+
+    root = tmp_path_factory.mktemp("dataset") / "voc"
+    for i in range(12):
+        make_sample(root, f"im{i:02d}", [("cell", 2, 2, 30, 30), ("Nucleus", 20, 10, 50, 40)])
+    make_sample(root, "odd", [("nucleus", 5, 5, 25, 25)])
+    (root / "JPEGImages" / "im11.jpg").write_bytes((root / "JPEGImages" / "im00.jpg").read_bytes())
+    main = root / "ImageSets" / "Main"
+    main.mkdir(parents=True)
+    (main / "trainval.txt").write_text("".join(f"im{i:02d}\n" for i in range(9)) + "odd\n")
+    (main / "test.txt").write_text("im09\nim10\nim11\n")
+    out = root.parent / "audit"
+    audit_dataset(root, out, workers=1)
+    return out
+
+
+def test_dataset_report_renders_with_every_figure(dataset_report, tmp_path):
+    html = dataset_report / "dataset_report.html"
+    dom = _dump_dom(html, tmp_path / "profile")
+    figures = sorted(dataset_report.glob("*.png"))
+    assert len(figures) == 5
+    body = re.search(r"<body([^>]*)>", dom).group(1)
+    assert f'data-images-checked="{len(figures)}"' in body and 'data-images-broken="0"' in body
+    widths = {src: int(w) for src, w in re.findall(r'<img[^>]*src="([^"]+)"[^>]*data-natural-width="(\d+)"', dom)}
+    for path in figures:
+        assert widths[path.name] == cv2.imread(str(path)).shape[1]
+    leak_rows = re.search(r'<table id="leakage-table">(.*?)</table>', dom, re.S).group(1)
+    assert "im11.jpg" in leak_rows and "im00.jpg" in leak_rows and "exact" in leak_rows
+    assert "LEAKAGE: 1 test image(s) have a twin in train" in dom
+    assert "<code>nucleus</code>" in re.search(r'id="suspect-classes"(.*?)</div>', dom, re.S).group(1)
+    for table in ("summary-table", "class-table", "box-size-table", "problem-table", "image-size-table"):
+        assert f'id="{table}"' in dom
+
+
+def test_run_report_links_the_dataset_report(report, dataset_report):
+    run_dir = report["html"].parent
+    shutil.copytree(dataset_report, run_dir / "dataset" / "audit")
+    try:
+        rebuilt = build_report(run_dir)
+        html = rebuilt["html"].read_text()
+        assert 'href="dataset/audit/dataset_report.html"' in html
+        assert "[dataset/audit/dataset_report.html]" in rebuilt["md"].read_text()
+    finally:
+        shutil.rmtree(run_dir / "dataset")
+    assert "dataset_report" not in build_report(run_dir)["html"].read_text()

@@ -29,7 +29,8 @@ def link_or_copy(src: str | Path, dst: str | Path) -> str:
 
     Links keep the original JPEG bytes (Caffe's records hold the same bytes) and cost no space.
     """
-    src, dst = Path(src), Path(dst)
+    # A hard link to a symlink would copy the link itself, which a relative target breaks: link the file.
+    src, dst = Path(src).resolve(), Path(dst)
     if dst.exists() and os.path.samefile(src, dst):
         return "link"                    # already linked (rename onto the same inode would be a no-op)
     dst.parent.mkdir(parents=True, exist_ok=True)

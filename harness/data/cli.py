@@ -17,6 +17,20 @@ def _labelmap_option(path: str | None):
         raise click.BadParameter(str(exc), param_hint="--labelmap") from exc
 
 
+def _class_map_option(path: str | None):
+    if path is None:
+        return None
+    from harness.data.classnames import read_class_map
+
+    try:
+        return read_class_map(path)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--class-map") from exc
+
+
+_CLASS_MAP_HELP = "File of 'old: new' lines ('name: <drop>' removes those objects), applied before anything else."
+
+
 @click.group()
 def data() -> None:
     """Convert, synthesise and check Pascal VOC datasets."""
@@ -34,19 +48,28 @@ def data() -> None:
 @click.option("--workers", type=int, default=None,
               help="Image-decoding processes [default: all cores but the LMDB writer's].")
 @click.option("--overwrite", is_flag=True, help="Replace an earlier conversion of different inputs in --out.")
+@click.option("--class-map", type=click.Path(exists=True, dir_okay=False), default=None, help=_CLASS_MAP_HELP)
+@click.option("--dedupe", is_flag=True, help="Drop each test image that has a twin (exact or near duplicate) in train.")
+@click.option("--allow-leakage", is_flag=True, help="Convert even when test images have a twin in train.")
+@click.option("--allow-suspect-classes", is_flag=True,
+              help="Convert even when class names look like typos of each other (no --labelmap given).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def convert(voc_root: str, out_dir: str, labelmap: str | None, seed: int, workers: int | None,
-            overwrite: bool, quiet: bool) -> None:
-    """Write Darknet (YOLO txt, lists) and Caffe-SSD (AnnotatedDatum LMDB) layouts from VOC."""
-    from harness.data.convert import convert_dataset
+            overwrite: bool, class_map: str | None, dedupe: bool, allow_leakage: bool,
+            allow_suspect_classes: bool, quiet: bool) -> None:
+    """Audit, then write Darknet (YOLO txt, lists) and Caffe-SSD (AnnotatedDatum LMDB) layouts from VOC."""
+    from harness.data.convert import AUDIT_DIR, convert_dataset
 
     try:
         result = convert_dataset(voc_root, out_dir, labelmap=_labelmap_option(labelmap), seed=seed,
-                                 workers=workers, progress=not quiet, overwrite=overwrite)
+                                 workers=workers, progress=not quiet, overwrite=overwrite,
+                                 class_map=_class_map_option(class_map), allow_leakage=allow_leakage,
+                                 dedupe=dedupe, allow_suspect_classes=allow_suspect_classes)
     except (ValueError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(result.summary())
-    click.echo(f"summary written to {Path(result.out_dir) / 'conversion.json'}")
+    click.echo(f"summary written to {Path(result.out_dir) / 'conversion.json'}; "
+               f"dataset report: {Path(result.out_dir) / AUDIT_DIR / 'dataset_report.html'}")
 
 
 @data.command()
@@ -73,17 +96,30 @@ def synth(out_dir: str, n_images: int, seed: int, classification_images: int, qu
 @click.option("--voc", "voc_root", required=True, type=click.Path(exists=True, file_okay=False))
 @click.option("--image-set", default=None, help="Split name (e.g. test) or ids file; default: all annotations.")
 @click.option("--labelmap", type=click.Path(exists=True, dir_okay=False), default=None)
+@click.option("--class-map", type=click.Path(exists=True, dir_okay=False), default=None, help=_CLASS_MAP_HELP)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="dataset_audit", show_default=True,
+              help="Where dataset_report.html, dataset.json and the figures are written.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the 7/100 draw (sets without ImageSets).")
+@click.option("--workers", type=int, default=None, help="Decoding processes [default: all cores].")
 @click.option("--max-messages", type=int, default=200, show_default=True)
-@click.option("--strict", is_flag=True, help="Exit with status 1 if any image or object would be skipped.")
-def check(voc_root: str, image_set: str | None, labelmap: str | None, max_messages: int, strict: bool) -> None:
-    """Validate a VOC dataset and print the report (writes nothing)."""
-    from harness.data.voc import load_voc
+@click.option("--strict", is_flag=True,
+              help="Exit with status 1 if any image or object would be skipped, or test images leak into train.")
+def check(voc_root: str, image_set: str | None, labelmap: str | None, class_map: str | None, out_dir: str,
+          seed: int, workers: int | None, max_messages: int, strict: bool) -> None:
+    """Audit a VOC dataset: decode every image, find duplicates, leakage, orphans and typo classes.
+
+    Prints the findings and writes the dataset report; exits 1 when no image is usable or a split
+    has no object.
+    """
+    from harness.data.audit import audit_dataset
 
     try:
-        dataset = load_voc(voc_root, image_set=image_set, labelmap=_labelmap_option(labelmap))
+        audit = audit_dataset(voc_root, out_dir, labelmap=_labelmap_option(labelmap),
+                              class_map=_class_map_option(class_map), image_set=image_set, seed=seed,
+                              workers=workers)
     except (ValueError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo(f"label map: {', '.join(dataset.labelmap.names)}")
-    click.echo(dataset.report.summary(max_messages=max_messages))
-    if strict and (dataset.report.images_skipped or dataset.report.objects_skipped):
+    click.echo(audit.summary(max_messages=max_messages))
+    click.echo(f"dataset report: {Path(out_dir) / 'dataset_report.html'}")
+    if strict and (audit.report.images_skipped or audit.report.objects_skipped or audit.leaks):
         raise SystemExit(1)

@@ -8,10 +8,8 @@ when complete, so an interrupted conversion resumes with the images and records 
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import multiprocessing
 import os
 import shutil
 import sys
@@ -26,9 +24,14 @@ import lmdb
 from harness.data import caffe_lmdb, darknet
 from harness.data.annotations import ImageAnnotation
 from harness.data.atomic import link_or_copy, write_bytes, write_text
+from harness.data.audit import DatasetAudit, audit_dataset
+from harness.data.audit_report import write_dataset_report
+from harness.data.classnames import ClassMap, read_class_map
+from harness.data.imageinfo import ImageDecodeError, decode_image
+from harness.data.pool import worker_pool
 from harness.data.report import SKIP_IMAGE, WARNING, Problem, ValidationReport
-from harness.data.splits import Split, choose_split
-from harness.data.voc import MISSING_ANNOTATION, UNREADABLE_IMAGE, load_voc, split_file
+from harness.data.splits import Split, dataset_split
+from harness.data.voc import MISSING_ANNOTATION, UNREADABLE_IMAGE, split_file
 from harness.labels import LabelMap
 
 FORMAT_VERSION = 1
@@ -37,6 +40,11 @@ SMALL_TEST_SET = "small test set"
 REENCODED = "re-encoded to JPEG"
 COMMIT_EVERY = 64
 SPLITS = ("train", "test")
+AUDIT_DIR = "audit"
+
+
+class LeakageError(ValueError):
+    """The split puts a twin of a training image in the test set."""
 
 
 @dataclass
@@ -85,6 +93,10 @@ def convert_dataset(
     workers: int | None = None,
     progress: bool = True,
     overwrite: bool = False,
+    class_map: ClassMap | str | Path | None = None,
+    allow_leakage: bool = False,
+    dedupe: bool = False,
+    allow_suspect_classes: bool = False,
 ) -> ConvertResult:
     """Validate ``voc_root`` and write both native layouts under ``out_dir``; resumable.
 
@@ -93,16 +105,26 @@ def convert_dataset(
     shuffled order of the training LMDB.  ``workers`` processes decode-check images and write the
     Darknet files (default: all cores but the one writing the LMDB).  ``overwrite`` discards an earlier conversion with
     different inputs instead of refusing.
+
+    The dataset audit (``harness.data.audit``) runs first and is written to ``OUT/audit/``.
+    ``class_map`` (a ``ClassMap`` or an ``old: new`` file) renames or drops class names.  A split
+    with a test image whose twin is in train is refused unless ``dedupe`` (drop those test
+    images) or ``allow_leakage``; class names that look like typos (no label map given) are
+    refused unless ``allow_suspect_classes``.
     """
     started = time.monotonic()
     voc_root, out_dir = Path(voc_root).resolve(), Path(out_dir).resolve()
     if isinstance(labelmap, (str, Path)):
         labelmap = LabelMap.from_file(labelmap)
-    dataset = load_voc(voc_root, labelmap=labelmap)
+    if isinstance(class_map, (str, Path)):
+        class_map = read_class_map(class_map)
+    audit = audit_dataset(voc_root, labelmap=labelmap, class_map=class_map, seed=seed, workers=workers,
+                          dedupe=dedupe)
+    _refuse_audit_findings(audit, allow_leakage, allow_suspect_classes)
+    dataset, split = audit.dataset, audit.split
     report, labelmap = dataset.report, dataset.labelmap
-    split = choose_split(voc_root, [p.stem for p in (voc_root / "Annotations").glob("*.xml")], seed)
     by_id = {image.image_id: image for image in dataset.images}
-    train, test = _reconcile_split(voc_root, split, by_id, report)
+    train, test = _reconcile_split(voc_root, dataset_split(voc_root) or split, by_id, report)
     darknet.check_darknet_paths(out_dir / "darknet", train + test)
 
     if len(test) < 4:
@@ -110,6 +132,7 @@ def convert_dataset(
                            f"only {len(test)} test images: Darknet's `detector valid` crashes with fewer than 4"))
     fingerprint = _fingerprint(voc_root, labelmap, seed, train, test, by_id)
     resumed = _prepare_out_dir(out_dir, fingerprint, overwrite)
+    write_dataset_report(audit, out_dir / AUDIT_DIR)
     done = _finished_result(out_dir, fingerprint, report)
     if done is not None:
         return done
@@ -132,7 +155,22 @@ def convert_dataset(
     return result
 
 
-# ----------------------------------------------------------------------------- splits
+# ----------------------------------------------------------------------------- audit and splits
+
+def _refuse_audit_findings(audit: DatasetAudit, allow_leakage: bool, allow_suspect_classes: bool) -> None:
+    """A leaking split or typo classes would ruin the reproduction silently: stop and say which files."""
+    if audit.leaks and not allow_leakage:
+        shown = "; ".join(f"test {leak.test_id} = train {leak.train_id} ({leak.kind})" for leak in audit.leaks[:10])
+        raise LeakageError(f"{audit.dataset.root}: {len(audit.leaks)} test images have a twin in train ({shown}"
+                           f"{' ...' if len(audit.leaks) > 10 else ''}); use --dedupe to drop the test twins or "
+                           f"--allow-leakage to keep them ('harness data check' writes the full table)")
+    typos = [s for s in audit.suspects if s.similar_to or len(s.name) == 1]
+    if typos and not allow_suspect_classes:
+        shown = "; ".join(f"{s.name!r} {s.reason}" for s in typos)
+        raise ValueError(f"{audit.dataset.root}: class names look like typos ({shown}); fix them with "
+                         f"--class-map FILE ('old: new' lines), give --labelmap, or --allow-suspect-classes")
+
+
 
 def _reconcile_split(voc_root: Path, split: Split, by_id: dict, report: ValidationReport) -> tuple[list, list]:
     """Keep split ids that survived validation; report ids that are missing or in no split."""
@@ -210,7 +248,7 @@ def _remove_temporaries(out_dir: Path) -> None:
 
 
 def _remove_outputs(out_dir: Path) -> None:
-    for name in ("darknet", "caffe", "splits"):
+    for name in ("darknet", "caffe", "splits", AUDIT_DIR):
         shutil.rmtree(out_dir / name, ignore_errors=True)
     for name in ("conversion.json", "labels.txt", _state_path(out_dir).name):
         (out_dir / name).unlink(missing_ok=True)
@@ -278,7 +316,7 @@ def _run_tasks(tasks: list[_Task], lmdb_dir: Path, workers: int | None, progress
     workers = max(1, min(workers or default_workers(), len(tasks)))
     bar = _progress_bar(len(tasks), f"convert {split}", progress)
     # The pool is forked before the LMDB is opened: LMDB handles must not cross a fork.
-    with _worker_pool(workers) as pool:
+    with worker_pool(workers) as pool:
         results = pool.imap(convert_image, tasks, chunksize=4) if pool else map(convert_image, tasks)
         env = _open_writer(lmdb_dir, tasks) if any(t.need_record for t in tasks) else None
         batch: list[tuple[bytes, bytes]] = []
@@ -320,17 +358,6 @@ def _record(task: _Task, channels: int) -> bytes:
     return caffe_lmdb.annotated_datum(task.image, jpeg, channels, labelmap).SerializeToString()
 
 
-@contextlib.contextmanager
-def _worker_pool(workers: int):
-    """A process pool for ``workers`` > 1, else None (work runs inline, easy to debug and patch)."""
-    if workers == 1:
-        yield None
-        return
-    context = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
-    with context.Pool(workers) as pool:
-        yield pool
-
-
 def _open_writer(lmdb_dir: Path, tasks: list[_Task]):
     expected = sum(t.image.image_path.stat().st_size for t in tasks if t.need_record)
     current = sum(f.stat().st_size for f in lmdb_dir.glob("*.mdb"))
@@ -359,20 +386,16 @@ def convert_image(task: _Task):
     crosses the process boundary (sending ~100 KB records back cost more than the decoding).
     """
     import cv2
-    import numpy as np
 
     image = task.image
     try:
         raw = image.image_path.read_bytes()
     except OSError as exc:
         return Problem(str(image.image_path), UNREADABLE_IMAGE, SKIP_IMAGE, f"cannot read: {exc}")
-    decoded = cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_COLOR)
-    if decoded is None:
-        return Problem(str(image.image_path), UNREADABLE_IMAGE, SKIP_IMAGE, "image data cannot be decoded")
-    if decoded.shape[:2] != (image.height, image.width):
-        return Problem(str(image.image_path), UNREADABLE_IMAGE, SKIP_IMAGE,
-                       f"decodes to {decoded.shape[1]}x{decoded.shape[0]} but its header says "
-                       f"{image.width}x{image.height} (EXIF rotation?)")
+    try:
+        decoded = decode_image(raw, image.width, image.height)
+    except ImageDecodeError as exc:
+        return Problem(str(image.image_path), UNREADABLE_IMAGE, SKIP_IMAGE, str(exc))
     is_jpeg = raw[:2] == b"\xff\xd8"
     jpeg = raw if is_jpeg else cv2.imencode(".jpg", decoded, [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes()
     darknet_dir = Path(task.darknet_dir)

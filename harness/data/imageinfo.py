@@ -13,6 +13,10 @@ class ImageHeaderError(ValueError):
     """The file is not a JPEG/PNG we can read the size of (truncated, other format, not an image)."""
 
 
+class ImageDecodeError(ImageHeaderError):
+    """The header is fine but the pixels are not (truncated data, or another size than the header says)."""
+
+
 def image_size(path: str | Path) -> tuple[int, int]:
     """(width, height) of a JPEG or PNG from its header; other formats fall back to OpenCV."""
     path = Path(path)
@@ -65,3 +69,21 @@ def _opencv_size(path: Path) -> tuple[int, int]:
     if image is None:
         raise ImageHeaderError(f"{path}: not a readable image")
     return int(image.shape[1]), int(image.shape[0])
+
+
+def decode_image(raw: bytes, width: int, height: int):
+    """Decode ``raw`` fully (BGR) and check it has the header's size; raises ImageDecodeError.
+
+    The audit (``data check``) and ``data convert`` use this one check, so a file that check
+    passes is one that convert accepts.  OpenCV returns nothing for truncated JPEG data.
+    """
+    import cv2
+    import numpy as np
+
+    decoded = cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_COLOR)
+    if decoded is None:
+        raise ImageDecodeError("image data cannot be decoded (truncated or corrupt file)")
+    if decoded.shape[:2] != (height, width):
+        raise ImageDecodeError(f"decodes to {decoded.shape[1]}x{decoded.shape[0]} but its header says "
+                               f"{width}x{height} (EXIF rotation?)")
+    return decoded

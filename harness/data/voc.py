@@ -6,6 +6,8 @@ or keep it with a warning — so a conversion never loses data without saying so
 """
 from __future__ import annotations
 
+import os
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Optional
@@ -13,6 +15,7 @@ from typing import Iterable, Optional
 from lxml import etree
 
 from harness.data.annotations import Box, ImageAnnotation
+from harness.data.classnames import ClassMap
 from harness.data.imageinfo import ImageHeaderError, image_size
 from harness.data.report import FIXED, SKIP_IMAGE, SKIP_OBJECT, WARNING, Problem, ValidationReport
 from harness.labels import PAPER_LABELS, LabelMap
@@ -36,6 +39,13 @@ INVERTED = "inverted box"
 OUTSIDE = "box outside image"
 CLIPPED = "box out of image (clipped)"
 DUPLICATE_ID = "duplicate id"
+FILENAME_MISMATCH = "filename mismatch"
+IMAGE_WITHOUT_XML = "image without annotation"
+AMBIGUOUS_IMAGE = "ambiguous image"
+BAD_FLAG = "bad flag"
+CLASS_MAPPED = "class mapped"
+CLASS_DROPPED = "dropped by class map"
+UNUSED_MAPPING = "unused class map rule"
 
 
 @dataclass
@@ -64,8 +74,9 @@ class _RawObject:
     name: Optional[str]
     coords: Optional[tuple[float, float, float, float]]
     coords_error: str = ""
-    difficult: bool = False
-    truncated: bool = False
+    difficult: Optional[bool] = False      # None: the XML's value is not a 0/1/true/false flag
+    truncated: Optional[bool] = False
+    flag_text: str = ""
 
 
 @dataclass
@@ -81,13 +92,15 @@ def load_voc(
     root: str | Path,
     image_set: str | Path | None = None,
     labelmap: LabelMap | None = None,
+    class_map: ClassMap | None = None,
 ) -> VocDataset:
     """Read ``root`` (a VOC directory), validate it and return the kept images.
 
     ``image_set`` is a split name (``"test"`` → ``ImageSets/Main/test.txt``) or a path to a file
-    of image ids; ``None`` reads every ``Annotations/*.xml``.  Without ``labelmap`` the classes
-    are inferred: the paper's 15-label map when every name is one of its labels, else the
-    sorted set of names found.
+    of image ids; ``None`` reads every ``Annotations/*.xml`` (and reports images without one).
+    ``class_map`` renames or drops class names before anything else sees them.  Without
+    ``labelmap`` the classes are inferred: the paper's 15-label map when every name is one of
+    its labels, else the sorted set of names found.
     """
     root = Path(root)
     annotations_dir = root / "Annotations"
@@ -97,6 +110,10 @@ def load_voc(
     ids = _resolve_ids(root, image_set, report)
     raws = [raw for raw in (_read_xml(root, image_id, report) for image_id in ids) if raw is not None]
     report.images_total = len(ids)
+    if class_map is not None:
+        _apply_class_map(raws, class_map, report)
+    if image_set is None:
+        report.images_total += _report_images_without_xml(root, set(ids), report)
     if labelmap is None:
         labelmap = infer_labelmap(o.name for raw in raws for o in raw.objects if o.name)
     images = [im for im in (_validate(root, raw, labelmap, report) for raw in raws) if im is not None]
@@ -124,6 +141,46 @@ def read_ids(path: str | Path) -> list[str]:
     except OSError as exc:
         raise FileNotFoundError(f"{path}: cannot read image-set file: {exc}") from exc
     return [line.split()[0] for line in text.splitlines() if line.strip()]
+
+
+def _apply_class_map(raws: list[_RawAnnotation], class_map: ClassMap, report: ValidationReport) -> None:
+    """Rename or drop object names as the map says; one line per rule says what it did."""
+    renamed: Counter = Counter()
+    files: dict[str, set] = {}
+    for raw in raws:
+        kept = []
+        for obj in raw.objects:
+            matched, new_name = class_map.apply(obj.name)
+            if not matched:
+                kept.append(obj)
+                continue
+            renamed[obj.name] += 1
+            files.setdefault(obj.name, set()).add(raw.xml_path.name)
+            if new_name is None:
+                report.objects_total += 1
+                report.add(Problem(str(raw.xml_path), CLASS_DROPPED, SKIP_OBJECT,
+                                   f"class {obj.name!r} is dropped by {class_map.source}", obj.index, obj.name))
+                continue
+            obj.name = new_name
+            kept.append(obj)
+        raw.objects = kept
+    for old, new in class_map.rules.items():
+        if not renamed[old]:
+            report.add(Problem(class_map.source, UNUSED_MAPPING, WARNING, f"no object is named {old!r}"))
+        elif new is not None:
+            report.add(Problem(class_map.source, CLASS_MAPPED, FIXED,
+                               f"{old!r} -> {new!r} on {renamed[old]} objects in {len(files[old])} files"))
+
+
+def _report_images_without_xml(root: Path, ids: set[str], report: ValidationReport) -> int:
+    """Images in JPEGImages/ that no XML annotates are named and counted, never used silently."""
+    folder = root / "JPEGImages"
+    orphans = sorted(p for p in folder.glob("*") if p.suffix in IMAGE_SUFFIXES and p.stem not in ids) \
+        if folder.is_dir() else []
+    for path in orphans:
+        report.add(Problem(str(path), IMAGE_WITHOUT_XML, SKIP_IMAGE,
+                           f"no Annotations/{path.stem}.xml; the image is not used"))
+    return len(orphans)
 
 
 def split_file(root: str | Path, name: str) -> Path:
@@ -181,8 +238,11 @@ def _read_size(node) -> Optional[tuple[int, int]]:
 
 
 def _read_object(index: int, node) -> _RawObject:
-    obj = _RawObject(index, _text(node, "name"), None,
-                     difficult=_flag(_text(node, "difficult")), truncated=_flag(_text(node, "truncated")))
+    difficult, truncated = _text(node, "difficult"), _text(node, "truncated")
+    obj = _RawObject(index, _text(node, "name"), None, difficult=_flag(difficult), truncated=_flag(truncated))
+    obj.flag_text = ", ".join(f"<{tag}>{value}</{tag}>" for tag, value, flag in
+                              (("difficult", difficult, obj.difficult), ("truncated", truncated, obj.truncated))
+                              if flag is None)
     box = node.find("bndbox")
     if box is None:
         obj.coords_error = "no <bndbox>"
@@ -195,43 +255,44 @@ def _read_object(index: int, node) -> _RawObject:
     return obj
 
 
-_TRUE_WORDS = {"true", "yes"}
-_FALSE_WORDS = {"false", "no"}
+_TRUE, _FALSE = {"1", "true", "yes"}, {"0", "false", "no"}
 
 
-def _flag(value: Optional[str]) -> bool:
-    """VOC writes 0/1; other annotation tools write ``true``/``false``: both are flags."""
+def _flag(value: Optional[str]) -> Optional[bool]:
+    """VOC flags are 0/1; other tools write true/false. Absent = False; anything else = None."""
     if value is None:
         return False
-    word = value.strip().lower()
-    if word in _TRUE_WORDS or word in _FALSE_WORDS:
-        return word in _TRUE_WORDS
+    word = value.strip().casefold()
+    if word in _TRUE or word in _FALSE:
+        return word in _TRUE
     try:
         return int(float(word)) != 0
     except ValueError:
-        return False
+        return None
+
+
+def image_candidates(root: Path, image_id: str) -> list[Path]:
+    """Every JPEGImages/<id>.<ext> entry, dangling symlinks included (so they can be reported)."""
+    folder = root / "JPEGImages"
+    return [folder / f"{image_id}{suffix}" for suffix in IMAGE_SUFFIXES
+            if (folder / f"{image_id}{suffix}").is_file() or (folder / f"{image_id}{suffix}").is_symlink()]
 
 
 def find_image(root: Path, image_id: str, filename: Optional[str] = None) -> Optional[Path]:
-    """JPEGImages/<id>.<ext>, else the XML's <filename>; None when neither exists."""
-    folder = root / "JPEGImages"
-    for suffix in IMAGE_SUFFIXES:
-        candidate = folder / f"{image_id}{suffix}"
-        if candidate.is_file():
-            return candidate
-    if filename and (folder / filename).is_file():
-        return folder / filename
-    return None
+    """JPEGImages/<id>.<ext> (symlinks followed); None when there is none.
+
+    The XML's ``<filename>`` is deliberately not used to find another image: an XML without its
+    own image is an orphan, not a pairing to guess (``filename`` is kept for API compatibility).
+    """
+    return next((p for p in image_candidates(root, image_id) if p.is_file()), None)
 
 
 def _validate(root: Path, raw: _RawAnnotation, labelmap: LabelMap,
               report: ValidationReport) -> Optional[ImageAnnotation]:
     """Check one parsed annotation against its image and the label map; None if the image is skipped."""
     xml = str(raw.xml_path)
-    image_path = find_image(root, raw.image_id, raw.filename)
+    image_path = _paired_image(root, raw, report)
     if image_path is None:
-        report.add(Problem(xml, MISSING_IMAGE, SKIP_IMAGE,
-                           f"no image {raw.image_id}.jpg (or .png/.jpeg) in {root / 'JPEGImages'}"))
         return None
     try:
         width, height = image_size(image_path)
@@ -256,10 +317,39 @@ def _validate(root: Path, raw: _RawAnnotation, labelmap: LabelMap,
     return ImageAnnotation(raw.image_id, image_path, width, height, boxes)
 
 
+def _paired_image(root: Path, raw: _RawAnnotation, report: ValidationReport) -> Optional[Path]:
+    """The image named like the XML; <filename> is compared with it, never used to pick another."""
+    xml, candidates = str(raw.xml_path), image_candidates(root, raw.image_id)
+    present = [p for p in candidates if p.is_file()]
+    named = Path(raw.filename).stem if raw.filename else None
+    points_elsewhere = named is not None and named != raw.image_id
+    if not present:
+        broken = [f"{p.name} -> {os.readlink(p)}" for p in candidates if p.is_symlink()]
+        detail = (f"broken symlink {', '.join(broken)}" if broken else
+                  f"no image {raw.image_id}.jpg (or .png/.jpeg) in {root / 'JPEGImages'}")
+        if points_elsewhere:
+            detail += f"; its <filename> names {raw.filename!r}, which is not paired by guess"
+        report.add(Problem(xml, MISSING_IMAGE, SKIP_IMAGE, detail))
+        return None
+    if len(present) > 1:
+        report.add(Problem(xml, AMBIGUOUS_IMAGE, WARNING,
+                           f"{len(present)} images for one id ({', '.join(p.name for p in present)}); "
+                           f"using {present[0].name}"))
+    if points_elsewhere:
+        report.add(Problem(xml, FILENAME_MISMATCH, WARNING,
+                           f"<filename> is {raw.filename!r} but the XML is {raw.xml_path.name}; "
+                           f"using {present[0].name} (the image named like the XML)"))
+    return present[0]
+
+
 def _validate_object(xml: str, obj: _RawObject, width: int, height: int, labelmap: LabelMap,
                      report: ValidationReport) -> Optional[Box]:
     def skip(kind: str, message: str) -> None:
         report.add(Problem(xml, kind, SKIP_OBJECT, message, obj.index, obj.name))
+
+    if obj.flag_text:
+        report.add(Problem(xml, BAD_FLAG, WARNING, f"{obj.flag_text} is not 0/1/true/false; read as 0",
+                           obj.index, obj.name))
 
     if obj.name is None:
         return skip(MISSING_NAME, "object has no <name>")
@@ -283,4 +373,4 @@ def _validate_object(xml: str, obj: _RawObject, width: int, height: int, labelma
                            f"({clipped[0]:g},{clipped[1]:g},{clipped[2]:g},{clipped[3]:g}) "
                            f"inside [1,{width}]x[1,{height}]", obj.index, obj.name))
         report.objects_fixed += 1
-    return Box(obj.name, *clipped, difficult=obj.difficult, truncated=obj.truncated)
+    return Box(obj.name, *clipped, difficult=bool(obj.difficult), truncated=bool(obj.truncated))

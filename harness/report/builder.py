@@ -20,6 +20,9 @@ from harness.report.tables import (
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 GENERATED_FIGURE_GLOBS = ("fig7_loss.png", "fig8_pr_*.png", "fig10_confusion_*.png")
+# Where the data stage's audit may sit in a run directory: written by ``audit_dataset(voc, RUN_DIR)``,
+# or by ``convert_dataset`` into the converted dataset (``harness reproduce`` converts into RUN_DIR/dataset).
+DATASET_REPORTS = ("dataset_report.html", "dataset/audit/dataset_report.html")
 
 
 @dataclass
@@ -125,10 +128,16 @@ def _missing_figures(run: RunData, figures: list[Figure]) -> list[str]:
     return notes
 
 
+def _dataset_report(run_dir: Path) -> Optional[str]:
+    """Relative link to the dataset audit report when the run directory holds one."""
+    return next((name for name in DATASET_REPORTS if (run_dir / name).is_file()), None)
+
+
 def _context(run, paper, figures, table1, table2, provenance) -> dict:
     smoke = [e.name for e in run.experiments if e.summary and not e.profile_comparable]
     return {
         "run": run,
+        "dataset_report": _dataset_report(run.run_dir),
         "title": f"leukonet-harness report — {run.name}",
         "generated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "harness_version": harness.__version__,
