@@ -56,7 +56,8 @@ def test_each_framework_trains_detects_and_is_scored(tiny_run: Path, name: str) 
     assert summary["status"] == "ok", summary.get("message")
     assert summary["profile"] == "smoke" and summary["comparable_with_paper"] is False
     model_dir = tiny_run / "models" / name
-    assert Path(summary["train"]["weights"]).is_file()
+    assert not Path(summary["train"]["weights"]).is_absolute()     # relative to summary.json's folder
+    assert (model_dir / summary["train"]["weights"]).is_file()
     rows = list(csv.DictReader((model_dir / summary["train"]["loss_csv"]).open()))
     assert rows and all(math.isfinite(float(r["loss"])) for r in rows)
     for protocol in ("voc07", "voc12"):

@@ -103,14 +103,23 @@ def execute(settings: RunSettings, configs: Sequence[ExperimentConfig], overwrit
     plan_all(configs, overwrite)
     announce_devices(configs)
     write_run_file(settings, configs)
-    prepared = prepare_data(settings.data, settings.run_dir, settings.profile, seed=settings.seed,
-                            classification=settings.classification)
+    prepared = prepare_run_data(settings)
     summaries = []
     for index, config in enumerate(configs, 1):
         if on_start is not None:
             on_start(index, config)
         summaries.append(run_experiment(config, prepared, overwrite))
     return prepared, summaries
+
+
+def prepare_run_data(settings: RunSettings) -> PreparedData:
+    """The run's data, with a dataset the audit refuses (leakage, empty split, ...) as a clear error."""
+    try:
+        return prepare_data(settings.data, settings.run_dir, settings.profile, seed=settings.seed,
+                            classification=settings.classification)
+    except (ValueError, FileNotFoundError) as exc:
+        source = settings.data or "the synthetic set"
+        raise click.ClickException(f"data {source}: {exc}") from None
 
 
 def exit_for(summaries: Sequence[dict], run_dir: Path) -> None:

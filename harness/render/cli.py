@@ -175,10 +175,10 @@ def table1_command(profile_name: str, data: Optional[Path], classification: Opti
                    learning_check: bool) -> None:
     """Render exactly the files `harness reproduce table1` (same options) trains, into the same
     run folder (PROJECT/NAME/models/<experiment>/rendered), without training."""
-    from harness.engine.experiment import prepare_data, render_experiment
+    from harness.engine.experiment import render_experiment
     from harness.engine.profiles import profile as get_profile
     from harness.engine.reproduce import table1_configs
-    from harness.engine.run import RunSettings, check_run, plan_all, write_run_file
+    from harness.engine.run import RunSettings, check_run, plan_all, prepare_run_data, write_run_file
 
     try:
         only_valid = [paper.experiment(n).name for n in only]
@@ -190,7 +190,7 @@ def table1_command(profile_name: str, data: Optional[Path], classification: Opti
     check_run(settings, overwrite)
     plan_all(configs, overwrite)
     write_run_file(settings, configs)
-    prepared = prepare_data(data, settings.run_dir, settings.profile, seed=seed, classification=classification)
+    prepared = prepare_run_data(settings)
     for config in configs:
         try:
             files = render_experiment(config, prepared)
