@@ -2,6 +2,7 @@
 PYTHON ?= python3
 DATA   ?=
 NAME   ?=
+DEVICE ?= auto
 RUN_ARGS = $(if $(NAME),--name $(NAME),)
 
 .PHONY: help setup demo test test-fast reproduce-table1 render-table1 doctor bench clean \
@@ -32,7 +33,7 @@ test-fast:
 
 reproduce-table1: setup
 	@test -n "$(DATA)" || { echo "usage: make reproduce-table1 DATA=/path/to/voc_root [NAME=run-name]"; exit 2; }
-	$(PYTHON) -m harness reproduce table1 --profile paper --data "$(DATA)" $(RUN_ARGS)
+	$(PYTHON) -m harness reproduce table1 --profile paper --data "$(DATA)" --device $(DEVICE) $(RUN_ARGS)
 
 render-table1:
 	$(PYTHON) -m harness render table1 --profile paper $(RUN_ARGS)
@@ -60,7 +61,7 @@ docker-reproduce-table1:
 	mkdir -p runs
 	$(DOCKER) run --rm --init --gpus all -u $$(id -u):$$(id -g) -e HOME=/tmp \
 	  -v "$(abspath $(DATA))":/data:ro -v "$(CURDIR)/runs":/runs $(IMAGE):full \
-	  python3 -m harness reproduce table1 --profile paper --data /data --project /runs $(RUN_ARGS)
+	  python3 -m harness reproduce table1 --profile paper --data /data --project /runs --device $(DEVICE) $(RUN_ARGS)
 
 check-gpu-build:
 	bash scripts/check_gpu_build.sh darknet

@@ -173,6 +173,19 @@ def test_reproduce_from_a_fresh_clone_with_default_paths(clone: Path, experiment
     assert summary["status"] == "ok" and summary["device"] == "cpu"
     for value in (*summary["rendered"].values(), summary["train"]["weights"], summary["train"]["loss_csv"]):
         assert not Path(value).is_absolute(), f"summary.json path {value} must be relative to its folder"
+    # the user's own slides: a plain folder, names with spaces, dots and quotes, from another cwd
+    slides = clone / "my slides"
+    slides.mkdir(exist_ok=True)
+    for name, image in zip(["field 1 (copy).v2.jpg", "it's.jpg"], sorted((run_dir / "synthetic/JPEGImages").glob("*.jpg"))):
+        shutil.copy(image, slides / name)
+    (clone / "elsewhere").mkdir(exist_ok=True)
+    done = harness(["detect", f"../runs/table1-smoke/models/{experiment}", "--images", "../my slides",
+                    "--out", f"../dets {experiment}"], clone / "elsewhere", root=clone)
+    assert done.returncode == 0, out(done)[-3000:]
+    index = {r["image_id"]: r["file"] for r in csv.DictReader((clone / f"dets {experiment}" / "images.csv").open())}
+    assert sorted(index.values()) == ["field 1 (copy).v2.jpg", "it's.jpg"]
+    rows = list(csv.DictReader((clone / f"dets {experiment}" / "detections.csv").open()))
+    assert {r["file"] for r in rows} <= set(index.values())
 
 
 @pytest.mark.slow

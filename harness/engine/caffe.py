@@ -164,7 +164,7 @@ def build_identity(root: Path, dialect: str) -> dict:
     stamp = read_build_stamp(root)
     config = root / "Makefile.config"
     config_text = config.read_text(errors="replace") if config.is_file() else ""
-    gpu = _is_gpu_build(root)
+    gpu = is_gpu_build(root)
     cudnn = bool(re.search(r"^\s*USE_CUDNN\s*:?=\s*1", config_text, re.M))
     blas = re.search(r"^\s*BLAS\s*:?=\s*(\w+)", config_text, re.M)
     return {

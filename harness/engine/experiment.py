@@ -230,8 +230,21 @@ def evaluate_split(gt: Sequence[ImageAnnotation], detections: Path, labelmap: La
     for protocol in protocols:
         metrics = evaluate_detections(gt, dets, labelmap, protocol=protocol)
         written[protocol] = write_json(out_dir / f"metrics_{protocol}.json", metrics).name
-        print(f"    {protocol} mAP = {metrics['map']}")
+        print(f"    {protocol} mAP = {metrics['map']} (mean over {metrics.get('mean_over', 'present')} classes)")
+    for problem in _metric_warnings(metrics):
+        print(f"    warning: {problem}")
     return written
+
+
+def _metric_warnings(metrics: dict) -> list[str]:
+    """What the evaluator flagged (metrics.json ``warnings``), one line each for the console."""
+    warnings = metrics.get("warnings") or {}
+    lines = [str(warnings["no_detections"])] if warnings.get("no_detections") else []
+    missing = warnings.get("classes_without_detections") or {}
+    if missing:
+        lines.append(f"{len(missing)} scored class(es) with objects but no detections: "
+                     + ", ".join(f"{name} ({why})" for name, why in missing.items()))
+    return lines
 
 
 def classify(images: list[ImageAnnotation], detections: Path, labelmap: LabelMap, out_dir: Path) -> str:
