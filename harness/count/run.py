@@ -41,6 +41,9 @@ def count_one(fw, files: dict, weights: Path, labelmap, slide_dir: Path, work: P
         result.error = str(exc)
         return result
     result.fields, result.skipped = len(fields.images), fields.skipped
+    if not fields.images:
+        result.error = f"{slide_dir}: no readable field image ({len(fields.skipped)} skipped)"
+        return result
     started = time.monotonic()
     try:
         det_dir = Path(fw.detect(files, weights, fields.images, work / "detections"))

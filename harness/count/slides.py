@@ -33,11 +33,17 @@ def find_slides(root: Path) -> list[Path]:
 def slide_fields(slide_dir: Path, labelmap: LabelMap, work: Path) -> SlideFields:
     """The readable fields of one slide; unreadable ones are named in ``skipped``.
 
-    Raises ValueError (naming the folder) when the slide has no readable field at all.
+    Raises ValueError (naming the folder) when the slide has no image file or VOC root at all.
     """
     import cv2
 
-    inputs = detection_inputs(slide_dir, None, labelmap, work)
+    try:
+        inputs = detection_inputs(slide_dir, None, labelmap, work)
+    except ValueError:
+        candidates = [p for p in sorted(slide_dir.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES]
+        if not candidates:
+            raise
+        return SlideFields(slide_dir.name, [], {}, {}, {p.name: "not a readable image" for p in candidates})
     fields = SlideFields(slide_dir.name, [], {}, {}, dict(inputs.skipped),
                          annotated=(slide_dir / "Annotations").is_dir())
     if fields.annotated:
@@ -52,8 +58,6 @@ def slide_fields(slide_dir: Path, labelmap: LabelMap, work: Path) -> SlideFields
         fields.images.append(image)
         fields.files[image_id] = Path(inputs.files.get(image_id, path.name)).name
         fields.sizes[image_id] = (pixels.shape[1], pixels.shape[0])
-    if not fields.images:
-        raise ValueError(f"{slide_dir}: no readable field image")
     return fields
 
 
