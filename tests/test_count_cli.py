@@ -14,7 +14,7 @@ import pytest
 
 from harness.count.cells import cells_of_image, detections_by_image
 from harness.count.rules import load_thresholds
-from test_config_paths import REPO, harness, out
+from test_config_paths import harness, out
 
 pytestmark = pytest.mark.slow
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable
 
 from harness.count.cells import cells_of_image, detections_by_image, touches_border
 from harness.count.differential import SlideResult, count_labels

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 from harness.data.annotations import ImageAnnotation
 from harness.engine.detect_images import IMAGE_SUFFIXES, detection_inputs
