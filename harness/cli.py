@@ -22,6 +22,7 @@ COMMANDS = {
     "evaluate": "harness.evaluation.cli:evaluate",
     "report": "harness.report.cli:report",
     "reproduce": "harness.engine.reproduce:reproduce",
+    "count": "harness.count.cli:count",
 }
 
 

@@ -78,11 +78,24 @@ def convert(voc_root: str, out_dir: str, labelmap: str | None, seed: int, worker
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--classification-images", type=int, default=0, show_default=True,
               help="Single-object images written under OUT/classification/.")
+@click.option("--slides", "n_slides", type=int, default=None,
+              help="Write N slides instead (OUT/slide_NNN/, each a VOC root of fields) for `harness count`.")
+@click.option("--cells-per-slide", type=int, default=200, show_default=True, help="Leukocytes per slide.")
+@click.option("--scenario", type=click.Choice(["normal", "aml", "infection", "lymphocytosis"]), default="normal",
+              show_default=True, help="The slides' known differential (harness/data/synth.py SCENARIOS).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def synth(out_dir: str, n_images: int, seed: int, classification_images: int, quiet: bool) -> None:
+def synth(out_dir: str, n_images: int, seed: int, classification_images: int, n_slides: int | None,
+          cells_per_slide: int, scenario: str, quiet: bool) -> None:
     """Synthesise Wright-Giemsa-like smears with the paper's 15 labels (VOC layout)."""
-    from harness.data.synth import synthesize
+    from harness.data.synth import synthesize, synthesize_slides
 
+    if n_slides is not None:
+        try:
+            out = synthesize_slides(out_dir, n_slides, cells_per_slide, scenario, seed=seed, progress=not quiet)
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from exc
+        click.echo(f"wrote {n_slides} {scenario} slide(s) of {cells_per_slide} leukocytes to {out}")
+        return
     try:
         out = synthesize(out_dir, n_images, seed=seed, classification_images=classification_images,
                          progress=not quiet)

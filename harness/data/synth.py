@@ -414,3 +414,90 @@ def voc_xml(image: ImageAnnotation) -> str:
         f"\t<size>\n\t\t<width>{image.width}</width>\n\t\t<height>{image.height}</height>\n"
         "\t\t<depth>3</depth>\n\t</size>\n\t<segmented>0</segmented>\n"
         f"{objects}</annotation>\n")
+
+
+# ----------------------------------------------------------------------------- slides
+
+# Per-scenario leukocyte differential (percent of the 11 WBC classes) and non-differential
+# findings per 100 WBC. Rough textbook pictures, chosen so the count's flags differ per scenario.
+SCENARIOS: dict[str, dict[str, dict[str, float]]] = {
+    "normal": {"wbc": {"sNEU": 56, "bNEU": 3, "LYM": 30, "MO": 6, "EO": 3, "BA": 1, "rLYM": 1},
+               "per_100_wbc": {"NRBC": 0, "gPLT": 2, "SM": 1, "Artefact": 2}},
+    "aml": {"wbc": {"Blast": 40, "PRO": 4, "MYE": 3, "MET": 2, "bNEU": 3, "sNEU": 25, "LYM": 18, "MO": 4,
+                    "EO": 0.5, "BA": 0.5},
+            "per_100_wbc": {"NRBC": 6, "gPLT": 3, "SM": 2, "Artefact": 2}},
+    "infection": {"wbc": {"MYE": 2, "MET": 3, "bNEU": 14, "sNEU": 62, "LYM": 12, "MO": 5, "EO": 1, "BA": 0.5,
+                          "rLYM": 0.5},
+                  "per_100_wbc": {"NRBC": 1, "gPLT": 2, "SM": 1, "Artefact": 2}},
+    "lymphocytosis": {"wbc": {"LYM": 58, "rLYM": 12, "sNEU": 22, "bNEU": 2, "MO": 4, "EO": 1.5, "BA": 0.5},
+                      "per_100_wbc": {"NRBC": 0, "gPLT": 2, "SM": 10, "Artefact": 2}},
+}
+SLIDES_MARKER = "slides.json"
+SLIDE_SET = 3
+
+
+def synthesize_slides(out_dir: str | Path, n_slides: int, cells_per_slide: int = 200, scenario: str = "normal",
+                      seed: int = 0, progress: bool = True) -> Path:
+    """Write ``OUT/slide_NNN/`` VOC roots (fields of 732×574) whose cells follow ``scenario``.
+
+    Each slide draws its leukocytes (``cells_per_slide`` of them) from the scenario's differential
+    (multinomial), plus NRBC/gPLT/SM/Artefact per 100 WBC (Poisson), then spreads them over fields
+    of 1–5 cells. The VOC annotations are the ground truth (a cell with no free spot is not drawn);
+    ``OUT/slides.json`` records the parameters and each slide's drawn counts.
+    """
+    if scenario not in SCENARIOS:
+        raise ValueError(f"unknown scenario {scenario!r}; known: {', '.join(SCENARIOS)}")
+    if n_slides < 1 or cells_per_slide < 1:
+        raise ValueError(f"need --slides >= 1 and --cells-per-slide >= 1 (got {n_slides}, {cells_per_slide})")
+    out_dir = Path(out_dir)
+    params = {"generator_version": GENERATOR_VERSION, "slides": n_slides, "cells_per_slide": cells_per_slide,
+              "scenario": scenario, "seed": seed, "width": WIDTH, "height": HEIGHT}
+    marker = out_dir / SLIDES_MARKER
+    if marker.is_file() and json.loads(marker.read_text()).get("params") == params:
+        return out_dir
+    if out_dir.is_dir() and any(p.name != SLIDES_MARKER and not p.name.startswith("slide_") for p in out_dir.iterdir()):
+        raise ValueError(f"{out_dir} holds other files; synthesise slides into an empty or new directory")
+    for old in out_dir.glob("slide_*"):           # ours (checked above): rebuilt from scratch
+        shutil.rmtree(old)
+    marker.unlink(missing_ok=True)
+    drawn = {}
+    for slide in range(n_slides):
+        rng = np.random.default_rng([seed, SLIDE_SET, slide])
+        labels = slide_cells(rng, SCENARIOS[scenario], cells_per_slide)
+        drawn[f"slide_{slide:03d}"] = {name: labels.count(name) for name in sorted(set(labels))}
+        _write_slide(out_dir / f"slide_{slide:03d}", rng, labels, progress)
+    write_text(marker, json.dumps({"params": params, "drawn": drawn}, indent=1) + "\n")
+    return out_dir
+
+
+def slide_cells(rng: np.random.Generator, scenario: dict, n_wbc: int) -> list[str]:
+    """Shuffled labels of one slide: the multinomial WBC draw plus Poisson extras per 100 WBC."""
+    names = list(scenario["wbc"])
+    p = np.array([scenario["wbc"][n] for n in names], float)
+    counts = rng.multinomial(n_wbc, p / p.sum())
+    labels = [name for name, k in zip(names, counts) for _ in range(int(k))]
+    for name, rate in scenario["per_100_wbc"].items():
+        labels += [name] * int(rng.poisson(rate * n_wbc / 100)) if rate else []
+    rng.shuffle(labels)
+    return labels
+
+
+def _write_slide(root: Path, rng: np.random.Generator, labels: list[str], progress: bool) -> None:
+    from tqdm import tqdm
+
+    fields, start = [], 0
+    while start < len(labels):
+        take = int(rng.integers(1, 6))
+        fields.append(labels[start:start + take])
+        start += take
+    for index, field_labels in enumerate(tqdm(fields, desc=f"synth {root.name}", unit="field",
+                                              disable=not progress, file=sys.stderr)):
+        image, boxes = render_smear(rng, field_labels)
+        ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+        if not ok:
+            raise RuntimeError(f"OpenCV could not encode field {index} of {root.name}")
+        field_id = f"field_{index:04d}"
+        image_path = root / "JPEGImages" / f"{field_id}.jpg"
+        write_bytes(image_path, jpeg.tobytes())
+        write_text(root / "Annotations" / f"{field_id}.xml",
+                   voc_xml(ImageAnnotation(field_id, image_path, WIDTH, HEIGHT, boxes)))

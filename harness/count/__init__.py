@@ -1,0 +1,1 @@
+"""``harness count``: the slide-level leukocyte differential from a trained detector (docs/count.md)."""

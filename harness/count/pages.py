@@ -1,0 +1,78 @@
+"""slide_<id>.html (differential beside reference ranges, flags, cell gallery) and index.html."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+from harness.count.differential import SlideResult
+from harness.count.rules import OUTSIDE_DIFFERENTIAL, WBC_CLASSES
+from harness.labels import PAPER_LABELS
+
+TEMPLATES = Path(__file__).with_name("templates")
+CROP_PAD = 8
+
+
+def _environment():
+    import jinja2
+
+    from harness.report.builder import format_number
+
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+                             autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",)),
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.filters.update(num=format_number)
+    return env
+
+
+def write_pages(results: list[SlideResult], rules: dict, out: Path, model: str,
+                stats: Optional[dict], figures: dict[str, Path]) -> dict[str, Path]:
+    env = _environment()
+    names = {label.abbr: label.name for label in PAPER_LABELS}
+    pages = {}
+    for result in results:
+        gallery = write_crops(result, out / "crops" / result.slide)
+        page = out / f"slide_{result.slide}.html"
+        page.write_text(env.get_template("slide.html.j2").render(
+            r=result, d=result.differential, truth=result.truth, rules=rules, names=names, wbc=WBC_CLASSES,
+            outside=OUTSIDE_DIFFERENTIAL, gallery=gallery, model=model,
+            ranges=rules["reference_ranges_percent"], flag_texts={k: v["text"] for k, v in rules["flags"].items()}))
+        pages[result.slide] = page
+    index = out / "index.html"
+    index.write_text(env.get_template("index.html.j2").render(
+        results=results, rules=rules, model=model, stats=stats, wbc=WBC_CLASSES,
+        figures={k: p.relative_to(out).as_posix() for k, p in figures.items()}))
+    pages["index"] = index
+    return pages
+
+
+def write_crops(result: SlideResult, crop_dir: Path) -> dict[str, list[dict]]:
+    """One JPEG per cell, grouped by class (border cells last under their own heading)."""
+    import cv2
+
+    crop_dir.mkdir(parents=True, exist_ok=True)
+    gallery: dict[str, list[dict]] = {}
+    by_image: dict[str, list] = {}
+    for index, cell in enumerate(result.cells):
+        by_image.setdefault(cell.image_id, []).append((index, cell))
+    for image_id, cells in by_image.items():
+        pixels = cv2.imread(str(result.paths[image_id]), cv2.IMREAD_COLOR)
+        if pixels is None:
+            continue
+        for index, cell in cells:
+            name = f"cell_{index:05d}.jpg"
+            cv2.imwrite(str(crop_dir / name), _crop(pixels, cell.box))
+            group = "cut by the border (not counted)" if cell.border else cell.label
+            gallery.setdefault(group, []).append({"src": f"crops/{result.slide}/{name}", "cell": cell,
+                                                  "file": result.files.get(image_id, image_id)})
+    order = [*WBC_CLASSES, *OUTSIDE_DIFFERENTIAL]
+    return dict(sorted(gallery.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)))
+
+
+def _crop(pixels, box):
+    """The box plus a margin, at least 1×1 px even for a degenerate or inverted box."""
+    h, w = pixels.shape[:2]
+    left, right = sorted((int(box[0]) - 1, int(box[2])))
+    top, bottom = sorted((int(box[1]) - 1, int(box[3])))
+    x0, y0 = min(max(left - CROP_PAD, 0), w - 1), min(max(top - CROP_PAD, 0), h - 1)
+    x1, y1 = min(max(right + CROP_PAD, x0 + 1), w), min(max(bottom + CROP_PAD, y0 + 1), h)
+    return pixels[y0:y1, x0:x1]
