@@ -22,8 +22,13 @@ help:
 setup:
 	bash scripts/setup.sh
 
+DEMO_RUN = runs/$(or $(NAME),table1-smoke)
+
 demo: setup
 	$(PYTHON) -m harness reproduce table1 --profile smoke $(RUN_ARGS)
+	$(PYTHON) -m harness data synth --out $(DEMO_RUN)/slides --slides 3 --cells-per-slide 200 --scenario aml --quiet
+	$(PYTHON) -m harness count $(DEMO_RUN)/models/learning-check_yolov3-tiny_160 --slides $(DEMO_RUN)/slides \
+	  --out $(DEMO_RUN)/count --quiet
 
 test: setup
 	$(PYTHON) -m pytest -q -ra
