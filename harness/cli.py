@@ -22,6 +22,8 @@ COMMANDS = {
     "evaluate": "harness.evaluation.cli:evaluate",
     "report": "harness.report.cli:report",
     "reproduce": "harness.engine.reproduce:reproduce",
+    "status": "harness.status:status",
+    "experiment": "harness.engine.task:experiment",
 }
 
 
