@@ -58,9 +58,8 @@ def _summary(run_dir: Path, name: str) -> dict:
 
 def _structure(run_dir: Path) -> set[str]:
     """Relative paths a run leaves, minus what is runner-specific (slurm/, locks) or volatile."""
-    skip = ("slurm/", ".lock", ".prepare.lock")
-    return {str(p.relative_to(run_dir)) for p in run_dir.rglob("*")
-            if not str(p.relative_to(run_dir)).startswith(skip[0]) and p.name not in skip[1:]}
+    relative = (p.relative_to(run_dir) for p in run_dir.rglob("*"))
+    return {str(r) for r in relative if r.parts[0] != "slurm" and r.name not in (".lock", ".prepare.lock")}
 
 
 def test_array_tasks_then_report_and_same_structure_as_local(slurm_cluster, tmp_path, caffe_install,
