@@ -130,5 +130,7 @@ def test_scancel_mid_training_then_rerun_resubmits_only_that_one_which_resumes(s
     jobs = json.loads((run_dir / "slurm" / "jobs.json").read_text())
     assert len(jobs) == 2 and jobs[1]["experiments"] == [check.name]    # only the unfinished one
     segments = json.loads((check / "train_segments.json").read_text())
-    assert [s["outcome"] for s in segments] == ["interrupted", "resumed"]
+    # SIGTERM reaches Darknet and Python together: the first segment ends interrupted or failed.
+    assert len(segments) == 2 and segments[0]["outcome"] in ("interrupted", "failed")
+    assert segments[1]["outcome"] == "resumed"
     assert _summary(run_dir, check.name)["train"]["resumed_from"]
