@@ -23,6 +23,8 @@ COMMANDS = {
     "report": "harness.report.cli:report",
     "reproduce": "harness.engine.reproduce:reproduce",
     "count": "harness.count.cli:count",
+    "status": "harness.status:status",
+    "experiment": "harness.engine.task:experiment",
 }
 
 

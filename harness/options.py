@@ -52,3 +52,35 @@ def run_options(func: Callable) -> Callable:
     for option in reversed((PROFILE, DATA, CLASSIFICATION, NAME, PROJECT, SEED, DEVICE, OVERWRITE)):
         func = option(func)
     return func
+
+
+RUNNER_CHOICES = ("local", "docker", "slurm")   # harness.runners.RUNNERS (kept import-light here)
+SLURM_KEYS = ("partition", "time", "cpus_per_task", "mem", "gres", "max_parallel", "extra", "wait")
+
+
+def runner_options(func: Callable) -> Callable:
+    """``--runner`` and each runner's own options; collected into ``runner_opts`` by the verb."""
+    options = (
+        click.option("--runner", type=click.Choice(RUNNER_CHOICES), default="local", show_default=True,
+                     help="local: here, one experiment after another; docker: this command inside the harness "
+                          "GPU image; slurm: one sbatch job-array task per experiment plus a report job."),
+        click.option("--image", default=None, help="Docker image for --runner docker."),
+        click.option("--partition", default=None, help="slurm: sbatch --partition."),
+        click.option("--time", "time", default=None, help="slurm: sbatch --time per task, e.g. 2-00:00:00."),
+        click.option("--cpus-per-task", type=int, default=None, help="slurm: sbatch --cpus-per-task."),
+        click.option("--mem", default=None, help="slurm: sbatch --mem per task, e.g. 32G."),
+        click.option("--gres", default=None, help="slurm: sbatch --gres per task, e.g. gpu:1."),
+        click.option("--max-parallel", type=int, default=None, help="slurm: at most K tasks at once (--array=0-N%K)."),
+        click.option("--sbatch-arg", "extra", multiple=True, help="slurm: extra sbatch flag (repeatable), "
+                                                                  "e.g. --sbatch-arg=--account=lab."),
+        click.option("--wait", is_flag=True, help="slurm: block with a live table until the jobs end; "
+                                                  "exit 1 if any experiment failed."),
+    )
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def pop_slurm_options(kwargs: dict) -> dict:
+    """The slurm options out of a verb's keyword arguments (they are runner settings, not run ones)."""
+    return {key: kwargs.pop(key) for key in SLURM_KEYS if key in kwargs}

@@ -20,6 +20,9 @@ if [ "${HARNESS_SKIP_BROWSER:-0}" != 1 ]; then apt_install chromium; fi
 # The tests lint the install scripts with ShellCheck; CI (HARNESS_REQUIRE_LINTERS=1) must have it.
 if [ "${HARNESS_REQUIRE_LINTERS:-0}" = 1 ]; then apt_install shellcheck; fi
 
+# A real single-node Slurm cluster for tests/test_slurm_runner.py (scripts/slurm_local.sh starts it).
+if [ "${HARNESS_WITH_SLURM:-0}" = 1 ]; then apt_install slurmctld slurmd slurm-client munge; fi
+
 echo "[setup] pip install -e .[test,caffe]"
 "$PYTHON" -m pip install -q -e ".[test,caffe]"
 

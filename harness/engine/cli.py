@@ -12,7 +12,7 @@ import click
 from harness.config import ModelSpec
 from harness.engine.profiles import profile as get_profile
 from harness.labels import LabelMap
-from harness.options import DEVICE, existing_dir, run_options
+from harness.options import DEVICE, existing_dir, run_options, runner_options
 
 def _train_options(func):
     """run_options plus what only a single training takes."""
@@ -24,6 +24,7 @@ def _train_options(func):
         click.option("--init-weights", type=click.Path(exists=True, dir_okay=False, path_type=Path,
                                                        resolve_path=True), default=None,
                      help="Weights to fine-tune from (VGG16 reduced-fc caffemodel / darknet53.conv.74)."),
+        runner_options,
     ]
     for option in reversed(options):
         func = option(func)
@@ -31,18 +32,27 @@ def _train_options(func):
 
 
 def _run_train(spec, data, classification, profile_name, iterations, batch_size, init_weights, name, project,
-               seed, device, overwrite) -> None:
+               seed, device, overwrite, runner, image, **slurm) -> None:
     """One experiment through the same config resolution and run rules as ``reproduce``."""
     from harness.engine.experiment import stop_on_sigterm
-    from harness.engine.run import RunSettings, execute, exit_for
+    from harness.engine.run import RunSettings, exit_for
+    from harness.options import pop_slurm_options
+    from harness.runners import Submission, get_runner
 
+    if runner == "docker":
+        rerun_in_docker(image, read_only=[p for p in (data, classification, init_weights) if p is not None],
+                        writable=[project])
     stop_on_sigterm()
     settings = RunSettings(project / (name or spec.name), get_profile(profile_name), seed, data, classification,
                            device)
     config = settings.config_for(spec, role=_role(spec, profile_name), init_weights=init_weights,
                                  iterations=iterations, batch_size=batch_size)
-    _, summaries = execute(settings, [config], overwrite)
-    _report_quietly(settings.run_dir)
+    outcome = get_runner(runner).submit(Submission(settings, [config], overwrite, pop_slurm_options(slurm)))
+    if outcome.summaries is None:
+        return                    # queued: `harness status RUN_DIR` follows it
+    summaries = outcome.summaries
+    if runner == "local":
+        _report_quietly(settings.run_dir)
     exit_for(summaries, settings.run_dir)
     click.secho(f"results: {config.model_dir}", fg="green")
 

@@ -284,14 +284,44 @@ def plan_experiment(config: ExperimentConfig, overwrite: bool = False) -> str:
 
 
 def run_experiment(config: ExperimentConfig, data: PreparedData, overwrite: bool = False) -> dict:
-    """Run every step for one model and write ``MODEL_DIR/summary.json`` whatever happens."""
+    """Run every step for one model and write ``MODEL_DIR/summary.json`` whatever happens.
+
+    Holds ``MODEL_DIR/.lock`` throughout: a second process (another submission, a requeued
+    task) gets :class:`~harness.engine.locks.ExperimentBusy` instead of training alongside."""
+    from harness.engine.locks import experiment_lock
+
+    with experiment_lock(config.model_dir):
+        return _run_locked(config, data, overwrite)
+
+
+def clear_model_dir(model_dir: Path) -> None:
+    """Everything but the lock file, which a concurrent process may be holding."""
+    from harness.engine.locks import LOCK_FILE
+
+    for child in Path(model_dir).iterdir() if Path(model_dir).is_dir() else ():
+        if child.name == LOCK_FILE:
+            continue
+        shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
+
+
+def scheduler_record() -> Optional[dict]:
+    """Which batch-system job ran this experiment (None outside one)."""
+    import os
+
+    keys = {"job_id": "SLURM_JOB_ID", "array_job_id": "SLURM_ARRAY_JOB_ID", "array_task_id": "SLURM_ARRAY_TASK_ID",
+            "node": "SLURMD_NODENAME", "restart_count": "SLURM_RESTART_COUNT"}
+    record = {key: os.environ[name] for key, name in keys.items() if name in os.environ}
+    return {"system": "slurm", **record} if record else None
+
+
+def _run_locked(config: ExperimentConfig, data: PreparedData, overwrite: bool) -> dict:
     plan = plan_experiment(config, overwrite)
     model_dir = config.model_dir
     if plan == "reuse":
         print(f"[{config.name}] already finished with this config: reusing {model_dir} (--overwrite to retrain)")
         return {**read_summary(model_dir), "reused": True}
     if plan == "overwrite":
-        shutil.rmtree(model_dir, ignore_errors=True)
+        clear_model_dir(model_dir)
     if plan == "resume":
         print(f"[{config.name}] unfinished run with this config in {model_dir}: resuming")
     config.write()
@@ -301,7 +331,8 @@ def run_experiment(config: ExperimentConfig, data: PreparedData, overwrite: bool
                                "role": config.role, "device": str(config.device), "config": "config.json",
                                "status": "running", "message": "", "train": None, "metrics": {},
                                "classification": None, "timing": None,
-                               "init_weights": str(config.init_weights) if config.init_weights else None}
+                               "init_weights": str(config.init_weights) if config.init_weights else None,
+                               "scheduler": scheduler_record()}
     started = time.monotonic()
     try:
         _run_steps(config, data, summary)

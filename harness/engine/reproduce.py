@@ -13,7 +13,7 @@ from harness.config import ExperimentConfig, ModelSpec
 from harness.engine.experiment import stop_on_sigterm
 from harness.engine.profiles import Profile, profile as get_profile
 from harness.engine.run import RunSettings, execute, exit_for
-from harness.options import run_options
+from harness.options import pop_slurm_options, run_options, runner_options
 from harness.paths import from_recorded
 
 FROM_SCRATCH_NOTE = (
@@ -69,7 +69,6 @@ def reproduce_table1(run_dir: Path, profile_: Profile, data: Optional[Path] = No
                      overwrite: bool = False) -> tuple[Path, list[dict]]:
     """Run the experiments, then build the report; returns the report's path and the summaries."""
     from harness.report.builder import build_report
-    from harness.report.provenance import collect_provenance
 
     settings = RunSettings(Path(run_dir).resolve(), profile_, seed, data, classification, device)
     run_dir = settings.run_dir
@@ -80,20 +79,35 @@ def reproduce_table1(run_dir: Path, profile_: Profile, data: Optional[Path] = No
         click.secho("note: " + FROM_SCRATCH_NOTE, fg="yellow")
     prepared, summaries = execute(settings, configs, overwrite, on_start=_announce(len(configs), profile_))
 
-    rendered = [from_recorded(p, run_dir / "models" / s["experiment"])
-                for s in summaries for p in (s.get("rendered") or {}).values()]
-    provenance = collect_provenance(run_dir, data_dir=prepared.voc_root, rendered_files=rendered,
-                                    seeds={"data": seed}, frameworks=_frameworks())
-    provenance.update(profile=profile_.name, experiments=[c.name for c in configs if c.role == "table1"],
-                      devices={c.name: str(c.device) for c in configs},
-                      init_weights={"ssd": str(init_weights_ssd) if init_weights_ssd else None,
-                                    "yolo": str(init_weights_yolo) if init_weights_yolo else None},
-                      initialisation_note=None if (init_weights_ssd and init_weights_yolo) else FROM_SCRATCH_NOTE,
-                      synthetic_data=prepared.synthetic, seconds=round(time.monotonic() - started, 1))
-    (run_dir / "provenance.json").write_text(json.dumps(provenance, indent=2, default=str) + "\n")
+    write_provenance(run_dir, prepared, configs, seconds=time.monotonic() - started)
     outputs = build_report(run_dir)
     _print_outcome(summaries, outputs, time.monotonic() - started)
     return Path(outputs.get("html", run_dir / "report.html")), summaries
+
+
+def write_provenance(run_dir: Path, prepared, configs: Sequence[ExperimentConfig],
+                     seconds: Optional[float]) -> Path:
+    """RUN_DIR/provenance.json from the configs and what their summaries recorded (any runner)."""
+    from harness.engine.experiment import read_summary
+    from harness.report.provenance import collect_provenance
+
+    summaries = [read_summary(c.model_dir) or {} for c in configs]
+    rendered = [from_recorded(p, c.model_dir) for c, s in zip(configs, summaries)
+                for p in (s.get("rendered") or {}).values()]
+    seed = configs[0].seed if configs else 0
+    ssd = next((c.init_weights for c in configs if c.framework == "caffe" and c.init_weights), None)
+    yolo = next((c.init_weights for c in configs if c.spec.model == "yolov3" and c.init_weights), None)
+    provenance = collect_provenance(run_dir, data_dir=prepared.voc_root, rendered_files=rendered,
+                                    seeds={"data": seed}, frameworks=_frameworks())
+    provenance.update(profile=configs[0].profile if configs else None,
+                      experiments=[c.name for c in configs if c.role == "table1"],
+                      devices={c.name: str(c.device) for c in configs},
+                      init_weights={"ssd": str(ssd) if ssd else None, "yolo": str(yolo) if yolo else None},
+                      initialisation_note=None if (ssd and yolo) else FROM_SCRATCH_NOTE,
+                      synthetic_data=prepared.synthetic, seconds=None if seconds is None else round(seconds, 1))
+    path = run_dir / "provenance.json"
+    path.write_text(json.dumps(provenance, indent=2, default=str) + "\n")
+    return path
 
 
 def _announce(total: int, profile_: Profile):
@@ -113,6 +127,18 @@ def _print_outcome(summaries: list[dict], outputs: dict, seconds: float) -> None
         click.echo(f"  {role}: {path}")
 
 
+def _submit_to_slurm(settings: RunSettings, only: Sequence[str], init_weights_ssd: Optional[Path],
+                     init_weights_yolo: Optional[Path], learning_check: bool, overwrite: bool, options: dict) -> None:
+    """One array task per experiment and a report job; with --wait, exit 1 if any failed."""
+    from harness.runners import Submission, get_runner
+
+    configs = table1_configs(settings, only, init_weights_ssd, init_weights_yolo, learning_check)
+    outcome = get_runner("slurm").submit(Submission(settings, configs, overwrite, options))
+    if outcome.summaries is not None:
+        click.secho(f"\nreport: {settings.run_dir / 'report.html'}", fg="green", bold=True)
+        exit_for(outcome.summaries, settings.run_dir)
+
+
 @click.group()
 def reproduce() -> None:
     """Re-make the paper's results with the native frameworks."""
@@ -127,13 +153,11 @@ def reproduce() -> None:
               default=None, help="darknet53.conv.74 to fine-tune YOLOv3 from (the paper's start).")
 @click.option("--learning-check/--no-learning-check", default=True, show_default=True,
               help="smoke profile: also train a small YOLOv3-tiny long enough to show real learning.")
-@click.option("--runner", type=click.Choice(["local", "docker"]), default="local", show_default=True,
-              help="docker: run this same command inside the harness GPU image.")
-@click.option("--image", default=None, help="Docker image for --runner docker.")
+@runner_options
 def table1(profile_name: str, data: Optional[Path], classification: Optional[Path], name: Optional[str],
            project: Path, seed: int, device: str, overwrite: bool, only: tuple[str, ...],
            init_weights_ssd: Optional[Path], init_weights_yolo: Optional[Path], learning_check: bool, runner: str,
-           image: Optional[str]) -> None:
+           image: Optional[str], **slurm) -> None:
     """All seven Table 1 models: train, evaluate (VOC07 + VOC12), classify, time, report.
 
     Exit status: 0 when every experiment succeeded, 1 when any failed (each is named with its
@@ -149,6 +173,11 @@ def table1(profile_name: str, data: Optional[Path], classification: Optional[Pat
         only_valid = [paper.experiment(n).name for n in only]
     except KeyError as exc:
         raise click.BadParameter(str(exc.args[0]), param_hint="--only") from None
+    if runner == "slurm":
+        _submit_to_slurm(RunSettings(run_dir.resolve(), get_profile(profile_name), seed, data, classification, device),
+                         only_valid, init_weights_ssd, init_weights_yolo, learning_check, overwrite,
+                         pop_slurm_options(slurm))
+        return
     report, summaries = reproduce_table1(run_dir, get_profile(profile_name), data=data, classification=classification,
                                          only=only_valid, init_weights_ssd=init_weights_ssd,
                                          init_weights_yolo=init_weights_yolo, seed=seed,

@@ -108,18 +108,42 @@ def execute(settings: RunSettings, configs: Sequence[ExperimentConfig], overwrit
     for index, config in enumerate(configs, 1):
         if on_start is not None:
             on_start(index, config)
-        summaries.append(run_experiment(config, prepared, overwrite))
+        summaries.append(run_unless_busy(config, prepared, overwrite))
     return prepared, summaries
 
 
 def prepare_run_data(settings: RunSettings) -> PreparedData:
-    """The run's data, with a dataset the audit refuses (leakage, empty split, ...) as a clear error."""
+    """The run's data, made once: later callers (array tasks) wait for the lock and reuse it."""
+    from harness.engine.locks import prepare_lock
+
+    with prepare_lock(settings.run_dir):
+        try:
+            return prepare_data(settings.data, settings.run_dir, settings.profile, seed=settings.seed,
+                                classification=settings.classification)
+        except (ValueError, FileNotFoundError) as exc:   # e.g. the audit refuses a leaking split
+            source = settings.data or "the synthetic set"
+            raise click.ClickException(f"data {source}: {exc}") from None
+
+
+def run_unless_busy(config: ExperimentConfig, prepared: PreparedData, overwrite: bool) -> dict:
+    """One experiment; one that another process is training now is reported, not touched."""
+    from harness.engine.locks import ExperimentBusy
+
     try:
-        return prepare_data(settings.data, settings.run_dir, settings.profile, seed=settings.seed,
-                            classification=settings.classification)
-    except (ValueError, FileNotFoundError) as exc:
-        source = settings.data or "the synthetic set"
-        raise click.ClickException(f"data {source}: {exc}") from None
+        return run_experiment(config, prepared, overwrite)
+    except ExperimentBusy as exc:
+        return {"experiment": config.name, "status": "failed", "message": str(exc)}
+
+
+def settings_of(run_dir: Path) -> RunSettings:
+    """A run's shared settings back from ``RUN_DIR/run.json`` (what array tasks start from)."""
+    from harness.engine.profiles import profile as get_profile
+
+    record = json.loads((Path(run_dir) / RUN_FILE).read_text())
+    identity = record["identity"]
+    optional = {key: Path(identity[key]) if identity.get(key) else None for key in ("data", "classification")}
+    return RunSettings(Path(run_dir), get_profile(identity["profile"]), identity["seed"], optional["data"],
+                       optional["classification"], record.get("device_choice", "auto"))
 
 
 def exit_for(summaries: Sequence[dict], run_dir: Path) -> None:

@@ -1,0 +1,126 @@
+"""``harness status RUN_DIR``: where each experiment of a run stands, for any runner.
+
+Reads only the run directory (run.json, summaries, logs, locks) plus, for Slurm runs, what
+``squeue`` still lists; so it answers the same way for a local, Docker or cluster run.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import click
+
+
+@dataclass
+class ExperimentStatus:
+    name: str
+    state: str                         # pending | running | done | failed | not started
+    scheduler: str = ""                # e.g. "4_1 RUNNING" (Slurm)
+    iterations: Optional[int] = None
+    last_loss: Optional[float] = None
+    best_map: Optional[float] = None
+    log: str = ""
+    summary: dict = field(default_factory=dict)
+
+
+def training_progress(model_dir: Path, framework: str) -> tuple[Optional[int], Optional[float]]:
+    """(last iteration, its loss) from the live train.log (loss.csv is written only at the end)."""
+    log = model_dir / "train.log"
+    if not log.is_file():
+        return None, None
+    if framework == "caffe":
+        from harness.parse.caffe_log import parse_caffe_log
+
+        rows = parse_caffe_log(log).rows
+    else:
+        from harness.parse.darknet_log import read_darknet_log
+
+        rows = read_darknet_log(log).steps
+    if not rows:
+        return None, None
+    last = rows[-1]
+    return last.iteration, last.avg_loss if last.avg_loss is not None else last.loss
+
+
+def best_map(model_dir: Path) -> Optional[float]:
+    path = model_dir / "metrics_voc07.json"
+    try:
+        return json.loads(path.read_text()).get("map") if path.is_file() else None
+    except ValueError:
+        return None
+
+
+def _state(summary: dict, locked: bool, scheduler_state: Optional[str], configured: bool) -> str:
+    if locked:
+        return "running"
+    if scheduler_state in ("PENDING", "REQUEUED", "CONFIGURING", "REQUEUE_HOLD"):
+        return "pending"
+    if scheduler_state == "RUNNING":
+        return "running"
+    if summary.get("status") == "ok":
+        return "done"
+    if summary:
+        return "failed"
+    return "pending" if configured else "not started"
+
+
+def experiment_status(name: str, model_dir: Path, framework: str, task: Optional[dict]) -> ExperimentStatus:
+    from harness.engine.experiment import read_summary
+    from harness.engine.locks import is_locked
+
+    summary = read_summary(model_dir) or {}
+    scheduler_state = (task or {}).get("state")
+    state = _state(summary, is_locked(model_dir), scheduler_state, (model_dir / "config.json").is_file())
+    if state == "pending" and task and scheduler_state is None and not summary:
+        state = "failed"      # squeue forgot the task and it left no summary: killed hard
+    iterations, loss = training_progress(model_dir, framework)
+    log = summary.get("log") or (str(model_dir / "train.log") if (model_dir / "train.log").is_file() else "")
+    if task and (state == "failed" and not summary.get("log") or not log):
+        log = task["log"]
+    return ExperimentStatus(name, state, f"{task['job']} {scheduler_state or '-'}" if task else "", iterations,
+                            loss, best_map(model_dir), log, summary)
+
+
+def run_status(run_dir: Path, queue: Optional[dict] = None) -> list[ExperimentStatus]:
+    """One row per experiment recorded in RUN_DIR/run.json."""
+    run_dir = Path(run_dir).resolve()
+    record = json.loads((run_dir / "run.json").read_text())
+    tasks: dict = {}
+    if (run_dir / "slurm" / "jobs.json").is_file():
+        from harness.runners.slurm import experiment_states
+
+        tasks = experiment_states(run_dir, queue)
+    rows = []
+    for name, entry in record["experiments"].items():
+        model_dir = Path(entry["config"]).parent
+        framework = json.loads(Path(entry["config"]).read_text())["spec"]["framework"] \
+            if Path(entry["config"]).is_file() else ""
+        rows.append(experiment_status(name, model_dir, framework, tasks.get(name)))
+    return rows
+
+
+def format_table(rows: list[ExperimentStatus]) -> str:
+    def cell(value, digits: int = 4) -> str:
+        return "-" if value is None else (f"{value:.{digits}g}" if isinstance(value, float) else str(value))
+
+    header = f"{'experiment':34s} {'state':11s} {'slurm':18s} {'iter':>6s} {'loss':>9s} {'mAP07':>7s}  log"
+    lines = [header] + [f"{r.name:34s} {r.state:11s} {r.scheduler or '-':18s} {cell(r.iterations):>6s} "
+                        f"{cell(r.last_loss):>9s} {cell(r.best_map):>7s}  {r.log or '-'}" for r in rows]
+    return "\n".join(lines)
+
+
+@click.command("status")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path, resolve_path=True))
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def status(run_dir: Path, as_json: bool) -> None:
+    """Per experiment of RUN_DIR: pending / running / done / failed (with its log), iterations
+    reached, last loss, best VOC07 mAP so far; Slurm job states for --runner slurm runs."""
+    if not (run_dir / "run.json").is_file():
+        raise click.UsageError(f"{run_dir} holds no run.json: not a harness run directory")
+    rows = run_status(run_dir)
+    if as_json:
+        click.echo(json.dumps([{k: v for k, v in vars(r).items() if k != "summary"} for r in rows], indent=2))
+    else:
+        click.echo(format_table(rows))
