@@ -11,6 +11,7 @@ RUN_ARGS = $(if $(NAME),--name $(NAME),)
 help:
 	@echo "make demo              set up (once) and run all seven Table 1 models, smoke profile, on the embedded synthetic set"
 	@echo "make test              set up (once) and run the test suite"
+	@echo "make setup [V=1]       install/build once (quiet; V=1 streams apt/pip/make output)"
 	@echo "make reproduce-table1 DATA=/path/to/voc   the paper profile (GPU strongly advised)"
 	@echo "make render-table1     render the files make reproduce-table1 trains (runs/table1-paper), no training"
 	@echo "make doctor            what is installed and usable"
@@ -20,7 +21,7 @@ help:
 	@echo "make check-gpu-build   compile+link the GPU Darknet build with nvcc (no GPU needed)"
 
 setup:
-	bash scripts/setup.sh
+	$(if $(V),HARNESS_VERBOSE=1 ,)bash scripts/setup.sh
 
 DEMO_RUN = runs/$(or $(NAME),table1-smoke)
 
