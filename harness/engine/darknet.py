@@ -379,6 +379,8 @@ def train_darknet(
     timeout: Optional[float] = None,
     show_progress: Optional[bool] = None,
     device: Device = Device("cpu"),
+    label: Optional[str] = None,
+    display_total: Optional[int] = None,
 ) -> TrainResult:
     """Train with ``darknet detector train``; resume from ``<backup>/<cfgbase>.backup`` if present.
 
@@ -399,8 +401,8 @@ def train_darknet(
     plan = plan_training(data_path, cfg_path, init_weights=init_weights, clear=clear, resume=resume)
     argv = train_argv(install, plan, device)
     log_path = workdir / "train.log"
-    run = run_native(argv, log_path, parse_darknet_line, plan.cfg.max_batches, cwd=plan.cwd,
-                     label=f"darknet {plan.base}", on_progress=progress, append=plan.resumed_from is not None,
+    run = run_native(argv, log_path, parse_darknet_line, display_total or plan.cfg.max_batches, cwd=plan.cwd,
+                     label=label or f"darknet {plan.base}", on_progress=progress, append=plan.resumed_from is not None,
                      timeout=timeout, show_progress=show_progress)
     findings = read_darknet_log(log_path)
     loss_csv = write_loss_csv(latest_per_iteration(findings.steps), workdir / "loss.csv")

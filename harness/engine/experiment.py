@@ -144,12 +144,13 @@ class _Caffe:
                           snapshot_prefix=self.dir / "weights" / spec.name,
                           detection_out_dir=self.dir / "caffe_test_output", **kwargs)
 
-    def train(self, files: dict[str, Path], until: Optional[int] = None) -> TrainResult:
-        """Train to ``until`` (default the solver's max_iter); resumes from the newest solverstate."""
+    def train(self, files: dict[str, Path], until: Optional[int] = None, **display) -> TrainResult:
+        """Train to ``until`` (default the solver's max_iter); resumes from the newest solverstate.
+        ``display``: the progress bar's ``label`` and ``display_total``."""
         from harness.engine.caffe import train_caffe
 
         return train_caffe(files["solver"], self.dir, init_weights=self.config.init_weights,
-                           device=self.config.device, max_iter=until)
+                           device=self.config.device, max_iter=until, **display)
 
     def schedule_length(self, files: dict[str, Path]) -> int:
         from harness.engine.caffe import read_solver
@@ -189,12 +190,13 @@ class _Darknet:
                            backup_dir=self.dir / "weights", results_dir=self.dir / "darknet_results",
                            overrides=dict(self.config.cfg))
 
-    def train(self, files: dict[str, Path], until: Optional[int] = None) -> TrainResult:
-        """Train to ``until`` (default the cfg's max_batches); resumes from the newest checkpoint."""
+    def train(self, files: dict[str, Path], until: Optional[int] = None, **display) -> TrainResult:
+        """Train to ``until`` (default the cfg's max_batches); resumes from the newest checkpoint.
+        ``display``: the progress bar's ``label`` and ``display_total``."""
         from harness.engine.darknet import train_darknet
 
         return train_darknet(files["data"], files["cfg"], self.dir, init_weights=self.config.init_weights,
-                             device=self.config.device, max_batches=until)
+                             device=self.config.device, max_batches=until, **display)
 
     def schedule_length(self, files: dict[str, Path]) -> int:
         from harness.engine.darknet import summarize_cfg
@@ -391,12 +393,14 @@ def _train_with_periodic_evaluation(fw, files: dict[str, Path], config: Experime
     points = evaluation_points(fw.schedule_length(files), config.eval_interval)
     done = evaluated_iterations(model_dir)
     print(f"    evaluation at iterations {_describe_points(points)} → {model_dir / 'results.csv'}", flush=True)
+    print(f"    native log: {model_dir / 'train.log'} (loss per iteration: {model_dir / 'loss.csv'})", flush=True)
+    total = points[-1] if points else None
     for point in points[:-1]:
         if point in done:
             continue
-        result = _train_segment(fw, files, model_dir, point)
+        result = _train_segment(fw, files, config, point, total)
         _step(f"evaluate@{result.iterations}", _score_snapshot, fw, files, config, result, test_images, labelmap)
-    return _train_segment(fw, files, model_dir, points[-1] if points else None)
+    return _train_segment(fw, files, config, total, total)
 
 
 def _describe_points(points: list[int]) -> str:
@@ -404,8 +408,19 @@ def _describe_points(points: list[int]) -> str:
         f"{points[0]}, {points[1]}, …, {points[-2]}, {points[-1]} ({len(points)} points)"
 
 
-def _train_segment(fw, files: dict[str, Path], model_dir: Path, until: Optional[int]) -> TrainResult:
-    result = _step("train" if until is None else f"train→{until}", _timed_training, fw, files, model_dir, until)
+def _bar_label(config: ExperimentConfig) -> str:
+    """The training bar's title: the model, and the best held-out mAP so far once there is one."""
+    from harness.engine.periodic import read_best
+
+    best = read_best(config.model_dir)
+    return config.name + (f" mAP {best.protocol} {_percent(best.map)}@{best.iteration}" if best else "")
+
+
+def _train_segment(fw, files: dict[str, Path], config: ExperimentConfig, until: Optional[int],
+                   total: Optional[int]) -> TrainResult:
+    display = {"label": _bar_label(config), "display_total": total}
+    result = _step("train" if until is None else f"train→{until}", _timed_training, fw, files, config.model_dir,
+                   until, display)
     if result.weights is None:
         raise StepFailed("train", RuntimeError(f"training produced no weights (see {result.log_path})"))
     if result.resumed_from is not None:
@@ -476,13 +491,14 @@ def render_experiment(config: ExperimentConfig, data: PreparedData) -> dict[str,
     return framework_for(config, data.labelmap, data.converted.out_dir).render(test_ids)
 
 
-def _timed_training(fw, files: dict[str, Path], model_dir: Path, until: Optional[int] = None) -> TrainResult:
+def _timed_training(fw, files: dict[str, Path], model_dir: Path, until: Optional[int] = None,
+                    display: Optional[dict] = None) -> TrainResult:
     """Train (to ``until``), and record this segment's wall time even when it is interrupted or
     fails, so the reported training time of a resumed run is the sum of all its segments."""
     started, wall = time.monotonic(), time.strftime("%Y-%m-%dT%H:%M:%S")
     outcome = "interrupted"
     try:
-        result = fw.train(files, until)
+        result = fw.train(files, until, **(display or {}))
         outcome = "resumed" if result.resumed_from is not None else "fresh"
         return result
     except Exception:
