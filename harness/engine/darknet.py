@@ -582,10 +582,10 @@ def _resume_file(backup_dir: Path, base: str, batch: int = 1) -> Optional[Path]:
 
 
 def _checkpoints(backup_dir: Path, base: str, batch: int) -> list[tuple[int, Path]]:
-    """(iterations seen, path) of every resumable file, oldest state first; the same iteration
-    sorts the final weights last so that a finished run reports them."""
+    """(iterations seen, path) of every resumable file, oldest state first; at the same iteration
+    Darknet's own resume file (``.backup``) sorts last, so it stays the one resumed from."""
     found = []
-    for rank, name in enumerate((f"{base}.backup", f"{base}_last.weights", f"{base}_final.weights")):
+    for rank, name in enumerate((f"{base}_final.weights", f"{base}_last.weights", f"{base}.backup")):
         path = backup_dir / name
         if path.is_file():
             try:
@@ -606,7 +606,9 @@ def _already_trained(data_path: Path, cfg_path: Path, workdir: Path) -> Optional
     checkpoints = _checkpoints(backup_dir, cfg_base(cfg_path), cfg.batch)
     if not checkpoints or checkpoints[-1][0] < cfg.max_batches or cfg.max_batches <= 0:
         return None
-    iteration, weights = checkpoints[-1]
+    iteration = checkpoints[-1][0]
+    newest = [path for seen, path in checkpoints if seen == iteration]
+    weights = next((path for path in newest if path.name.endswith("_final.weights")), newest[-1])
     log_path = workdir / "train.log"
     loss_csv = workdir / "loss.csv"
     if log_path.is_file():
