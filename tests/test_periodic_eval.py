@@ -207,3 +207,15 @@ def test_fig7_has_an_map_panel_per_model(straight_run: Path) -> None:
     curves = {e.name: e.evaluations for e in run.experiments}
     assert all(curve is not None and len(curve) == 3 for curve in curves.values())
     assert (straight_run / "fig7_loss.png").is_file()
+
+
+def test_the_interval_is_part_of_the_resolved_config(tmp_path: Path) -> None:
+    from harness.config import ExperimentConfig, ModelSpec, resolve_experiment
+    from harness.device import Device
+
+    spec = ModelSpec("yolov3_416", "darknet", "yolov3", 416)
+    config = resolve_experiment(spec, PAPER, device=Device("cpu"), run_dir=tmp_path, role="table1")
+    assert config.eval_interval == 10000
+    override = resolve_experiment(spec, PAPER, device=Device("cpu"), run_dir=tmp_path, eval_every=0)
+    assert override.eval_interval == 0
+    assert ExperimentConfig.from_json(config.to_json()) == config
