@@ -11,6 +11,7 @@ RUN_ARGS = $(if $(NAME),--name $(NAME),)
 help:
 	@echo "make demo              set up (once) and run all seven Table 1 models, smoke profile, on the embedded synthetic set"
 	@echo "make test              set up (once) and run the test suite"
+	@echo "make setup [V=1]       install/build once (quiet; V=1 streams apt/pip/make output; also for demo)"
 	@echo "make reproduce-table1 DATA=/path/to/voc   the paper profile (GPU strongly advised)"
 	@echo "make render-table1     render the files make reproduce-table1 trains (runs/table1-paper), no training"
 	@echo "make doctor            what is installed and usable"
@@ -20,12 +21,12 @@ help:
 	@echo "make check-gpu-build   compile+link the GPU Darknet build with nvcc (no GPU needed)"
 
 setup:
-	bash scripts/setup.sh
+	$(if $(V),HARNESS_VERBOSE=1 ,)bash scripts/setup.sh
 
 DEMO_RUN = runs/$(or $(NAME),table1-smoke)
 
 demo: setup
-	$(PYTHON) -m harness reproduce table1 --profile smoke $(RUN_ARGS)
+	$(PYTHON) -m harness $(if $(V),-v,) reproduce table1 --profile smoke $(RUN_ARGS)
 	$(PYTHON) -m harness data synth --out $(DEMO_RUN)/slides --slides 3 --cells-per-slide 200 --scenario aml --quiet
 	$(PYTHON) -m harness count $(DEMO_RUN)/models/learning-check_yolov3-tiny_160 --slides $(DEMO_RUN)/slides \
 	  --out $(DEMO_RUN)/count --quiet
@@ -38,7 +39,7 @@ test-fast:
 
 reproduce-table1: setup
 	@test -n "$(DATA)" || { echo "usage: make reproduce-table1 DATA=/path/to/voc_root [NAME=run-name]"; exit 2; }
-	$(PYTHON) -m harness reproduce table1 --profile paper --data "$(DATA)" --device $(DEVICE) $(RUN_ARGS)
+	$(PYTHON) -m harness $(if $(V),-v,) reproduce table1 --profile paper --data "$(DATA)" --device $(DEVICE) $(RUN_ARGS)
 
 render-table1:
 	$(PYTHON) -m harness render table1 --profile paper $(RUN_ARGS)

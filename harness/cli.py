@@ -42,5 +42,11 @@ class LazyGroup(click.Group):
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="harness")
-def main() -> None:
+@click.option("-v", "--verbose", is_flag=True, default=False,
+              help="Stream the native frameworks' output (also kept in the log files whose paths are printed).")
+def main(verbose: bool) -> None:
     """Reproduce Wang et al. 2019 (PLoS ONE e0218808) on native Caffe-SSD and Darknet."""
+    if verbose:
+        import os
+
+        os.environ["HARNESS_VERBOSE"] = "1"     # child processes (pycaffe workers) see it too

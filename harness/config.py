@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from harness.device import Device
-from harness.engine.profiles import Profile, limit, ssd_solver, yolo_overrides
+from harness.engine.profiles import Profile, eval_interval, limit, ssd_solver, yolo_overrides
 
 CONFIG_FILE = "config.json"
 RUN_FILE = "run.json"
@@ -63,6 +63,7 @@ class ExperimentConfig:
     cfg: dict = field(default_factory=dict)           # Darknet [net]/[yolo] overrides
     limits: dict = field(default_factory=dict)        # test/classification/timing image counts
     protocols: tuple = PROTOCOLS
+    eval_interval: Optional[int] = None               # periodic evaluation; None: final weights only
 
     @property
     def name(self) -> str:
@@ -143,6 +144,7 @@ def resolve_experiment(
     batch_size: Optional[int] = None,
     cfg_overrides: Optional[dict] = None,
     role: str = "custom",
+    eval_every: Optional[int] = None,
 ) -> ExperimentConfig:
     """Paper values, then the profile's, then the command line's: one frozen config."""
     run_dir = Path(run_dir).resolve()
@@ -157,7 +159,8 @@ def resolve_experiment(
         device=device, seed=seed, run_dir=run_dir, model_dir=run_dir / "models" / spec.name,
         data=_absolute(data), classification=_absolute(classification), init_weights=_absolute(init_weights),
         ssd_batch_size=ssd_batch, solver=solver, cfg=cfg,
-        limits={key: limit(profile, spec, key) for key in LIMIT_KEYS})
+        limits={key: limit(profile, spec, key) for key in LIMIT_KEYS},
+        eval_interval=eval_every if eval_every is not None else eval_interval(profile, spec, role))
 
 
 def _caffe_solver(base: dict, iterations: Optional[int], device: Device) -> dict:

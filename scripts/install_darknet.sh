@@ -20,7 +20,10 @@
 #                               vector units; measured 1.45x less CPU per forward than Debian's and
 #                               1.1-1.2x less than "-O3 -march=native". Use "-Ofast" or "-O3" for a
 #                               portable build, e.g. a CI cache shared between CPUs or a GPU image)
-#   HARNESS_DARKNET_OPENCV      1/0/auto (default auto: 1 when pkg-config finds opencv4, as Debian)
+#   HARNESS_DARKNET_OPENCV      1/0/auto (default 0: Darknet uses OpenCV only to show windows, read
+#                               video and decode images, which stb_image does without it; a fixed
+#                               default means one build whether or not Caffe's apt packages brought
+#                               OpenCV first. auto: 1 when pkg-config finds opencv4, as Debian)
 #   HARNESS_DARKNET_SOURCES     directory already holding darknet_*.dsc, *.orig.tar.xz,
 #                               *.debian.tar.xz (machines without apt/internet); else apt-get source
 #   JOBS                        parallel make jobs (default nproc)
@@ -120,7 +123,7 @@ unpack_and_patch() {  # $1 sources dir, $2 build dir
 }
 
 opencv_flag() {
-    local wanted="${HARNESS_DARKNET_OPENCV:-auto}"
+    local wanted="${HARNESS_DARKNET_OPENCV:-0}"
     if [ "$wanted" = auto ]; then
         if pkg-config --exists opencv4 2>/dev/null || pkg-config --exists opencv 2>/dev/null; then echo 1; else echo 0; fi
     else

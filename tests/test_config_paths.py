@@ -121,11 +121,11 @@ def test_resumed_training_time_is_the_sum_of_its_segments(tmp_path: Path) -> Non
     from harness.engine.types import TrainResult
 
     class Interrupted:
-        def train(self, files):
+        def train(self, files, until=None, **display):
             raise KeyboardInterrupt
 
     class Resumes:
-        def train(self, files):
+        def train(self, files, until=None, **display):
             return TrainResult(tmp_path / "log", tmp_path / "loss.csv", tmp_path / "w", 10, 3.0, tmp_path / "w.backup")
 
     with pytest.raises(KeyboardInterrupt):

@@ -58,10 +58,18 @@ def test_resume_from_backup_appends_log(darknet_install, darknet_tiny_dataset: P
     assert [p.iteration for p in seen] == [3, 4]            # continued, not restarted
     assert [int(r["iteration"]) for r in loss_rows(second.loss_csv)] == [1, 2, 3, 4]
     assert read_weights_seen(second.weights) == 8
-    # The backup now says 4 of 4 iterations: Darknet would save _final without training.
+    # The newest checkpoint says 4 of 4 iterations (a finished segment or run, resumed for a later
+    # step): reported as trained, like Caffe's finished solverstate, without starting Darknet
+    # (which would only save _final again).
     shutil.copy(second.weights, second.weights.parent / "yolov3-tiny.backup")
+    log_size = second.log_path.stat().st_size
+    third = train_darknet(files["data"], work / "cfg" / "yolov3-tiny.cfg", work, install=darknet_install)
+    assert (third.iterations, third.weights, third.seconds) == (4, second.weights, 0.0)
+    assert second.log_path.stat().st_size == log_size
+    # Fine-tuning from such weights without -clear is still refused before launching.
     with pytest.raises(DarknetInputError, match="already seen 4 iterations"):
-        train_darknet(files["data"], work / "cfg" / "yolov3-tiny.cfg", work, install=darknet_install)
+        train_darknet(files["data"], work / "cfg" / "yolov3-tiny.cfg", tmp_path / "other", install=darknet_install,
+                      init_weights=second.weights, resume=False)
 
 
 def test_fine_tune_with_clear_restarts_iteration_count(darknet_install, darknet_tiny_model: dict,

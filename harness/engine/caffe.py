@@ -293,8 +293,13 @@ def train_caffe(
     max_iter: Optional[int] = None,
     timeout: Optional[float] = None,
     device: Device = Device("cpu"),
+    label: str = "caffe train",
+    display_total: Optional[int] = None,
 ) -> TrainResult:
     """Run ``caffe train``; keep train.log whole, write loss.csv, check the run really worked.
+
+    ``label``/``display_total``: the progress bar's title and total (a segment of a longer
+    schedule shows the whole schedule, not the segment's max_iter).
 
     Resumes from the newest ``<snapshot_prefix>_iter_N.solverstate`` when ``resume``; otherwise
     starts fresh (from ``init_weights`` when given; ignored when resuming, the solverstate
@@ -321,7 +326,8 @@ def train_caffe(
     if resume_state is not None and resume_state[0] >= solver.max_iter:
         return _already_trained(workdir, solver, resume_state)
     argv = train_argv(install, solver_path, resume_state, init_weights, device)
-    return _run_training(install, argv, solver, workdir, cwd, resume_state, progress, timeout)
+    return _run_training(install, argv, solver, workdir, cwd, resume_state, progress, timeout,
+                         label, display_total or solver.max_iter)
 
 
 def _resume_state(solver: SolverInfo) -> Optional[tuple[int, Path]]:
@@ -343,7 +349,8 @@ def train_argv(install: CaffeInstall, solver_path: Path, resume_state, init_weig
     return argv
 
 
-def _run_training(install, argv, solver, workdir, cwd, resume_state, progress, timeout) -> TrainResult:
+def _run_training(install, argv, solver, workdir, cwd, resume_state, progress, timeout,
+                  label: str = "caffe train", display_total: Optional[int] = None) -> TrainResult:
     log_path = workdir / "train.log"
     _start_log_segment(log_path, argv, resume_state)
     parser = CaffeLogParser()
@@ -351,8 +358,8 @@ def _run_training(install, argv, solver, workdir, cwd, resume_state, progress, t
     on_progress = progress if callable(progress) else None
     started_models = _modification_times(solver)
     try:
-        run = run_native(argv, log_path, parser.feed, solver.max_iter, env=install.env(), cwd=cwd,
-                         label="caffe train", on_progress=on_progress, show_progress=show,
+        run = run_native(argv, log_path, parser.feed, display_total or solver.max_iter, env=install.env(), cwd=cwd,
+                         label=label, on_progress=on_progress, show_progress=show,
                          append=True, timeout=timeout, unbuffer=False,
                          # caffe's -sigint_effect stop: ends at an iteration boundary, so an
                          # interrupted run never leaves a half-written snapshot to resume from.

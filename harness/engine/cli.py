@@ -21,6 +21,9 @@ def _train_options(func):
         click.option("--iterations", type=int, default=None,
                      help="Override max_iter (Caffe) / max_batches (Darknet)."),
         click.option("--batch-size", type=int, default=None, help="Override the training batch size."),
+        click.option("--eval-interval", type=click.IntRange(min=0), default=None,
+                     help="Score the held-out split every N iterations (results.csv, weights/best.*); "
+                          "0: final weights only. Default: the profile's."),
         click.option("--init-weights", type=click.Path(exists=True, dir_okay=False, path_type=Path,
                                                        resolve_path=True), default=None,
                      help="Weights to fine-tune from (VGG16 reduced-fc caffemodel / darknet53.conv.74)."),
@@ -32,7 +35,7 @@ def _train_options(func):
 
 
 def _run_train(spec, data, classification, profile_name, iterations, batch_size, init_weights, name, project,
-               seed, device, overwrite, runner, image, **slurm) -> None:
+               seed, device, overwrite, runner, image, eval_interval=None, **slurm) -> None:
     """One experiment through the same config resolution and run rules as ``reproduce``."""
     from harness.engine.experiment import stop_on_sigterm
     from harness.engine.run import RunSettings, exit_for
@@ -46,7 +49,7 @@ def _run_train(spec, data, classification, profile_name, iterations, batch_size,
     settings = RunSettings(project / (name or spec.name), get_profile(profile_name), seed, data, classification,
                            device)
     config = settings.config_for(spec, role=_role(spec, profile_name), init_weights=init_weights,
-                                 iterations=iterations, batch_size=batch_size)
+                                 iterations=iterations, batch_size=batch_size, eval_every=eval_interval)
     outcome = get_runner(runner).submit(Submission(settings, [config], overwrite, pop_slurm_options(slurm)))
     if outcome.summaries is None:
         return                    # queued: `harness status RUN_DIR` follows it

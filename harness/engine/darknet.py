@@ -379,6 +379,8 @@ def train_darknet(
     timeout: Optional[float] = None,
     show_progress: Optional[bool] = None,
     device: Device = Device("cpu"),
+    label: Optional[str] = None,
+    display_total: Optional[int] = None,
 ) -> TrainResult:
     """Train with ``darknet detector train``; resume from ``<backup>/<cfgbase>.backup`` if present.
 
@@ -392,11 +394,15 @@ def train_darknet(
     workdir.mkdir(parents=True, exist_ok=True)
     if max_batches is not None:
         cfg_path = write_cfg_with(cfg_path, workdir / "cfg", {"max_batches": str(max_batches)})
+    if resume and not clear:
+        done = _already_trained(data_path, cfg_path, workdir)
+        if done is not None:
+            return done
     plan = plan_training(data_path, cfg_path, init_weights=init_weights, clear=clear, resume=resume)
     argv = train_argv(install, plan, device)
     log_path = workdir / "train.log"
-    run = run_native(argv, log_path, parse_darknet_line, plan.cfg.max_batches, cwd=plan.cwd,
-                     label=f"darknet {plan.base}", on_progress=progress, append=plan.resumed_from is not None,
+    run = run_native(argv, log_path, parse_darknet_line, display_total or plan.cfg.max_batches, cwd=plan.cwd,
+                     label=label or f"darknet {plan.base}", on_progress=progress, append=plan.resumed_from is not None,
                      timeout=timeout, show_progress=show_progress)
     findings = read_darknet_log(log_path)
     loss_csv = write_loss_csv(latest_per_iteration(findings.steps), workdir / "loss.csv")
@@ -547,7 +553,7 @@ def _names_problems(options: dict[str, str], cwd: Path, classes: int, data_path:
 def _choose_start(backup_dir: Path, base: str, init_weights, clear: bool, resume: bool, cfg: CfgSummary,
                   problems: list[str]) -> tuple[Optional[Path], Optional[Path], bool]:
     """Resume from the .backup when present; else start from init_weights (or random)."""
-    backup = _resume_file(backup_dir, base)
+    backup = _resume_file(backup_dir, base, cfg.batch)
     if resume and backup is not None and not clear:
         weights, resumed_from = backup, backup
     elif init_weights is not None:
@@ -566,12 +572,49 @@ def _choose_start(backup_dir: Path, base: str, init_weights, clear: bool, resume
     return weights, resumed_from, clear
 
 
-def _resume_file(backup_dir: Path, base: str) -> Optional[Path]:
-    """pjreddie saves ``<base>.backup`` every 100 iterations; AlexeyAB ``<base>_last.weights``."""
-    for candidate in (backup_dir / f"{base}.backup", backup_dir / f"{base}_last.weights"):
-        if candidate.is_file():
-            return candidate
-    return None
+def _resume_file(backup_dir: Path, base: str, batch: int = 1) -> Optional[Path]:
+    """The checkpoint with the most iterations seen (its header), ties to the latest written:
+    pjreddie saves ``<base>.backup`` every 100 iterations and ``<base>_final.weights`` at
+    max_batches; AlexeyAB ``<base>_last.weights``. Training segment by segment (periodic
+    evaluation) ends segments between backups, so the newest state is often ``_final``."""
+    checkpoints = _checkpoints(backup_dir, base, batch)
+    return checkpoints[-1][1] if checkpoints else None
+
+
+def _checkpoints(backup_dir: Path, base: str, batch: int) -> list[tuple[int, Path]]:
+    """(iterations seen, path) of every resumable file, oldest state first; at the same iteration
+    Darknet's own resume file (``.backup``) sorts last, so it stays the one resumed from."""
+    found = []
+    for rank, name in enumerate((f"{base}_final.weights", f"{base}_last.weights", f"{base}.backup")):
+        path = backup_dir / name
+        if path.is_file():
+            try:
+                found.append((read_weights_seen(path) // max(1, batch), rank, path))
+            except (OSError, DarknetInputError):
+                continue
+    return [(iteration, path) for iteration, _, path in sorted(found)]
+
+
+def _already_trained(data_path: Path, cfg_path: Path, workdir: Path) -> Optional[TrainResult]:
+    """The newest checkpoint has reached max_batches (a finished segment, or a finished run that
+    is resumed for a later step): report it instead of starting Darknet, which would only save
+    ``_final`` again without training."""
+    data_path, cfg_path = Path(data_path).resolve(), Path(cfg_path).resolve()
+    cfg = summarize_cfg(cfg_path)
+    options = read_data_file(data_path)
+    backup_dir = resolve(options.get("backup", "/backup/"), data_path.parent)
+    checkpoints = _checkpoints(backup_dir, cfg_base(cfg_path), cfg.batch)
+    if not checkpoints or checkpoints[-1][0] < cfg.max_batches or cfg.max_batches <= 0:
+        return None
+    iteration = checkpoints[-1][0]
+    newest = [path for seen, path in checkpoints if seen == iteration]
+    weights = next((path for path in newest if path.name.endswith("_final.weights")), newest[-1])
+    log_path = workdir / "train.log"
+    loss_csv = workdir / "loss.csv"
+    if log_path.is_file():
+        write_loss_csv(latest_per_iteration(read_darknet_log(log_path).steps), loss_csv)
+    return TrainResult(log_path=log_path, loss_csv=loss_csv, weights=weights, iterations=iteration,
+                       seconds=0.0, resumed_from=weights)
 
 
 def check_training(plan: TrainPlan, run: NativeRun, findings: DarknetLogFindings) -> Path:
@@ -590,6 +633,9 @@ def check_training(plan: TrainPlan, run: NativeRun, findings: DarknetLogFindings
                         "(lower learning_rate, longer burn_in, or check labels)")
     if not final.is_file():
         problems.append(f"no final weights {final} (last iteration seen in the log: {findings.last_iteration})")
+    elif read_weights_seen(final) // max(1, plan.cfg.batch) < plan.cfg.max_batches:
+        problems.append(f"{final} is from an earlier segment (iteration {read_weights_seen(final) // max(1, plan.cfg.batch)}"
+                        f" < max_batches={plan.cfg.max_batches}): this run never finished")
     if problems:
         raise NativeFrameworkError("Darknet training failed (exit status "
                                    f"{run.returncode}):\n  - " + "\n  - ".join(problems), run.log_tail())

@@ -17,6 +17,7 @@ from typing import Optional, Sequence
 
 from harness.device import Device, describe_device
 from harness.engine.darknet import DarknetInstall, DarknetInputError, find_darknet, image_id, summarize_cfg
+from harness.engine.process import native_output_to, read_log_tail
 from harness.engine.types import NativeFrameworkError
 
 # pjreddie's `detector valid` hard-codes these; using them keeps ctypes and valid comparable.
@@ -113,9 +114,12 @@ class DarknetNetwork:
         self.install = install
         _select_device(self.lib, install, device)
         weights_arg = str(Path(weights).resolve()).encode() if weights else None
-        self.net = self.lib.load_network(str(cfg_path).encode(), weights_arg, 0)
+        log_path = cfg_path.parent / "libdarknet.log"
+        with native_output_to(log_path):
+            self.net = self.lib.load_network(str(cfg_path).encode(), weights_arg, 0)
         if not self.net:
-            raise NativeFrameworkError(f"libdarknet could not load {cfg_path}")
+            raise NativeFrameworkError(f"libdarknet could not load {cfg_path} (its output: {log_path})",
+                                       read_log_tail(log_path))
         self.lib.set_batch_network(self.net, 1)
         self.width = self.lib.network_width(self.net)
         self.height = self.lib.network_height(self.net)

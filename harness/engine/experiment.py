@@ -144,11 +144,18 @@ class _Caffe:
                           snapshot_prefix=self.dir / "weights" / spec.name,
                           detection_out_dir=self.dir / "caffe_test_output", **kwargs)
 
-    def train(self, files: dict[str, Path]) -> TrainResult:
+    def train(self, files: dict[str, Path], until: Optional[int] = None, **display) -> TrainResult:
+        """Train to ``until`` (default the solver's max_iter); resumes from the newest solverstate.
+        ``display``: the progress bar's ``label`` and ``display_total``."""
         from harness.engine.caffe import train_caffe
 
         return train_caffe(files["solver"], self.dir, init_weights=self.config.init_weights,
-                           device=self.config.device)
+                           device=self.config.device, max_iter=until, **display)
+
+    def schedule_length(self, files: dict[str, Path]) -> int:
+        from harness.engine.caffe import read_solver
+
+        return read_solver(files["solver"], files["solver"].parent).max_iter
 
     def detect(self, files, weights: Path, images, out_dir: Path, native: bool = False) -> Path:
         """pycaffe on the deploy net: this fork's DetectionOutput writes no files (docs/caffe.md)."""
@@ -183,11 +190,18 @@ class _Darknet:
                            backup_dir=self.dir / "weights", results_dir=self.dir / "darknet_results",
                            overrides=dict(self.config.cfg))
 
-    def train(self, files: dict[str, Path]) -> TrainResult:
+    def train(self, files: dict[str, Path], until: Optional[int] = None, **display) -> TrainResult:
+        """Train to ``until`` (default the cfg's max_batches); resumes from the newest checkpoint.
+        ``display``: the progress bar's ``label`` and ``display_total``."""
         from harness.engine.darknet import train_darknet
 
         return train_darknet(files["data"], files["cfg"], self.dir, init_weights=self.config.init_weights,
-                             device=self.config.device)
+                             device=self.config.device, max_batches=until, **display)
+
+    def schedule_length(self, files: dict[str, Path]) -> int:
+        from harness.engine.darknet import summarize_cfg
+
+        return summarize_cfg(files["cfg"]).max_batches
 
     def detect(self, files, weights: Path, images, out_dir: Path, native: bool = False) -> Path:
         """``native``: `darknet detector valid` over the rendered test list (the paper's tool);
@@ -364,11 +378,8 @@ def _run_steps(config: ExperimentConfig, data: PreparedData, summary: dict) -> N
     ids_file = model_dir / "test_ids.txt"
     summary["rendered"] = {role: recorded_path(path, model_dir) for role, path in files.items()}
 
-    result = _step("train", _timed_training, fw, files, model_dir)
-    if result.weights is None:
-        raise StepFailed("train", RuntimeError(f"training produced no weights (see {result.log_path})"))
-    if result.resumed_from is not None:
-        print(f"    resumed from {result.resumed_from}")
+    test_images = load_voc(data.voc_root, image_set=ids_file, labelmap=data.labelmap).images
+    result = _train_with_periodic_evaluation(fw, files, config, test_images, data.labelmap)
     segments = read_segments(model_dir)
     summary["train"] = {"iterations": result.iterations, "seconds": round(sum(s["seconds"] for s in segments), 1),
                         "segments": len(segments),
@@ -378,10 +389,11 @@ def _run_steps(config: ExperimentConfig, data: PreparedData, summary: dict) -> N
                         "resumed_from": recorded_path(result.resumed_from, model_dir) if result.resumed_from else None,
                         "init_weights": str(config.init_weights) if config.init_weights else None}
 
-    test_images = load_voc(data.voc_root, image_set=ids_file, labelmap=data.labelmap).images
     det_dir = _step("detect", fw.detect, files, result.weights, test_images, model_dir / "detections", native=True)
     summary["metrics"] = _step("evaluate", evaluate_split, test_images, Path(det_dir), data.labelmap, model_dir,
                                config.protocols)
+    summary["metrics_weights"] = recorded_path(result.weights, model_dir)
+    summary["best"] = _record_final_evaluation(config, result, summary["metrics"])
 
     cls_images = _classification_images(data, config)
     if cls_images:
@@ -396,6 +408,112 @@ def _run_steps(config: ExperimentConfig, data: PreparedData, summary: dict) -> N
     summary["timing"] = write_json(model_dir / "timing.json", timing).name
 
 
+# --------------------------------------------------------------------------------- periodic evaluation
+
+def _train_with_periodic_evaluation(fw, files: dict[str, Path], config: ExperimentConfig,
+                                    test_images: list[ImageAnnotation], labelmap: LabelMap) -> TrainResult:
+    """Train segment by segment, scoring the weights at each evaluation point before going on.
+
+    Points already in results.csv are not trained to or scored again (a resumed run); the
+    trainers resume from their own checkpoints, so skipping a segment call loses nothing. The
+    final point is scored by the experiment's final detect/evaluate steps, not here.
+    """
+    from harness.engine.periodic import evaluated_iterations, evaluation_points
+
+    model_dir = config.model_dir
+    points = evaluation_points(fw.schedule_length(files), config.eval_interval)
+    done = evaluated_iterations(model_dir)
+    print(f"    evaluation at iterations {_describe_points(points)} → {model_dir / 'results.csv'}", flush=True)
+    print(f"    native log: {model_dir / 'train.log'} (loss per iteration: {model_dir / 'loss.csv'})", flush=True)
+    total = points[-1] if points else None
+    for point in points[:-1]:
+        if point in done:
+            continue
+        result = _train_segment(fw, files, config, point, total)
+        _step(f"evaluate@{result.iterations}", _score_snapshot, fw, files, config, result, test_images, labelmap)
+    return _train_segment(fw, files, config, total, total)
+
+
+def _describe_points(points: list[int]) -> str:
+    return ", ".join(map(str, points)) if len(points) <= 6 else \
+        f"{points[0]}, {points[1]}, …, {points[-2]}, {points[-1]} ({len(points)} points)"
+
+
+def _bar_label(config: ExperimentConfig) -> str:
+    """The training bar's title: the model, and the best held-out mAP so far once there is one."""
+    from harness.engine.periodic import read_best
+
+    best = read_best(config.model_dir)
+    return config.name + (f" mAP {best.protocol} {_percent(best.map)}@{best.iteration}" if best else "")
+
+
+def _train_segment(fw, files: dict[str, Path], config: ExperimentConfig, until: Optional[int],
+                   total: Optional[int]) -> TrainResult:
+    display = {"label": _bar_label(config), "display_total": total}
+    result = _step("train" if until is None else f"train→{until}", _timed_training, fw, files, config.model_dir,
+                   until, display)
+    if result.weights is None:
+        raise StepFailed("train", RuntimeError(f"training produced no weights (see {result.log_path})"))
+    if result.resumed_from is not None:
+        print(f"    resumed from {result.resumed_from}")
+    return result
+
+
+def _score_snapshot(fw, files: dict[str, Path], config: ExperimentConfig, result: TrainResult,
+                    test_images: list[ImageAnnotation], labelmap: LabelMap) -> dict:
+    """Detect on the held-out split with this segment's weights and record one results.csv row.
+
+    Detections go to a scratch folder that each scoring replaces; the final evaluation's own
+    files (detections/, metrics_*.json) are only ever written by the final weights.
+    """
+    from harness.evaluation import evaluate_detections
+    from harness.evaluation.detections import read_detections
+
+    scratch = config.model_dir / "periodic_detections"
+    shutil.rmtree(scratch, ignore_errors=True)
+    det_dir = fw.detect(files, result.weights, test_images, scratch, native=True)
+    dets = read_detections(Path(det_dir), class_names=labelmap.names)
+    maps = {p: evaluate_detections(test_images, dets, labelmap, protocol=p)["map"] for p in config.protocols}
+    return _record_point(config, result, maps)
+
+
+def _record_point(config: ExperimentConfig, result: TrainResult, maps: dict[str, Optional[float]]) -> dict:
+    """Best weights first, then the row (see periodic.keep_if_best); prints the Ultralytics-like line."""
+    from harness.engine.periodic import keep_if_best, loss_at, record_result
+
+    model_dir, protocol = config.model_dir, config.protocols[0]
+    best = keep_if_best(model_dir, result.iterations, maps.get(protocol), protocol, result.weights)
+    row = {"iteration": result.iterations, **loss_at(result.loss_csv, result.iterations),
+           **{f"map_{p}": _nan_if_none(m) for p, m in maps.items()},
+           "seconds": round(sum(s["seconds"] for s in read_segments(model_dir)), 1)}
+    record_result(model_dir, row, config.protocols)
+    scores = "  ".join(f"mAP {p} {_percent(m)}" for p, m in maps.items())
+    best_note = f"  best {_percent(best.map)} @ {best.iteration}" if best else ""
+    print(f"    iteration {result.iterations}: {scores}{best_note}", flush=True)
+    return row
+
+
+def _record_final_evaluation(config: ExperimentConfig, result: TrainResult, metrics_files: dict[str, str]) -> dict:
+    """The final weights' metrics become results.csv's last row; returns summary.json's ``best``."""
+    maps = {p: json.loads((config.model_dir / name).read_text()).get("map") for p, name in metrics_files.items()}
+    _record_point(config, result, maps)
+    from harness.engine.periodic import RESULTS_FILE, read_best
+
+    best = read_best(config.model_dir)
+    record = {"results_csv": RESULTS_FILE, "eval_interval": config.eval_interval}
+    if best is not None:
+        record.update(best.to_json(), weights=f"weights/{best.weights}")
+    return record
+
+
+def _nan_if_none(value: Optional[float]) -> float:
+    return float("nan") if value is None else float(value)
+
+
+def _percent(value: Optional[float]) -> str:
+    return "n/a" if value is None or value != value else f"{value * 100:.1f}"
+
+
 def render_experiment(config: ExperimentConfig, data: PreparedData) -> dict[str, Path]:
     """The native files of one experiment (what `render table1` and training share)."""
     config.write()
@@ -404,13 +522,14 @@ def render_experiment(config: ExperimentConfig, data: PreparedData) -> dict[str,
     return framework_for(config, data.labelmap, data.converted.out_dir).render(test_ids)
 
 
-def _timed_training(fw, files: dict[str, Path], model_dir: Path) -> TrainResult:
-    """Train, and record this segment's wall time even when it is interrupted or fails, so the
-    reported training time of a resumed run is the sum of all its segments."""
+def _timed_training(fw, files: dict[str, Path], model_dir: Path, until: Optional[int] = None,
+                    display: Optional[dict] = None) -> TrainResult:
+    """Train (to ``until``), and record this segment's wall time even when it is interrupted or
+    fails, so the reported training time of a resumed run is the sum of all its segments."""
     started, wall = time.monotonic(), time.strftime("%Y-%m-%dT%H:%M:%S")
     outcome = "interrupted"
     try:
-        result = fw.train(files)
+        result = fw.train(files, until, **(display or {}))
         outcome = "resumed" if result.resumed_from is not None else "fresh"
         return result
     except Exception:

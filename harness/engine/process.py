@@ -80,6 +80,46 @@ def read_log_tail(log_path: Path, n: int = 30, max_bytes: int = 256_000) -> str:
     return "\n".join(lines[-n:])
 
 
+def verbose() -> bool:
+    """``-v``/``--verbose`` (or HARNESS_VERBOSE=1): native output on the console as well as in logs."""
+    return os.environ.get("HARNESS_VERBOSE") == "1"
+
+
+@contextlib.contextmanager
+def native_output_to(log_path: Path):
+    """What C code in *this* process prints on fd 1/2 (libdarknet's layer table on every network
+    load) goes to ``log_path`` instead of the console; left alone when verbose."""
+    if verbose():
+        yield
+        return
+    log_path = Path(log_path)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    with open(log_path, "ab") as log:
+        try:
+            os.dup2(log.fileno(), 1)
+            os.dup2(log.fileno(), 2)
+            yield
+        finally:
+            _flush_c_stdio()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
+
+
+def _flush_c_stdio() -> None:
+    """C's stdout is block-buffered into a file: flush it before fd 1 points at the console again."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).fflush(None)
+    except (OSError, AttributeError):
+        pass
+
+
 def line_buffered(argv: Sequence[str]) -> list[str]:
     """Prefix ``stdbuf -oL -eL`` so C programs that block-buffer a pipe (darknet) stream live."""
     stdbuf = shutil.which("stdbuf")
@@ -217,6 +257,7 @@ def _pump_lines(child: subprocess.Popen, log, lines: "queue.Queue[Optional[str]]
 
 def _consume(lines, parse_line, run, display, on_progress, started, timeout, child, log_path) -> None:
     """Main-thread loop; polls so that Ctrl-C and the timeout are noticed while the child is quiet."""
+    echo = verbose()
     while True:
         if timeout is not None and time.monotonic() - started > timeout:
             _stop_child(child)
@@ -230,6 +271,8 @@ def _consume(lines, parse_line, run, display, on_progress, started, timeout, chi
             continue
         if line is None:
             return
+        if echo:
+            print(line, file=sys.stderr, flush=True)
         progress = _parse_safely(parse_line, line, run)
         if progress is None:
             continue
@@ -284,7 +327,7 @@ class _ProgressDisplay:
 
         self.label = label
         self.total = total
-        self.enabled = sys.stderr.isatty() if show is None else show
+        self.enabled = (sys.stderr.isatty() if show is None else show) and not verbose()
         self.bar = None
 
     def update(self, progress: Progress) -> None:

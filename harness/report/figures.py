@@ -35,17 +35,53 @@ def _save(fig: Figure, path: Path) -> Path:
 
 
 def plot_loss_curves(experiments: list[ExperimentRun], path: Path) -> Optional[Path]:
-    """One panel per experiment: SSD and YOLO losses differ by orders of magnitude."""
-    with_loss = [e for e in experiments if e.loss is not None and len(e.loss) > 0]
-    if not with_loss:
+    """One panel per experiment: SSD and YOLO losses differ by orders of magnitude. Held-out mAP
+    at each evaluation point (results.csv) shares the panel on a right-hand axis, like
+    AlexeyAB's chart.png, so a falling loss can be read against what it buys."""
+    shown = [e for e in experiments if _has_loss(e) or _has_evaluations(e)]
+    if not shown:
         return None
-    cols = 1 if len(with_loss) == 1 else 2
-    rows = math.ceil(len(with_loss) / cols)
-    fig = Figure(figsize=(6.0 * cols, 3.4 * rows), layout="constrained")
-    fig.suptitle("Fig 7 — training loss")
-    for index, exp in enumerate(with_loss, start=1):
-        _loss_panel(fig.add_subplot(rows, cols, index), exp)
+    cols = 1 if len(shown) == 1 else 2
+    rows = math.ceil(len(shown) / cols)
+    fig = Figure(figsize=(6.4 * cols, 3.6 * rows), layout="constrained")
+    fig.suptitle("Fig 7 — training loss and held-out mAP")
+    for index, exp in enumerate(shown, start=1):
+        ax = fig.add_subplot(rows, cols, index)
+        if _has_loss(exp):
+            _loss_panel(ax, exp)
+        else:
+            ax.set_title(wrapped(_title(exp), 60), fontsize=10)
+            ax.set_xlabel("iteration")
+        if _has_evaluations(exp):
+            _map_axis(ax, exp)
     return _save(fig, path)
+
+
+def _has_loss(exp: ExperimentRun) -> bool:
+    return exp.loss is not None and len(exp.loss) > 0
+
+
+def _has_evaluations(exp: ExperimentRun) -> bool:
+    return exp.evaluations is not None and len(exp.evaluations) > 0
+
+
+MAP_STYLE = {"voc07": dict(color="tab:red", marker="o"), "voc12": dict(color="tab:purple", marker="s")}
+
+
+def _map_axis(ax, exp: ExperimentRun) -> None:
+    """mAP (%) per evaluation point on a twin axis; legends of both axes merged into one box."""
+    curve = exp.evaluations
+    right = ax.twinx()
+    for protocol, values in curve.map.items():
+        style = MAP_STYLE.get(protocol, {})
+        right.plot(curve.iteration, [v * 100 for v in values], lw=1.2, ms=4, label=f"mAP {protocol}", **style)
+    right.set_ylim(0, 100)
+    right.set_ylabel("held-out mAP (%)")
+    handles, labels = ax.get_legend_handles_labels()
+    more_handles, more_labels = right.get_legend_handles_labels()
+    if ax.get_legend() is not None:
+        ax.get_legend().remove()
+    right.legend(handles + more_handles, labels + more_labels, fontsize=8, loc="upper right")
 
 
 def _loss_panel(ax, exp: ExperimentRun) -> None:
@@ -65,7 +101,7 @@ def _loss_panel(ax, exp: ExperimentRun) -> None:
     finite = loss[np.isfinite(loss) & (loss > 0)]
     if finite.size and finite.max() / finite.min() > 50:
         ax.set_yscale("log")
-    ax.set_title(_title(exp), fontsize=10)
+    ax.set_title(wrapped(_title(exp), 60), fontsize=10)
     ax.set_xlabel("iteration")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("loss")
@@ -98,27 +134,50 @@ def binned(x: np.ndarray, y: np.ndarray, max_points: int) -> tuple[np.ndarray, .
 
 
 def plot_pr_curves(exp: ExperimentRun, path: Path) -> Optional[Path]:
-    """Per-class precision/recall of one experiment; the legend carries each class's AP."""
+    """Per-class precision envelopes (what AP integrates), the raw zig-zag faint behind them;
+    the legend carries each class's AP."""
     protocol = next((p for p in PR_PROTOCOL_PREFERENCE if (exp.metrics.get(p) or {}).get("pr")), None)
     if protocol is None:
         return None
     metrics = exp.metrics[protocol]
-    fig = Figure(figsize=(6.4, 4.8), layout="constrained")
+    fig = Figure(figsize=(7.2, 5.2), layout="constrained")
     ax = fig.add_subplot()
     colours = _distinct_colours(len(metrics["pr"]))
     for colour, (name, curve) in zip(colours, metrics["pr"].items()):
         recall, precision = curve.get("recall") or [], curve.get("precision") or []
         ap = (metrics["classes"].get(name) or {}).get("ap")
         label = f"{name} (AP {ap * 100:.1f})" if isinstance(ap, (int, float)) else name
-        ax.plot(recall, precision, lw=1.4, label=label, color=colour)
+        x, y = precision_envelope(recall, precision)
+        ax.plot(recall, precision, lw=0.6, alpha=0.3, color=colour)
+        ax.step(x, y, where="pre", lw=1.5, label=label, color=colour)
     ax.set_xlim(0, 1.0)
     ax.set_ylim(0, 1.02)
     ax.set_xlabel("recall")
-    ax.set_ylabel("precision")
+    ax.set_ylabel("precision (envelope; raw curve faint)")
     ax.grid(alpha=0.3)
-    ax.set_title(f"Fig 8 — PR curves, {_title(exp)} (AP: {protocol})", fontsize=10)
+    ax.set_title(wrapped(f"Fig 8 — PR curves, {_title(exp)} (AP: {protocol})"), fontsize=10)
     ax.legend(fontsize=8, loc="lower left")
     return _save(fig, path)
+
+
+def precision_envelope(recall, precision) -> tuple[np.ndarray, np.ndarray]:
+    """Best precision at this recall or beyond, as a ``where='pre'`` step from recall 0 to the
+    last recall and down to 0: the area under it is VOC2012's all-points AP."""
+    recall = np.asarray(recall, dtype=float)
+    precision = np.asarray(precision, dtype=float)
+    if recall.size == 0:
+        return np.zeros(0), np.zeros(0)
+    envelope = np.maximum.accumulate(precision[::-1])[::-1]
+    x = np.concatenate([[0.0], recall, recall[-1:]])
+    y = np.concatenate([envelope[:1], envelope, [0.0]])
+    return x, y
+
+
+def wrapped(title: str, width: int = 70) -> str:
+    """Long titles (a non-comparable run says why) broken into lines instead of cut at the edge."""
+    import textwrap
+
+    return "\n".join(textwrap.wrap(title, width)) or title
 
 
 def _distinct_colours(count: int) -> list:

@@ -38,6 +38,18 @@ class LossCurve:
 
 
 @dataclass
+class EvaluationCurve:
+    """``results.csv``: held-out mAP of the weights at each evaluation point (NaN: not scorable)."""
+
+    iteration: list[int]
+    map: dict[str, list[float]]              # protocol -> mAP per row, 0..1
+    seconds: list[float]
+
+    def __len__(self) -> int:
+        return len(self.iteration)
+
+
+@dataclass
 class ExperimentRun:
     """Everything one ``models/<experiment>/`` directory holds, already validated."""
 
@@ -48,6 +60,7 @@ class ExperimentRun:
     classification: Optional[dict] = None
     timing: Optional[dict] = None
     loss: Optional[LossCurve] = None
+    evaluations: Optional[EvaluationCurve] = None
     problems: list[str] = field(default_factory=list)
     in_paper: Optional[bool] = None          # set by the report builder from harness.paper
 
@@ -170,6 +183,7 @@ def load_experiment(directory: Path) -> ExperimentRun:
         listing = f"; read by their standard names: {', '.join(found)}" if found else ""
         exp.problems.append(f"{summary_path}: file not found — experiment has no summary (interrupted run?), "
                             f"shown as 'missing'{listing}")
+        exp.evaluations = read_evaluations(directory)
         return exp
     try:
         exp.summary = _read_json_object(summary_path)
@@ -178,7 +192,21 @@ def load_experiment(directory: Path) -> ExperimentRun:
         return exp
     _check_summary(exp, summary_path)
     _load_named_files(exp, exp.summary)
+    exp.evaluations = read_evaluations(directory)
     return exp
+
+
+def read_evaluations(directory: Path) -> Optional[EvaluationCurve]:
+    """The periodic evaluation rows, by their standard name (absent for runs made before it)."""
+    from harness.engine.periodic import RESULTS_FILE, read_results
+
+    if not (directory / RESULTS_FILE).is_file():
+        return None
+    rows = read_results(directory)
+    protocols = [p for p in PROTOCOLS if rows and f"map_{p}" in rows[0]]
+    return EvaluationCurve([r["iteration"] for r in rows],
+                           {p: [r[f"map_{p}"] for r in rows] for p in protocols},
+                           [r.get("seconds", math.nan) for r in rows])
 
 
 def _load_conventional_files(exp: ExperimentRun) -> list[str]:
