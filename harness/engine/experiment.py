@@ -133,10 +133,10 @@ class _Caffe:
         self.dir = config.model_dir
 
     def render(self, test_ids: Sequence[str]) -> dict[str, Path]:
-        from harness.render.ssd import render_ssd
+        from harness.render.ssd import NetVariant, render_ssd
 
         spec = self.config.spec
-        kwargs: dict[str, Any] = {"solver": dict(self.config.solver)}
+        kwargs: dict[str, Any] = {"solver": dict(self.config.solver), "variant": NetVariant(**self.config.network)}
         if self.config.ssd_batch_size:
             kwargs["batch_size"] = self.config.ssd_batch_size
         return render_ssd(self.dir / "rendered", size=spec.size, smin=spec.smin or 0.2, smax=spec.smax or 0.9,
@@ -301,7 +301,8 @@ def run_experiment(config: ExperimentConfig, data: PreparedData, overwrite: bool
                                "role": config.role, "device": str(config.device), "config": "config.json",
                                "status": "running", "message": "", "train": None, "metrics": {},
                                "classification": None, "timing": None,
-                               "init_weights": str(config.init_weights) if config.init_weights else None}
+                               "init_weights": str(config.init_weights) if config.init_weights else None,
+                        **native_test_score(config, result)}
     started = time.monotonic()
     try:
         _run_steps(config, data, summary)
@@ -345,7 +346,8 @@ def _run_steps(config: ExperimentConfig, data: PreparedData, summary: dict) -> N
                         "weights": recorded_path(result.weights, model_dir),
                         "log": recorded_path(result.log_path, model_dir),
                         "resumed_from": recorded_path(result.resumed_from, model_dir) if result.resumed_from else None,
-                        "init_weights": str(config.init_weights) if config.init_weights else None}
+                        "init_weights": str(config.init_weights) if config.init_weights else None,
+                        **native_test_score(config, result)}
 
     test_images = load_voc(data.voc_root, image_set=ids_file, labelmap=data.labelmap).images
     det_dir = _step("detect", fw.detect, files, result.weights, test_images, model_dir / "detections", native=True)
@@ -363,6 +365,21 @@ def _run_steps(config: ExperimentConfig, data: PreparedData, summary: dict) -> N
     n, warmup = config.limit("timing_images"), config.limit("timing_warmup")
     timing = _step("time", fw.time, files, result.weights, test_images, n, warmup)   # runners cycle the images
     summary["timing"] = write_json(model_dir / "timing.json", timing).name
+
+
+def native_test_score(config: ExperimentConfig, result: TrainResult) -> dict[str, Any]:
+    """Caffe's own last test-phase ``detection_eval`` (DetectionEvaluate, VOC07 11-point, mean over
+    every label incl. empty and unscored ones), kept beside the harness's metrics so the two can be
+    compared (tests/test_learning_ssd_crosscheck.py). Empty when the solver never tested."""
+    if config.framework != "caffe":
+        return {}
+    from harness.parse.caffe_log import parse_caffe_log
+
+    scores = [t for t in parse_caffe_log(result.log_path).test_outputs if t.name == "detection_eval"]
+    if not scores:
+        return {}
+    return {"caffe_test": {"iteration": scores[-1].iteration, "detection_eval": scores[-1].value,
+                           "rule": "Caffe Solver::TestDetection: 11-point AP, mean over all labels but background"}}
 
 
 def render_experiment(config: ExperimentConfig, data: PreparedData) -> dict[str, Path]:

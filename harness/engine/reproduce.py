@@ -11,7 +11,7 @@ import click
 from harness import paper
 from harness.config import ExperimentConfig, ModelSpec
 from harness.engine.experiment import stop_on_sigterm
-from harness.engine.profiles import Profile, profile as get_profile
+from harness.engine.profiles import LearningCheck, Profile, profile as get_profile
 from harness.engine.run import RunSettings, execute, exit_for
 from harness.options import run_options
 from harness.paths import from_recorded
@@ -55,11 +55,16 @@ def table1_configs(settings: RunSettings, only: Sequence[str] = (), init_weights
     configs = [settings.config_for(ModelSpec.of(exp), role="table1",
                                    init_weights=_init_weights_for(exp, init_weights_ssd, init_weights_yolo))
                for exp in select_experiments(only)]
-    check = settings.profile.learning_check
-    if learning_check and check is not None:
-        configs.append(settings.config_for(ModelSpec(check.name, "darknet", check.model, check.size),
-                                           role="learning-check", cfg_overrides=dict(check.overrides)))
+    if learning_check:
+        configs += [learning_check_config(settings, check) for check in settings.profile.all_learning_checks()]
     return configs
+
+
+def learning_check_config(settings: RunSettings, check: LearningCheck) -> ExperimentConfig:
+    """One learning check's config: same resolution as a Table 1 row, its own overrides."""
+    spec = ModelSpec(check.name, check.framework, check.model, check.size, check.smin, check.smax)
+    return settings.config_for(spec, role="learning-check", cfg_overrides=dict(check.overrides),
+                               batch_size=check.batch_size, network=dict(check.network))
 
 
 def reproduce_table1(run_dir: Path, profile_: Profile, data: Optional[Path] = None,
@@ -126,7 +131,7 @@ def reproduce() -> None:
 @click.option("--init-weights-yolo", type=click.Path(exists=True, dir_okay=False, path_type=Path, resolve_path=True),
               default=None, help="darknet53.conv.74 to fine-tune YOLOv3 from (the paper's start).")
 @click.option("--learning-check/--no-learning-check", default=True, show_default=True,
-              help="smoke profile: also train a small YOLOv3-tiny long enough to show real learning.")
+              help="smoke profile: also train a small YOLOv3-tiny and a compact SSD long enough to show real learning.")
 @click.option("--runner", type=click.Choice(["local", "docker"]), default="local", show_default=True,
               help="docker: run this same command inside the harness GPU image.")
 @click.option("--image", default=None, help="Docker image for --runner docker.")

@@ -39,12 +39,12 @@ class RunSettings:
 
     def config_for(self, spec: ModelSpec, *, role: str, init_weights: Optional[Path] = None,
                    iterations: Optional[int] = None, batch_size: Optional[int] = None,
-                   cfg_overrides: Optional[dict] = None) -> ExperimentConfig:
+                   cfg_overrides: Optional[dict] = None, network: Optional[dict] = None) -> ExperimentConfig:
         device = resolve_device(self.device, spec.framework)
         return resolve_experiment(spec, self.profile, device=device, run_dir=self.run_dir, seed=self.seed,
                                   data=self.data, classification=self.classification, init_weights=init_weights,
                                   iterations=iterations, batch_size=batch_size, cfg_overrides=cfg_overrides,
-                                  role=role)
+                                  role=role, network=network)
 
 
 def check_run(settings: RunSettings, overwrite: bool) -> None:
