@@ -83,7 +83,7 @@ def test_smoke_profile_has_both_learning_checks_scored_on_the_whole_test_split(t
 def test_ssd_learning_check_config_carries_its_network_solver_and_batch(tmp_path: Path) -> None:
     config = _smoke_configs(tmp_path)[SSD_LEARNING_CHECK.name]
     assert config.spec.size == 160 and config.spec.smin == 0.1 and config.spec.smax == 0.5
-    assert config.network == {"width": 0.25, "batch_norm": True}
+    assert config.network == {"width": 0.125, "batch_norm": True}
     assert config.ssd_batch_size == SSD_LEARNING_CHECK.batch_size
     assert config.solver["max_iter"] == SSD_LEARNING_CHECK.overrides["max_iter"]
     # Caffe tests once, on the final weights, over the whole test split (test_iter from its size)
@@ -96,3 +96,13 @@ def test_smoke_synthetic_set_gives_100_test_images_and_10_cells_per_class() -> N
     ids = [f"smear_{i:06d}" for i in range(SMOKE.synthetic_images)]
     assert len(paper_split(ids, seed=0).test) >= 100
     assert SMOKE.synthetic_classification_images >= 10 * len(LabelMap.paper())
+
+
+def test_only_a_learning_check_runs_just_that_check(tmp_path: Path) -> None:
+    settings = RunSettings(tmp_path / "run", SMOKE, device="cpu")
+    only_check = table1_configs(settings, only=[SSD_LEARNING_CHECK.name])
+    assert [c.name for c in only_check] == [SSD_LEARNING_CHECK.name]
+    row_and_checks = [c.name for c in table1_configs(settings, only=["yolov3-tiny_416"])]
+    assert row_and_checks == ["yolov3-tiny_416", YOLO_LEARNING_CHECK.name, SSD_LEARNING_CHECK.name]
+    assert [c.name for c in table1_configs(settings, only=["yolov3-tiny_416"], learning_check=False)] == \
+        ["yolov3-tiny_416"]

@@ -301,8 +301,7 @@ def run_experiment(config: ExperimentConfig, data: PreparedData, overwrite: bool
                                "role": config.role, "device": str(config.device), "config": "config.json",
                                "status": "running", "message": "", "train": None, "metrics": {},
                                "classification": None, "timing": None,
-                               "init_weights": str(config.init_weights) if config.init_weights else None,
-                        **native_test_score(config, result)}
+                               "init_weights": str(config.init_weights) if config.init_weights else None}
     started = time.monotonic()
     try:
         _run_steps(config, data, summary)
