@@ -28,9 +28,9 @@ from harness.render.ssd import NetVariant, render_ssd
 pytestmark = pytest.mark.slow
 
 ITERATIONS = 60
-# Measured |Caffe - harness| was below 0.002 (docs/evaluation.md); a rule mismatch (present vs
-# all classes, 11 vs 15 classes) moves the number by far more than this on this set.
-TOLERANCE = 0.005
+# Measured |Caffe - harness| (docs/evaluation.md): 0.0008 on this test's 14 images (mAP ~0.006) and
+# 0.0039 on the SSD learning check's 105 images (mAP 0.21), i.e. within 0.005 or 5 % of the value.
+ABSOLUTE, RELATIVE = 0.005, 0.05
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +63,8 @@ def test_caffe_detection_eval_agrees_with_harness_voc07(trained_ssd) -> None:
     as_harness = evaluate_detections(test_images, dets, converted.labelmap, protocol="voc07")
 
     assert as_caffe["map"] > 0.0, "an untrained-looking net: the comparison would prove nothing"
-    assert abs(caffe_map - as_caffe["map"]) <= TOLERANCE, (caffe_map, as_caffe["map"])
-    # the class-set rule is a real difference here, not a rounding one
-    assert abs(as_harness["map"] - as_caffe["map"]) > TOLERANCE
+    assert abs(caffe_map - as_caffe["map"]) <= max(ABSOLUTE, RELATIVE * caffe_map), (caffe_map, as_caffe["map"])
+    # the class-set rule is what makes them agree: the harness's default rule (11 scored classes
+    # with objects) lands further from Caffe's number
+    assert abs(caffe_map - as_harness["map"]) > abs(caffe_map - as_caffe["map"]), \
+        (caffe_map, as_caffe["map"], as_harness["map"])

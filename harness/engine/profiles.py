@@ -82,7 +82,8 @@ YOLO_LEARNING_CHECK = LearningCheck(
     name="learning-check_yolov3-tiny_160",
     model="yolov3-tiny",
     size=160,
-    overrides={"batch": 4, "subdivisions": 1, "max_batches": 240, "steps": [200, 230],
+    # 240 iterations gave 22.8 % VOC07 mAP on the 105 test images (docs/benchmarks.md): 320 for >= 25 %.
+    overrides={"batch": 4, "subdivisions": 1, "max_batches": 320, "steps": [270, 300],
                "scales": [0.1, 0.1], "learning_rate": 0.001, "burn_in": 50},
 )
 # Not a paper model: SSD300's templates at 160x160, VGG channels x0.125, BatchNorm, Smin 0.1 / Smax
