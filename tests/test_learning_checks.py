@@ -53,6 +53,15 @@ def test_variant_scales_vgg_and_extras_adds_batchnorm_and_is_named(tmp_path: Pat
     assert deploy.count('type: "BatchNorm"') == 21 and deploy.count('type: "Scale"') == 21
     assert "conv4_3_norm_mbox_loc_bn" not in deploy
     assert "NOT SSD300: VGG width x0.25, BatchNorm" in deploy.splitlines()[0]
+    assert files["train"].read_text().count("batch_sampler {") == 7     # SSD's whole-image + 6 crop samplers
+
+
+def test_variant_without_crop_sampling_keeps_only_the_whole_image_sampler(tmp_path: Path) -> None:
+    files = render_ssd(tmp_path / "nocrop", size=160, smin=0.1, smax=0.5, classes=15, num_test_image=4,
+                       variant=NetVariant(width=0.125, batch_norm=True, crop_sampling=False))
+    train = files["train"].read_text()
+    assert train.count("batch_sampler {") == 1 and "min_jaccard_overlap" not in train
+    assert "no random-crop sampling" in train.splitlines()[0]
 
 
 def test_default_variant_is_ssd300_unchanged(tmp_path: Path) -> None:
@@ -83,7 +92,7 @@ def test_smoke_profile_has_both_learning_checks_scored_on_the_whole_test_split(t
 def test_ssd_learning_check_config_carries_its_network_solver_and_batch(tmp_path: Path) -> None:
     config = _smoke_configs(tmp_path)[SSD_LEARNING_CHECK.name]
     assert config.spec.size == 160 and config.spec.smin == 0.1 and config.spec.smax == 0.5
-    assert config.network == {"width": 0.125, "batch_norm": True}
+    assert config.network == {"width": 0.125, "batch_norm": True, "crop_sampling": False}
     assert config.ssd_batch_size == SSD_LEARNING_CHECK.batch_size
     assert config.solver["max_iter"] == SSD_LEARNING_CHECK.overrides["max_iter"]
     # Caffe tests once, on the final weights, over the whole test split (test_iter from its size)
