@@ -3,8 +3,9 @@
 ``paper`` trains with the paper's hyperparameters (harness/paper.py) and is the only profile whose
 results are comparable with the paper. ``smoke`` runs the same seven models through the same code
 paths with few iterations and small batches so the whole pipeline fits a 2-core CPU; its numbers
-check plumbing, not accuracy. ``smoke`` adds one extra, clearly-labelled model that trains long
-enough on CPU to show real learning on the synthetic set.
+check plumbing, not accuracy. ``smoke`` adds two extra, clearly-labelled learning checks, one per
+framework (YOLOv3-tiny on Darknet, a compact SSD on Caffe), that train long enough on CPU to show
+real learning on the synthetic set, scored on its whole test split.
 """
 from __future__ import annotations
 
@@ -18,8 +19,8 @@ class LearningCheck:
 
     It goes through the same render → train → detect → evaluate → report path as the Table 1
     rows; only its config differs. ``overrides``: Darknet [net] values, or Caffe solver values for
-    an SSD. ``network``: the SSD body variant (``harness.render.ssd.NetVariant``: width,
-    batch_norm), every deviation from SSD300 named in docs/rendering.md.
+    an SSD. ``network``: the SSD variant (``harness.render.ssd.NetVariant``: width, batch_norm,
+    crop_sampling), every deviation from SSD300 named in docs/rendering.md.
     """
 
     name: str
