@@ -64,6 +64,7 @@ class ExperimentConfig:
     limits: dict = field(default_factory=dict)        # test/classification/timing image counts
     protocols: tuple = PROTOCOLS
     eval_interval: Optional[int] = None               # periodic evaluation; None: final weights only
+    network: dict = field(default_factory=dict)       # Caffe only: SSD body variant (width, batch_norm); {} = paper's
 
     @property
     def name(self) -> str:
@@ -145,12 +146,18 @@ def resolve_experiment(
     cfg_overrides: Optional[dict] = None,
     role: str = "custom",
     eval_every: Optional[int] = None,
+    network: Optional[dict] = None,
 ) -> ExperimentConfig:
-    """Paper values, then the profile's, then the command line's: one frozen config."""
+    """Paper values, then the profile's, then the command line's: one frozen config.
+
+    ``cfg_overrides`` are Darknet [net] values, or Caffe solver values for an SSD (a ``None``
+    value there restores the renderer's default, e.g. ``test_iter`` from the test set size);
+    ``network`` is the SSD body variant (``harness.render.ssd.NetVariant`` fields).
+    """
     run_dir = Path(run_dir).resolve()
     solver, cfg, ssd_batch = {}, {}, None
     if spec.framework == "caffe":
-        solver = _caffe_solver(ssd_solver(profile, spec), iterations, device)
+        solver = _caffe_solver({**ssd_solver(profile, spec), **(cfg_overrides or {})}, iterations, device)
         ssd_batch = batch_size or profile.ssd_batch_size
     else:
         cfg = _darknet_cfg({**yolo_overrides(profile, spec), **(cfg_overrides or {})}, iterations, batch_size)
@@ -159,7 +166,7 @@ def resolve_experiment(
         device=device, seed=seed, run_dir=run_dir, model_dir=run_dir / "models" / spec.name,
         data=_absolute(data), classification=_absolute(classification), init_weights=_absolute(init_weights),
         ssd_batch_size=ssd_batch, solver=solver, cfg=cfg,
-        limits={key: limit(profile, spec, key) for key in LIMIT_KEYS},
+        limits={key: limit(profile, spec, key) for key in LIMIT_KEYS}, network=dict(network or {}),
         eval_interval=eval_every if eval_every is not None else eval_interval(profile, spec, role))
 
 

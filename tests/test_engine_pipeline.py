@@ -33,6 +33,7 @@ TINY = replace(
     ssd_solver={**SMOKE.ssd_solver, "max_iter": 2, "stepvalue": [1], "snapshot": 2},
     yolo_overrides={**SMOKE.yolo_overrides, "max_batches": 2, "steps": [1, 2]},
     per_model={},
+    learning_checks=(),          # the smoke profile's own checks train for minutes: this one is tiny
     learning_check=LearningCheck("learning-check_yolov3-tiny_128", "yolov3-tiny", 128,
                                  {"batch": 2, "subdivisions": 1, "max_batches": 3, "steps": [2, 3],
                                   "scales": [0.1, 0.1], "learning_rate": 0.001, "burn_in": 0}),

@@ -56,7 +56,8 @@ def test_render_table1_renders_what_reproduce_trains(tmp_path, monkeypatch):
     models = tmp_path / "projects" / "table1-smoke" / "models"
     dirs = sorted(p.name for p in models.iterdir())
     assert dirs == sorted(["ssd300_smin0.2", "ssd300_smin0.1", "ssd512_smin0.2", "yolov3_320", "yolov3_416",
-                           "yolov3_608", "yolov3-tiny_416", "learning-check_yolov3-tiny_160"])
+                           "yolov3_608", "yolov3-tiny_416", "learning-check_yolov3-tiny_160",
+                           "learning-check_ssd160_w0.125"])
     assert (models / "yolov3_608/rendered/yolov3.cfg").read_text().count("width=608") == 1
     priors = [l for l in parse_prototxt(models / "ssd300_smin0.1/rendered/deploy.prototxt")["layer"]
               if first(l, "type") == "PriorBox"]

@@ -133,10 +133,10 @@ class _Caffe:
         self.dir = config.model_dir
 
     def render(self, test_ids: Sequence[str]) -> dict[str, Path]:
-        from harness.render.ssd import render_ssd
+        from harness.render.ssd import NetVariant, render_ssd
 
         spec = self.config.spec
-        kwargs: dict[str, Any] = {"solver": dict(self.config.solver)}
+        kwargs: dict[str, Any] = {"solver": dict(self.config.solver), "variant": NetVariant(**self.config.network)}
         if self.config.ssd_batch_size:
             kwargs["batch_size"] = self.config.ssd_batch_size
         return render_ssd(self.dir / "rendered", size=spec.size, smin=spec.smin or 0.2, smax=spec.smax or 0.9,
@@ -387,7 +387,8 @@ def _run_steps(config: ExperimentConfig, data: PreparedData, summary: dict) -> N
                         "weights": recorded_path(result.weights, model_dir),
                         "log": recorded_path(result.log_path, model_dir),
                         "resumed_from": recorded_path(result.resumed_from, model_dir) if result.resumed_from else None,
-                        "init_weights": str(config.init_weights) if config.init_weights else None}
+                        "init_weights": str(config.init_weights) if config.init_weights else None,
+                        **native_test_score(config, result)}
 
     det_dir = _step("detect", fw.detect, files, result.weights, test_images, model_dir / "detections", native=True)
     summary["metrics"] = _step("evaluate", evaluate_split, test_images, Path(det_dir), data.labelmap, model_dir,
@@ -512,6 +513,21 @@ def _nan_if_none(value: Optional[float]) -> float:
 
 def _percent(value: Optional[float]) -> str:
     return "n/a" if value is None or value != value else f"{value * 100:.1f}"
+
+
+def native_test_score(config: ExperimentConfig, result: TrainResult) -> dict[str, Any]:
+    """Caffe's own last test-phase ``detection_eval`` (DetectionEvaluate, VOC07 11-point, mean over
+    every label incl. empty and unscored ones), kept beside the harness's metrics so the two can be
+    compared (tests/test_learning_ssd_crosscheck.py). Empty when the solver never tested."""
+    if config.framework != "caffe":
+        return {}
+    from harness.parse.caffe_log import parse_caffe_log
+
+    scores = [t for t in parse_caffe_log(result.log_path).test_outputs if t.name == "detection_eval"]
+    if not scores:
+        return {}
+    return {"caffe_test": {"iteration": scores[-1].iteration, "detection_eval": scores[-1].value,
+                           "rule": "Caffe Solver::TestDetection: 11-point AP, mean over all labels but background"}}
 
 
 def render_experiment(config: ExperimentConfig, data: PreparedData) -> dict[str, Path]:

@@ -11,7 +11,7 @@ import click
 from harness import paper
 from harness.config import ExperimentConfig, ModelSpec
 from harness.engine.experiment import stop_on_sigterm
-from harness.engine.profiles import Profile, profile as get_profile
+from harness.engine.profiles import LearningCheck, Profile, profile as get_profile
 from harness.engine.run import RunSettings, execute, exit_for
 from harness.options import pop_slurm_options, run_options, runner_options
 from harness.paths import from_recorded
@@ -51,15 +51,29 @@ def _frameworks() -> list[dict]:
 
 def table1_configs(settings: RunSettings, only: Sequence[str] = (), init_weights_ssd: Optional[Path] = None,
                    init_weights_yolo: Optional[Path] = None, learning_check: bool = True) -> list[ExperimentConfig]:
-    """The resolved configs of the selected Table 1 rows (and the profile's learning check)."""
+    """The resolved configs of the selected Table 1 rows and the profile's learning checks.
+
+    ``only`` names Table 1 rows and/or learning checks; naming only learning checks runs just
+    those (e.g. to re-measure them), naming only rows runs those rows plus the learning checks.
+    """
+    checks = settings.profile.all_learning_checks()
+    named_checks = [name for name in only if name in {c.name for c in checks}]
+    rows = [name for name in only if name not in named_checks]
+    experiments = select_experiments(rows) if rows or not named_checks else []
     configs = [settings.config_for(ModelSpec.of(exp), role="table1",
                                    init_weights=_init_weights_for(exp, init_weights_ssd, init_weights_yolo))
-               for exp in select_experiments(only)]
-    check = settings.profile.learning_check
-    if learning_check and check is not None:
-        configs.append(settings.config_for(ModelSpec(check.name, "darknet", check.model, check.size),
-                                           role="learning-check", cfg_overrides=dict(check.overrides)))
+               for exp in experiments]
+    if learning_check:
+        configs += [learning_check_config(settings, check) for check in checks
+                    if not named_checks or check.name in named_checks]
     return configs
+
+
+def learning_check_config(settings: RunSettings, check: LearningCheck) -> ExperimentConfig:
+    """One learning check's config: same resolution as a Table 1 row, its own overrides."""
+    spec = ModelSpec(check.name, check.framework, check.model, check.size, check.smin, check.smax)
+    return settings.config_for(spec, role="learning-check", cfg_overrides=dict(check.overrides),
+                               batch_size=check.batch_size, network=dict(check.network))
 
 
 def reproduce_table1(run_dir: Path, profile_: Profile, data: Optional[Path] = None,
@@ -146,13 +160,14 @@ def reproduce() -> None:
 
 @reproduce.command("table1")
 @run_options
-@click.option("--only", multiple=True, help="Run only these experiments (repeatable), e.g. --only yolov3-tiny_416.")
+@click.option("--only", multiple=True, help="Run only these experiments (repeatable), e.g. --only yolov3-tiny_416; a learning check's name "
+                   "(e.g. learning-check_ssd160_w0.125) runs just that check.")
 @click.option("--init-weights-ssd", type=click.Path(exists=True, dir_okay=False, path_type=Path, resolve_path=True),
               default=None, help="VGG16 reduced-fc caffemodel to fine-tune SSD from (the paper's start).")
 @click.option("--init-weights-yolo", type=click.Path(exists=True, dir_okay=False, path_type=Path, resolve_path=True),
               default=None, help="darknet53.conv.74 to fine-tune YOLOv3 from (the paper's start).")
 @click.option("--learning-check/--no-learning-check", default=True, show_default=True,
-              help="smoke profile: also train a small YOLOv3-tiny long enough to show real learning.")
+              help="smoke profile: also train a small YOLOv3-tiny and a compact SSD long enough to show real learning.")
 @runner_options
 def table1(profile_name: str, data: Optional[Path], classification: Optional[Path], name: Optional[str],
            project: Path, seed: int, device: str, overwrite: bool, only: tuple[str, ...],
@@ -169,8 +184,9 @@ def table1(profile_name: str, data: Optional[Path], classification: Optional[Pat
 
         rerun_in_docker(image, read_only=[p for p in (data, classification, init_weights_ssd, init_weights_yolo)
                                           if p is not None], writable=[project])
+    check_names = {c.name for c in get_profile(profile_name).all_learning_checks()}
     try:
-        only_valid = [paper.experiment(n).name for n in only]
+        only_valid = [n if n in check_names else paper.experiment(n).name for n in only]
     except KeyError as exc:
         raise click.BadParameter(str(exc.args[0]), param_hint="--only") from None
     if runner == "slurm":

@@ -39,12 +39,13 @@ class RunSettings:
 
     def config_for(self, spec: ModelSpec, *, role: str, init_weights: Optional[Path] = None,
                    iterations: Optional[int] = None, batch_size: Optional[int] = None,
-                   cfg_overrides: Optional[dict] = None, eval_every: Optional[int] = None) -> ExperimentConfig:
+                   cfg_overrides: Optional[dict] = None, eval_every: Optional[int] = None,
+                   network: Optional[dict] = None) -> ExperimentConfig:
         device = resolve_device(self.device, spec.framework)
         return resolve_experiment(spec, self.profile, device=device, run_dir=self.run_dir, seed=self.seed,
                                   data=self.data, classification=self.classification, init_weights=init_weights,
                                   iterations=iterations, batch_size=batch_size, cfg_overrides=cfg_overrides,
-                                  role=role, eval_every=eval_every)
+                                  role=role, eval_every=eval_every, network=network)
 
 
 def check_run(settings: RunSettings, overwrite: bool) -> None:

@@ -16,7 +16,7 @@ class SourceLayer:
 
     name: str
     feature_size: int           # square feature map side at the network's input size
-    step: int                   # pixels between neighbouring prior centres
+    step: float                 # pixels between neighbouring prior centres
     aspect_ratios: tuple[float, ...]
     normalize: bool = False     # conv4_3 is L2-normalised before its heads
 
@@ -44,15 +44,50 @@ _SSD512 = (
     SourceLayer("conv10_2", 1, 512, (2.0,)),
 )
 SSD_SIZES = (300, 512)
+# Not in the SSD paper: small inputs for the CPU learning check (docs/rendering.md, "compact SSD").
+COMPACT_SSD_SIZES = (160, 192)
 
 
 def ssd_source_layers(size: int) -> tuple[SourceLayer, ...]:
-    """The source layers of SSD300 or SSD512 (the only two input sizes the SSD design defines)."""
+    """The source layers of SSD300 or SSD512 (the two input sizes the SSD design defines), or of
+    a compact SSD at 160/192 (the harness's CPU learning check, not a paper model)."""
     if size == 300:
         return _SSD300
     if size == 512:
         return _SSD512
-    raise ValueError(f"SSD input size must be one of {SSD_SIZES}, got {size}")
+    if size in COMPACT_SSD_SIZES:
+        return compact_source_layers(size)
+    raise ValueError(f"SSD input size must be one of {SSD_SIZES} (or {COMPACT_SSD_SIZES} for the compact "
+                     f"learning-check SSD), got {size}")
+
+
+def compact_feature_sizes(size: int) -> list[int]:
+    """Feature-map sides of conv4_3, fc7, conv6_2, conv7_2, conv8_2 at a small input.
+
+    Same arithmetic as Caffe's layers in the SSD300 body: three ceil-mode 2x2 pools before conv4_3,
+    one more before fc7 (pool5 keeps the size), two stride-2 3x3 convolutions (pad 1), then one
+    unpadded 3x3 convolution. At 160 and 192 that ends on a 1x1 map after five source layers, so
+    conv9 of SSD300 is left out.
+    """
+    side = size
+    for _ in range(3):
+        side = -(-side // 2)
+    sides = [side, -(-side // 2)]
+    for _ in range(2):
+        sides.append((sides[-1] - 1) // 2 + 1)
+    sides.append(sides[-1] - 2)
+    if sides[-1] < 1:
+        raise ValueError(f"input {size} is too small for the compact SSD")
+    return sides
+
+
+def compact_source_layers(size: int) -> tuple[SourceLayer, ...]:
+    """SSD300's source layers and aspect ratios, minus conv9_2, with steps = input / feature side."""
+    names = ("conv4_3_norm", "fc7", "conv6_2", "conv7_2", "conv8_2")
+    ratios = ((2.0,), (2.0, 3.0), (2.0, 3.0), (2.0, 3.0), (2.0,))
+    sides = compact_feature_sizes(size)
+    return tuple(SourceLayer(name, side, round(size / side, 4), ratio, normalize=(name == "conv4_3_norm"))
+                 for name, side, ratio in zip(names, sides, ratios))
 
 
 def _percent(value: float, what: str) -> int:

@@ -58,6 +58,35 @@ EXTRA_LAYERS = {
     512: _extra(6, 512, 2, 1) + _extra(7, 256, 2, 1) + _extra(8, 256, 2, 1) + _extra(9, 256, 2, 1)
     + _extra(10, 256, 1, 1, kernel=4),
 }
+# Compact learning-check SSD (160/192, priors.compact_source_layers): SSD300's extras without conv9.
+COMPACT_EXTRA_LAYERS = _extra(6, 512, 2, 1) + _extra(7, 256, 2, 1) + _extra(8, 256, 1, 0)
+VGG_BLOCKS = ((1, 2, 64), (2, 2, 128), (3, 3, 256), (4, 3, 512), (5, 3, 512))   # (block, convs, channels)
+FC_CHANNELS = 1024
+BN_MOVING_AVERAGE_FRACTION = 0.95   # Caffe's default 0.999 averages over ~1000 iterations: too slow for short runs
+
+
+@dataclass(frozen=True)
+class NetVariant:
+    """How a rendered SSD differs from SSD300/512: a channel width multiplier, BatchNorm after
+    every base/extra convolution, and optionally no random-crop sampling (from-scratch training on
+    CPU needs these to learn in minutes). ``NetVariant()`` is SSD300/512 exactly."""
+
+    width: float = 1.0
+    batch_norm: bool = False
+    crop_sampling: bool = True    # SSD's 6 random-crop batch samplers in the train data layer
+
+    def channels(self, full: int) -> int:
+        return max(1, round(full * self.width))
+
+    def describe(self) -> str:
+        parts = [f"VGG width x{self.width:g}"] if self.width != 1.0 else []
+        parts += ["BatchNorm"] if self.batch_norm else []
+        return ", ".join(parts + ([] if self.crop_sampling else ["no random-crop sampling"]))
+
+
+def extra_layers(size: int, variant: NetVariant) -> list[ExtraLayer]:
+    layers = EXTRA_LAYERS.get(size, COMPACT_EXTRA_LAYERS)
+    return [ExtraLayer(e.name, variant.channels(e.num_output), e.kernel_size, e.pad, e.stride) for e in layers]
 
 
 @dataclass(frozen=True)
@@ -151,12 +180,14 @@ def render_ssd(
     snapshot_prefix: Optional[PathLike] = None,
     solver: Optional[dict] = None,
     test_iter: Optional[int] = None,
+    variant: NetVariant = NetVariant(),
 ) -> dict[str, Path]:
     """Write train/test/deploy/solver/labelmap prototxts into ``out_dir``; return them by role.
 
     Dataset paths default to ``dataset``'s converted layout, or to relative ``data/caffe/...``
     placeholders when no dataset is named. ``solver`` overrides any of ``SOLVER_KEYS``; ``test_iter``
-    defaults to ceil(test images / test_batch_size). Returns keys ``train``, ``test``, ``deploy``,
+    defaults to ceil(test images / test_batch_size). ``variant`` (width, BatchNorm) is for the
+    compact learning-check SSD; the default renders SSD300/512 as published. Returns keys ``train``, ``test``, ``deploy``,
     ``solver``, ``labelmap``.
     """
     out = Path(out_dir).resolve()
@@ -180,16 +211,21 @@ def render_ssd(
     if num_test_image is None:
         num_test_image = _count_lines(out / paths["name_size_file"]) or PAPER_TEST_IMAGES
     solver_values = _solver_values(solver, test_iter, num_test_image, test_batch_size, str(paths["snapshot_prefix"]))
+    deviation = variant.describe()
     context = {
         "header": header(f"SSD{size} Smin {smin} Smax {smax}, {len(labels)} classes + background, "
-                         f"caffe dialect {choice.dialect}"),
+                         f"caffe dialect {choice.dialect}" + (f"; NOT SSD300: {deviation}" if deviation else "")),
         "net_name": f"VGG_SSD_{size}x{size}",
         "size": size,
         "dialect": choice.dialect,
         "num_classes": len(labels) + 1,
         "names": labels.names,
         "source_layers": layers,
-        "extra_layers": EXTRA_LAYERS[size],
+        "extra_layers": extra_layers(size, variant),
+        "vgg_blocks": [(block, convs, variant.channels(ch)) for block, convs, ch in VGG_BLOCKS],
+        "fc_channels": variant.channels(FC_CHANNELS),
+        "batch_norm": {"moving_average_fraction": BN_MOVING_AVERAGE_FRACTION} if variant.batch_norm else None,
+        "crop_sampling": variant.crop_sampling,
         "num_priors": ssd_num_priors(size, smin, smax),
         "batch_size": batch_size,
         "test_batch_size": test_batch_size,
