@@ -106,13 +106,14 @@ def test_scancel_mid_training_then_rerun_resubmits_only_that_one_which_resumes(s
                                                                                darknet_install) -> None:
     work = tmp_path / "work"
     work.mkdir()
-    # yolov3-tiny_416 is quick; the learning check (240 batches, Darknet backup every 100) is the one killed.
-    args = ["reproduce", "table1", "--profile", "smoke", "--only", "yolov3-tiny_416", "--project", "runs",
-            "--name", "k", "--runner", "slurm", "--cpus-per-task", "1"]
+    # yolov3-tiny_416 is quick; the YOLO learning check (Darknet backup every 100 batches) is the one killed.
+    args = ["reproduce", "table1", "--profile", "smoke", "--only", "yolov3-tiny_416", "--only",
+            "learning-check_yolov3-tiny_160", "--project", "runs", "--name", "k", "--runner", "slurm",
+            "--cpus-per-task", "1"]
     first = harness(args, slurm_cluster, work)
     assert first.returncode == 0, first.stdout + first.stderr
     run_dir = work / "runs" / "k"
-    check = next(p for p in (run_dir / "models").iterdir() if p.name.startswith("learning-check"))
+    check = run_dir / "models" / "learning-check_yolov3-tiny_160"
     _wait_for(lambda: (check / "weights").is_dir() and any((check / "weights").glob("*.backup")), 900,
               "the learning check's first Darknet backup")
     jobs = json.loads((run_dir / "slurm" / "jobs.json").read_text())
