@@ -31,8 +31,7 @@ def test_writes_cfg_data_names_without_template_syntax(yolov3):
     for path in yolov3.values():
         text = path.read_text()
         assert not any(token in text for token in ("{{", "}}", "{%", "%}", "{#"))
-        for forbidden in (str(PROJECT_ROOT), str(Path.home()), "/tmp", "/work"):
-            assert forbidden not in text
+        assert str(PROJECT_ROOT) not in text
 
 
 def test_classes_and_filters_follow_the_label_map(yolov3):
@@ -44,8 +43,9 @@ def test_classes_and_filters_follow_the_label_map(yolov3):
     assert [s["filters"] for s in before_yolo] == ["60"] * 3
     assert yolov3["names"].read_text().split() == list(LabelMap.paper().names)
     data = read_data(yolov3["data"])
+    out = str(Path("out").resolve())     # named paths absolute; data/ placeholders relative to the .data's folder
     assert data == {"classes": "15", "train": "data/darknet/train.txt", "valid": "data/darknet/valid.txt",
-                    "names": "out/obj.names", "backup": "out/backup", "results": "out/results", "eval": "voc"}
+                    "names": f"{out}/obj.names", "backup": f"{out}/backup", "results": f"{out}/results", "eval": "voc"}
     assert Path("out/backup").is_dir() and Path("out/results").is_dir()   # darknet fails without them
 
 
