@@ -132,6 +132,7 @@ def test_scancel_mid_training_then_rerun_resubmits_only_that_one_which_resumes(s
     assert len(jobs) == 2 and jobs[1]["experiments"] == [check.name]    # only the unfinished one
     segments = json.loads((check / "train_segments.json").read_text())
     # SIGTERM reaches Darknet and Python together: the first segment ends interrupted or failed.
-    assert len(segments) == 2 and segments[0]["outcome"] in ("interrupted", "failed")
-    assert segments[1]["outcome"] == "resumed"
+    # Later segments resume (periodic evaluation splits the rest at its evaluation points).
+    assert len(segments) >= 2 and segments[0]["outcome"] in ("interrupted", "failed")
+    assert all(s["outcome"] == "resumed" for s in segments[1:])
     assert _summary(run_dir, check.name)["train"]["resumed_from"]
