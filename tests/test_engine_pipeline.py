@@ -25,6 +25,7 @@ TINY = replace(
     name="smoke",
     synthetic_images=60,
     synthetic_classification_images=6,
+    pipeline_synthetic=None,
     test_images=4,
     classification_images=4,
     timing_images=2,

@@ -44,6 +44,8 @@ class Profile:
     yolo_overrides: dict[str, Any]           # [net] overrides on top of the paper's
     synthetic_images: int                    # size of the embedded synthetic set when --data is absent
     synthetic_classification_images: int
+    # (smears, single cells) for a run without learning checks (e.g. `harness train`, a pipeline
+    # check): the learning checks' >= 100 test images need the full set, a pipeline run does not.
     test_images: Optional[int]               # detection test images scored (None: the whole test split)
     classification_images: Optional[int]
     timing_images: int
@@ -54,6 +56,7 @@ class Profile:
     # name, else by model (Table 1 rows only); absent: only the final weights are scored.
     eval_every: dict[str, int] = field(default_factory=dict)
     learning_checks: tuple[LearningCheck, ...] = ()
+    pipeline_synthetic: Optional[tuple[int, int]] = None     # None: always the full set
 
     def all_learning_checks(self) -> tuple[LearningCheck, ...]:
         """``learning_check`` (one, the older field) followed by ``learning_checks``."""
@@ -125,6 +128,7 @@ SMOKE = Profile(
     # 7/100 test split of 1,500 images = 105 test images; 150 single-cell images = 10 per class.
     synthetic_images=1500,
     synthetic_classification_images=150,
+    pipeline_synthetic=(160, 44),      # the pre-learning-check smoke set: 11 test images, 44 cells
     test_images=12,
     classification_images=22,
     timing_images=10,

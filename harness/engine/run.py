@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
@@ -30,12 +30,25 @@ class RunSettings:
     data: Optional[Path] = None
     classification: Optional[Path] = None
     device: str = "auto"
+    synthetic: Optional[tuple[int, int]] = None   # (smears, cells) of the synthetic set; see sized()
 
     def identity(self) -> dict:
         """The values the run's data depends on: changing them under one run name is refused."""
         return {"profile": self.profile.name, "seed": self.seed,
                 "data": str(self.data) if self.data else None,
-                "classification": str(self.classification) if self.classification else None}
+                "classification": str(self.classification) if self.classification else None,
+                "synthetic": list(self.synthetic) if self.synthetic else None}
+
+    def sized(self, configs: Sequence[ExperimentConfig]) -> "RunSettings":
+        """The synthetic set this run needs: the profile's full set when a learning check runs,
+        its smaller pipeline set otherwise (a quick `harness train` stays quick)."""
+        if self.data is not None:
+            return self
+        profile = self.profile
+        full = (profile.synthetic_images, profile.synthetic_classification_images)
+        checks = any(c.role == "learning-check" for c in configs)
+        return replace(self, synthetic=full if checks or profile.pipeline_synthetic is None
+                       else tuple(profile.pipeline_synthetic))
 
     def config_for(self, spec: ModelSpec, *, role: str, init_weights: Optional[Path] = None,
                    iterations: Optional[int] = None, batch_size: Optional[int] = None,
@@ -100,6 +113,7 @@ def announce_devices(configs: Sequence[ExperimentConfig]) -> None:
 def execute(settings: RunSettings, configs: Sequence[ExperimentConfig], overwrite: bool = False,
             on_start: Optional[Callable[[int, ExperimentConfig], None]] = None) -> tuple[PreparedData, list[dict]]:
     """Plan, prepare data once, run each experiment; returns the summaries (failed ones included)."""
+    settings = settings.sized(configs)
     check_run(settings, overwrite)
     plan_all(configs, overwrite)
     announce_devices(configs)
@@ -120,7 +134,7 @@ def prepare_run_data(settings: RunSettings) -> PreparedData:
     with prepare_lock(settings.run_dir):
         try:
             return prepare_data(settings.data, settings.run_dir, settings.profile, seed=settings.seed,
-                                classification=settings.classification)
+                                classification=settings.classification, synthetic=settings.synthetic)
         except (ValueError, FileNotFoundError) as exc:   # e.g. the audit refuses a leaking split
             source = settings.data or "the synthetic set"
             raise click.ClickException(f"data {source}: {exc}") from None
@@ -143,8 +157,9 @@ def settings_of(run_dir: Path) -> RunSettings:
     record = json.loads((Path(run_dir) / RUN_FILE).read_text())
     identity = record["identity"]
     optional = {key: Path(identity[key]) if identity.get(key) else None for key in ("data", "classification")}
+    synthetic = tuple(identity["synthetic"]) if identity.get("synthetic") else None
     return RunSettings(Path(run_dir), get_profile(identity["profile"]), identity["seed"], optional["data"],
-                       optional["classification"], record.get("device_choice", "auto"))
+                       optional["classification"], record.get("device_choice", "auto"), synthetic)
 
 
 def exit_for(summaries: Sequence[dict], run_dir: Path) -> None:

@@ -187,6 +187,7 @@ def table1_command(profile_name: str, data: Optional[Path], classification: Opti
     settings = RunSettings(project / (name or f"table1-{profile_name}"), get_profile(profile_name), seed, data,
                            classification, device)
     configs = table1_configs(settings, only_valid, learning_check=learning_check)
+    settings = settings.sized(configs)
     check_run(settings, overwrite)
     plan_all(configs, overwrite)
     write_run_file(settings, configs)

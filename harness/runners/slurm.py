@@ -13,7 +13,7 @@ import shlex
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -153,6 +153,7 @@ class SlurmRunner:
     def submit(self, submission: Submission) -> Outcome:
         """Queue the unfinished, not-already-queued experiments; optionally wait for them."""
         options = SlurmOptions.of(submission.options)
+        submission = replace(submission, settings=submission.settings.sized(submission.configs))
         settings, run_dir = submission.settings, submission.settings.run_dir
         todo = self._unfinished(submission)
         self._prepare(submission, todo)
