@@ -46,14 +46,15 @@ class PreparedData:
 
 
 def prepare_data(data: Optional[Path], work_dir: Path, profile: Profile, seed: int = 0,
-                 classification: Optional[Path] = None, synthetic: Optional[tuple[int, int]] = None) -> PreparedData:
+                 classification: Optional[Path] = None,
+                 synthetic_sizes: Optional[tuple[int, int]] = None) -> PreparedData:
     """Use the user's VOC data, or synthesise the embedded default set; convert it once per run."""
     from harness.data.synth import synthesize
 
     work_dir = Path(work_dir).resolve()
     synthetic = data is None
     if synthetic:
-        images, cells = synthetic or (profile.synthetic_images, profile.synthetic_classification_images)
+        images, cells = synthetic_sizes or (profile.synthetic_images, profile.synthetic_classification_images)
         data = synthesize(work_dir / "synthetic", images, seed=seed, classification_images=cells)
         cls_root = Path(data) / "classification"
         classification = classification or (cls_root if cls_root.is_dir() else None)

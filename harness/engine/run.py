@@ -134,7 +134,7 @@ def prepare_run_data(settings: RunSettings) -> PreparedData:
     with prepare_lock(settings.run_dir):
         try:
             return prepare_data(settings.data, settings.run_dir, settings.profile, seed=settings.seed,
-                                classification=settings.classification, synthetic=settings.synthetic)
+                                classification=settings.classification, synthetic_sizes=settings.synthetic)
         except (ValueError, FileNotFoundError) as exc:   # e.g. the audit refuses a leaking split
             source = settings.data or "the synthetic set"
             raise click.ClickException(f"data {source}: {exc}") from None
