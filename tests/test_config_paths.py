@@ -289,3 +289,15 @@ def test_data_convert_with_relative_paths_from_elsewhere(tmp_path: Path, bccd_ro
     assert done.returncode == 0, out(done)[-2000:]
     assert (tmp_path / "converted" / "darknet" / "train.txt").is_file()
     assert not list((tmp_path / "cwd").iterdir())
+
+
+def test_only_runs_with_a_learning_check_synthesise_the_full_set(tmp_path: Path) -> None:
+    from harness.engine.reproduce import table1_configs
+    from harness.engine.run import RunSettings
+
+    settings = RunSettings(tmp_path / "r", SMOKE, device="cpu")
+    with_checks = settings.sized(table1_configs(settings))
+    without = settings.sized(table1_configs(settings, learning_check=False))
+    assert with_checks.synthetic == (SMOKE.synthetic_images, SMOKE.synthetic_classification_images)
+    assert without.synthetic == tuple(SMOKE.pipeline_synthetic)
+    assert with_checks.identity() != without.identity()     # one run folder cannot mix the two sets
