@@ -2,8 +2,8 @@
 """Conversion throughput: BCCD repeated to >= 2,000 images → Darknet + Caffe-SSD layouts.
 
 Builds a VOC copy of BCCD repeated R times (images hard-linked, XMLs copied under new ids,
-ImageSets repeated), then times ``convert_dataset`` with all cores and with one worker, and a
-resumed re-run.  Prints images/s (wall clock) and CPU seconds per image; record the output in
+ImageSets repeated), then times ``convert_dataset`` with the default workers, with cores − 1 and with one worker
+(interleaved over ``--rounds``, each run into a fresh output), and a resumed re-run.  Prints images/s (wall clock) and CPU seconds per image; record the output in
 docs/benchmarks.md together with the command line.
 
     python bench/bench_convert.py --repeat 6
@@ -14,6 +14,7 @@ import argparse
 import os
 import resource
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -61,6 +62,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bccd", type=Path, default=DEFAULT_BCCD)
     parser.add_argument("--repeat", type=int, default=6, help="BCCD copies (6 x 364 = 2,184 images)")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds over the settings")
     parser.add_argument("--workdir", type=Path, default=None, help="scratch dir (default: a temp dir)")
     args = parser.parse_args()
 
@@ -70,11 +72,21 @@ def main() -> None:
         cores = os.cpu_count() or 1
         print(f"dataset: BCCD x{args.repeat} = {n} images; cores: {cores}; "
               f"load average before: {os.getloadavg()[0]:.1f}")
-        for label, workers in ((f"default ({default_workers()} worker(s) + writer)", None),
-                               (f"{cores} workers + writer", cores), ("1 worker (inline)", 1)):
-            wall, cpu, work = timed_convert(scratch / "voc", scratch / f"out_{workers}", workers)
-            print(f"convert, {label}: {wall:.1f} s wall, {n / wall:.0f} images/s, "
-                  f"{1000 * cpu / n:.1f} ms CPU/image (converted {work['converted']})")
+        settings = {f"default ({default_workers()} worker(s) + writer)": None,
+                    f"{max(1, cores - 1)} worker(s) + writer": max(1, cores - 1), "1 worker (inline)": 1}
+        walls: dict = {label: [] for label in settings}
+        for round_ in range(args.rounds):
+            for label, workers in settings.items():
+                out = scratch / f"out_{workers}"
+                shutil.rmtree(out, ignore_errors=True)
+                wall, cpu, work = timed_convert(scratch / "voc", out, workers)
+                walls[label].append(wall)
+                print(f"round {round_ + 1} convert, {label}: {wall:.1f} s wall, {n / wall:.0f} images/s, "
+                      f"{1000 * cpu / n:.1f} ms CPU/image (converted {work['converted']})", flush=True)
+        default = statistics.median(walls[next(iter(settings))])
+        for label, values in walls.items():
+            median = statistics.median(values)
+            print(f"median {label}: {median:.2f} s ({n / median:.0f} images/s), default x{median / default:.2f} faster")
         wall, _, work = timed_convert(scratch / "voc", scratch / "out_None", None)
         print(f"re-run on the finished output: {wall:.2f} s (reused {work['reused']}, converted {work['converted']})")
         size = sum(f.stat().st_size for f in (scratch / "out_None" / "caffe").rglob("*.mdb"))

@@ -24,6 +24,10 @@
 #                               video and decode images, which stb_image does without it; a fixed
 #                               default means one build whether or not Caffe's apt packages brought
 #                               OpenCV first. auto: 1 when pkg-config finds opencv4, as Debian)
+#   HARNESS_DARKNET_BLAS        openblas (default) or none. openblas: gemm_cpu calls OpenBLAS's
+#                               cblas_sgemm (Debian's libopenblas-dev, installed if missing) instead
+#                               of Darknet's plain loop nest; docs/benchmarks.md has the interleaved
+#                               ratios that made it the default. none: the loop nest under OpenMP.
 #   HARNESS_DARKNET_SOURCES     directory already holding darknet_*.dsc, *.orig.tar.xz,
 #                               *.debian.tar.xz (machines without apt/internet); else apt-get source
 #   JOBS                        parallel make jobs (default nproc)
@@ -131,6 +135,42 @@ opencv_flag() {
     fi
 }
 
+blas_choice() {
+    local wanted="${HARNESS_DARKNET_BLAS:-openblas}"
+    case "$wanted" in
+        openblas|none) echo "$wanted" ;;
+        *) die "HARNESS_DARKNET_BLAS=$wanted: expected openblas or none" ;;
+    esac
+}
+
+ensure_openblas() {
+    if [ -f /usr/include/x86_64-linux-gnu/cblas.h ] || [ -f /usr/include/cblas.h ]; then return 0; fi
+    log "apt-get install -y libopenblas-dev (cblas_sgemm for Darknet's CPU gemm)"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq libopenblas-dev >&2
+}
+
+use_cblas_gemm() {  # $1 tree: gemm_cpu -> cblas_sgemm (row-major, same TA/TB/lda/ldb/ldc meaning)
+    local tree=$1
+    python3 - "$tree/src/gemm.c" <<'PY'
+import re, sys
+path = sys.argv[1]
+text = open(path).read()
+head = re.search(r"void gemm_cpu\(int TA, int TB, int M, int N, int K, float ALPHA,\s*float \*A, int lda,"
+                 r"\s*float \*B, int ldb,\s*float BETA,\s*float \*C, int ldc\)\s*\{", text)
+if head is None:
+    sys.exit(f"{path}: gemm_cpu signature not found; cannot use cblas_sgemm")
+call = ("\n#ifdef HARNESS_CBLAS\n    cblas_sgemm(CblasRowMajor, TA ? CblasTrans : CblasNoTrans, "
+        "TB ? CblasTrans : CblasNoTrans,\n                M, N, K, ALPHA, A, lda, B, ldb, BETA, C, ldc);\n"
+        "    return;\n#endif\n")
+text = text[:head.end()] + call + text[head.end():]
+text = '#ifdef HARNESS_CBLAS\n#include <cblas.h>\n#endif\n' + text
+open(path, "w").write(text)
+PY
+    sed -i 's#^LDFLAGS= -lm -pthread#LDFLAGS= -lm -pthread -lopenblas#' "$tree/Makefile"
+    grep -q -- '-lopenblas' "$tree/Makefile" || die "could not add -lopenblas to $tree/Makefile"
+}
+
 cuda_make_args() {  # GPU=1 knobs: prints make arguments, edits the Makefile's fixed CUDA paths
     local tree=$1 cuda=${CUDA_PATH:-/usr/local/cuda}
     local nvcc=${NVCC:-}
@@ -161,13 +201,16 @@ cuda_make_args() {  # GPU=1 knobs: prints make arguments, edits the Makefile's f
 }
 
 build_variant() {
-    local srcdir version gpu opts opencv key_text variant target
+    local srcdir version gpu opts opencv blas key_text variant target
     srcdir=$(fetch_sources)
     version=$(debian_version "$srcdir")
     gpu=${HARNESS_DARKNET_GPU:-0}
     opts=${HARNESS_DARKNET_OPTS:--Ofast -march=native}
     opencv=$(opencv_flag)
+    blas=$(blas_choice)
+    [ "$gpu" = 1 ] && blas=none      # the GPU build runs its gemm on the GPU
     key_text="opts=$opts;opencv=$opencv;gcc=$(gcc -dumpfullversion)"
+    [ "$blas" = none ] || key_text+=";blas=$blas"
     case "$opts" in *native*) key_text+=";cpu=$(grep -m1 'model name' /proc/cpuinfo | tr -s '\t' ' ' || true)" ;; esac
     if [ "$gpu" = 1 ]; then
         key_text+=";cuda=${CUDA_PATH:-/usr/local/cuda};arch=${CUDA_ARCH:-90};cudnn=${HARNESS_DARKNET_CUDNN:-0}"
@@ -185,6 +228,11 @@ build_variant() {
     local work=$WORK
     local tree; tree=$(unpack_and_patch "$srcdir" "$work" "$version")
     local -a make_args=(OPENMP=1 "OPENCV=$opencv" "OPTS=$opts")
+    if [ "$blas" = openblas ]; then
+        ensure_openblas
+        use_cblas_gemm "$tree"
+        make_args=(OPENMP=1 "OPENCV=$opencv" "OPTS=$opts -DHARNESS_CBLAS")
+    fi
     if [ "$gpu" = 1 ]; then
         mapfile -t gpu_args < <(cuda_make_args "$tree")
         make_args+=("${gpu_args[@]}")
@@ -201,11 +249,12 @@ build_variant() {
     cp "$tree/libdarknet.so" "$tree/libdarknet.a" "$target.tmp/lib/"
     cp "$tree/include/darknet.h" "$target.tmp/include/"
     cp -r "$tree/debian/patches" "$target.tmp/debian-patches"
-    STAMP_VERSION=$version STAMP_VARIANT=$variant STAMP_GPU=$gpu STAMP_OPENCV=$opencv STAMP_OPTS=$opts \
+    STAMP_VERSION=$version STAMP_VARIANT=$variant STAMP_GPU=$gpu STAMP_OPENCV=$opencv STAMP_OPTS=$opts STAMP_BLAS=$blas \
     STAMP_KEY=$key_text STAMP_MAKE="${make_args[*]}" STAMP_SECONDS=$seconds python3 - "$target.tmp/.stamp" <<'PY'
 import datetime, json, os, sys
 env = os.environ
 stamp = {"debian_version": env["STAMP_VERSION"], "variant": env["STAMP_VARIANT"], "openmp": True,
+         "blas": env["STAMP_BLAS"],
          "gpu": env["STAMP_GPU"] == "1", "opencv": env["STAMP_OPENCV"] == "1", "opts": env["STAMP_OPTS"],
          "key": env["STAMP_KEY"], "make_args": env["STAMP_MAKE"], "build_seconds": int(env["STAMP_SECONDS"]),
          "built": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}

@@ -46,7 +46,7 @@ def data() -> None:
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seed for the 7/100 test draw (datasets without ImageSets) and train order.")
 @click.option("--workers", type=int, default=None,
-              help="Image-decoding processes [default: all cores but the LMDB writer's].")
+              help="Image-decoding processes [default: one per core].")
 @click.option("--overwrite", is_flag=True, help="Replace an earlier conversion of different inputs in --out.")
 @click.option("--class-map", type=click.Path(exists=True, dir_okay=False), default=None, help=_CLASS_MAP_HELP)
 @click.option("--dedupe", is_flag=True, help="Drop each test image that has a twin (exact or near duplicate) in train.")

@@ -343,12 +343,9 @@ def _run_tasks(tasks: list[_Task], lmdb_dir: Path, workers: int | None, progress
 
 
 def default_workers() -> int:
-    """One core stays with the process that parses XML and writes the LMDB; the rest decode.
-
-    On 2 cores this means one worker process beside the writer; a second worker measured no
-    faster there (310–410 images/s for every setting, docs/benchmarks.md).
-    """
-    return max(1, (os.cpu_count() or 1) - 1)
+    """One decoding process per core: the LMDB writer mostly waits on them, so leaving it a core of
+    its own left one idle (on 2 cores, 2 workers beat 1 in interleaved runs: docs/benchmarks.md)."""
+    return os.cpu_count() or 1
 
 
 def _record(task: _Task, channels: int) -> bytes:

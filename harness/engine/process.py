@@ -317,9 +317,12 @@ def _signal_group(child: subprocess.Popen, signum: int) -> None:
 
 
 class _ProgressDisplay:
-    """One-line tqdm bar: iteration/total, loss, lr, it/s, ETA.
+    """Training progress: iteration/total, loss, lr, it/s, ETA.
 
-    The bar starts at the first parsed iteration so a resumed run shows the true rate and ETA.
+    On a terminal, one tqdm bar. Without one (CI, Slurm, ``| tee``) a plain line every
+    ``HARNESS_PROGRESS_SECONDS`` (default 30) and at the last iteration, so logs show progress
+    without thousands of bar redraws. Rates start at the first parsed iteration so a resumed run
+    shows its true rate and ETA. ``show=False`` or ``-v`` (native log streamed) shows nothing.
     """
 
     def __init__(self, label: str, total: Optional[int], show: Optional[bool]) -> None:
@@ -327,12 +330,22 @@ class _ProgressDisplay:
 
         self.label = label
         self.total = total
-        self.enabled = (sys.stderr.isatty() if show is None else show) and not verbose()
+        wanted = show is not False and not verbose()
+        self.bar_mode = wanted and (show is True or sys.stderr.isatty())
+        self.line_mode = wanted and not self.bar_mode
+        self.enabled = self.bar_mode or self.line_mode
+        self.every = float(os.environ.get("HARNESS_PROGRESS_SECONDS", "30"))
         self.bar = None
+        self.first: Optional[tuple[int, float]] = None
+        self.last_line = -math.inf
 
     def update(self, progress: Progress) -> None:
-        if not self.enabled:
-            return
+        if self.bar_mode:
+            self._update_bar(progress)
+        elif self.line_mode:
+            self._maybe_print_line(progress)
+
+    def _update_bar(self, progress: Progress) -> None:
         if self.bar is None:
             from tqdm import tqdm
 
@@ -342,9 +355,40 @@ class _ProgressDisplay:
         self.bar.set_postfix(_postfix(progress), refresh=False)
         self.bar.update(max(0, progress.iteration - self.bar.n))
 
+    def _maybe_print_line(self, progress: Progress) -> None:
+        import sys
+
+        now = time.monotonic()
+        if self.first is None:
+            self.first = (progress.iteration - 1, now)
+        done = self.total is not None and progress.iteration >= self.total
+        if now - self.last_line < self.every and not done:
+            return
+        self.last_line = now
+        print(self.line(progress, now), file=sys.stderr, flush=True)
+
+    def line(self, progress: Progress, now: float) -> str:
+        """``label 120/320 loss 4.1 avg 4.3 lr 0.001 1.25 it/s ETA 2:40``."""
+        total = f"/{self.total}" if self.total else ""
+        fields = " ".join(f"{k} {v}" for k, v in _postfix(progress).items())
+        start_it, start_t = self.first or (progress.iteration - 1, now)
+        rate = (progress.iteration - start_it) / (now - start_t) if now > start_t else 0.0
+        text = f"{self.label} {progress.iteration}{total} {fields}".rstrip()
+        if rate > 0:
+            text += f" {rate:.3g} it/s"
+            if self.total and progress.iteration < self.total:
+                text += f" ETA {_clock((self.total - progress.iteration) / rate)}"
+        return text
+
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
 def _postfix(progress: Progress) -> dict:
