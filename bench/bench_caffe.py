@@ -7,6 +7,10 @@ VGG16 body, random init: no pretrained VGG here) → ``train_caffe`` (``caffe tr
 time from the install stamp; record them in docs/benchmarks.md.
 
     python bench/bench_caffe.py --iters 6 --batch 1 2 --n 20 --warmup 3
+    python bench/bench_caffe.py --iters 6 --batch 2 --threads 1 2 --rounds 2 --n 5   # OpenBLAS threads
+
+``--threads``: training repeated with OPENBLAS_NUM_THREADS set to each value, interleaved over
+``--rounds`` (does `caffe train` use both cores, and what does the second one bring?).
 """
 from __future__ import annotations
 
@@ -44,8 +48,9 @@ def mini_voc(bccd: Path, out: Path, n_train: int, n_test: int) -> Path:
     return out
 
 
-def train_speed(dataset: Path, work: Path, batch: int, iters: int) -> dict:
+def train_speed(dataset: Path, work: Path, batch: int, iters: int, tag: str = "") -> dict:
     """Seconds per iteration from loss.csv timestamps, first iteration (set-up, warm-up) excluded."""
+    work = work / tag if tag else work
     nets = render_ssd(work / f"ssd300_b{batch}", size=300, batch_size=batch, dataset=dataset,
                       solver={"max_iter": iters, "display": 1, "average_loss": 1, "snapshot": iters,
                               "test_interval": 100000})
@@ -58,6 +63,32 @@ def train_speed(dataset: Path, work: Path, batch: int, iters: int) -> dict:
             "iter_per_s": 1.0 / per_iter if per_iter else float("nan"),
             "images_per_s": batch / per_iter if per_iter else float("nan"),
             "wall_s": result.seconds, "deploy": nets["deploy"], "weights": result.weights}
+
+
+def compare_threads(dataset: Path, work: Path, args) -> None:
+    """SSD300 training s/it per OPENBLAS_NUM_THREADS value, interleaved rounds, median of all."""
+    import os
+
+    batch, saved = args.batch[0], os.environ.get("OPENBLAS_NUM_THREADS")
+    steps: dict = {threads: [] for threads in args.threads}
+    try:
+        for round_ in range(args.rounds):
+            for threads in args.threads:
+                os.environ["OPENBLAS_NUM_THREADS"] = str(threads)
+                result = train_speed(dataset, work, batch, args.iters, tag=f"threads{threads}_round{round_}")
+                steps[threads].append(result["median_s_per_iter"])
+                print(f"round {round_ + 1} OPENBLAS_NUM_THREADS={threads}: {result['median_s_per_iter']:.2f} s/iter",
+                      flush=True)
+    finally:
+        if saved is None:
+            os.environ.pop("OPENBLAS_NUM_THREADS", None)
+        else:
+            os.environ["OPENBLAS_NUM_THREADS"] = saved
+    medians = {threads: statistics.median(values) for threads, values in steps.items()}
+    base = medians[args.threads[0]]
+    for threads, median in medians.items():
+        print(f"SSD300 train batch {batch}, OPENBLAS_NUM_THREADS={threads}: median {median:.2f} s/iter, "
+              f"x{base / median:.2f} vs {args.threads[0]} thread(s)")
 
 
 def build_seconds() -> str:
@@ -75,6 +106,9 @@ def main() -> int:
     parser.add_argument("--batch", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--n", type=int, default=20, help="timed inference images")
     parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--threads", type=int, nargs="+", default=None,
+                        help="OPENBLAS_NUM_THREADS values to compare (training), interleaved")
+    parser.add_argument("--rounds", type=int, default=1, help="interleaved rounds for --threads")
     parser.add_argument("--keep", type=Path, help="keep the work folder here instead of a temp dir")
     args = parser.parse_args()
 
@@ -86,6 +120,8 @@ def main() -> int:
         work = args.keep or Path(temp)
         voc = mini_voc(args.bccd, work / "voc", n_train=max(4, 2 * max(args.batch)), n_test=max(4, args.n))
         converted = convert_dataset(voc, work / "converted", progress=False)
+        if args.threads:
+            compare_threads(converted.out_dir, work, args)
         results = [train_speed(converted.out_dir, work, batch, args.iters) for batch in args.batch]
         for r in results:
             print(f"SSD300 train batch {r['batch']}: {r['median_s_per_iter']:.2f} s/iter = {r['iter_per_s']:.3f} it/s "
