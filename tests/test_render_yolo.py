@@ -8,8 +8,14 @@ from harness import paper
 from harness.labels import LabelMap
 from harness.paths import PROJECT_ROOT
 from harness.render.anchors import kmeans_anchors, label_path_for_image, read_label_boxes
-from harness.render.verify import _darknet_sections, yolo_output_rows
+from harness.frameworks.darknet.cfg import read_cfg_sections
+from harness.render.verify import yolo_output_rows
 from harness.render.yolo import render_yolo
+
+
+def _darknet_sections(cfg: Path) -> list[dict]:
+    """The cfg as ``{"type": section, key: value}`` dicts, through the harness's one cfg parser."""
+    return [{"type": s.name, **s.options} for s in read_cfg_sections(cfg)]
 
 
 def sections(cfg: Path, kind: str) -> list[dict]:

@@ -7,14 +7,14 @@ bilinear resize. Both are reproduced here, so the two implementations should agr
 """
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
 
-from harness.engine.darknet import DarknetInputError, image_id, summarize_cfg
-from harness.engine.darknet_ctypes import VALID_NMS, VALID_THRESH, RawDetection
+from harness.frameworks.darknet.cfg import DarknetInputError, summarize_cfg, write_cfg_copy
+from harness.frameworks.darknet.driver import image_id
+from harness.frameworks.darknet.libdarknet import VALID_NMS, VALID_THRESH, RawDetection
 
 
 def darknet_resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -55,13 +55,7 @@ def letterbox(image_rgb: np.ndarray, width: int, height: int) -> tuple[np.ndarra
 
 def opencv_cfg(cfg_path: Path, out_dir: Path, thresh: float = VALID_THRESH) -> Path:
     """Copy of the cfg with ``thresh=`` in every [yolo] section (Darknet itself ignores the key)."""
-    text = Path(cfg_path).read_text()
-    text = re.sub(r"(?m)^[ \t]*thresh[ \t]*=.*\n", "", text)
-    text = re.sub(r"(?m)^\[yolo\][ \t]*$", f"[yolo]\nthresh={thresh}", text)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    target = out_dir / Path(cfg_path).name
-    target.write_text(text)
-    return target
+    return write_cfg_copy(cfg_path, out_dir, {"yolo": {"thresh": str(thresh)}})
 
 
 def detect_opencv_darknet(cfg_path: Path, weights: Path, images: Sequence[Path], *, work_dir: Path,
