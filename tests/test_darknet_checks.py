@@ -154,6 +154,8 @@ def test_label_path_rules_follow_darknet() -> None:
     assert label_path_for("/d/my_images/images/a.jpg") == "/d/my_labels/images/a.txt"
     assert label_path_for("/d/drawings/a.jpg") == "/d/dlabelsings/a.txt"   # "raw" in "drawings"
     assert label_path_for("/d/images/a.jpeg") == "/d/labels/a.jpeg"
+    # relative list entries: the rule rewrites the entry, then Darknet opens it from its cwd
+    assert label_path_for("images/a.jpg", "/raw/images") == "/raw/images/labels/a.txt"
 
 
 def test_image_id_and_cfg_base_stop_at_first_dot() -> None:

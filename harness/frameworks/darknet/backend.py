@@ -25,12 +25,13 @@ class DarknetBackend:
         return inspect_darknet()
 
     def render(self, test_ids: Sequence[str]) -> dict[str, Path]:
+        from harness.data.darknet import darknet_image_file
         from harness.render.yolo import render_yolo
 
         darknet_dir = self.dataset_dir / "darknet"
         valid_list = self.dir / "rendered" / "valid.txt"
         valid_list.parent.mkdir(parents=True, exist_ok=True)
-        valid_list.write_text("".join(f"{darknet_dir / 'images' / f'{i}.jpg'}\n" for i in test_ids))
+        valid_list.write_text("".join(f"{darknet_image_file(darknet_dir, i)}\n" for i in test_ids))
         (self.dir / "weights").mkdir(parents=True, exist_ok=True)
         return render_yolo(self.dir / "rendered", model=self.config.spec.model, size=self.config.spec.size,
                            labelmap=self.labelmap, train_list=darknet_dir / "train.txt", valid_list=valid_list,

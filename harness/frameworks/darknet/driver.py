@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
-from harness.data.darknet import darknet_label_path as label_path_for
+from harness.data.darknet import darknet_label_path
 from harness.device import Device
 from harness.frameworks.darknet.cfg import CfgSummary, DarknetInputError, summarize_cfg, write_cfg_copy
 from harness.engine.process import NativeRun, run_native
@@ -404,7 +404,7 @@ def _training_image_problems(images: list[str], list_path: Path, cwd: Path, clas
         if not image_path.is_file():
             missing_images.append(image)
             continue
-        label = resolve(label_path_for(image), cwd)
+        label = Path(darknet_label_path(image, cwd))
         if not label.is_file():
             missing_labels.append(f"{image} -> {label}")
             continue
