@@ -25,9 +25,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from harness.data.convert import convert_dataset  # noqa: E402
-from harness.frameworks.darknet.cfg import write_random_weights  # noqa: E402
 from harness.frameworks.darknet.driver import find_darknet, train_darknet  # noqa: E402
 from harness.render.yolo import render_yolo  # noqa: E402
+from tests.support.darknet import write_random_weights  # noqa: E402
 
 DEFAULT_BCCD = ROOT.parent / "shared/datasets/bccd"
 

@@ -13,7 +13,6 @@ from harness.frameworks.darknet.cfg import (
     read_cfg_sections,
     summarize_cfg,
     write_cfg_copy,
-    write_random_weights,
 )
 from harness.frameworks.darknet.driver import (
     DarknetInstall,
@@ -24,6 +23,7 @@ from harness.frameworks.darknet.driver import (
     read_data_file,
     read_weights_seen,
 )
+from tests.support.darknet import write_random_weights
 
 STOCK_TINY = Path("/usr/share/darknet/cfg/yolov3-tiny.cfg")
 

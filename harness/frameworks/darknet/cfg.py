@@ -219,11 +219,3 @@ def random_weights_bytes(cfg_path: PathLike, seed: int = 0) -> bytes:
             blob = np.concatenate([biases, weights * 0.5])
         parts.append(blob.astype("<f4").tobytes())
     return b"".join(parts)
-
-
-def write_random_weights(cfg_path: PathLike, out_path: PathLike, seed: int = 0) -> Path:
-    """:func:`random_weights_bytes` written to ``out_path``."""
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    out_path.write_bytes(random_weights_bytes(cfg_path, seed))
-    return out_path

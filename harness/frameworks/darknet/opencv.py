@@ -8,7 +8,7 @@ bilinear resize. Both are reproduced here, so the two implementations should agr
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -134,38 +134,3 @@ def _iou(box: np.ndarray, others: np.ndarray) -> np.ndarray:
         inter = overlap(box[0], box[2], others[:, 0], others[:, 2]) * overlap(box[1], box[3], others[:, 1], others[:, 3])
         union = box[2] * box[3] + others[:, 2] * others[:, 3] - inter
         return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
-
-
-def match_detections(reference: Sequence[RawDetection], other: Sequence[RawDetection],
-                     max_box_px: float = 1.0, max_score: float = 1e-3) -> tuple[int, list[str]]:
-    """Pair detections by image/class/nearest box; returns (matched count, mismatch descriptions)."""
-    problems = []
-    pool: dict[tuple[str, int], list[RawDetection]] = {}
-    for det in other:
-        pool.setdefault((det.image_id, det.class_index), []).append(det)
-    matched = 0
-    for det in reference:
-        candidates = pool.get((det.image_id, det.class_index), [])
-        best = _closest(det, candidates)
-        if best is None:
-            problems.append(f"no counterpart for {det}")
-            continue
-        candidates.remove(best)
-        box_error = max(abs(a - b) for a, b in zip(_corners(det), _corners(best)))
-        if box_error > max_box_px or abs(det.score - best.score) > max_score:
-            problems.append(f"{det} vs {best}: box error {box_error:.3f} px, score error {abs(det.score - best.score):.2e}")
-        else:
-            matched += 1
-    problems += [f"extra detection {d}" for left in pool.values() for d in left]
-    return matched, problems
-
-
-def _corners(det: RawDetection) -> tuple[float, float, float, float]:
-    return det.xmin, det.ymin, det.xmax, det.ymax
-
-
-def _closest(det: RawDetection, candidates: list[RawDetection]) -> Optional[RawDetection]:
-    if not candidates:
-        return None
-    return min(candidates, key=lambda c: max(abs(a - b) for a, b in zip(_corners(det), _corners(c)))
-               + abs(c.score - det.score))
