@@ -30,8 +30,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from harness.data.convert import convert_dataset  # noqa: E402
-from harness.engine.darknet import find_darknet, train_darknet, write_random_weights  # noqa: E402
+from harness.frameworks.darknet.driver import find_darknet, train_darknet  # noqa: E402
 from harness.render.yolo import render_yolo  # noqa: E402
+from tests.support.darknet import write_random_weights  # noqa: E402
 
 DEFAULT_BCCD = ROOT.parent / "shared/datasets/bccd"
 
@@ -60,7 +61,7 @@ def parse_args() -> argparse.Namespace:
 
 def time_one(binary: str, cfg: Path, weights: Path, image: Path, n: int, warmup: int) -> None:
     """Child-process mode: time one build's libdarknet on one cfg, print JSON."""
-    from harness.engine.darknet_ctypes import time_darknet
+    from harness.frameworks.darknet.libdarknet import time_darknet
 
     os.environ["HARNESS_DARKNET"] = binary
     print(json.dumps(time_darknet(cfg, weights, [image], n=n, warmup=warmup, install=find_darknet())))

@@ -73,10 +73,10 @@ def framework_has_gpu_build(framework: str) -> bool:
     """Whether the build the harness would run for ``framework`` was compiled with CUDA."""
     try:
         if framework == "caffe":
-            from harness.engine.caffe import find_caffe, is_gpu_build
+            from harness.frameworks.caffe.driver import find_caffe, is_gpu_build
 
             return is_gpu_build(find_caffe().root)
-        from harness.engine.darknet import find_darknet
+        from harness.frameworks.darknet.driver import find_darknet
 
         return find_darknet("gpu").gpu
     except Exception:  # noqa: BLE001 - no build at all: the CPU is the only choice

@@ -42,7 +42,7 @@ def require_tool(name: str, install_hint: str) -> str:
 @pytest.fixture(scope="session")
 def caffe_install():
     """The Caffe-SSD build (scripts/install_caffe.sh); tests that need it skip when it is absent."""
-    from harness.engine.caffe import CaffeNotFound, find_caffe
+    from harness.frameworks.caffe.driver import CaffeNotFound, find_caffe
 
     try:
         return find_caffe()
@@ -56,7 +56,7 @@ def caffe_install():
 @pytest.fixture(scope="session")
 def darknet_install():
     """Darknet (Debian's or the OpenMP build of scripts/install_darknet.sh); skip when absent."""
-    from harness.engine.darknet import find_darknet
+    from harness.frameworks.darknet.driver import find_darknet
     from harness.engine.types import NativeFrameworkError
 
     try:
@@ -101,7 +101,7 @@ def render_tiny_yolo(out_dir: Path, dataset: Path, **overrides) -> dict:
 @pytest.fixture(scope="session")
 def darknet_tiny_model(darknet_install, darknet_tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     """A REAL 4-iteration Darknet training on the tiny set; keys: files, result, images, names."""
-    from harness.engine.darknet import train_darknet
+    from harness.frameworks.darknet.driver import train_darknet
 
     root = tmp_path_factory.mktemp("darknet_tiny_model")
     files = render_tiny_yolo(root / "rendered", darknet_tiny_dataset)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.engine.caffe import (
+from harness.frameworks.caffe.driver import (
     SSD_LAYERS,
     CaffeNotFound,
     find_caffe,

@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from harness.engine.caffe import detect_caffe, train_caffe
+from harness.frameworks.caffe.driver import detect_caffe, train_caffe
 from harness.evaluation.detections import read_detections
 from harness.labels import LabelMap
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.engine.caffe import (
+from harness.frameworks.caffe.driver import (
     detect_caffe,
     detect_opencv_caffe,
     inspect_caffe,

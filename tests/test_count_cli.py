@@ -100,7 +100,7 @@ def test_a_slide_with_no_cells_says_so(counted, tmp_path) -> None:
 
 def test_cells_equal_those_from_the_native_darknet_valid(counted, tmp_path) -> None:
     """libdarknet in-process (what count uses) vs the `darknet detector valid` binary on one slide."""
-    from harness.engine.darknet import detect_darknet_valid, read_data_file
+    from harness.frameworks.darknet.driver import detect_darknet_valid, read_data_file
     from harness.evaluation.detections import read_detections
     from harness.labels import LabelMap
 

@@ -6,20 +6,24 @@ from pathlib import Path
 
 import pytest
 
-from harness.engine.darknet import (
+from harness.data.darknet import darknet_label_path as label_path_for
+from harness.frameworks.darknet.cfg import (
     DarknetInputError,
+    edit_cfg_text,
+    read_cfg_sections,
+    summarize_cfg,
+    write_cfg_copy,
+)
+from harness.frameworks.darknet.driver import (
+    DarknetInstall,
     cfg_base,
     detect_darknet_valid,
     image_id,
-    label_path_for,
     plan_training,
     read_data_file,
     read_weights_seen,
-    summarize_cfg,
-    write_cfg_with,
-    write_random_weights,
 )
-from harness.engine.darknet import DarknetInstall
+from tests.support.darknet import write_random_weights
 
 STOCK_TINY = Path("/usr/share/darknet/cfg/yolov3-tiny.cfg")
 
@@ -150,6 +154,8 @@ def test_label_path_rules_follow_darknet() -> None:
     assert label_path_for("/d/my_images/images/a.jpg") == "/d/my_labels/images/a.txt"
     assert label_path_for("/d/drawings/a.jpg") == "/d/dlabelsings/a.txt"   # "raw" in "drawings"
     assert label_path_for("/d/images/a.jpeg") == "/d/labels/a.jpeg"
+    # relative list entries: the rule rewrites the entry, then Darknet opens it from its cwd
+    assert label_path_for("images/a.jpg", "/raw/images") == "/raw/images/labels/a.txt"
 
 
 def test_image_id_and_cfg_base_stop_at_first_dot() -> None:
@@ -189,9 +195,9 @@ def test_weights_header_versions(tmp_path: Path) -> None:
     assert read_weights_seen(old) == 77
 
 
-def test_write_cfg_with_overrides_only_net(tmp_path: Path) -> None:
+def test_write_cfg_copy_overrides_only_net(tmp_path: Path) -> None:
     files = make_dataset(tmp_path, max_batches=5)
-    copy = write_cfg_with(files["cfg"], tmp_path / "copy", {"max_batches": "9"})
+    copy = write_cfg_copy(files["cfg"], tmp_path / "copy", {"net": {"max_batches": "9"}})
     assert copy.name == "tiny.cfg"
     assert summarize_cfg(copy).max_batches == 9
     assert summarize_cfg(copy).classes == 2
@@ -229,3 +235,24 @@ def test_valid_refuses_colliding_image_ids(tmp_path: Path) -> None:
     fake = DarknetInstall(binary=Path("/nonexistent/darknet"), library=None, flavour="debian")
     with pytest.raises(DarknetInputError, match="both become id 'img0'"):
         detect_darknet_valid(files["data"], files["cfg"], weights, tmp_path / "out", install=fake)
+
+
+def test_one_cfg_parser_keeps_line_numbers_and_darknet_grammar(tmp_path: Path) -> None:
+    cfg = tmp_path / "a.cfg"
+    cfg.write_text("# comment\n[net]\nwidth = 64\n\n[convolutional]\nfilters=8\nanchors = 1, 2,  3\n")
+    sections = read_cfg_sections(cfg)
+    assert [(s.name, s.line) for s in sections] == [("net", 2), ("convolutional", 5)]
+    assert sections[1].options == {"filters": "8", "anchors": "1,2,3"}     # Darknet deletes every space
+    cfg.write_text("[net]\nwidth=64\nnot an option\n")
+    with pytest.raises(DarknetInputError, match=":3: cannot parse"):
+        read_cfg_sections(cfg)
+    cfg.write_text("[convolutional]\nfilters=8\n")
+    with pytest.raises(DarknetInputError, match="first section must be \\[net\\]"):
+        read_cfg_sections(cfg)
+
+
+def test_cfg_editor_sets_net_keys_and_every_yolo_key() -> None:
+    text = "[net]\nbatch=1\n# keep me\n[yolo]\nclasses=2\nthresh = 0.2\n\n[route]\nlayers=-1\n[yolo]\nclasses=2\n"
+    edited = edit_cfg_text(text, {"net": {"batch": "4", "max_batches": "9"}, "yolo": {"thresh": "0.005"}})
+    assert edited == ("[net]\nbatch=4\n# keep me\nmax_batches=9\n[yolo]\nclasses=2\nthresh=0.005\n\n"
+                      "[route]\nlayers=-1\n[yolo]\nclasses=2\nthresh=0.005\n")

@@ -5,10 +5,13 @@ from pathlib import Path
 
 import pytest
 
-from harness.engine.darknet import DarknetInputError, detect_darknet_valid, write_random_weights
-from harness.engine.darknet_ctypes import DarknetNetwork, detect_darknet_ctypes, time_darknet
-from harness.engine.darknet_opencv import detect_opencv_darknet, match_detections
+from harness.frameworks.darknet.cfg import DarknetInputError
+from harness.frameworks.darknet.driver import detect_darknet_valid
+from harness.frameworks.darknet.libdarknet import DarknetNetwork, detect_darknet_ctypes, time_darknet
+from harness.frameworks.darknet.opencv import detect_opencv_darknet
+from tests.support.darknet import match_detections, write_random_weights
 from harness.engine.process import run_native
+from harness.frameworks import TIMED_SPAN
 
 pytestmark = pytest.mark.darknet
 
@@ -81,10 +84,9 @@ def test_time_darknet_reports_timing_json_fields(darknet_install, darknet_tiny_m
     assert timing["n_images"] == 6 and timing["warmup"] == 1
     assert 0 < timing["median_ms"] <= timing["p90_ms"]
     assert timing["backend"] == darknet_install.backend
-    from harness.engine.darknet import time_darknet as time_darknet_reexported   # the experiment runner's import
-
-    assert time_darknet_reexported(darknet_tiny_model["files"]["cfg"], None, darknet_tiny_model["images"][:1],
-                                   n=1, warmup=0, install=darknet_install)["n_images"] == 1
+    assert timing["span"] == TIMED_SPAN and 0 < timing["forward_median_ms"] <= timing["median_ms"]
+    assert time_darknet(darknet_tiny_model["files"]["cfg"], None, darknet_tiny_model["images"][:1],
+                        n=1, warmup=0, install=darknet_install)["n_images"] == 1
 
 
 def test_short_valid_list_runs_in_process(darknet_install, darknet_tiny_model: dict, random_weights: Path,

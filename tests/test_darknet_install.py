@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.engine.darknet import find_darknet, inspect_darknet
+from harness.frameworks.darknet.driver import find_darknet, inspect_darknet
 from harness.engine.types import NativeFrameworkError
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "install_darknet.sh"
@@ -38,7 +38,7 @@ def test_bad_harness_darknet_is_an_error(monkeypatch: pytest.MonkeyPatch, tmp_pa
 def test_nothing_installed_gives_install_hint(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("HARNESS_DARKNET", raising=False)
     monkeypatch.setenv("HARNESS_CACHE", str(tmp_path))
-    monkeypatch.setattr("harness.engine.darknet.DEBIAN_BINARY", tmp_path / "no-darknet")
+    monkeypatch.setattr("harness.frameworks.darknet.driver.DEBIAN_BINARY", tmp_path / "no-darknet")
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(NativeFrameworkError, match="install it with: bash scripts/install_darknet.sh"):
         find_darknet()

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from conftest import render_tiny_yolo
-from harness.engine.darknet import (
-    DarknetInputError,
+from harness.frameworks.darknet.cfg import DarknetInputError
+from harness.frameworks.darknet.driver import (
     check_training,
     plan_training,
     read_weights_seen,

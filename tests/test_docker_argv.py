@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.engine import docker as dk
-from harness.engine.docker import (
+from harness.runners import docker_argv as dk
+from harness.runners.docker_argv import (
     DEFAULT_IMAGE,
     DockerUnavailableError,
     Mount,

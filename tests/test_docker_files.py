@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.engine.docker import IMAGES
+from harness.runners.docker_argv import IMAGES
 from harness.paths import cache_dir
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from harness.cli import main
-from harness.engine import weights
+from harness.frameworks import weights
 
 
 @pytest.fixture(autouse=True)

@@ -33,7 +33,7 @@ def test_verbose_leaves_native_output_on_the_console(tmp_path: Path, capfd, monk
 
 @pytest.mark.darknet
 def test_libdarknet_layer_table_lands_in_its_log(darknet_tiny_model: dict, capfd, monkeypatch) -> None:
-    from harness.engine.darknet_ctypes import DarknetNetwork
+    from harness.frameworks.darknet.libdarknet import DarknetNetwork
 
     monkeypatch.delenv("HARNESS_VERBOSE", raising=False)
     cfg = Path(darknet_tiny_model["files"]["cfg"])

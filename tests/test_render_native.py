@@ -4,7 +4,7 @@ import subprocess
 
 import pytest
 
-from harness.render.verify import random_darknet_weights
+from harness.frameworks.darknet.cfg import random_weights_bytes
 from harness.render.yolo import render_yolo
 
 
@@ -34,7 +34,7 @@ def test_darknet_validates_with_the_rendered_tiny_cfg(bccd_converted, tmp_path):
     files = render_yolo(tmp_path / "r", model="yolov3-tiny", size=128, dataset=bccd_converted.out_dir,
                         valid_list=valid)
     weights = tmp_path / "random.weights"
-    weights.write_bytes(random_darknet_weights(files["cfg"]))
+    weights.write_bytes(random_weights_bytes(files["cfg"]))
     result = subprocess.run([darknet, "detector", "valid", str(files["data"]), str(files["cfg"]), str(weights)],
                             capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]

@@ -7,9 +7,16 @@ import pytest
 from harness import paper
 from harness.labels import LabelMap
 from harness.paths import PROJECT_ROOT
-from harness.render.anchors import kmeans_anchors, label_path_for_image, read_label_boxes
-from harness.render.verify import _darknet_sections, yolo_output_rows
+from harness.data.darknet import darknet_label_path
+from harness.render.anchors import kmeans_anchors, read_label_boxes
+from harness.frameworks.darknet.cfg import read_cfg_sections
+from harness.render.verify import yolo_output_rows
 from harness.render.yolo import render_yolo
+
+
+def _darknet_sections(cfg: Path) -> list[dict]:
+    """The cfg as ``{"type": section, key: value}`` dicts, through the harness's one cfg parser."""
+    return [{"type": s.name, **s.options} for s in read_cfg_sections(cfg)]
 
 
 def sections(cfg: Path, kind: str) -> list[dict]:
@@ -143,8 +150,8 @@ def test_kmeans_recovers_well_separated_clusters():
 
 
 def test_label_lookup_follows_darknet_and_bad_lines_name_the_file(tmp_path):
-    assert label_path_for_image("/d/darknet/images/a.jpg") == Path("/d/darknet/labels/a.txt")
-    assert label_path_for_image("/d/VOC/JPEGImages/b.JPEG") == Path("/d/VOC/labels/b.txt")
+    assert darknet_label_path("/d/darknet/images/a.jpg") == "/d/darknet/labels/a.txt"
+    assert darknet_label_path("/d/VOC/JPEGImages/b.JPEG") == "/d/VOC/labels/b.txt"
     bad = tmp_path / "bad.txt"
     bad.write_text("0 0.5 0.5 0.1 0.1\n3 0.5 oops 0.2 0.2\n")
     with pytest.raises(ValueError, match="bad.txt:2"):

@@ -29,7 +29,8 @@ def count(model_dir: Path, slides_root: Path, out: Path, thresholds: Optional[Pa
     from harness.count.rules import load_thresholds
     from harness.count.run import count_slides
     from harness.device import resolve_device
-    from harness.engine.experiment import framework_for, trained_model
+    from harness.engine.experiment import trained_model
+    from harness.frameworks import backend_for
     from harness.labels import LabelMap
 
     try:
@@ -41,7 +42,7 @@ def count(model_dir: Path, slides_root: Path, out: Path, thresholds: Optional[Pa
     config = with_device(config, resolve_device(device, config.framework))
     out.mkdir(parents=True, exist_ok=True)
     try:
-        results = count_slides(framework_for(config, labelmap), files, weights, labelmap, slides_root, out, rules,
+        results = count_slides(backend_for(config, labelmap), files, weights, labelmap, slides_root, out, rules,
                                progress=not quiet, echo=click.echo)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None

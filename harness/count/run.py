@@ -14,7 +14,7 @@ from harness.data.annotations import ImageAnnotation
 
 def count_slides(fw, files: dict, weights: Path, labelmap, slides_root: Path, out: Path, rules: dict,
                  progress: bool = True, echo: Callable[[str], None] = print) -> list[SlideResult]:
-    """Detect on each slide folder with ``fw`` (``framework_for(...)``) and group boxes into cells."""
+    """Detect on each slide folder with ``fw`` (``harness.frameworks.backend_for(...)``) and group boxes into cells."""
     from tqdm import tqdm
 
     results = []

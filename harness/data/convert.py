@@ -307,8 +307,8 @@ def _present_keys(lmdb_dir: Path) -> set[bytes]:
 
 
 def _darknet_done(darknet_dir: Path, image_id: str) -> bool:
-    return (darknet_dir / "images" / f"{image_id}.jpg").is_file() and \
-        (darknet_dir / "labels" / f"{image_id}.txt").is_file()
+    return darknet.darknet_image_file(darknet_dir, image_id).is_file() and \
+        darknet.darknet_label_file(darknet_dir, image_id).is_file()
 
 
 def _run_tasks(tasks: list[_Task], lmdb_dir: Path, workers: int | None, progress: bool,
@@ -350,7 +350,7 @@ def default_workers() -> int:
 
 def _record(task: _Task, channels: int) -> bytes:
     """Serialized AnnotatedDatum holding the bytes of the Darknet image (= the source JPEG)."""
-    jpeg = (Path(task.darknet_dir) / "images" / f"{task.image.image_id}.jpg").read_bytes()
+    jpeg = darknet.darknet_image_file(Path(task.darknet_dir), task.image.image_id).read_bytes()
     labelmap = LabelMap.from_names(task.labelmap_names)
     return caffe_lmdb.annotated_datum(task.image, jpeg, channels, labelmap).SerializeToString()
 
@@ -397,12 +397,12 @@ def convert_image(task: _Task):
     jpeg = raw if is_jpeg else cv2.imencode(".jpg", decoded, [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes()
     darknet_dir = Path(task.darknet_dir)
     labelmap = LabelMap.from_names(task.labelmap_names)
-    target = darknet_dir / "images" / f"{image.image_id}.jpg"
+    target = darknet.darknet_image_file(darknet_dir, image.image_id)
     if is_jpeg:
         link_or_copy(image.image_path, target)
     else:
         write_bytes(target, jpeg)
-    write_text(darknet_dir / "labels" / f"{image.image_id}.txt", darknet.yolo_label_text(image, labelmap))
+    write_text(darknet.darknet_label_file(darknet_dir, image.image_id), darknet.yolo_label_text(image, labelmap))
     return int(decoded.shape[2])
 
 
@@ -422,7 +422,7 @@ def _write_lists(out_dir: Path, labelmap: LabelMap, kept: dict, by_id: dict) -> 
     for split, list_name in (("train", "train.txt"), ("test", "valid.txt")):
         ids = kept[split]
         write_text(out_dir / "splits" / f"{split}.txt", "".join(f"{i}\n" for i in sorted(ids)))
-        images = "".join(f"{out_dir / 'darknet' / 'images' / i}.jpg\n" for i in sorted(ids))
+        images = "".join(f"{darknet.darknet_image_file(out_dir / 'darknet', i)}\n" for i in sorted(ids))
         write_text(out_dir / "darknet" / list_name, images)
     # Same order as the test LMDB: DetectionOutput pairs the n-th record with the n-th line.
     sizes = "".join(f"{i} {by_id[i].height} {by_id[i].width}\n" for i in kept["test"])

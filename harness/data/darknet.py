@@ -12,6 +12,7 @@ Coordinates follow Darknet's own ``voc_label.py``: ``cx = ((xmin + xmax) / 2 - 1
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional, Union
 
 from harness.data.annotations import Box, ImageAnnotation
 from harness.labels import LabelMap
@@ -24,12 +25,31 @@ _LABEL_PATH_RULES = (
 MAX_PATH = 4095   # Darknet copies paths into 4096-byte buffers
 
 
-def darknet_label_path(image_path: str) -> str:
-    """The label file Darknet will open for ``image_path`` (each rule replaces its first match)."""
-    path = image_path
+def darknet_label_path(image_path: str, cwd: Optional[Union[str, Path]] = None) -> str:
+    """The label file Darknet will open for ``image_path`` (each rule replaces its first match).
+
+    The harness's one label-path rule: every place that maps an image to its label calls this.
+    The rule applies to the path *as written in the image list*; a relative result is then opened
+    from Darknet's working directory ``cwd`` (the .data file's folder) when given — so a ``cwd``
+    containing ``images`` or ``raw`` is not rewritten, exactly as Darknet does not rewrite it.
+    """
+    path = str(image_path)
     for search, replacement in _LABEL_PATH_RULES:
         path = path.replace(search, replacement, 1)
+    if cwd is not None and not Path(path).is_absolute():
+        path = str(Path(cwd) / path)
     return path
+
+
+def darknet_image_file(darknet_dir: Path, image_id: str) -> Path:
+    """Where the converter puts an image for Darknet: ``DARKNET_DIR/images/<id>.jpg``."""
+    return Path(darknet_dir) / "images" / f"{image_id}.jpg"
+
+
+def darknet_label_file(darknet_dir: Path, image_id: str) -> Path:
+    """The label file of :func:`darknet_image_file`, by the label-path rule (``labels/<id>.txt``
+    for every directory :func:`check_darknet_paths` accepts)."""
+    return Path(darknet_label_path(str(darknet_image_file(darknet_dir, image_id))))
 
 
 def check_darknet_paths(darknet_dir: Path, image_ids: list[str]) -> None:
@@ -44,7 +64,7 @@ def check_darknet_paths(darknet_dir: Path, image_ids: list[str]) -> None:
                          f"output cuts ids at the first '.', lists split on whitespace): "
                          f"{dotted[:10]}{' ...' if len(dotted) > 10 else ''} — rename these images")
     for image_id in image_ids:
-        image = str(darknet_dir / "images" / f"{image_id}.jpg")
+        image = str(darknet_image_file(darknet_dir, image_id))
         wanted = str(darknet_dir / "labels" / f"{image_id}.txt")
         got = darknet_label_path(image)
         if got != wanted:

@@ -1,1 +1,2 @@
-"""Run stage: install, drive and time the native frameworks (Caffe-SSD, Darknet)."""
+"""Run stage, orchestration only: one experiment end to end, periodic evaluation, the Table 1 run and the
+CLI. The frameworks live in :mod:`harness.frameworks`, where runs execute in :mod:`harness.runners`."""

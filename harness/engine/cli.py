@@ -130,7 +130,8 @@ def detect(model_dir: Path, images: Path, image_set: Optional[str], out: Path, d
     from harness.config import with_device
     from harness.device import resolve_device
     from harness.engine.detect_images import detection_inputs, write_detections_csv
-    from harness.engine.experiment import framework_for, trained_model
+    from harness.engine.experiment import trained_model
+    from harness.frameworks import backend_for
 
     try:
         config, files, weights = trained_model(model_dir)
@@ -140,7 +141,7 @@ def detect(model_dir: Path, images: Path, image_set: Optional[str], out: Path, d
         raise click.ClickException(str(exc)) from None
     click.echo(inputs.summary)
     config = with_device(config, resolve_device(device, config.framework))
-    fw = framework_for(config, labelmap)
+    fw = backend_for(config, labelmap)
     try:
         written = fw.detect(files, weights, inputs.images, out)
     except Exception as exc:  # noqa: BLE001 - native failures become one clear message
@@ -156,10 +157,9 @@ def detect(model_dir: Path, images: Path, image_set: Optional[str], out: Path, d
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def doctor(as_json: bool) -> None:
     """What is installed: framework versions, CPU/GPU, Caffe's SSD layers and proto dialect."""
-    from harness.engine.caffe import inspect_caffe
-    from harness.engine.darknet import inspect_darknet
+    from harness.frameworks import inspect_all
 
-    statuses = [inspect_caffe(), inspect_darknet()]
+    statuses = inspect_all()
     if as_json:
         click.echo(json.dumps([asdict(s) for s in statuses], indent=2, default=str))
     else:
@@ -187,7 +187,7 @@ def weights() -> None:
 
 @weights.command("list")
 def weights_list() -> None:
-    from harness.engine.weights import REGISTRY, expected_checksum, weights_dir
+    from harness.frameworks.weights import REGISTRY, expected_checksum, weights_dir
 
     for spec in REGISTRY.values():
         present = (weights_dir() / spec.filename).exists()
@@ -202,7 +202,7 @@ def weights_list() -> None:
 @click.option("--url", default=None, help="Mirror URL instead of the registry's.")
 def weights_fetch(key: str, dest: Optional[Path], sha256: Optional[str], url: Optional[str]) -> None:
     """Download KEY (see `harness weights list`) and verify it."""
-    from harness.engine.weights import fetch
+    from harness.frameworks.weights import fetch
 
     try:
         path, digest, pinned = fetch(key, dest, sha256, url)
@@ -220,7 +220,7 @@ def rerun_in_docker(image: Optional[str], read_only: Sequence[Path], writable: S
     Inputs are mounted read-only, the run directory and the checkout read-write, each at its own
     path; host-side HARNESS_* settings are not forwarded (they name host paths the image lacks).
     """
-    from harness.engine.docker import DEFAULT_IMAGE, DockerUnavailableError, run_in_docker
+    from harness.runners.docker_argv import DEFAULT_IMAGE, DockerUnavailableError, run_in_docker
 
     argv = _drop_option(_drop_option(sys.argv[1:], "--runner"), "--image")
     for path in writable:

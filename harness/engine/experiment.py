@@ -22,12 +22,13 @@ from harness.data.annotations import ImageAnnotation
 from harness.data.convert import ConvertResult, convert_dataset
 from harness.data.voc import load_voc
 from harness.engine.profiles import Profile
+from harness.frameworks import backend_for
 from harness.engine.types import NativeFrameworkError, TrainResult
 from harness.labels import LabelMap
 from harness.paths import from_recorded, recorded_path
 
 __all__ = ["ModelSpec", "PreparedData", "prepare_data", "run_experiment", "plan_experiment", "ConfigMismatch",
-           "framework_for", "stop_on_sigterm", "SEGMENTS_FILE"]
+           "stop_on_sigterm", "SEGMENTS_FILE"]
 
 SUMMARY_FILE = "summary.json"
 SEGMENTS_FILE = "train_segments.json"
@@ -122,114 +123,6 @@ def _classification_images(data: PreparedData, config: ExperimentConfig) -> list
     images = load_voc(data.classification_root, labelmap=data.labelmap).images
     wanted = config.limit("classification_images")
     return images if wanted is None else images[:wanted]
-
-
-# --------------------------------------------------------------------------------- frameworks
-
-class _Caffe:
-    """Caffe-SSD: rendered prototxts, `caffe train`, pycaffe detection."""
-
-    def __init__(self, config: ExperimentConfig, labelmap: LabelMap, dataset_dir: Optional[Path] = None) -> None:
-        self.config, self.labelmap, self.dataset_dir = config, labelmap, dataset_dir
-        self.dir = config.model_dir
-
-    def render(self, test_ids: Sequence[str]) -> dict[str, Path]:
-        from harness.render.ssd import NetVariant, render_ssd
-
-        spec = self.config.spec
-        kwargs: dict[str, Any] = {"solver": dict(self.config.solver), "variant": NetVariant(**self.config.network)}
-        if self.config.ssd_batch_size:
-            kwargs["batch_size"] = self.config.ssd_batch_size
-        return render_ssd(self.dir / "rendered", size=spec.size, smin=spec.smin or 0.2, smax=spec.smax or 0.9,
-                          labelmap=self.labelmap, dataset=self.dataset_dir,
-                          snapshot_prefix=self.dir / "weights" / spec.name,
-                          detection_out_dir=self.dir / "caffe_test_output", **kwargs)
-
-    def train(self, files: dict[str, Path], until: Optional[int] = None, **display) -> TrainResult:
-        """Train to ``until`` (default the solver's max_iter); resumes from the newest solverstate.
-        ``display``: the progress bar's ``label`` and ``display_total``."""
-        from harness.engine.caffe import train_caffe
-
-        return train_caffe(files["solver"], self.dir, init_weights=self.config.init_weights,
-                           device=self.config.device, max_iter=until, **display)
-
-    def schedule_length(self, files: dict[str, Path]) -> int:
-        from harness.engine.caffe import read_solver
-
-        return read_solver(files["solver"], files["solver"].parent).max_iter
-
-    def detect(self, files, weights: Path, images, out_dir: Path, native: bool = False) -> Path:
-        """pycaffe on the deploy net: this fork's DetectionOutput writes no files (docs/caffe.md)."""
-        from harness.engine.caffe import detect_caffe
-
-        return detect_caffe(files["deploy"], weights, images, self.labelmap, out_dir, device=self.config.device)
-
-    def time(self, files, weights: Path, images, n: int, warmup: int) -> dict:
-        from harness.engine.caffe import time_caffe
-
-        return time_caffe(files["deploy"], weights, images, n=n, warmup=warmup, device=self.config.device,
-                          scratch=self.dir)
-
-
-class _Darknet:
-    """Darknet YOLOv3/-tiny: rendered cfg/.data, `darknet detector train/valid`, ctypes timing."""
-
-    def __init__(self, config: ExperimentConfig, labelmap: LabelMap, dataset_dir: Optional[Path] = None) -> None:
-        self.config, self.labelmap, self.dataset_dir = config, labelmap, dataset_dir
-        self.dir = config.model_dir
-
-    def render(self, test_ids: Sequence[str]) -> dict[str, Path]:
-        from harness.render.yolo import render_yolo
-
-        darknet_dir = self.dataset_dir / "darknet"
-        valid_list = self.dir / "rendered" / "valid.txt"
-        valid_list.parent.mkdir(parents=True, exist_ok=True)
-        valid_list.write_text("".join(f"{darknet_dir / 'images' / f'{i}.jpg'}\n" for i in test_ids))
-        (self.dir / "weights").mkdir(parents=True, exist_ok=True)
-        return render_yolo(self.dir / "rendered", model=self.config.spec.model, size=self.config.spec.size,
-                           labelmap=self.labelmap, train_list=darknet_dir / "train.txt", valid_list=valid_list,
-                           backup_dir=self.dir / "weights", results_dir=self.dir / "darknet_results",
-                           overrides=dict(self.config.cfg))
-
-    def train(self, files: dict[str, Path], until: Optional[int] = None, **display) -> TrainResult:
-        """Train to ``until`` (default the cfg's max_batches); resumes from the newest checkpoint.
-        ``display``: the progress bar's ``label`` and ``display_total``."""
-        from harness.engine.darknet import train_darknet
-
-        return train_darknet(files["data"], files["cfg"], self.dir, init_weights=self.config.init_weights,
-                             device=self.config.device, max_batches=until, **display)
-
-    def schedule_length(self, files: dict[str, Path]) -> int:
-        from harness.engine.darknet import summarize_cfg
-
-        return summarize_cfg(files["cfg"]).max_batches
-
-    def detect(self, files, weights: Path, images, out_dir: Path, native: bool = False) -> Path:
-        """``native``: `darknet detector valid` over the rendered test list (the paper's tool);
-        otherwise libdarknet in-process on any images (same files, tested equal)."""
-        from harness.engine.darknet import detect_darknet_ctypes, detect_darknet_valid
-
-        if native:
-            return detect_darknet_valid(files["data"], files["cfg"], weights, out_dir, device=self.config.device)
-        paths = [im.image_path if isinstance(im, ImageAnnotation) else Path(im) for im in images]
-        detect_darknet_ctypes(files["cfg"], weights, paths, self.labelmap.names, out_dir, device=self.config.device)
-        return out_dir
-
-    def time(self, files, weights: Path, images, n: int, warmup: int) -> dict:
-        from harness.engine.darknet import time_darknet
-
-        return time_darknet(files["cfg"], weights, [im.image_path for im in images], n=n, warmup=warmup,
-                            device=self.config.device)
-
-
-FRAMEWORKS = {"caffe": _Caffe, "darknet": _Darknet}
-
-
-def framework_for(config: ExperimentConfig, labelmap: LabelMap, dataset_dir: Optional[Path] = None):
-    try:
-        return FRAMEWORKS[config.framework](config, labelmap, dataset_dir)
-    except KeyError:
-        raise ValueError(f"unknown framework {config.framework!r} for {config.name}") from None
 
 
 # --------------------------------------------------------------------------------- the experiment
@@ -374,7 +267,7 @@ def _log_for(model_dir: Path) -> Optional[str]:
 
 def _run_steps(config: ExperimentConfig, data: PreparedData, summary: dict) -> None:
     model_dir = config.model_dir
-    fw = framework_for(config, data.labelmap, data.converted.out_dir)
+    fw = backend_for(config, data.labelmap, data.converted.out_dir)
     files = _step("render", render_experiment, config, data)
     ids_file = model_dir / "test_ids.txt"
     summary["rendered"] = {role: recorded_path(path, model_dir) for role, path in files.items()}
@@ -536,7 +429,7 @@ def render_experiment(config: ExperimentConfig, data: PreparedData) -> dict[str,
     config.write()
     test_ids = _scored_test_ids(data, config)
     _ids_file(config.model_dir / "test_ids.txt", test_ids)
-    return framework_for(config, data.labelmap, data.converted.out_dir).render(test_ids)
+    return backend_for(config, data.labelmap, data.converted.out_dir).render(test_ids)
 
 
 def _timed_training(fw, files: dict[str, Path], model_dir: Path, until: Optional[int] = None,

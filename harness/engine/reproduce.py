@@ -40,12 +40,13 @@ def _frameworks() -> list[dict]:
     from dataclasses import asdict
 
     statuses = []
-    for module, func in (("harness.engine.caffe", "inspect_caffe"), ("harness.engine.darknet", "inspect_darknet")):
+    from harness.frameworks import FRAMEWORKS, backend_class
+
+    for name in FRAMEWORKS:
         try:
-            mod = __import__(module, fromlist=[func])
-            statuses.append(asdict(getattr(mod, func)()))
+            statuses.append(asdict(backend_class(name).inspect()))
         except Exception as exc:  # noqa: BLE001 - provenance records what could not be inspected
-            statuses.append({"name": module.rsplit(".", 1)[-1], "usable": False, "missing": [str(exc)]})
+            statuses.append({"name": name, "usable": False, "missing": [str(exc)]})
     return statuses
 
 

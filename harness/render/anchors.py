@@ -28,15 +28,6 @@ class LabelBoxes:
     skipped: dict[str, int]
 
 
-def label_path_for_image(image_path: str, base_dir: Optional[PathLike] = None) -> Path:
-    """Darknet's label-path rule (harness.data.darknet); a relative image path is read from
-    ``base_dir``, Darknet's working directory (the .data file's folder), not from ours."""
-    path = Path(image_path)
-    if not path.is_absolute() and base_dir is not None:
-        path = Path(base_dir) / path
-    return Path(darknet_label_path(str(path)))
-
-
 def label_files(labels_dir: Optional[PathLike] = None, train_list: Optional[PathLike] = None,
                 base_dir: Optional[PathLike] = None) -> list[Path]:
     """Label files from a directory of ``*.txt`` or from the image list Darknet trains on
@@ -58,7 +49,7 @@ def label_files(labels_dir: Optional[PathLike] = None, train_list: Optional[Path
         raise ValueError(f"{listing}: cannot read train list: {exc}") from exc
     if not images:
         raise ValueError(f"{listing}: train list is empty")
-    return [label_path_for_image(image, base_dir) for image in images]
+    return [Path(darknet_label_path(image, base_dir)) for image in images]
 
 
 def read_label_boxes(files: Iterable[Path]) -> LabelBoxes:

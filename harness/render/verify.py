@@ -135,62 +135,14 @@ def ssd_prior_count(deploy: PathLike, size: int) -> int:
     return int(run_ssd_deploy(deploy, size)["mbox_priorbox"].shape[-1] // 4)
 
 
-def _darknet_sections(cfg: Path) -> list[dict[str, str]]:
-    """The cfg as a list of ``{"type": section, key: value}`` (comments and blank lines dropped)."""
-    sections: list[dict[str, str]] = []
-    for line in cfg.read_text().splitlines():
-        line = line.strip()
-        if not line or line[0] in "#;":
-            continue
-        if line.startswith("["):
-            sections.append({"type": line.strip("[]")})
-        elif "=" in line and sections:
-            key, value = line.split("=", 1)
-            sections[-1][key.strip()] = value.strip()
-    return sections
-
-
-def darknet_conv_shapes(cfg: PathLike) -> list[tuple[int, int, int, bool]]:
-    """(filters, in_channels, size, batch_normalize) of each [convolutional], in file order."""
-    sections = _darknet_sections(Path(cfg))
-    channels = [int(sections[0].get("channels", 3))]      # channels[i + 1] = output of layer i
-    convs = []
-    for index, section in enumerate(sections[1:]):
-        kind, previous = section["type"], channels[-1]
-        if kind == "convolutional":
-            filters = int(section["filters"])
-            convs.append((filters, previous, int(section["size"]), section.get("batch_normalize") == "1"))
-            channels.append(filters)
-        elif kind == "route":
-            refs = [int(v) for v in section["layers"].split(",")]
-            channels.append(sum(channels[(r if r >= 0 else index + r) + 1] for r in refs))
-        else:  # maxpool, upsample, shortcut, yolo keep the channel count
-            channels.append(previous)
-    return convs
-
-
-def random_darknet_weights(cfg: PathLike, seed: int = 0) -> bytes:
-    """A Darknet .weights file (version 0.2.0) with random filters and unit batch-norm statistics."""
-    rng = np.random.default_rng(seed)
-    parts = [np.array([0, 2, 0], "<i4").tobytes(), np.array([0], "<u8").tobytes()]
-    for filters, in_channels, size, batch_norm in darknet_conv_shapes(cfg):
-        parts.append(np.zeros(filters, "<f4").tobytes())                       # biases
-        if batch_norm:
-            parts.append(np.ones(filters, "<f4").tobytes())                    # scales
-            parts.append(np.zeros(filters, "<f4").tobytes())                   # rolling mean
-            parts.append(np.ones(filters, "<f4").tobytes())                    # rolling variance
-        fan_in = in_channels * size * size
-        scale = np.float32(1 / np.sqrt(fan_in))
-        parts.append((rng.standard_normal(filters * fan_in, dtype=np.float32) * scale).astype("<f4").tobytes())
-    return b"".join(parts)
-
-
 def yolo_output_rows(cfg: PathLike, size: int) -> list[int]:
     """Rows (candidate boxes) of each [yolo] output of a rendered cfg run with random weights."""
     import cv2
 
+    from harness.frameworks.darknet.cfg import random_weights_bytes
+
     cfg_bytes = np.frombuffer(Path(cfg).read_bytes(), np.uint8)
-    weights = np.frombuffer(random_darknet_weights(cfg), np.uint8)
+    weights = np.frombuffer(random_weights_bytes(cfg), np.uint8)
     net = cv2.dnn.readNetFromDarknet(cfg_bytes, weights)
     blob = np.random.default_rng(0).random((1, 3, size, size), dtype=np.float32)
     net.setInput(blob)

@@ -1,7 +1,7 @@
 """Drive the native Caffe-SSD build: find it, inspect it, train, detect and time with it.
 
 Training runs the real ``build/tools/caffe train`` binary. Detection and timing run pycaffe in a
-child Python process (``python -m harness.engine.caffe worker JOB.json``) so that Caffe's
+child Python process (``python -m harness.frameworks.caffe.driver worker JOB.json``) so that Caffe's
 libraries (system OpenCV 4.6, glog, its own protobuf descriptors) never load into the harness
 process, and a Caffe abort (``LOG(FATAL)`` calls ``abort()``) cannot kill the caller.
 
@@ -606,7 +606,9 @@ def _labelmap(labelmap):
 def time_caffe(deploy: PathLike, weights: PathLike, images: ImageList, n: int = 50, warmup: int = 5,
                out_path: Optional[PathLike] = None, device: Device = Device("cpu"),
                scratch: Optional[PathLike] = None) -> dict:
-    """Batch-1 latency of the deploy net via pycaffe: preprocessing + forward (incl. DetectionOutput).
+    """Batch-1 latency of the deploy net via pycaffe over :data:`harness.frameworks.TIMED_SPAN`:
+    preprocessing (resize, mean subtraction into the input blob) + forward, whose DetectionOutput
+    layer decodes the boxes and runs NMS; ``forward_*`` is ``net.forward()`` alone.
 
     The worker's job file goes to ``scratch`` (default: beside ``out_path``, else a temp dir) —
     never into the caller's working directory.
@@ -635,8 +637,11 @@ def time_caffe(deploy: PathLike, weights: PathLike, images: ImageList, n: int = 
 def _timing_summary(total_ms: list[float], forward_ms: list[float], n: int, warmup: int, device: Device) -> dict:
     import numpy as np
 
+    from harness.frameworks import TIMED_SPAN, TIMED_SPAN_DESCRIPTION
+
     return {"device": describe_device(device), "backend": f"caffe-{device.kind}",
             "n_images": n, "warmup": warmup, "batch": 1,
+            "span": TIMED_SPAN, "span_description": TIMED_SPAN_DESCRIPTION,
             "median_ms": float(np.median(total_ms)), "p90_ms": float(np.percentile(total_ms, 90)),
             "forward_median_ms": float(np.median(forward_ms)), "forward_p90_ms": float(np.percentile(forward_ms, 90))}
 
@@ -657,7 +662,7 @@ def _run_worker(job: dict, scratch: Path) -> dict:
     job["result"] = str(result_path)
     job_path.write_text(json.dumps(job))
     try:
-        done = subprocess.run([sys.executable, "-m", "harness.engine.caffe", "worker", str(job_path)],
+        done = subprocess.run([sys.executable, "-m", "harness.frameworks.caffe.driver", "worker", str(job_path)],
                               capture_output=True, text=True, timeout=WORKER_TIMEOUT_S,
                               env={**os.environ, **install.env(quiet=True), "PYTHONPATH": _worker_pythonpath(install)})
         if done.returncode != 0 or not result_path.is_file():
@@ -671,8 +676,8 @@ def _run_worker(job: dict, scratch: Path) -> dict:
 
 
 def _worker_pythonpath(install: CaffeInstall) -> str:
-    """pycaffe first, then this checkout (so ``-m harness.engine.caffe`` resolves without install)."""
-    project = str(Path(__file__).resolve().parents[2])
+    """pycaffe first, then this checkout (so ``-m harness.frameworks.caffe.driver`` resolves without install)."""
+    project = str(Path(__file__).resolve().parents[3])
     return os.pathsep.join(filter(None, [str(install.python_dir), project, os.environ.get("PYTHONPATH", "")]))
 
 
@@ -737,14 +742,14 @@ def _worker_time(net, job: dict) -> dict:
 
 
 def _main(argv: list[str]) -> int:
-    """``python -m harness.engine.caffe inspect`` | ``worker JOB.json`` (internal)."""
+    """``python -m harness.frameworks.caffe.driver inspect`` | ``worker JOB.json`` (internal)."""
     if len(argv) == 2 and argv[0] == "worker":
         return _worker_main(argv[1])
     if argv == ["inspect"]:
         status = inspect_caffe()
         print(json.dumps(status.__dict__, indent=2, default=str))
         return 0 if status.usable else 1
-    print("usage: python -m harness.engine.caffe inspect", file=sys.stderr)
+    print("usage: python -m harness.frameworks.caffe.driver inspect", file=sys.stderr)
     return 2
 
 

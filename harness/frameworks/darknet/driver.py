@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
-from harness.data.darknet import darknet_label_path as label_path_for
+from harness.data.darknet import darknet_label_path
 from harness.device import Device
+from harness.frameworks.darknet.cfg import CfgSummary, DarknetInputError, summarize_cfg, write_cfg_copy
 from harness.engine.process import NativeRun, run_native
 from harness.engine.types import FrameworkStatus, NativeFrameworkError, Progress, TrainResult
 from harness.parse.darknet_log import (
@@ -36,10 +37,6 @@ DEBIAN_BINARY = Path("/usr/bin/darknet")
 DEBIAN_LIBRARY = Path("/usr/lib/darknet/libdarknet.so")
 PATH_BUFFER = 256              # char buff[256] for backup weight paths in train_detector
 VALID_MIN_IMAGES = 4           # validate_detector's 4 loader threads read past a shorter list
-
-
-class DarknetInputError(ValueError):
-    """Inputs Darknet would mishandle silently; the message names the file and the problem."""
 
 
 # --------------------------------------------------------------------------- installation
@@ -238,81 +235,6 @@ def resolve(value: str, cwd: Path) -> Path:
     return path if path.is_absolute() else cwd / path
 
 
-@dataclass
-class CfgSummary:
-    """The [net] and output-layer settings that training and checks depend on."""
-
-    batch: int
-    subdivisions: int
-    max_batches: int
-    width: int
-    height: int
-    classes: int
-    yolo_layers: int
-    problems: list[str] = field(default_factory=list)
-
-
-def read_cfg_sections(cfg_path: Path) -> list[tuple[str, dict[str, str]]]:
-    """``[section]`` / ``key=value`` pairs in file order (Darknet's own cfg grammar)."""
-    cfg_path = Path(cfg_path)
-    if not cfg_path.is_file():
-        raise DarknetInputError(f"{cfg_path}: cfg file not found")
-    sections: list[tuple[str, dict[str, str]]] = []
-    for number, line in enumerate(cfg_path.read_text().splitlines(), 1):
-        stripped = line.replace(" ", "").replace("\t", "").strip()
-        if not stripped or stripped[0] in "#;":
-            continue
-        if stripped.startswith("["):
-            sections.append((stripped.strip("[]"), {}))
-        elif "=" in stripped and sections:
-            key, value = stripped.split("=", 1)
-            sections[-1][1][key] = value
-        else:
-            raise DarknetInputError(f"{cfg_path}:{number}: cannot parse {line!r}")
-    if not sections or sections[0][0] not in ("net", "network"):
-        raise DarknetInputError(f"{cfg_path}: first section must be [net]")
-    return sections
-
-
-def summarize_cfg(cfg_path: Path) -> CfgSummary:
-    """Batch, input size, classes, and filters/classes consistency of every [yolo] head."""
-    sections = read_cfg_sections(cfg_path)
-    net = sections[0][1]
-    summary = CfgSummary(
-        batch=int(net.get("batch", 1)), subdivisions=int(net.get("subdivisions", 1)),
-        max_batches=int(net.get("max_batches", 0)), width=int(net.get("width", 0)),
-        height=int(net.get("height", 0)), classes=0, yolo_layers=0,
-    )
-    for index, (name, options) in enumerate(sections):
-        if name not in ("yolo", "region"):
-            continue
-        summary.yolo_layers += 1
-        summary.classes = int(options.get("classes", 20))
-        expected = _expected_filters(name, options)
-        conv = _previous_conv(sections, index)
-        if conv is not None and expected is not None and int(conv.get("filters", 1)) != expected:
-            summary.problems.append(
-                f"{cfg_path}: [{name}] #{summary.yolo_layers} has classes={summary.classes} so the "
-                f"[convolutional] before it needs filters={expected}, not {conv.get('filters')}")
-    return summary
-
-
-def _expected_filters(name: str, options: dict[str, str]) -> Optional[int]:
-    classes = int(options.get("classes", 20))
-    if name == "yolo":
-        anchors_per_head = len(options["mask"].split(",")) if "mask" in options else int(options.get("num", 1))
-        return anchors_per_head * (classes + 5)
-    return int(options.get("num", 1)) * (classes + int(options.get("coords", 4)) + 1)
-
-
-def _previous_conv(sections, index: int) -> Optional[dict[str, str]]:
-    """The layer feeding a detection head; its filters must match the head's classes."""
-    if index == 0:
-        return None
-    name, options = sections[index - 1]
-    return options if name in ("convolutional", "conv") else None
-
-
 def read_image_list(list_path: Path) -> list[str]:
     """Image paths of a train/valid list; CRLF and blank lines are errors Darknet would not report."""
     text = _read_lf_text(Path(list_path), "image list", "Darknet would look for 'x.jpg\\r'")
@@ -393,7 +315,7 @@ def train_darknet(
     workdir = Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     if max_batches is not None:
-        cfg_path = write_cfg_with(cfg_path, workdir / "cfg", {"max_batches": str(max_batches)})
+        cfg_path = write_cfg_copy(cfg_path, workdir / "cfg", {"net": {"max_batches": str(max_batches)}})
     if resume and not clear:
         done = _already_trained(data_path, cfg_path, workdir)
         if done is not None:
@@ -421,31 +343,6 @@ def train_argv(install: DarknetInstall, plan: "TrainPlan", device: Device = Devi
     if install.alexeyab:
         argv.append("-dont_show")     # its OpenCV builds otherwise open a loss-chart window
     return argv + device.darknet_args()
-
-
-def write_cfg_with(cfg_path: Path, out_dir: Path, net_overrides: dict[str, str]) -> Path:
-    """Copy of a cfg with [net] keys replaced; same file name so weight names stay the same."""
-    cfg_path = Path(cfg_path)
-    text = cfg_path.read_text() if cfg_path.is_file() else None
-    if text is None:
-        raise DarknetInputError(f"{cfg_path}: cfg file not found")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    lines, in_net, pending = text.splitlines(), False, dict(net_overrides)
-    out: list[str] = []
-    for line in lines:
-        stripped = line.strip()
-        if stripped.startswith("["):
-            if in_net:
-                out.extend(f"{k}={v}" for k, v in pending.items())
-                pending.clear()
-            in_net = stripped.replace(" ", "") in ("[net]", "[network]")
-        elif in_net and "=" in stripped and stripped.split("=", 1)[0].strip() in pending:
-            key = stripped.split("=", 1)[0].strip()
-            line = f"{key}={pending.pop(key)}"
-        out.append(line)
-    target = out_dir / cfg_path.name
-    target.write_text("\n".join(out) + "\n")
-    return target
 
 
 def plan_training(data_path: Path, cfg_path: Path, *, init_weights: Optional[Path] = None,
@@ -507,7 +404,7 @@ def _training_image_problems(images: list[str], list_path: Path, cwd: Path, clas
         if not image_path.is_file():
             missing_images.append(image)
             continue
-        label = resolve(label_path_for(image), cwd)
+        label = Path(darknet_label_path(image, cwd))
         if not label.is_file():
             missing_labels.append(f"{image} -> {label}")
             continue
@@ -707,7 +604,7 @@ def _can_run_in_process(install: DarknetInstall) -> bool:
 def _valid_in_process(install: DarknetInstall, cfg_path: Path, weights: Path, images: list[Path],
                       names: list[str], cfg: CfgSummary, out_dir: Path, device: Device) -> Path:
     """Fewer than 4 images (pjreddie's valid segfaults): same steps through libdarknet instead."""
-    from harness.engine.darknet_ctypes import detect_darknet_ctypes as _detect
+    from harness.frameworks.darknet.libdarknet import detect_darknet_ctypes as _detect
 
     note = (f"{len(images)} image(s) < {VALID_MIN_IMAGES}: pjreddie's `detector valid` would segfault, so the "
             f"same letterbox/threshold {0.005}/NMS {0.45} steps ran in-process via {install.library}\n")
@@ -777,72 +674,3 @@ def _write_valid_data(options: dict[str, str], cwd: Path, out_dir: Path) -> Path
     path = out_dir / "valid.data"
     path.write_text("\n".join(lines) + "\n")
     return path
-
-
-# --------------------------------------------------------------------------- synthetic weights
-
-
-def write_random_weights(cfg_path: Path, out_path: Path, seed: int = 0) -> Path:
-    """A well-conditioned random weights file for a cfg (timing and cross-checks, no training).
-
-    He-scaled convolutions with identity batch-norm statistics keep activations O(1), so the
-    detection scores spread over (0, 1) instead of saturating as a barely-trained net does.
-    """
-    import numpy as np
-
-    rng = np.random.default_rng(seed)
-    sections = read_cfg_sections(cfg_path)
-    channels = [int(sections[0][1].get("channels", 3))]      # input, then one entry per layer
-    blobs = []
-    for name, options in sections[1:]:
-        in_c = channels[-1]
-        if name in ("convolutional", "conv"):
-            blobs.append(_conv_parameters(options, in_c, rng))
-            channels.append(int(options["filters"]))
-        elif name == "route":
-            current = len(channels) - 1
-            layers = [int(v) for v in options["layers"].split(",")]
-            channels.append(sum(channels[1 + (current + i if i < 0 else i)] for i in layers))
-        elif name in ("maxpool", "upsample", "yolo", "region", "shortcut", "avgpool", "dropout"):
-            channels.append(in_c)
-        else:
-            raise DarknetInputError(f"{cfg_path}: random weights: layer type [{name}] not supported")
-    header = struct.pack("<3iQ", 0, 2, 0, 0)
-    Path(out_path).parent.mkdir(parents=True, exist_ok=True)
-    with open(out_path, "wb") as handle:
-        handle.write(header)
-        for blob in blobs:
-            handle.write(blob.astype("<f4").tobytes())
-    return Path(out_path)
-
-
-def _conv_parameters(options: dict[str, str], in_c: int, rng):
-    """biases, [scales, rolling_mean, rolling_variance,] weights — Darknet's on-disk order."""
-    import numpy as np
-
-    filters, size = int(options["filters"]), int(options.get("size", 1))
-    fan_in = in_c * size * size
-    weights = rng.normal(0.0, math.sqrt(2.0 / fan_in), filters * fan_in)
-    biases = rng.normal(0.0, 0.1, filters)
-    if int(options.get("batch_normalize", 0)):
-        return np.concatenate([biases, np.ones(filters), np.zeros(filters), np.ones(filters), weights])
-    return np.concatenate([biases, weights * 0.5])
-
-
-# --------------------------------------------------------------------------- in-process entry points
-
-
-def time_darknet(cfg_path: Path, weights: Optional[Path], images, n: int = 50, warmup: int = 5, *,
-                 install: Optional[DarknetInstall] = None, device: Device = Device("cpu")) -> dict:
-    """Batch-1 forward timing (timing.json fields) through libdarknet; see darknet_ctypes."""
-    from harness.engine.darknet_ctypes import time_darknet as _time_darknet
-
-    return _time_darknet(cfg_path, weights, images, n=n, warmup=warmup, install=install, device=device)
-
-
-def detect_darknet_ctypes(cfg_path: Path, weights: Path, images, class_names, out_dir: Optional[Path] = None, *,
-                          install: Optional[DarknetInstall] = None, device: Device = Device("cpu")):
-    """In-process detection writing the same per-class files as ``detector valid``."""
-    from harness.engine.darknet_ctypes import detect_darknet_ctypes as _detect
-
-    return _detect(cfg_path, weights, images, class_names, out_dir, install=install, device=device)

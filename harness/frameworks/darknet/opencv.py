@@ -7,14 +7,14 @@ bilinear resize. Both are reproduced here, so the two implementations should agr
 """
 from __future__ import annotations
 
-import re
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Sequence
 
 import numpy as np
 
-from harness.engine.darknet import DarknetInputError, image_id, summarize_cfg
-from harness.engine.darknet_ctypes import VALID_NMS, VALID_THRESH, RawDetection
+from harness.frameworks.darknet.cfg import DarknetInputError, summarize_cfg, write_cfg_copy
+from harness.frameworks.darknet.driver import image_id
+from harness.frameworks.darknet.libdarknet import VALID_NMS, VALID_THRESH, RawDetection
 
 
 def darknet_resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -55,13 +55,7 @@ def letterbox(image_rgb: np.ndarray, width: int, height: int) -> tuple[np.ndarra
 
 def opencv_cfg(cfg_path: Path, out_dir: Path, thresh: float = VALID_THRESH) -> Path:
     """Copy of the cfg with ``thresh=`` in every [yolo] section (Darknet itself ignores the key)."""
-    text = Path(cfg_path).read_text()
-    text = re.sub(r"(?m)^[ \t]*thresh[ \t]*=.*\n", "", text)
-    text = re.sub(r"(?m)^\[yolo\][ \t]*$", f"[yolo]\nthresh={thresh}", text)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    target = out_dir / Path(cfg_path).name
-    target.write_text(text)
-    return target
+    return write_cfg_copy(cfg_path, out_dir, {"yolo": {"thresh": str(thresh)}})
 
 
 def detect_opencv_darknet(cfg_path: Path, weights: Path, images: Sequence[Path], *, work_dir: Path,
@@ -140,38 +134,3 @@ def _iou(box: np.ndarray, others: np.ndarray) -> np.ndarray:
         inter = overlap(box[0], box[2], others[:, 0], others[:, 2]) * overlap(box[1], box[3], others[:, 1], others[:, 3])
         union = box[2] * box[3] + others[:, 2] * others[:, 3] - inter
         return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
-
-
-def match_detections(reference: Sequence[RawDetection], other: Sequence[RawDetection],
-                     max_box_px: float = 1.0, max_score: float = 1e-3) -> tuple[int, list[str]]:
-    """Pair detections by image/class/nearest box; returns (matched count, mismatch descriptions)."""
-    problems = []
-    pool: dict[tuple[str, int], list[RawDetection]] = {}
-    for det in other:
-        pool.setdefault((det.image_id, det.class_index), []).append(det)
-    matched = 0
-    for det in reference:
-        candidates = pool.get((det.image_id, det.class_index), [])
-        best = _closest(det, candidates)
-        if best is None:
-            problems.append(f"no counterpart for {det}")
-            continue
-        candidates.remove(best)
-        box_error = max(abs(a - b) for a, b in zip(_corners(det), _corners(best)))
-        if box_error > max_box_px or abs(det.score - best.score) > max_score:
-            problems.append(f"{det} vs {best}: box error {box_error:.3f} px, score error {abs(det.score - best.score):.2e}")
-        else:
-            matched += 1
-    problems += [f"extra detection {d}" for left in pool.values() for d in left]
-    return matched, problems
-
-
-def _corners(det: RawDetection) -> tuple[float, float, float, float]:
-    return det.xmin, det.ymin, det.xmax, det.ymax
-
-
-def _closest(det: RawDetection, candidates: list[RawDetection]) -> Optional[RawDetection]:
-    if not candidates:
-        return None
-    return min(candidates, key=lambda c: max(abs(a - b) for a, b in zip(_corners(det), _corners(c)))
-               + abs(c.score - det.score))

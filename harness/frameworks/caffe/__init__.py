@@ -1,0 +1,1 @@
+"""Caffe-SSD: the backend (``backend.py``) and its native driver (``driver.py``)."""
