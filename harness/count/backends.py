@@ -170,7 +170,7 @@ class _OpenCVCaffe:
         self.labelmap = labelmap
         self.net = cv2.dnn.readNetFromCaffe(str(existing_file(files["deploy"], "deploy prototxt")),
                                             str(existing_file(weights, "weights")))
-        self.size = deploy_input_size(Path(files["deploy"]))
+        self.size = _input_size(Path(files["deploy"]), deploy_input_size)
 
     def detect(self, fields: Fields, work: Path) -> PerImage:
         from harness.engine.caffe import _write_detections, detection_rows, read_image, ssd_blob
@@ -186,6 +186,21 @@ class _OpenCVCaffe:
 
     def close(self) -> None:
         self.net = None
+
+
+def _input_size(deploy: Path, engine_reader) -> tuple[int, int]:
+    """(height, width) of the deploy input; also from an ``Input`` layer's ``input_param { shape {…} }``,
+    which the harness's own rendered SSD deploy nets use and the engine reader does not parse."""
+    import re
+
+    try:
+        return engine_reader(deploy)
+    except ValueError:
+        found = re.search(r"input_param\s*\{\s*shape\s*\{([^}]*)\}", deploy.read_text())
+        dims = [int(v) for v in re.findall(r"dim\s*:\s*(\d+)", found.group(1))] if found else []
+        if len(dims) != 4:
+            raise
+        return dims[2], dims[3]
 
 
 def _pycaffe_all(files: dict, weights: Path, labelmap, device: Device, slides: Sequence[Fields],
