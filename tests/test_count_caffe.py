@@ -6,7 +6,6 @@ their scores reach the count threshold, so hundreds of real cells are compared.
 """
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import pytest
 
 from harness.count.rules import load_thresholds
 from test_config_paths import harness, out
-from test_count_cli import assert_same_cells
+from test_count_cli import assert_same_cells, cell_rows
 
 pytestmark = [pytest.mark.slow, pytest.mark.caffe]
 MODEL = "../projects/ssd300_smin0.2/models/ssd300_smin0.2"
@@ -38,20 +37,14 @@ def counted(caffe_install, tmp_path_factory):
     return root, runs
 
 
-def _cells(path: Path) -> list[tuple]:
-    with path.open() as handle:
-        return [(r["image_id"], r["class"], *(float(r[k]) for k in ("xmin", "ymin", "xmax", "ymax")), float(r["score"]))
-                for r in csv.DictReader(handle)]
-
-
 def test_opencv_cells_equal_pycaffe_cells(counted) -> None:
     root, runs = counted
     for backend, done in runs.items():
         assert done.returncode == 0, (backend, out(done)[-3000:])
         assert f"backend: {backend}" in done.stdout and "fields/s" in done.stdout
-    native = _cells(root / "native" / "cells.csv")
+    native = cell_rows(root / "native" / "cells.csv", "slide_000")
     assert len(native) >= 10, "too few cells to compare"
-    assert_same_cells(_cells(root / "opencv" / "cells.csv"), native, load_thresholds()["detection"]["min_score"])
+    assert_same_cells(cell_rows(root / "opencv" / "cells.csv", "slide_000"), native, load_thresholds()["detection"]["min_score"])
 
 
 def test_count_json_records_the_backend(counted) -> None:
