@@ -1,4 +1,4 @@
-"""Which slides and fields to count: one folder per slide, plain images or a VOC root each."""
+"""Which slides and fields to count: one folder per slide (plain images or a VOC root), or a VOC root + slides.csv."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
