@@ -7,67 +7,101 @@ from typing import Optional
 
 import click
 
+from harness.count.backends import BACKENDS
+
 
 @click.command()
 @click.argument("model_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--slides", "slides_root", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="One sub-folder per slide: its field images, or a VOC root (then agreement is computed).")
+              help="One sub-folder per slide (its field images, or a VOC root: then agreement is computed), "
+                   "or one VOC root with a slides.csv (image_id,slide) grouping its images into slides.")
+@click.option("--slides-csv", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="The image_id,slide table when --slides is a VOC root [default: VOC_ROOT/slides.csv].")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--thresholds", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Thresholds file [default: harness/count/thresholds.json, see docs/count.md].")
+@click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True,
+              help="opencv: OpenCV DNN (CPU only; fastest on CPUs); native: pycaffe (Caffe) / libdarknet "
+                   "(Darknet), the only GPU path; auto: opencv on the CPU, native on a GPU. The network is "
+                   "loaded once for all slides.")
 @click.option("--device", default="auto", show_default=True, help="cpu, gpu, gpu:N or auto.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def count(model_dir: Path, slides_root: Path, out: Path, thresholds: Optional[Path], device: str, quiet: bool) -> None:
-    """Differential count per slide: differential.csv, cells.csv, slide_<id>.html, index.html.
+def count(model_dir: Path, slides_root: Path, slides_csv: Optional[Path], out: Path, thresholds: Optional[Path],
+          backend: str, device: str, quiet: bool) -> None:
+    """Differential count per slide: differential.csv, cells.csv, skipped.csv, count.json, slide_<id>.html, index.html.
 
     Exit status: 0 when every image of every slide was counted, 1 when an image or a slide
     could not be (all others are still written), 2 for usage errors.
     """
-    from harness.config import with_device
     from harness.count.agreement import agreement, plot_agreement
+    from harness.count.backends import choose_backend, describe_backend, load_model
     from harness.count.pages import write_pages
     from harness.count.rules import load_thresholds
     from harness.count.run import count_slides
-    from harness.device import resolve_device
-    from harness.engine.experiment import trained_model
-    from harness.frameworks import backend_for
-    from harness.labels import LabelMap
+    from harness.count.slides import plan_slides
 
     try:
         rules = load_thresholds(thresholds)
-        config, files, weights = trained_model(model_dir)
-        labelmap = LabelMap.from_file(files.get("names") or files["labelmap"])
+        config, model = load_model(model_dir, "cpu" if backend == "opencv" and device == "auto" else device)
+        backend = choose_backend(backend, model.device)
     except (OSError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
-    config = with_device(config, resolve_device(device, config.framework))
     out.mkdir(parents=True, exist_ok=True)
     try:
-        results = count_slides(backend_for(config, labelmap), files, weights, labelmap, slides_root, out, rules,
-                               progress=not quiet, echo=click.echo)
+        slides, unassigned = plan_slides(slides_root, model.labelmap, out / "work", slides_csv)
     except ValueError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise click.UsageError(str(exc)) from None
+    click.echo(f"backend: {backend} = {describe_backend(backend, model.framework)} on {model.device}; "
+               f"network loaded once for {len(slides)} slide(s)")
+    results, speed = count_slides(model, backend, slides, out / "work", rules, progress=not quiet, echo=click.echo)
     stats = agreement(results, rules)
     figures = plot_agreement(stats, out) if stats else {}
-    _write_outputs(results, rules, out, stats)
+    _write_outputs(results, rules, out, stats, unassigned)
+    _write_record(out / "count.json", model_dir, config, model, speed, thresholds, slides_root, slides_csv)
     pages = write_pages(results, rules, out, f"{config.name} ({config.framework}, {model_dir})", stats, figures)
-    click.secho(f"differential: {out / 'differential.csv'}\ncells: {out / 'cells.csv'}\n"
+    click.secho(f"{speed.fields} field(s) in {speed.seconds:.1f} s: {speed.fields_per_s:.1f} fields/s ({backend})\n"
+                f"differential: {out / 'differential.csv'}\ncells: {out / 'cells.csv'}\n"
                 f"slide pages: {pages['index']}", fg="green")
-    _exit_status(results, out)
+    _exit_status(results, unassigned, out)
 
 
-def _write_outputs(results, rules: dict, out: Path, stats: Optional[dict]) -> None:
+def _write_record(path: Path, model_dir: Path, config, model, speed, thresholds: Optional[Path], slides_root: Path,
+                  slides_csv: Optional[Path]) -> None:
+    """count.json: what produced these counts (model, backend, device, rules) and how fast."""
+    from harness.count.backends import describe_backend
+    from harness.count.rules import DEFAULT_THRESHOLDS
+    from harness.count.slides_csv import SLIDES_CSV, is_voc_root
+
+    if slides_csv is None and is_voc_root(slides_root):
+        slides_csv = slides_root / SLIDES_CSV
+    record = {"model_dir": str(model_dir.resolve()), "model": config.name, "framework": model.framework,
+              "weights": str(model.weights), "backend": speed.backend,
+              "backend_detail": describe_backend(speed.backend, model.framework),
+              "device": "cpu" if speed.backend == "opencv" else str(model.device), "network_loads": 1,
+              "thresholds": str(Path(thresholds or DEFAULT_THRESHOLDS).resolve()),
+              "slides": str(slides_root.resolve()), "slides_csv": str(slides_csv.resolve()) if slides_csv else None,
+              "fields": speed.fields, "detection_seconds": round(speed.seconds, 3),
+              "fields_per_s": round(speed.fields_per_s, 3), "wall_seconds": round(speed.wall_seconds, 3)}
+    path.write_text(json.dumps(record, indent=1) + "\n")
+
+
+def _write_outputs(results, rules: dict, out: Path, stats: Optional[dict], unassigned: dict[str, str]) -> None:
     from harness.count.tables import write_cells_csv, write_differential_csv, write_skipped_csv
 
     write_differential_csv(results, rules, out / "differential.csv")
     write_cells_csv(results, out / "cells.csv")
-    write_skipped_csv(results, out / "skipped.csv")
+    write_skipped_csv(results, out / "skipped.csv", unassigned)
     if stats:
         (out / "agreement.json").write_text(json.dumps(stats, indent=1) + "\n")
 
 
-def _exit_status(results, out: Path) -> None:
+def _exit_status(results, unassigned: dict[str, str], out: Path) -> None:
     failed = [r.slide for r in results if r.error]
     skipped = sum(len(r.skipped) for r in results)
-    if failed or skipped:
+    if unassigned:
+        click.echo(f"{len(unassigned)} image(s) of the VOC root are on no slide of slides.csv: skipped, "
+                   f"listed as (unassigned) in {out / 'skipped.csv'}", err=True)
+    if failed or skipped or unassigned:
         raise click.ClickException(f"{len(failed)} slide(s) not counted ({', '.join(failed[:5])}) and "
-                                   f"{skipped} image(s) skipped; listed in {out / 'skipped.csv'}")
+                                   f"{skipped + len(unassigned)} image(s) skipped "
+                                   f"({len(unassigned)} unassigned); listed in {out / 'skipped.csv'}")

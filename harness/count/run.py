@@ -1,67 +1,102 @@
-"""Count every slide with one trained model; a failing slide is recorded, never aborts the others."""
+"""Count every slide with one trained model, its network loaded once; a failing slide never aborts the others."""
 from __future__ import annotations
 
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from harness.count.cells import cells_of_image, detections_by_image, touches_border
+from harness.count.cells import cells_of_image, touches_border
 from harness.count.differential import SlideResult, count_labels
-from harness.count.slides import find_slides, slide_fields
+from harness.count.slides import SlideFields
 from harness.data.annotations import ImageAnnotation
+from harness.device import Device
 
 
-def count_slides(fw, files: dict, weights: Path, labelmap, slides_root: Path, out: Path, rules: dict,
-                 progress: bool = True, echo: Callable[[str], None] = print) -> list[SlideResult]:
-    """Detect on each slide folder with ``fw`` (``harness.frameworks.backend_for(...)``) and group boxes into cells."""
+@dataclass
+class Model:
+    """What the backends need of a trained MODEL_DIR."""
+
+    framework: str
+    files: dict
+    weights: Path
+    labelmap: object
+    device: Device
+
+
+@dataclass
+class Throughput:
+    backend: str
+    fields: int = 0
+    seconds: float = 0.0                  # detection only, the network load excluded
+    wall_seconds: float = 0.0             # load + detection + cell grouping
+
+    @property
+    def fields_per_s(self) -> float:
+        return self.fields / self.seconds if self.seconds else 0.0
+
+
+def count_slides(model: Model, backend: str, slides: list[SlideFields], work: Path, rules: dict,
+                 progress: bool = True, echo: Callable[[str], None] = print) -> tuple[list[SlideResult], Throughput]:
+    """Detect on every readable slide with ``backend`` (one network load) and group boxes into cells."""
     from tqdm import tqdm
 
-    results = []
-    slides = find_slides(slides_root)
-    bar = tqdm(slides, desc="count", unit="slide", disable=not progress, file=sys.stderr)
-    for slide_dir in bar:
-        result = count_one(fw, files, weights, labelmap, slide_dir, out / "work" / slide_dir.name, rules)
-        results.append(result)
-        rate = result.fields / result.seconds if result.seconds else 0.0
-        bar.set_postfix_str(f"{rate:.1f} fields/s")
-        echo(f"{result.slide}: {result.fields} field(s), {len(result.counted)} cell(s) counted, "
-             f"{rate:.1f} fields/s" + (f"; {len(result.skipped)} skipped" if result.skipped else "")
-             + (f"; {result.note}" if result.note else ""))
-    return results
+    from harness.count.backends import detect_slides
 
-
-def count_one(fw, files: dict, weights: Path, labelmap, slide_dir: Path, work: Path, rules: dict) -> SlideResult:
-    from harness.evaluation.detections import read_detections
-
-    result = SlideResult(slide_dir.name)
-    try:
-        fields = slide_fields(slide_dir, labelmap, work)
-    except (OSError, ValueError) as exc:
-        result.error = str(exc)
-        return result
-    result.fields, result.skipped = len(fields.images), fields.skipped
-    if not fields.images:
-        result.error = f"{slide_dir}: no readable field image ({len(fields.skipped)} skipped)"
-        return result
     started = time.monotonic()
-    try:
-        det_dir = Path(fw.detect(files, weights, fields.images, work / "detections"))
-        dets = read_detections(det_dir, class_names=labelmap.names)
-    except Exception as exc:  # noqa: BLE001 - a native failure on one slide is that slide's error
-        result.error = f"{slide_dir}: detection failed: {exc}"
-        return result
-    result.seconds = time.monotonic() - started
-    by_image = detections_by_image(dets, labelmap.names)
-    for image_id, size in fields.sizes.items():
-        result.cells += cells_of_image(image_id, by_image.get(image_id, []), size, rules)
-    result.files, result.paths = fields.files, _paths(fields)
-    if fields.annotated:
-        result.truth = truth_differential(fields.images, rules["border"]["margin_px"])
+    results = [_planned(fields) for fields in slides]
+    todo = [(result, fields) for result, fields in zip(results, slides) if not result.error]
+    speed = Throughput(backend)
+    bar = tqdm(total=len(todo), desc=f"count [{backend}]", unit="slide", disable=not progress, file=sys.stderr)
+    inputs = [_fields_list(fields) for _, fields in todo]
+    detected = detect_slides(backend, model.framework, model.files, model.weights, model.labelmap, model.device,
+                             inputs, work)
+    for (result, fields), (per_image, seconds) in zip(todo, detected):
+        _finish(result, fields, per_image, seconds, rules)
+        if not result.error:
+            speed.fields, speed.seconds = speed.fields + result.fields, speed.seconds + seconds
+        bar.update(1)
+        bar.set_postfix_str(f"{backend}, {speed.fields_per_s:.1f} fields/s")
+        echo(_line(result, backend))
+    bar.close()
+    speed.wall_seconds = time.monotonic() - started
+    return results, speed
+
+
+def _planned(fields: SlideFields) -> SlideResult:
+    result = SlideResult(fields.slide)
+    result.fields, result.skipped, result.error = len(fields.images), fields.skipped, fields.error
     return result
 
 
-def _paths(fields) -> dict[str, Path]:
+def _fields_list(fields: SlideFields) -> list[tuple[str, Path]]:
+    return list(_paths(fields).items())
+
+
+def _finish(result: SlideResult, fields: SlideFields, per_image, seconds: float, rules: dict) -> None:
+    """Cells of one detected slide, or its error when detection failed."""
+    if isinstance(per_image, Exception):
+        result.error = f"{fields.slide}: detection failed: {per_image}"
+        return
+    result.seconds = seconds
+    for image_id, size in fields.sizes.items():
+        result.cells += cells_of_image(image_id, per_image.get(image_id, []), size, rules)
+    result.files, result.paths = fields.files, _paths(fields)
+    if fields.annotated:
+        result.truth = truth_differential(fields.images, rules["border"]["margin_px"])
+
+
+def _line(result: SlideResult, backend: str) -> str:
+    if result.error:
+        return f"{result.slide}: not counted: {result.error}"
+    rate = result.fields / result.seconds if result.seconds else 0.0
+    return (f"{result.slide}: {result.fields} field(s), {len(result.counted)} cell(s) counted, "
+            f"{rate:.1f} fields/s ({backend})" + (f"; {len(result.skipped)} skipped" if result.skipped else "")
+            + (f"; {result.note}" if result.note else ""))
+
+
+def _paths(fields: SlideFields) -> dict[str, Path]:
     return {(im.image_id if isinstance(im, ImageAnnotation) else Path(im).stem):
             (im.image_path if isinstance(im, ImageAnnotation) else Path(im)) for im in fields.images}
 

@@ -1,8 +1,9 @@
-"""Which slides and fields to count: one folder per slide, plain images or a VOC root each."""
+"""Which slides and fields to count: one folder per slide (plain images or a VOC root), or a VOC root + slides.csv."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Optional
 
 from harness.data.annotations import ImageAnnotation
 from harness.engine.detect_images import IMAGE_SUFFIXES, detection_inputs
@@ -17,6 +18,47 @@ class SlideFields:
     sizes: dict[str, tuple[int, int]]             # image id -> (width, height)
     skipped: dict[str, str] = field(default_factory=dict)
     annotated: bool = False
+    error: str = ""                               # the slide could not be read at all
+
+
+def plan_slides(root: Path, labelmap: LabelMap, work: Path,
+                slides_csv: Optional[Path] = None) -> tuple[list[SlideFields], dict[str, str]]:
+    """Every slide's fields, and the images of a VOC root that no slide claims (mode 2 only).
+
+    Mode 1: ``root`` holds one folder per slide. Mode 2: ``root`` is a VOC root and ``slides.csv``
+    (in it, or ``slides_csv``) says which image is on which slide. Usage errors raise ValueError.
+    """
+    from harness.count.slides_csv import SLIDES_CSV, is_voc_root, voc_slides
+
+    if slides_csv is None and is_voc_root(root) and (root / SLIDES_CSV).is_file():
+        slides_csv = root / SLIDES_CSV
+    if slides_csv is not None:
+        if not is_voc_root(root):
+            raise ValueError(f"{root}: --slides-csv needs --slides to be a VOC root (Annotations/, JPEGImages/)")
+        return voc_slides(root, slides_csv, labelmap)
+    if is_voc_root(root):
+        raise ValueError(f"{root}: a VOC root without {SLIDES_CSV}; add {root / SLIDES_CSV} (columns image_id,slide) "
+                         "or pass --slides-csv FILE, or give a folder with one sub-folder per slide")
+    return [_folder_slide(slide_dir, labelmap, work / slide_dir.name) for slide_dir in find_slides(root)], {}
+
+
+def _folder_slide(slide_dir: Path, labelmap: LabelMap, work: Path) -> SlideFields:
+    """A slide folder's fields; a folder with nothing readable is a slide with an error."""
+    try:
+        fields = slide_fields(slide_dir, labelmap, work)
+    except (OSError, ValueError) as exc:
+        return SlideFields(slide_dir.name, [], {}, {}, error=str(exc))
+    if not fields.images:
+        fields.error = f"{slide_dir}: no readable field image ({len(fields.skipped)} skipped)"
+    return fields
+
+
+def readable_size(path: Path) -> Optional[tuple[int, int]]:
+    """(width, height) when OpenCV can decode the image, else None."""
+    import cv2
+
+    pixels = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    return None if pixels is None else (pixels.shape[1], pixels.shape[0])
 
 
 def find_slides(root: Path) -> list[Path]:
@@ -34,8 +76,6 @@ def slide_fields(slide_dir: Path, labelmap: LabelMap, work: Path) -> SlideFields
 
     Raises ValueError (naming the folder) when the slide has no image file or VOC root at all.
     """
-    import cv2
-
     try:
         inputs = detection_inputs(slide_dir, None, labelmap, work)
     except ValueError:
@@ -50,13 +90,13 @@ def slide_fields(slide_dir: Path, labelmap: LabelMap, work: Path) -> SlideFields
     for image in inputs.images:
         path = image.image_path if isinstance(image, ImageAnnotation) else Path(image)
         image_id = image.image_id if isinstance(image, ImageAnnotation) else path.stem
-        pixels = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if pixels is None:
+        size = readable_size(path)
+        if size is None:
             fields.skipped[inputs.files.get(image_id, path.name)] = "not a readable image"
             continue
         fields.images.append(image)
         fields.files[image_id] = Path(inputs.files.get(image_id, path.name)).name
-        fields.sizes[image_id] = (pixels.shape[1], pixels.shape[0])
+        fields.sizes[image_id] = size
     return fields
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
+from typing import Optional
 
 from harness.count.differential import SlideResult
 from harness.count.rules import OUTSIDE_DIFFERENTIAL, WBC_CLASSES
@@ -50,8 +51,13 @@ def write_differential_csv(results: list[SlideResult], rules: dict, path: Path) 
     return path
 
 
-def write_skipped_csv(results: list[SlideResult], path: Path) -> Path:
-    """Every image that was not counted and why, so nothing disappears silently."""
+def write_skipped_csv(results: list[SlideResult], path: Path, unassigned: Optional[dict[str, str]] = None) -> Path:
+    """Every image that was not counted and why, so nothing disappears silently.
+
+    ``unassigned``: images of a VOC root that slides.csv puts on no slide (slide "(unassigned)").
+    """
+    from harness.count.slides_csv import UNASSIGNED
+
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["slide", "file", "reason"])
@@ -59,4 +65,5 @@ def write_skipped_csv(results: list[SlideResult], path: Path) -> Path:
             writer.writerows([r.slide, name, why] for name, why in r.skipped.items())
             if r.error:
                 writer.writerow([r.slide, "", r.error])
+        writer.writerows([UNASSIGNED, name, why] for name, why in (unassigned or {}).items())
     return path
