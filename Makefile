@@ -31,11 +31,19 @@ demo: setup
 	$(PYTHON) -m harness count $(DEMO_RUN)/models/learning-check_yolov3-tiny_160 --slides $(DEMO_RUN)/slides \
 	  --out $(DEMO_RUN)/count --quiet
 
+# pytest must reach the end of its session: a native library that calls exit(0) (libdarknet does on
+# an unreadable file) would otherwise end the run early with status 0. conftest.py writes the file.
+PYTEST_DONE = $(CURDIR)/.pytest-session-finished
+RUN_PYTEST = rm -f $(PYTEST_DONE); HARNESS_PYTEST_SENTINEL=$(PYTEST_DONE) $(PYTHON) -m pytest -q -ra
+CHECK_PYTEST = rc=$$?; if [ ! -f $(PYTEST_DONE) ]; then \
+	  echo "pytest ended before its session finished (status $$rc): a native library exited the process"; exit 1; fi; \
+	  rm -f $(PYTEST_DONE); exit $$rc
+
 test: setup
-	$(PYTHON) -m pytest -q -ra
+	$(RUN_PYTEST); $(CHECK_PYTEST)
 
 test-fast:
-	$(PYTHON) -m pytest -q -ra -m "not slow"
+	$(RUN_PYTEST) -m "not slow"; $(CHECK_PYTEST)
 
 reproduce-table1: setup
 	@test -n "$(DATA)" || { echo "usage: make reproduce-table1 DATA=/path/to/voc_root [NAME=run-name]"; exit 2; }

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -20,6 +21,12 @@ def test_install_script_parses_and_documents_itself() -> None:
     assert help_text.returncode == 0
     for knob in ("HARNESS_DARKNET_GPU", "CUDA_ARCH", "CUDA_PATH", "HARNESS_CUDA_LIB_DIRS", "OPENMP"):
         assert knob in help_text.stdout
+
+
+def test_install_script_rejects_an_unknown_blas_choice() -> None:
+    out = subprocess.run(["bash", str(SCRIPT), "--no-apt"], capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "HARNESS_DARKNET_BLAS": "mkl"})
+    assert out.returncode != 0 and "HARNESS_DARKNET_BLAS=mkl: expected openblas or none" in out.stderr
 
 
 def test_install_script_rejects_unknown_option() -> None:
@@ -92,5 +99,10 @@ def test_install_script_is_idempotent_and_stamped() -> None:
     target = Path(out.stdout.strip().splitlines()[-1])
     stamp = json.loads((target / ".stamp").read_text())
     assert stamp["openmp"] and stamp["opts"].startswith("-O") and target.name.startswith("darknet-0.0.0+git20180914")
+    # The default CPU build calls OpenBLAS for gemm (docs/benchmarks.md: the interleaved ratios).
+    assert stamp["blas"] == "openblas" and "-DHARNESS_CBLAS" in stamp["make_args"]
+    for built in (target / "bin" / "darknet", target / "lib" / "libdarknet.so"):
+        ldd = subprocess.run(["ldd", str(built)], capture_output=True, text=True).stdout
+        assert "libopenblas" in ldd, ldd
     again = subprocess.run(["bash", str(SCRIPT), "--no-apt"], capture_output=True, text=True, timeout=60)
     assert "already built" in again.stderr and again.stdout.strip().splitlines()[-1] == str(target)

@@ -60,6 +60,8 @@ class DarknetInstall:
         """Short description used in timing.json and reports."""
         if self.gpu:
             return "darknet-gpu"
+        if self.stamp.get("blas") == "openblas":
+            return "darknet-cpu-openblas"
         return "darknet-cpu-openmp" if self.openmp else "darknet-cpu-1thread"
 
 

@@ -146,10 +146,13 @@ class DarknetNetwork:
             self.net = None
 
     def load_image(self, image_path: Path) -> IMAGE:
-        """load_image_color with the blank-10×10-on-failure trap turned into an error."""
+        """load_image_color with both failure traps turned into errors: an OPENCV=1 build returns a
+        blank 10×10 image, an OPENCV=0 build (stb_image) calls exit(0) and ends the Python process."""
         image_path = Path(image_path)
         if not image_path.is_file():
             raise DarknetInputError(f"{image_path}: image not found")
+        if not self.install.stamp.get("opencv", True):
+            _check_stb_readable(image_path)
         image = self.lib.load_image_color(str(image_path).encode(), 0, 0)
         if image.w == 10 and image.h == 10 and not _really_10x10(image_path):
             self.lib.free_image(image)
@@ -219,6 +222,23 @@ def _select_device(lib: ctypes.CDLL, install: DarknetInstall, device: Device) ->
         return
     if device.gpu and hasattr(lib, "cuda_set_device"):
         lib.cuda_set_device(device.index)
+
+
+# Leading bytes of the formats stb_image decodes (JPEG, PNG, BMP, GIF, PNM, PSD); TGA has no magic.
+_STB_MAGIC = (b"\xff\xd8\xff", b"\x89PNG", b"BM", b"GIF8", b"P5", b"P6", b"8BPS")
+
+
+def _check_stb_readable(image_path: Path) -> None:
+    """Refuse what would make stb_image fail (and Darknet exit(0)): undecodable or unsupported files."""
+    import cv2
+
+    with open(image_path, "rb") as handle:
+        head = handle.read(8)
+    if not head.startswith(_STB_MAGIC) and image_path.suffix.lower() != ".tga":
+        raise DarknetInputError(f"{image_path}: Darknet could not decode this image (not a JPEG/PNG/BMP/GIF/PNM "
+                                "file, the formats this Darknet build reads without OpenCV)")
+    if cv2.imread(str(image_path), cv2.IMREAD_UNCHANGED) is None:
+        raise DarknetInputError(f"{image_path}: Darknet could not decode this image (corrupt or truncated)")
 
 
 def _really_10x10(image_path: Path) -> bool:
