@@ -121,3 +121,12 @@ def pytest_sessionfinish(session, exitstatus) -> None:  # noqa: ARG001
     sentinel = os.environ.get("HARNESS_PYTEST_SENTINEL")
     if sentinel:
         Path(sentinel).write_text(f"{int(exitstatus)}\n")
+
+
+def pytest_configure(config) -> None:  # noqa: ARG001
+    """Ctrl-C tests need Python's SIGINT handler; a shell starting pytest in the background (`cmd &`
+    without job control) makes SIGINT ignored, and Python then leaves it ignored."""
+    import signal
+
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
