@@ -3,9 +3,10 @@
 
 YOLOv3-320 (Darknet: OpenCV DNN vs libdarknet) and SSD300 (Caffe: OpenCV DNN vs pycaffe) with
 RANDOM, UNTRAINED weights (speed does not depend on them) on N synthetic 732×574 fields. Each run
-is one pass of `harness.count.backends.detect_slides` over the N fields, exactly what `harness
-count` does per slide; the network load is excluded, except for pycaffe, whose child process
-loads the network in every run (that is what `harness count` pays once per command). Runs are
+is one `detect_batches` pass of the framework's detector (`FrameworkBackend.open_detector`) over the
+N fields as one batch, exactly what `harness count` does per slide; the network load is excluded,
+except for pycaffe, whose child process loads the network in every run (that is what `harness
+count` pays once per command). Runs are
 interleaved (opencv native opencv native …) so a busy machine slows both alike; the median and
 the opencv/native ratio are printed. Run it on an otherwise idle machine:
 
@@ -26,8 +27,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from harness.count.backends import describe_backend, detect_slides  # noqa: E402
+from harness.config import ModelSpec, resolve_experiment  # noqa: E402
 from harness.device import Device  # noqa: E402
+from harness.engine.profiles import SMOKE  # noqa: E402
+from harness.frameworks import backend_for  # noqa: E402
 from harness.labels import LabelMap  # noqa: E402
 
 BACKENDS = ("opencv", "native")
@@ -53,17 +56,18 @@ def synthetic_fields(work: Path, n: int) -> list[tuple[str, Path]]:
     return [(p.stem, p) for p in paths]
 
 
-def yolov3_model(work: Path, labelmap: LabelMap) -> tuple[str, dict, Path]:
+def yolov3_model(work: Path, labelmap: LabelMap) -> tuple[ModelSpec, dict, Path]:
     from tests.support.darknet import write_random_weights
     from harness.render.yolo import render_yolo
 
     files = render_yolo(work / "yolov3-320", model="yolov3", size=320, labelmap=labelmap,
                         train_list=work / "none.txt", valid_list=work / "none.txt", backup_dir=work / "backup",
                         results_dir=work / "results", overrides={"batch": 1, "subdivisions": 1})
-    return "darknet", files, write_random_weights(files["cfg"], work / "yolov3-320.weights")
+    return ModelSpec("yolov3-320", "darknet", "yolov3", 320), files, \
+        write_random_weights(files["cfg"], work / "yolov3-320.weights")
 
 
-def ssd300_model(work: Path, labelmap: LabelMap) -> tuple[str, dict, Path]:
+def ssd300_model(work: Path, labelmap: LabelMap) -> tuple[ModelSpec, dict, Path]:
     """SSD300 deploy net; its random (xavier-filled) weights saved by pycaffe in a child process."""
     from harness.frameworks.caffe.driver import find_caffe
     from harness.render.ssd import render_ssd
@@ -75,28 +79,32 @@ def ssd300_model(work: Path, labelmap: LabelMap) -> tuple[str, dict, Path]:
             "caffe.Net(sys.argv[1], caffe.TEST).save(sys.argv[2])")
     subprocess.run([sys.executable, "-c", code, str(files["deploy"]), str(weights)], check=True,
                    env={**os.environ, **install.env(quiet=True)}, capture_output=True)
-    return "caffe", files, weights
+    return ModelSpec("ssd300", "caffe", "ssd", 300, 0.2, 0.9), files, weights
 
 
-def one_run(framework: str, backend: str, files: dict, weights: Path, labelmap: LabelMap,
-            fields: list[tuple[str, Path]], work: Path) -> float:
+def one_run(detector, fields: list[tuple[str, Path]], work: Path) -> float:
     """fields/s of one pass over every field (as one slide)."""
-    ((per_image, seconds),) = list(detect_slides(backend, framework, files, weights, labelmap, Device("cpu"),
-                                                 [fields], work))
+    ((per_image, seconds),) = list(detector.detect_batches([fields], work))
     if isinstance(per_image, Exception):
         raise per_image
     return len(fields) / seconds
 
 
 def bench_model(name: str, work: Path, fields, labelmap: LabelMap, repeats: int) -> dict[str, list[float]]:
-    framework, files, weights = (yolov3_model if name == "yolov3-320" else ssd300_model)(work / name, labelmap)
+    spec, files, weights = (yolov3_model if name == "yolov3-320" else ssd300_model)(work / name, labelmap)
+    framework = backend_for(resolve_experiment(spec, SMOKE, device=Device("cpu"), run_dir=work / name / "run"),
+                            labelmap)
+    detectors = {b: framework.open_detector(files, weights, b, work / name / b) for b in BACKENDS}
     rates: dict[str, list[float]] = {b: [] for b in BACKENDS}
-    for repeat in range(repeats):
-        for backend in BACKENDS:
-            rates[backend].append(one_run(framework, backend, files, weights, labelmap, fields,
-                                          work / name / f"{backend}_{repeat}"))
-            print(f"  {name} {backend} run {repeat + 1}/{repeats}: {rates[backend][-1]:.2f} fields/s "
-                  f"({describe_backend(backend, framework)})", flush=True)
+    try:
+        for repeat in range(repeats):
+            for backend, detector in detectors.items():
+                rates[backend].append(one_run(detector, fields, work / name / f"{backend}_{repeat}"))
+                print(f"  {name} {backend} run {repeat + 1}/{repeats}: {rates[backend][-1]:.2f} fields/s "
+                      f"({detector.description})", flush=True)
+    finally:
+        for detector in detectors.values():
+            detector.close()
     return rates
 
 

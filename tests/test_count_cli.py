@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.count.cells import cells_of_image, detections_by_image
+from harness.count.cells import cells_of_image
 from harness.count.rules import load_thresholds
+from harness.frameworks import detections_by_image
 from test_config_paths import harness, out
 
 pytestmark = pytest.mark.slow

@@ -14,8 +14,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
-import numpy as np
-
 
 @dataclass
 class Cell:
@@ -72,13 +70,3 @@ def touches_border(box: Sequence[float], size: tuple[int, int], margin: float) -
     """Cut by the field's edge: VOC boxes are 1-based, so the edges are 1 and width/height."""
     width, height = size
     return box[0] <= 1 + margin or box[1] <= 1 + margin or box[2] >= width - margin or box[3] >= height - margin
-
-
-def detections_by_image(dets, class_names: Sequence[str]) -> dict[str, list[tuple[str, float, tuple]]]:
-    """harness.evaluation Detections → {image id: [(class, score, box), …]}."""
-    out: dict[str, list] = {}
-    for name in class_names:
-        found = dets[name]
-        for image_id, score, box in zip(found.image_ids, found.scores, np.asarray(found.boxes)):
-            out.setdefault(str(image_id), []).append((name, float(score), tuple(box.tolist())))
-    return out

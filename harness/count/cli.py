@@ -34,15 +34,15 @@ def count(model_dir: Path, slides_root: Path, slides_csv: Optional[Path], out: P
     could not be (all others are still written), 2 for usage errors.
     """
     from harness.count.agreement import agreement, plot_agreement
-    from harness.count.backends import choose_backend, describe_backend, load_model
+    from harness.count.backends import choose_backend
     from harness.count.pages import write_pages
     from harness.count.rules import load_thresholds
-    from harness.count.run import count_slides
+    from harness.count.run import count_slides, load_model
     from harness.count.slides import plan_slides
 
     try:
         rules = load_thresholds(thresholds)
-        config, model = load_model(model_dir, "cpu" if backend == "opencv" and device == "auto" else device)
+        model = load_model(model_dir, "cpu" if backend == "opencv" and device == "auto" else device)
         backend = choose_backend(backend, model.device)
     except (OSError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
@@ -51,32 +51,29 @@ def count(model_dir: Path, slides_root: Path, slides_csv: Optional[Path], out: P
         slides, unassigned = plan_slides(slides_root, model.labelmap, out / "work", slides_csv)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
-    click.echo(f"backend: {backend} = {describe_backend(backend, model.framework)} on {model.device}; "
-               f"network loaded once for {len(slides)} slide(s)")
     results, speed = count_slides(model, backend, slides, out / "work", rules, progress=not quiet, echo=click.echo)
     stats = agreement(results, rules)
     figures = plot_agreement(stats, out) if stats else {}
     _write_outputs(results, rules, out, stats, unassigned)
-    _write_record(out / "count.json", model_dir, config, model, speed, thresholds, slides_root, slides_csv)
-    pages = write_pages(results, rules, out, f"{config.name} ({config.framework}, {model_dir})", stats, figures)
+    _write_record(out / "count.json", model_dir, model, speed, thresholds, slides_root, slides_csv)
+    pages = write_pages(results, rules, out, f"{model.config.name} ({model.framework}, {model_dir})", stats, figures)
     click.secho(f"{speed.fields} field(s) in {speed.seconds:.1f} s: {speed.fields_per_s:.1f} fields/s ({backend})\n"
                 f"differential: {out / 'differential.csv'}\ncells: {out / 'cells.csv'}\n"
                 f"slide pages: {pages['index']}", fg="green")
     _exit_status(results, unassigned, out)
 
 
-def _write_record(path: Path, model_dir: Path, config, model, speed, thresholds: Optional[Path], slides_root: Path,
+def _write_record(path: Path, model_dir: Path, model, speed, thresholds: Optional[Path], slides_root: Path,
                   slides_csv: Optional[Path]) -> None:
     """count.json: what produced these counts (model, backend, device, rules) and how fast."""
-    from harness.count.backends import describe_backend
     from harness.count.rules import DEFAULT_THRESHOLDS
     from harness.count.slides_csv import SLIDES_CSV, is_voc_root
 
     if slides_csv is None and is_voc_root(slides_root):
         slides_csv = slides_root / SLIDES_CSV
-    record = {"model_dir": str(model_dir.resolve()), "model": config.name, "framework": model.framework,
+    record = {"model_dir": str(model_dir.resolve()), "model": model.config.name, "framework": model.framework,
               "weights": str(model.weights), "backend": speed.backend,
-              "backend_detail": describe_backend(speed.backend, model.framework),
+              "backend_detail": speed.detail,
               "device": "cpu" if speed.backend == "opencv" else str(model.device), "network_loads": 1,
               "thresholds": str(Path(thresholds or DEFAULT_THRESHOLDS).resolve()),
               "slides": str(slides_root.resolve()), "slides_csv": str(slides_csv.resolve()) if slides_csv else None,

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from harness.config import ExperimentConfig
 from harness.count.cells import cells_of_image, touches_border
 from harness.count.differential import SlideResult, count_labels
 from harness.count.slides import SlideFields
@@ -18,16 +19,24 @@ from harness.device import Device
 class Model:
     """What the backends need of a trained MODEL_DIR."""
 
-    framework: str
+    config: ExperimentConfig              # its device is the one detection runs on
     files: dict
     weights: Path
     labelmap: object
-    device: Device
+
+    @property
+    def framework(self) -> str:
+        return self.config.framework
+
+    @property
+    def device(self) -> Device:
+        return self.config.device
 
 
 @dataclass
 class Throughput:
     backend: str
+    detail: str = ""                      # what runs the forward pass (the detector's description)
     fields: int = 0
     seconds: float = 0.0                  # detection only, the network load excluded
     wall_seconds: float = 0.0             # load + detection + cell grouping
@@ -42,24 +51,33 @@ def count_slides(model: Model, backend: str, slides: list[SlideFields], work: Pa
     """Detect on every readable slide with ``backend`` (one network load) and group boxes into cells."""
     from tqdm import tqdm
 
-    from harness.count.backends import detect_slides
+    from harness.count.backends import detect_slides, open_detector
 
     started = time.monotonic()
     results = [_planned(fields) for fields in slides]
     todo = [(result, fields) for result, fields in zip(results, slides) if not result.error]
-    speed = Throughput(backend)
+    try:
+        detector = open_detector(backend, model.config, model.files, model.weights, model.labelmap, work)
+        detail = detector.description
+    except Exception as exc:  # noqa: BLE001 - the network did not load: no slide can be counted
+        detector, detail = exc, f"{backend} {model.framework} detector (did not load: {exc})"
+    echo(f"backend: {backend} = {detail} on {model.device}; "
+         f"network loaded once for {len(slides)} slide(s)")
+    speed = Throughput(backend, detail)
     bar = tqdm(total=len(todo), desc=f"count [{backend}]", unit="slide", disable=not progress, file=sys.stderr)
     inputs = [_fields_list(fields) for _, fields in todo]
-    detected = detect_slides(backend, model.framework, model.files, model.weights, model.labelmap, model.device,
-                             inputs, work)
-    for (result, fields), (per_image, seconds) in zip(todo, detected):
-        _finish(result, fields, per_image, seconds, rules)
-        if not result.error:
-            speed.fields, speed.seconds = speed.fields + result.fields, speed.seconds + seconds
-        bar.update(1)
-        bar.set_postfix_str(f"{backend}, {speed.fields_per_s:.1f} fields/s")
-        echo(_line(result, backend))
-    bar.close()
+    try:
+        for (result, fields), (per_image, seconds) in zip(todo, detect_slides(detector, inputs, work)):
+            _finish(result, fields, per_image, seconds, rules)
+            if not result.error:
+                speed.fields, speed.seconds = speed.fields + result.fields, speed.seconds + seconds
+            bar.update(1)
+            bar.set_postfix_str(f"{backend}, {speed.fields_per_s:.1f} fields/s")
+            echo(_line(result, backend))
+    finally:
+        bar.close()
+        if not isinstance(detector, Exception):
+            detector.close()
     speed.wall_seconds = time.monotonic() - started
     return results, speed
 
@@ -105,3 +123,15 @@ def truth_differential(images: list[ImageAnnotation], margin: float):
     """Ground truth under the same border rule as the predictions."""
     return count_labels(box.name for im in images for box in im.objects
                         if not touches_border((box.xmin, box.ymin, box.xmax, box.ymax), (im.width, im.height), margin))
+
+
+def load_model(model_dir: Path, device: str) -> Model:
+    """A trained MODEL_DIR as a :class:`Model` (config on ``device``, rendered files, weights, labels)."""
+    from harness.config import with_device
+    from harness.device import resolve_device
+    from harness.engine.experiment import trained_model
+    from harness.labels import LabelMap
+
+    config, files, weights = trained_model(model_dir)
+    labelmap = LabelMap.from_file(files.get("names") or files["labelmap"])
+    return Model(with_device(config, resolve_device(device, config.framework)), files, weights, labelmap)

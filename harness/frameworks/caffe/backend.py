@@ -12,6 +12,7 @@ from harness.labels import LabelMap
 
 class CaffeBackend:
     name = "caffe"
+    engines = ("native", "opencv")      # pycaffe (child process, CPU/GPU); OpenCV DNN (CPU)
 
     def __init__(self, config: ExperimentConfig, labelmap: LabelMap, dataset_dir: Optional[Path] = None) -> None:
         self.config, self.labelmap, self.dataset_dir = config, labelmap, dataset_dir
@@ -59,3 +60,12 @@ class CaffeBackend:
 
         return time_caffe(files["deploy"], weights, images, n=n, warmup=warmup, device=self.config.device,
                           scratch=self.dir)
+
+    def open_detector(self, files, weights: Path, engine: str, work: Path):
+        """pycaffe (``native``, one child-process job over all batches) or OpenCV DNN (``opencv``, CPU)
+        on the deploy net: harness.frameworks.caffe.detectors."""
+        from harness.frameworks import check_engine
+        from harness.frameworks.caffe.detectors import open_caffe_detector
+
+        check_engine(self, engine)
+        return open_caffe_detector(files, weights, self.labelmap, engine, self.config.device)

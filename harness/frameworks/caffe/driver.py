@@ -512,13 +512,19 @@ def detect_opencv_caffe(
 
 
 def deploy_input_size(deploy: Path) -> tuple[int, int]:
-    """``(height, width)`` of the deploy net's input from ``input_shape``/``input_dim``."""
-    text = deploy.read_text()
-    dims = re.search(r"input_shape\s*\{([^}]*)\}", text)
-    values = [int(v) for v in re.findall(r"dim\s*:\s*(\d+)", dims.group(1))] if dims else \
-        [int(v) for v in re.findall(r"^\s*input_dim\s*:\s*(\d+)", text, flags=re.M)]
+    """``(height, width)`` of the deploy net's input: ``input_shape { dim… }``, top-level ``input_dim``s,
+    or an ``Input`` layer's ``input_param { shape { dim… } }`` (the harness's rendered SSD deploy nets)."""
+    text = re.sub(r"#[^\n]*", "", deploy.read_text())
+    for pattern in (r"input_shape\s*\{([^}]*)\}", r"input_param\s*\{\s*shape\s*\{([^}]*)\}"):
+        found = re.search(pattern, text)
+        if found:
+            values = [int(v) for v in re.findall(r"dim\s*:\s*(\d+)", found.group(1))]
+            break
+    else:
+        values = [int(v) for v in re.findall(r"^\s*input_dim\s*:\s*(\d+)", text, flags=re.M)]
     if len(values) != 4:
-        raise ValueError(f"{deploy}: cannot find a 4-d input_shape/input_dim for the data blob")
+        raise ValueError(f"{deploy}: cannot find a 4-d input (input_shape, input_dim or an Input layer's "
+                         "input_param { shape }) for the data blob")
     return values[2], values[3]
 
 

@@ -13,6 +13,7 @@ from harness.labels import LabelMap
 
 class DarknetBackend:
     name = "darknet"
+    engines = ("native", "opencv")      # libdarknet in-process (CPU/GPU); OpenCV DNN (CPU)
 
     def __init__(self, config: ExperimentConfig, labelmap: LabelMap, dataset_dir: Optional[Path] = None) -> None:
         self.config, self.labelmap, self.dataset_dir = config, labelmap, dataset_dir
@@ -68,3 +69,12 @@ class DarknetBackend:
 
         return time_darknet(files["cfg"], weights, [im.image_path for im in images], n=n, warmup=warmup,
                             device=self.config.device)
+
+    def open_detector(self, files, weights: Path, engine: str, work: Path):
+        """libdarknet in-process (``native``) or OpenCV DNN (``opencv``, CPU) on the cfg/weights, loaded
+        once: harness.frameworks.darknet.detectors."""
+        from harness.frameworks import check_engine
+        from harness.frameworks.darknet.detectors import open_darknet_detector
+
+        check_engine(self, engine)
+        return open_darknet_detector(files, weights, self.labelmap, engine, self.config.device, work)
