@@ -2,7 +2,7 @@
 """Conversion throughput: BCCD repeated to >= 2,000 images → Darknet + Caffe-SSD layouts.
 
 Builds a VOC copy of BCCD repeated R times (images hard-linked, XMLs copied under new ids,
-ImageSets repeated), then times ``convert_dataset`` with the default workers, with cores − 1 and with one worker
+ImageSets repeated), then times ``convert_dataset`` with the default workers, one per core and one (inline)
 (interleaved over ``--rounds``, each run into a fresh output), and a resumed re-run.  Prints images/s (wall clock) and CPU seconds per image; record the output in
 docs/benchmarks.md together with the command line.
 
@@ -23,7 +23,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from harness.data.convert import convert_dataset, default_workers  # noqa: E402
+from harness.data.convert import convert_dataset  # noqa: E402
+from harness.data.pool import default_workers  # noqa: E402
 
 DEFAULT_BCCD = ROOT.parent / "shared/datasets/bccd"
 
@@ -72,8 +73,8 @@ def main() -> None:
         cores = os.cpu_count() or 1
         print(f"dataset: BCCD x{args.repeat} = {n} images; cores: {cores}; "
               f"load average before: {os.getloadavg()[0]:.1f}")
-        settings = {f"default ({default_workers()} worker(s) + writer)": None,
-                    f"{max(1, cores - 1)} worker(s) + writer": max(1, cores - 1), "1 worker (inline)": 1}
+        settings = {f"default ({default_workers()} worker(s){' = inline' if default_workers() == 1 else ' + writer'})": None,
+                    f"{cores} worker processes + writer": cores, "1 worker (inline)": 1}
         walls: dict = {label: [] for label in settings}
         for round_ in range(args.rounds):
             for label, workers in settings.items():

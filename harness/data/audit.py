@@ -9,7 +9,6 @@ prints and writes it (``harness.data.audit_report``); ``harness data convert`` r
 """
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Optional, Union
 from harness.data.classnames import ClassMap, SuspectClass, suspect_class_names
 from harness.data.fingerprint import NEAR_DUPLICATE_BITS, content_hash, near_pairs, perceptual_hash
 from harness.data.imageinfo import ImageDecodeError, decode_image
-from harness.data.pool import worker_pool
+from harness.data.pool import default_workers, worker_pool
 from harness.data.report import SKIP_IMAGE, WARNING, Problem, ValidationReport
 from harness.data.splits import Split, dataset_split, paper_split
 from harness.data.voc import UNREADABLE_IMAGE, VocDataset, load_voc
@@ -140,7 +139,7 @@ def audit_dataset(
     if image_set is None and (root / "Annotations").is_dir() and not any((root / "Annotations").glob("*.xml")):
         raise EmptyDatasetError(f"{root / 'Annotations'}: no XML files: the dataset is empty")
     dataset = load_voc(root, image_set=image_set, labelmap=labelmap, class_map=class_map)
-    workers = max(1, workers or os.cpu_count() or 1)
+    workers = max(1, workers or default_workers())
     facts = _scan(dataset, workers)
     twins = find_twins([facts[i] for i in dataset.ids])
     suspects = _flag_suspect_classes(dataset) if labelmap is None else []

@@ -46,7 +46,7 @@ def data() -> None:
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seed for the 7/100 test draw (datasets without ImageSets) and train order.")
 @click.option("--workers", type=int, default=None,
-              help="Image-decoding processes [default: one per core].")
+              help="Image-decoding processes [default: all cores but one; inline on 2 cores].")
 @click.option("--overwrite", is_flag=True, help="Replace an earlier conversion of different inputs in --out.")
 @click.option("--class-map", type=click.Path(exists=True, dir_okay=False), default=None, help=_CLASS_MAP_HELP)
 @click.option("--dedupe", is_flag=True, help="Drop each test image that has a twin (exact or near duplicate) in train.")
@@ -113,7 +113,7 @@ def synth(out_dir: str, n_images: int, seed: int, classification_images: int, n_
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="dataset_audit", show_default=True,
               help="Where dataset_report.html, dataset.json and the figures are written.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the 7/100 draw (sets without ImageSets).")
-@click.option("--workers", type=int, default=None, help="Decoding processes [default: all cores].")
+@click.option("--workers", type=int, default=None, help="Decoding processes [default: all cores but one; inline on 2 cores].")
 @click.option("--max-messages", type=int, default=200, show_default=True)
 @click.option("--strict", is_flag=True,
               help="Exit with status 1 if any image or object would be skipped, or test images leak into train.")

@@ -28,7 +28,7 @@ from harness.data.audit import DatasetAudit, audit_dataset
 from harness.data.audit_report import write_dataset_report
 from harness.data.classnames import ClassMap, read_class_map
 from harness.data.imageinfo import ImageDecodeError, decode_image
-from harness.data.pool import worker_pool
+from harness.data.pool import default_workers, worker_pool
 from harness.data.report import SKIP_IMAGE, WARNING, Problem, ValidationReport
 from harness.data.splits import Split, dataset_split
 from harness.data.voc import MISSING_ANNOTATION, UNREADABLE_IMAGE, split_file
@@ -340,12 +340,6 @@ def _run_tasks(tasks: list[_Task], lmdb_dir: Path, workers: int | None, progress
             if env is not None:
                 env.close()
             bar.close()
-
-
-def default_workers() -> int:
-    """One decoding process per core: the LMDB writer mostly waits on them, so leaving it a core of
-    its own left one idle (on 2 cores, 2 workers beat 1 in interleaved runs: docs/benchmarks.md)."""
-    return os.cpu_count() or 1
 
 
 def _record(task: _Task, channels: int) -> bytes:
