@@ -93,8 +93,10 @@ YOLO_LEARNING_CHECK = LearningCheck(
     name="learning-check_yolov3-tiny_160",
     model="yolov3-tiny",
     size=160,
-    # 240 iterations gave 22.8 % VOC07 mAP on the 105 test images (docs/benchmarks.md): 320 for >= 25 %.
-    overrides={"batch": 4, "subdivisions": 1, "max_batches": 320, "steps": [270, 300],
+    # 240 iterations gave 22.8 % VOC07 mAP on the 105 test images, 320 gave 36.2 % and, in another
+    # run (Darknet draws its own batches each run), 21.7 % (docs/benchmarks.md): 400 for >= 25 %;
+    # with the OpenBLAS build 400 iterations take less time than 320 did before.
+    overrides={"batch": 4, "subdivisions": 1, "max_batches": 400, "steps": [340, 370],
                "scales": [0.1, 0.1], "learning_rate": 0.001, "burn_in": 50},
 )
 # Not a paper model: SSD300's templates at 160x160, VGG channels x0.125, BatchNorm, no random-crop
@@ -140,7 +142,7 @@ SMOKE = Profile(
         SSD_LEARNING_CHECK.name: dict(_LEARNING_CHECK_LIMITS),
     },
     # Two scorings per smoke model (half-way and final): the same code path as the paper's 50.
-    eval_every={"ssd": 1, "yolov3": 1, "yolov3-tiny": 2, YOLO_LEARNING_CHECK.name: 160, SSD_LEARNING_CHECK.name: 150},
+    eval_every={"ssd": 1, "yolov3": 1, "yolov3-tiny": 2, YOLO_LEARNING_CHECK.name: 200, SSD_LEARNING_CHECK.name: 150},
     learning_checks=(YOLO_LEARNING_CHECK, SSD_LEARNING_CHECK),
 )
 
