@@ -20,9 +20,10 @@ Each backend offers the engines in its ``engines`` (``native``: the framework's 
 """
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, Protocol, Sequence, Union
+
+from harness.registry import registered_class
 
 if TYPE_CHECKING:
     from harness.config import ExperimentConfig
@@ -93,11 +94,7 @@ FRAMEWORKS = {
 
 
 def backend_class(name: str) -> type:
-    try:
-        module, cls = FRAMEWORKS[name].split(":")
-    except KeyError:
-        raise KeyError(f"unknown framework {name!r}; known: {', '.join(FRAMEWORKS)}") from None
-    return getattr(importlib.import_module(module), cls)
+    return registered_class(FRAMEWORKS, name, "framework")
 
 
 def backend_for(config: "ExperimentConfig", labelmap: "LabelMap", dataset_dir: Optional[Path] = None):

@@ -6,11 +6,11 @@ them. Adding a runner is one new module plus one line in :data:`RUNNERS`.
 """
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field
 from typing import Optional, Protocol, Sequence
 
 from harness.config import ExperimentConfig
+from harness.registry import registered_class
 
 
 @dataclass(frozen=True)
@@ -54,11 +54,7 @@ RUNNERS = {
 
 
 def get_runner(name: str) -> Runner:
-    try:
-        module, cls = RUNNERS[name].split(":")
-    except KeyError:
-        raise KeyError(f"unknown runner {name!r}; known: {', '.join(RUNNERS)}") from None
-    return getattr(importlib.import_module(module), cls)()
+    return registered_class(RUNNERS, name, "runner")()
 
 
 def detect_runner(run_dir) -> Runner:
