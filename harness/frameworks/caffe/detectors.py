@@ -66,29 +66,19 @@ class OpenCVCaffeDetector:
     """The SSD deploy net in OpenCV DNN with SSD's test-time preprocessing."""
 
     def __init__(self, files: dict, weights: Path, labelmap) -> None:
-        import cv2
+        from harness.frameworks.caffe.driver import OpenCVSSDNet
 
-        from harness.frameworks.caffe.driver import deploy_input_size, existing_file
-
-        self.description = f"OpenCV DNN {cv2.__version__} (Caffe deploy net, CPU)"
         self.labelmap = labelmap
-        self.net = cv2.dnn.readNetFromCaffe(str(existing_file(files["deploy"], "deploy prototxt")),
-                                            str(existing_file(weights, "weights")))
-        self.size = deploy_input_size(Path(files["deploy"]))
+        self.net = OpenCVSSDNet(files["deploy"], weights)
+        self.description = self.net.description
 
     def detect_batches(self, batches: Sequence[Batch], work: Path) -> BatchResults:
         return detect_each(self._detect, batches, work)
 
     def _detect(self, batch: Batch, work: Path) -> PerImage:
-        from harness.frameworks.caffe.driver import _write_detections, detection_rows, read_image, ssd_blob
+        from harness.frameworks.caffe.driver import _write_detections
 
-        records = {}
-        for image_id, path in batch:
-            image = read_image(path)
-            self.net.setInput(ssd_blob(image, self.size))
-            records[image_id] = {"width": image.shape[1], "height": image.shape[0],
-                                 "rows": detection_rows(self.net.forward())}
-        _write_detections(records, self.labelmap, CAFFE_CONF, work / "detections")
+        _write_detections(self.net.records(batch), self.labelmap, CAFFE_CONF, work / "detections")
         return read_per_image(work / "detections", self.labelmap)
 
     def close(self) -> None:

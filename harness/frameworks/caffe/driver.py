@@ -23,7 +23,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional, Sequence, Union
+from typing import Callable, Iterable, Optional, Sequence, Union
 
 from harness.data.annotations import ImageAnnotation
 from harness.device import Device, describe_device
@@ -486,6 +486,29 @@ def detect_caffe(
     return _write_detections(raw["detections"], labels, conf_threshold, Path(out_dir))
 
 
+class OpenCVSSDNet:
+    """An SSD deploy net loaded once in OpenCV DNN with SSD's test-time preprocessing (no Caffe
+    needed): the raw DetectionOutput rows per image, as pycaffe's worker returns them."""
+
+    def __init__(self, deploy_prototxt: PathLike, weights: PathLike) -> None:
+        import cv2
+
+        self.description = f"OpenCV DNN {cv2.__version__} (Caffe deploy net, CPU)"
+        self.net = cv2.dnn.readNetFromCaffe(str(existing_file(deploy_prototxt, "deploy prototxt")),
+                                            str(existing_file(weights, "weights")))
+        self.size = deploy_input_size(Path(deploy_prototxt))
+
+    def records(self, images: Iterable[tuple[str, Path]]) -> dict:
+        """{image id: {"width", "height", "rows"}} — what ``_write_detections`` takes."""
+        records = {}
+        for image_id, path in images:
+            image = read_image(path)
+            self.net.setInput(ssd_blob(image, self.size))
+            records[image_id] = {"width": image.shape[1], "height": image.shape[0],
+                                 "rows": detection_rows(self.net.forward())}
+        return records
+
+
 def detect_opencv_caffe(
     deploy_prototxt: PathLike,
     weights: PathLike,
@@ -496,19 +519,9 @@ def detect_opencv_caffe(
     conf_threshold: float = 0.01,
 ) -> Path:
     """The same deploy net through OpenCV DNN (no Caffe needed): an independent cross-check."""
-    import cv2
-
-    labels = _labelmap(labelmap)
-    net = cv2.dnn.readNetFromCaffe(str(existing_file(deploy_prototxt, "deploy prototxt")),
-                                   str(existing_file(weights, "weights")))
-    size = deploy_input_size(Path(deploy_prototxt))
-    records = {}
-    for ref in image_refs(images):
-        image = read_image(ref.path)
-        net.setInput(ssd_blob(image, size))
-        records[ref.image_id] = {"width": image.shape[1], "height": image.shape[0],
-                                 "rows": detection_rows(net.forward())}
-    return _write_detections(records, labels, conf_threshold, Path(out_dir))
+    net = OpenCVSSDNet(deploy_prototxt, weights)
+    records = net.records((ref.image_id, ref.path) for ref in image_refs(images))
+    return _write_detections(records, _labelmap(labelmap), conf_threshold, Path(out_dir))
 
 
 def deploy_input_size(deploy: Path) -> tuple[int, int]:

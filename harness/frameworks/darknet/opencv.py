@@ -58,28 +58,40 @@ def opencv_cfg(cfg_path: Path, out_dir: Path, thresh: float = VALID_THRESH) -> P
     return write_cfg_copy(cfg_path, out_dir, {"yolo": {"thresh": str(thresh)}})
 
 
-def detect_opencv_darknet(cfg_path: Path, weights: Path, images: Sequence[Path], *, work_dir: Path,
-                          thresh: float = VALID_THRESH, nms: float = VALID_NMS) -> list[RawDetection]:
-    """Detections like ``detector valid`` (1-based VOC pixels, clamped) computed by OpenCV DNN."""
-    import cv2
+class OpenCVDarknetNet:
+    """A Darknet cfg/weights loaded once in OpenCV DNN; ``detect`` repeats ``detector valid``'s
+    letterbox, thresholds and per-class NMS, so its boxes are Darknet's (tested)."""
 
-    if not hasattr(cv2.dnn, "readNetFromDarknet"):
-        raise RuntimeError("this OpenCV has no Darknet importer (removed in 5.x): pip install 'opencv-python-headless<5'")
-    cfg = summarize_cfg(cfg_path)
-    net = cv2.dnn.readNetFromDarknet(str(opencv_cfg(cfg_path, work_dir, thresh)), str(weights))
-    outputs = net.getUnconnectedOutLayersNames()
-    detections: list[RawDetection] = []
-    for image_path in images:
+    def __init__(self, cfg_path: Path, weights: Path, work_dir: Path, thresh: float = VALID_THRESH,
+                 nms: float = VALID_NMS) -> None:
+        import cv2
+
+        if not hasattr(cv2.dnn, "readNetFromDarknet"):
+            raise RuntimeError("this OpenCV has no Darknet importer (removed in 5.x): use libdarknet "
+                               "(--backend native) or pip install 'opencv-python-headless<5'")
+        self.description = f"OpenCV DNN {cv2.__version__} (Darknet cfg, CPU)"
+        self.cfg, self.thresh, self.nms = summarize_cfg(cfg_path), thresh, nms
+        self.net = cv2.dnn.readNetFromDarknet(str(opencv_cfg(cfg_path, work_dir, thresh)), str(weights))
+        self.outputs = self.net.getUnconnectedOutLayersNames()
+
+    def detect(self, image_path: Path, name: str) -> list[RawDetection]:
+        import cv2
+
         bgr = cv2.imread(str(image_path))
         if bgr is None:
             raise DarknetInputError(f"{image_path}: OpenCV cannot read this image")
-        rgb = bgr[:, :, ::-1].astype(np.float32) / 255.0
-        boxed, new_w, new_h = letterbox(rgb, cfg.width, cfg.height)
-        net.setInput(np.ascontiguousarray(boxed.transpose(2, 0, 1)[None]))
-        rows = np.concatenate([out.reshape(-1, out.shape[-1]) for out in net.forward(outputs)])
-        detections += _rows_to_detections(rows, image_id(str(image_path)), bgr.shape[1], bgr.shape[0],
-                                          cfg, new_w, new_h, thresh, nms)
-    return detections
+        boxed, new_w, new_h = letterbox(bgr[:, :, ::-1].astype(np.float32) / 255.0, self.cfg.width, self.cfg.height)
+        self.net.setInput(np.ascontiguousarray(boxed.transpose(2, 0, 1)[None]))
+        rows = np.concatenate([out.reshape(-1, out.shape[-1]) for out in self.net.forward(self.outputs)])
+        return _rows_to_detections(rows, name, bgr.shape[1], bgr.shape[0], self.cfg, new_w, new_h,
+                                   self.thresh, self.nms)
+
+
+def detect_opencv_darknet(cfg_path: Path, weights: Path, images: Sequence[Path], *, work_dir: Path,
+                          thresh: float = VALID_THRESH, nms: float = VALID_NMS) -> list[RawDetection]:
+    """Detections like ``detector valid`` (1-based VOC pixels, clamped) computed by OpenCV DNN."""
+    net = OpenCVDarknetNet(cfg_path, weights, work_dir, thresh, nms)
+    return [d for path in images for d in net.detect(path, image_id(str(path)))]
 
 
 def _rows_to_detections(rows: np.ndarray, name: str, width: int, height: int, cfg, new_w: int, new_h: int,
