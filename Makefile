@@ -3,13 +3,15 @@ PYTHON ?= python3
 DATA   ?=
 NAME   ?=
 DEVICE ?= auto
+# demo: experiments side by side, cores split between them (harness.runners.local); JOBS=1 streams one at a time
+JOBS   ?= 2
 RUN_ARGS = $(if $(NAME),--name $(NAME),)
 
 .PHONY: help setup demo test test-fast reproduce-table1 render-table1 doctor bench clean \
         docker-build docker-reproduce-table1 check-gpu-build
 
 help:
-	@echo "make demo              set up (once) and run all seven Table 1 models, smoke profile, on the embedded synthetic set"
+	@echo "make demo [JOBS=2]     set up (once) and run all seven Table 1 models, smoke profile, on the embedded synthetic set"
 	@echo "make test              set up (once) and run the test suite"
 	@echo "make setup [V=1]       install/build once (quiet; V=1 streams apt/pip/make output; also for demo)"
 	@echo "make reproduce-table1 DATA=/path/to/voc   the paper profile (GPU strongly advised)"
@@ -26,7 +28,7 @@ setup:
 DEMO_RUN = runs/$(or $(NAME),table1-smoke)
 
 demo: setup
-	$(PYTHON) -m harness $(if $(V),-v,) reproduce table1 --profile smoke $(RUN_ARGS)
+	$(PYTHON) -m harness $(if $(V),-v,) reproduce table1 --profile smoke --jobs $(JOBS) $(RUN_ARGS)
 	$(PYTHON) -m harness data synth --out $(DEMO_RUN)/slides --slides 3 --cells-per-slide 200 --scenario aml --quiet
 	$(PYTHON) -m harness count $(DEMO_RUN)/models/learning-check_yolov3-tiny_160 --slides $(DEMO_RUN)/slides \
 	  --out $(DEMO_RUN)/count --quiet

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
-from harness.config import ExperimentConfig, ModelSpec, config_differences, read_config
+from harness.config import CONFIG_FILE, ExperimentConfig, ModelSpec, config_differences, read_config
 from harness.data.annotations import ImageAnnotation
 from harness.data.convert import ConvertResult, convert_dataset
 from harness.data.voc import load_voc
@@ -32,6 +32,8 @@ __all__ = ["ModelSpec", "PreparedData", "prepare_data", "run_experiment", "plan_
 
 SUMMARY_FILE = "summary.json"
 SEGMENTS_FILE = "train_segments.json"
+EXPERIMENT_LOG = "experiment.log"    # a child experiment's whole output (side-by-side local runs)
+CONCURRENCY_VARIABLE = "HARNESS_CONCURRENT_EXPERIMENTS"    # set for those children: timing.json says so
 
 
 @dataclass
@@ -222,6 +224,25 @@ def scheduler_record() -> Optional[dict]:
     return {"system": "slurm", **record} if record else None
 
 
+def _timing_conditions() -> dict:
+    """Side-by-side local runs (harness.runners.local) time under load, on fewer threads: say so."""
+    import os
+
+    jobs = os.environ.get(CONCURRENCY_VARIABLE)
+    if not jobs:
+        return {}
+    return {"concurrent_experiments": int(jobs), "threads": os.environ.get("OMP_NUM_THREADS"),
+            "note": f"measured while up to {jobs} experiments ran at once; not comparable with an idle machine"}
+
+
+def _started_before(model_dir: Path) -> bool:
+    """More than what a submitter writes before a task starts (config, lock, the task's log)."""
+    from harness.engine.locks import LOCK_FILE
+
+    ahead = {CONFIG_FILE, LOCK_FILE, EXPERIMENT_LOG}
+    return any(child.name not in ahead for child in Path(model_dir).iterdir())
+
+
 def _run_locked(config: ExperimentConfig, data: PreparedData, overwrite: bool) -> dict:
     plan = plan_experiment(config, overwrite)
     model_dir = config.model_dir
@@ -230,7 +251,7 @@ def _run_locked(config: ExperimentConfig, data: PreparedData, overwrite: bool) -
         return {**read_summary(model_dir), "reused": True}
     if plan == "overwrite":
         clear_model_dir(model_dir)
-    if plan == "resume":
+    if plan == "resume" and _started_before(model_dir):
         print(f"[{config.name}] unfinished run with this config in {model_dir}: resuming")
     config.write()
     summary: dict[str, Any] = {"experiment": config.name, "framework": config.framework, "model": config.spec.model,
@@ -300,7 +321,7 @@ def _run_steps(config: ExperimentConfig, data: PreparedData, summary: dict) -> N
 
     n, warmup = config.limit("timing_images"), config.limit("timing_warmup")
     timing = _step("time", fw.time, files, result.weights, test_images, n, warmup)   # runners cycle the images
-    summary["timing"] = write_json(model_dir / "timing.json", timing).name
+    summary["timing"] = write_json(model_dir / "timing.json", {**timing, **_timing_conditions()}).name
 
 
 # --------------------------------------------------------------------------------- periodic evaluation

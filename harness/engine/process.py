@@ -197,7 +197,7 @@ def _start_child(full_argv: list[str], argv: list[str], log_path: Path, env, cwd
             env=merged_env,
             cwd=None if cwd is None else str(cwd),
             start_new_session=True,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
     except OSError as exc:
         raise NativeFrameworkError(f"cannot start {argv[0]!r} (log would be {log_path}): {exc}") from exc
@@ -237,7 +237,7 @@ _PRCTL = _resolve_prctl() if sys.platform.startswith("linux") else None
 _PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """In the forked child: get SIGTERM if the harness dies without cleaning up (e.g. SIGKILL)."""
     if _PRCTL is not None:
         _PRCTL(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)

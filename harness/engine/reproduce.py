@@ -81,7 +81,7 @@ def reproduce_table1(run_dir: Path, profile_: Profile, data: Optional[Path] = No
                      classification: Optional[Path] = None, only: Sequence[str] = (),
                      init_weights_ssd: Optional[Path] = None, init_weights_yolo: Optional[Path] = None,
                      seed: int = 0, learning_check: bool = True, device: str = "auto",
-                     overwrite: bool = False) -> tuple[Path, list[dict]]:
+                     overwrite: bool = False, jobs: int = 1) -> tuple[Path, list[dict]]:
     """Run the experiments, then build the report; returns the report's path and the summaries."""
     from harness.report.builder import build_report
 
@@ -92,7 +92,7 @@ def reproduce_table1(run_dir: Path, profile_: Profile, data: Optional[Path] = No
     configs = table1_configs(settings, only, init_weights_ssd, init_weights_yolo, learning_check)
     if profile_.name == "paper" and not (init_weights_ssd and init_weights_yolo):
         click.secho("note: " + FROM_SCRATCH_NOTE, fg="yellow")
-    prepared, summaries = execute(settings, configs, overwrite, on_start=_announce(len(configs), profile_))
+    prepared, summaries = execute(settings, configs, overwrite, on_start=_announce(len(configs), profile_), jobs=jobs)
 
     write_provenance(run_dir, prepared, configs, seconds=time.monotonic() - started)
     outputs = build_report(run_dir)
@@ -169,11 +169,15 @@ def reproduce() -> None:
               default=None, help="darknet53.conv.74 to fine-tune YOLOv3 from (the paper's start).")
 @click.option("--learning-check/--no-learning-check", default=True, show_default=True,
               help="smoke profile: also train a small YOLOv3-tiny and a compact SSD long enough to show real learning.")
+@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+              help="local: run N experiments at once, each a child process with cores/N threads and its output "
+                   "in MODEL_DIR/experiment.log (1: one after the other, output streamed here). Table 2 times are "
+                   "then measured while other experiments run (timing.json says so).")
 @runner_options
 def table1(profile_name: str, data: Optional[Path], classification: Optional[Path], name: Optional[str],
            project: Path, seed: int, device: str, overwrite: bool, only: tuple[str, ...],
-           init_weights_ssd: Optional[Path], init_weights_yolo: Optional[Path], learning_check: bool, runner: str,
-           image: Optional[str], **slurm) -> None:
+           init_weights_ssd: Optional[Path], init_weights_yolo: Optional[Path], learning_check: bool, jobs: int,
+           runner: str, image: Optional[str], **slurm) -> None:
     """All seven Table 1 models: train, evaluate (VOC07 + VOC12), classify, time, report.
 
     Exit status: 0 when every experiment succeeded, 1 when any failed (each is named with its
@@ -191,6 +195,8 @@ def table1(profile_name: str, data: Optional[Path], classification: Optional[Pat
     except KeyError as exc:
         raise click.BadParameter(str(exc.args[0]), param_hint="--only") from None
     if runner == "slurm":
+        if jobs != 1:
+            raise click.UsageError("--jobs is for the local runner; with --runner slurm use --max-parallel")
         _submit_to_slurm(RunSettings(run_dir.resolve(), get_profile(profile_name), seed, data, classification, device),
                          only_valid, init_weights_ssd, init_weights_yolo, learning_check, overwrite,
                          pop_slurm_options(slurm))
@@ -198,6 +204,7 @@ def table1(profile_name: str, data: Optional[Path], classification: Optional[Pat
     report, summaries = reproduce_table1(run_dir, get_profile(profile_name), data=data, classification=classification,
                                          only=only_valid, init_weights_ssd=init_weights_ssd,
                                          init_weights_yolo=init_weights_yolo, seed=seed,
-                                         learning_check=learning_check, device=device, overwrite=overwrite)
+                                         learning_check=learning_check, device=device, overwrite=overwrite,
+                                         jobs=jobs)
     click.secho(f"\nreport: {report}", fg="green", bold=True)
     exit_for(summaries, run_dir)

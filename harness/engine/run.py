@@ -111,20 +111,45 @@ def announce_devices(configs: Sequence[ExperimentConfig]) -> None:
 
 
 def execute(settings: RunSettings, configs: Sequence[ExperimentConfig], overwrite: bool = False,
-            on_start: Optional[Callable[[int, ExperimentConfig], None]] = None) -> tuple[PreparedData, list[dict]]:
-    """Plan, prepare data once, run each experiment; returns the summaries (failed ones included)."""
+            on_start: Optional[Callable[[int, ExperimentConfig], None]] = None,
+            jobs: int = 1) -> tuple[PreparedData, list[dict]]:
+    """Plan, prepare data once, run each experiment (``jobs`` at a time: harness.runners.local);
+    returns the summaries (failed ones included) in the order of ``configs``."""
     settings = settings.sized(configs)
     check_run(settings, overwrite)
-    plan_all(configs, overwrite)
+    plans = plan_all(configs, overwrite)
     announce_devices(configs)
     write_run_file(settings, configs)
     prepared = prepare_run_data(settings)
+    if jobs > 1:
+        return prepared, _execute_side_by_side(configs, plans, prepared, overwrite, on_start, jobs)
     summaries = []
     for index, config in enumerate(configs, 1):
         if on_start is not None:
             on_start(index, config)
         summaries.append(run_unless_busy(config, prepared, overwrite))
     return prepared, summaries
+
+
+def _execute_side_by_side(configs: Sequence[ExperimentConfig], plans: dict[str, str], prepared: PreparedData,
+                          overwrite: bool, on_start, jobs: int) -> list[dict]:
+    """Finished (reused) or busy experiments are settled here; the rest run as child processes,
+    each from its config.json, --overwrite applied here first (as the Slurm runner does)."""
+    from harness.engine.experiment import clear_model_dir
+    from harness.engine.locks import is_locked
+    from harness.runners.local import run_side_by_side
+
+    settled, todo = {}, []
+    for config in configs:
+        if plans[config.name] == "reuse" or is_locked(config.model_dir):
+            settled[config.name] = run_unless_busy(config, prepared, overwrite)
+            continue
+        if overwrite:
+            clear_model_dir(config.model_dir)
+        config.write()
+        todo.append(config)
+    settled.update(run_side_by_side(todo, jobs, on_start) if todo else {})
+    return [settled[config.name] for config in configs]
 
 
 def prepare_run_data(settings: RunSettings) -> PreparedData:
