@@ -1,7 +1,6 @@
 """Count every slide with one trained model, its network loaded once; a failing slide never aborts the others."""
 from __future__ import annotations
 
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +12,7 @@ from harness.count.differential import SlideResult, count_labels
 from harness.count.slides import SlideFields
 from harness.data.annotations import ImageAnnotation
 from harness.device import Device
+from harness.progress import progress_bar
 
 
 @dataclass
@@ -49,8 +49,6 @@ class Throughput:
 def count_slides(model: Model, backend: str, slides: list[SlideFields], work: Path, rules: dict,
                  progress: bool = True, echo: Callable[[str], None] = print) -> tuple[list[SlideResult], Throughput]:
     """Detect on every readable slide with ``backend`` (one network load) and group boxes into cells."""
-    from tqdm import tqdm
-
     from harness.count.backends import detect_slides, open_detector
 
     started = time.monotonic()
@@ -64,7 +62,7 @@ def count_slides(model: Model, backend: str, slides: list[SlideFields], work: Pa
     echo(f"backend: {backend} = {detail} on {model.device}; "
          f"network loaded once for {len(slides)} slide(s)")
     speed = Throughput(backend, detail)
-    bar = tqdm(total=len(todo), desc=f"count [{backend}]", unit="slide", disable=not progress, file=sys.stderr)
+    bar = progress_bar(len(todo), f"count [{backend}]", "slide", progress)
     inputs = [_fields_list(fields) for _, fields in todo]
     try:
         for (result, fields), (per_image, seconds) in zip(todo, detect_slides(detector, inputs, work)):

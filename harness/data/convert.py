@@ -12,7 +12,6 @@ import hashlib
 import json
 import os
 import shutil
-import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ from harness.data.report import SKIP_IMAGE, WARNING, Problem, ValidationReport
 from harness.data.splits import Split, dataset_split
 from harness.data.voc import MISSING_ANNOTATION, UNREADABLE_IMAGE, split_file
 from harness.labels import LabelMap
+from harness.progress import progress_bar
 
 FORMAT_VERSION = 1
 NOT_IN_SPLIT = "not in any split"
@@ -314,7 +314,7 @@ def _darknet_done(darknet_dir: Path, image_id: str) -> bool:
 def _run_tasks(tasks: list[_Task], lmdb_dir: Path, workers: int | None, progress: bool,
                report: ValidationReport, stats: dict, split: str) -> None:
     workers = max(1, min(workers or default_workers(), len(tasks)))
-    bar = _progress_bar(len(tasks), f"convert {split}", progress)
+    bar = progress_bar(len(tasks), f"convert {split}", "img", progress)
     # The pool is forked before the LMDB is opened: LMDB handles must not cross a fork.
     with worker_pool(workers) as pool:
         results = pool.imap(convert_image, tasks, chunksize=4) if pool else map(convert_image, tasks)
@@ -398,12 +398,6 @@ def convert_image(task: _Task):
         write_bytes(target, jpeg)
     write_text(darknet.darknet_label_file(darknet_dir, image.image_id), darknet.yolo_label_text(image, labelmap))
     return int(decoded.shape[2])
-
-
-def _progress_bar(total: int, desc: str, enabled: bool):
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=desc, unit="img", disable=not enabled, file=sys.stderr)
 
 
 # ----------------------------------------------------------------------------- lists and summary

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -23,6 +22,7 @@ from harness.data.annotations import Box, ImageAnnotation
 from harness.data.atomic import write_bytes, write_text
 from harness.data.splits import paper_split
 from harness.labels import LabelMap
+from harness.progress import track
 
 WIDTH, HEIGHT = 732, 574
 GENERATOR_VERSION = 1          # bump when the drawing changes: old sets are then rebuilt
@@ -131,10 +131,8 @@ def _clear_previous(out_dir: Path) -> None:
 
 def _write_set(root: Path, prefix: str, count: int, seed: int, set_id: int, labelmap: LabelMap,
                progress: bool) -> None:
-    from tqdm import tqdm
-
     ids = [f"{prefix}_{i:06d}" for i in range(count)]
-    for index in tqdm(range(count), desc=f"synth {prefix}", unit="img", disable=not progress, file=sys.stderr):
+    for index in track(range(count), f"synth {prefix}", "img", progress):
         rng = np.random.default_rng([seed, set_id, index])
         if set_id == CLASSIFICATION_SET:
             label = labelmap.names[(index + seed) % len(labelmap)]
@@ -483,15 +481,12 @@ def slide_cells(rng: np.random.Generator, scenario: dict, n_wbc: int) -> list[st
 
 
 def _write_slide(root: Path, rng: np.random.Generator, labels: list[str], progress: bool) -> None:
-    from tqdm import tqdm
-
     fields, start = [], 0
     while start < len(labels):
         take = int(rng.integers(1, 6))
         fields.append(labels[start:start + take])
         start += take
-    for index, field_labels in enumerate(tqdm(fields, desc=f"synth {root.name}", unit="field",
-                                              disable=not progress, file=sys.stderr)):
+    for index, field_labels in enumerate(track(fields, f"synth {root.name}", "field", progress)):
         image, boxes = render_smear(rng, field_labels)
         ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
         if not ok:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 from harness.engine.types import NativeFrameworkError, Progress
+from harness.progress import clock, progress_seconds
 
 ParseLine = Callable[[str], Optional[Progress]]
 
@@ -334,7 +335,7 @@ class _ProgressDisplay:
         self.bar_mode = wanted and (show is True or sys.stderr.isatty())
         self.line_mode = wanted and not self.bar_mode
         self.enabled = self.bar_mode or self.line_mode
-        self.every = float(os.environ.get("HARNESS_PROGRESS_SECONDS", "30"))
+        self.every = progress_seconds()
         self.bar = None
         self.first: Optional[tuple[int, float]] = None
         self.last_line = -math.inf
@@ -377,18 +378,12 @@ class _ProgressDisplay:
         if rate > 0:
             text += f" {rate:.3g} it/s"
             if self.total and progress.iteration < self.total:
-                text += f" ETA {_clock((self.total - progress.iteration) / rate)}"
+                text += f" ETA {clock((self.total - progress.iteration) / rate)}"
         return text
 
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
-
-
-def _clock(seconds: float) -> str:
-    minutes, secs = divmod(int(round(seconds)), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
 def _postfix(progress: Progress) -> dict:
