@@ -22,6 +22,7 @@ import click
 
 from harness.config import ExperimentConfig
 from harness.engine.experiment import CONCURRENCY_VARIABLE, EXPERIMENT_LOG
+from harness.progress import clock, progress_seconds
 from harness.runners import Outcome, Submission
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
@@ -112,7 +113,7 @@ def run_side_by_side(configs: Sequence[ExperimentConfig], jobs: int,
             for child in [c for c in running if c.process.poll() is not None]:
                 running.remove(child)
                 summaries[child.config.name] = _finished(child)
-            if running and time.monotonic() - last_status >= _status_seconds():
+            if running and time.monotonic() - last_status >= progress_seconds():
                 last_status = time.monotonic()
                 _print_status(running)
     except KeyboardInterrupt:
@@ -121,15 +122,10 @@ def run_side_by_side(configs: Sequence[ExperimentConfig], jobs: int,
     return summaries
 
 
-def _status_seconds() -> float:
-    return float(os.environ.get("HARNESS_PROGRESS_SECONDS", "30"))
-
-
 def _print_status(running: Sequence[_Child]) -> None:
     """One line per running child: its newest progress or stage line."""
     for child in running:
-        minutes, seconds = divmod(int(time.monotonic() - child.started), 60)
-        click.echo(f"  … {child.config.name} [{minutes}:{seconds:02d}] {_last_line(child.log)}")
+        click.echo(f"  … {child.config.name} [{clock(time.monotonic() - child.started)}] {_last_line(child.log)}")
 
 
 def _last_line(log: Path) -> str:
