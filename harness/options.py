@@ -62,7 +62,7 @@ def runner_options(func: Callable) -> Callable:
     """``--runner`` and each runner's own options; collected into ``runner_opts`` by the verb."""
     options = (
         click.option("--runner", type=click.Choice(RUNNER_CHOICES), default="local", show_default=True,
-                     help="local: here, one experiment after another; docker: this command inside the harness "
+                     help="local: here, one experiment after another (reproduce: --jobs N at once); docker: this command inside the harness "
                           "GPU image; slurm: one sbatch job-array task per experiment plus a report job."),
         click.option("--image", default=None, help="Docker image for --runner docker."),
         click.option("--partition", default=None, help="slurm: sbatch --partition."),

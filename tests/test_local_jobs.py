@@ -5,6 +5,7 @@ with one Caffe and one Darknet row of the smoke profile.
 """
 from __future__ import annotations
 
+import csv
 import json
 import os
 import signal
@@ -72,6 +73,9 @@ def test_two_jobs_run_both_frameworks_and_report(tmp_path: Path, caffe_install, 
         assert f"=== {name}: ok" in out and str(model_dir / "experiment.log") in out
     assert "2 experiment(s), 2 at a time" in out and "2/2 experiments ok" in out
     assert (tmp_path / "runs" / "table1-smoke" / "report.html").is_file()
+    with (tmp_path / "runs" / "table1-smoke" / "table2.csv").open(newline="") as handle:
+        devices = {row["experiment"]: row["device"] for row in csv.DictReader(handle)}
+    assert all(text.endswith("under load: 2 experiments at once") for text in devices.values()), devices
 
     again = _reproduce(tmp_path, "--jobs", "2")
     out, _ = again.communicate(timeout=300)

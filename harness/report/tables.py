@@ -147,10 +147,17 @@ def build_table2(run: RunData, paper: dict[str, PaperNumbers]) -> list[Table2Ent
             median_ms=_maybe_float(timing.get("median_ms")),
             p90_ms=_maybe_float(timing.get("p90_ms")),
             n_images=_maybe_int(timing.get("n_images")),
-            device=str(timing.get("device") or ""),
+            device=_timed_on(timing),
             backend=str(timing.get("backend") or ""),
         ))
     return entries
+
+
+def _timed_on(timing: dict) -> str:
+    """The device, and that the time was taken beside other experiments (``reproduce --jobs``)."""
+    device = str(timing.get("device") or "")
+    jobs = timing.get("concurrent_experiments")
+    return f"{device}, under load: {jobs} experiments at once" if jobs and int(jobs) > 1 else device
 
 
 def build_accuracy(run: RunData, paper: dict[str, PaperNumbers]) -> list[AccuracyEntry]:

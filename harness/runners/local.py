@@ -125,7 +125,8 @@ def run_side_by_side(configs: Sequence[ExperimentConfig], jobs: int,
 def _print_status(running: Sequence[_Child]) -> None:
     """One line per running child: its newest progress or stage line."""
     for child in running:
-        click.echo(f"  … {child.config.name} [{clock(time.monotonic() - child.started)}] {_last_line(child.log)}")
+        line = _last_line(child.log) or "starting"
+        click.echo(f"  … {child.config.name} [{clock(time.monotonic() - child.started)}] {line}")
 
 
 def _last_line(log: Path) -> str:
