@@ -118,6 +118,16 @@ def test_second_run_reuses_everything(bccd_converted, bccd_root):
     assert again.counts == bccd_converted.counts
 
 
+def test_reuse_keeps_the_dataset_report_and_redraws_a_missing_one(bccd_converted, bccd_root):
+    audit_dir = bccd_converted.out_dir / "audit"
+    written = {path.name: path.stat().st_mtime_ns for path in audit_dir.iterdir()}
+    convert_dataset(bccd_root, bccd_converted.out_dir, workers=1, progress=False)
+    assert {path.name: path.stat().st_mtime_ns for path in audit_dir.iterdir()} == written   # not redrawn
+    (audit_dir / "dataset_report.html").unlink()
+    convert_dataset(bccd_root, bccd_converted.out_dir, workers=1, progress=False)
+    assert (audit_dir / "dataset_report.html").is_file()
+
+
 def test_different_inputs_in_the_same_out_dir_are_refused(bccd_converted, bccd_root):
     with pytest.raises(ValueError, match="different inputs"):
         convert_dataset(bccd_root, bccd_converted.out_dir, seed=5, progress=False)

@@ -37,12 +37,13 @@ def count(model_dir: Path, slides_root: Path, slides_csv: Optional[Path], out: P
     from harness.count.backends import choose_backend
     from harness.count.pages import write_pages
     from harness.count.rules import load_thresholds
-    from harness.count.run import count_slides, load_model
+    from harness.count.run import count_slides
+    from harness.engine.experiment import load_trained_model
     from harness.count.slides import plan_slides
 
     try:
         rules = load_thresholds(thresholds)
-        model = load_model(model_dir, "cpu" if backend == "opencv" and device == "auto" else device)
+        model = load_trained_model(model_dir, "cpu" if backend == "opencv" and device == "auto" else device)
         backend = choose_backend(backend, model.device)
     except (OSError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None

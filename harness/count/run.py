@@ -4,33 +4,16 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-from harness.config import ExperimentConfig
 from harness.count.cells import cells_of_image, touches_border
 from harness.count.differential import SlideResult, count_labels
 from harness.count.slides import SlideFields
 from harness.data.annotations import ImageAnnotation
-from harness.device import Device
 from harness.progress import progress_bar
 
-
-@dataclass
-class Model:
-    """What the backends need of a trained MODEL_DIR."""
-
-    config: ExperimentConfig              # its device is the one detection runs on
-    files: dict
-    weights: Path
-    labelmap: object
-
-    @property
-    def framework(self) -> str:
-        return self.config.framework
-
-    @property
-    def device(self) -> Device:
-        return self.config.device
+if TYPE_CHECKING:
+    from harness.engine.experiment import TrainedModel
 
 
 @dataclass
@@ -46,7 +29,7 @@ class Throughput:
         return self.fields / self.seconds if self.seconds else 0.0
 
 
-def count_slides(model: Model, backend: str, slides: list[SlideFields], work: Path, rules: dict,
+def count_slides(model: TrainedModel, backend: str, slides: list[SlideFields], work: Path, rules: dict,
                  progress: bool = True, echo: Callable[[str], None] = print) -> tuple[list[SlideResult], Throughput]:
     """Detect on every readable slide with ``backend`` (one network load) and group boxes into cells."""
     from harness.count.backends import detect_slides, open_detector
@@ -121,15 +104,3 @@ def truth_differential(images: list[ImageAnnotation], margin: float):
     """Ground truth under the same border rule as the predictions."""
     return count_labels(box.name for im in images for box in im.objects
                         if not touches_border((box.xmin, box.ymin, box.xmax, box.ymax), (im.width, im.height), margin))
-
-
-def load_model(model_dir: Path, device: str) -> Model:
-    """A trained MODEL_DIR as a :class:`Model` (config on ``device``, rendered files, weights, labels)."""
-    from harness.config import with_device
-    from harness.device import resolve_device
-    from harness.engine.experiment import trained_model
-    from harness.labels import LabelMap
-
-    config, files, weights = trained_model(model_dir)
-    labelmap = LabelMap.from_file(files.get("names") or files["labelmap"])
-    return Model(with_device(config, resolve_device(device, config.framework)), files, weights, labelmap)

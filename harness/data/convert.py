@@ -24,7 +24,7 @@ from harness.data import caffe_lmdb, darknet
 from harness.data.annotations import ImageAnnotation
 from harness.data.atomic import link_or_copy, write_bytes, write_text
 from harness.data.audit import DatasetAudit, audit_dataset
-from harness.data.audit_report import write_dataset_report
+from harness.data.audit_report import REPORT_HTML, write_dataset_report
 from harness.data.classnames import ClassMap, read_class_map
 from harness.data.imageinfo import ImageDecodeError, decode_image
 from harness.data.pool import default_workers, worker_pool
@@ -132,8 +132,9 @@ def convert_dataset(
                            f"only {len(test)} test images: Darknet's `detector valid` crashes with fewer than 4"))
     fingerprint = _fingerprint(voc_root, labelmap, seed, train, test, by_id)
     resumed = _prepare_out_dir(out_dir, fingerprint, overwrite)
-    write_dataset_report(audit, out_dir / AUDIT_DIR)
     done = _finished_result(out_dir, fingerprint, report)
+    if done is None or not (out_dir / AUDIT_DIR / REPORT_HTML).is_file():
+        write_dataset_report(audit, out_dir / AUDIT_DIR)    # same fingerprint, same report: not redrawn on reuse
     if done is not None:
         return done
 

@@ -11,7 +11,6 @@ import click
 
 from harness.config import ModelSpec
 from harness.engine.profiles import profile as get_profile
-from harness.labels import LabelMap
 from harness.options import DEVICE, existing_dir, run_options, runner_options
 
 def _train_options(func):
@@ -127,23 +126,20 @@ _yolo_command("yolov3-tiny", 416)
 def detect(model_dir: Path, images: Path, image_set: Optional[str], out: Path, device: str) -> None:
     """Run a trained model (a MODEL_DIR from `harness train`) and write per-class VOC detection
     files plus detections.csv (one row per box, with the original file name)."""
-    from harness.config import with_device
-    from harness.device import resolve_device
     from harness.engine.detect_images import detection_inputs, write_detections_csv
-    from harness.engine.experiment import trained_model
+    from harness.engine.experiment import load_trained_model
     from harness.frameworks import backend_for
 
     try:
-        config, files, weights = trained_model(model_dir)
-        labelmap = LabelMap.from_file(files.get("names") or files["labelmap"])   # the model's own classes
+        model = load_trained_model(model_dir, device)
+        labelmap = model.labelmap                                            # the model's own classes
         inputs = detection_inputs(images, image_set, labelmap, out)
     except (OSError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(inputs.summary)
-    config = with_device(config, resolve_device(device, config.framework))
-    fw = backend_for(config, labelmap)
+    fw = backend_for(model.config, labelmap)
     try:
-        written = fw.detect(files, weights, inputs.images, out)
+        written = fw.detect(model.files, model.weights, inputs.images, out)
     except Exception as exc:  # noqa: BLE001 - native failures become one clear message
         raise click.ClickException(f"detection with {model_dir} failed: {exc}") from None
     csv_path = write_detections_csv(Path(written), labelmap, inputs, out / "detections.csv")

@@ -21,6 +21,7 @@ from harness.config import CONFIG_FILE, ExperimentConfig, ModelSpec, config_diff
 from harness.data.annotations import ImageAnnotation
 from harness.data.convert import ConvertResult, convert_dataset
 from harness.data.voc import load_voc
+from harness.device import Device
 from harness.engine.profiles import Profile
 from harness.frameworks import backend_for
 from harness.engine.types import NativeFrameworkError, TrainResult
@@ -478,6 +479,35 @@ def read_segments(model_dir: Path) -> list[dict]:
         return json.loads(path.read_text()) if path.is_file() else []
     except ValueError:
         return []
+
+
+@dataclass
+class TrainedModel:
+    """A finished MODEL_DIR ready to detect: config (its device is where detection runs), rendered
+    files, weights and the model's own classes."""
+
+    config: ExperimentConfig
+    files: dict
+    weights: Path
+    labelmap: LabelMap
+
+    @property
+    def framework(self) -> str:
+        return self.config.framework
+
+    @property
+    def device(self) -> Device:
+        return self.config.device
+
+
+def load_trained_model(model_dir: Path, device: str) -> TrainedModel:
+    """:func:`trained_model` with its label map, on ``device`` (cpu, gpu, gpu:N or auto)."""
+    from harness.config import with_device
+    from harness.device import resolve_device
+
+    config, files, weights = trained_model(model_dir)
+    labelmap = LabelMap.from_file(files.get("names") or files["labelmap"])
+    return TrainedModel(with_device(config, resolve_device(device, config.framework)), files, weights, labelmap)
 
 
 def trained_model(model_dir: Path) -> tuple[ExperimentConfig, dict[str, Path], Path]:
