@@ -44,6 +44,15 @@ def test_learning_checks_start_first_and_rows_keep_their_order(tmp_path: Path) -
     assert [c.name for c in start_order(configs)] == ["check", "a", "b"]
 
 
+@pytest.mark.parametrize("extra, message", [(("--jobs", "0"), "--jobs"),
+                                            (("--jobs", "2", "--runner", "slurm"), "--max-parallel")])
+def test_bad_jobs_are_usage_errors(tmp_path: Path, extra: tuple, message: str) -> None:
+    done = subprocess.run([sys.executable, "-m", "harness", "reproduce", "table1", "--profile", "smoke", *extra],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and message in done.stderr, done.stderr
+    assert not (tmp_path / "runs").exists()                                      # nothing started
+
+
 def _reproduce(cwd: Path, *extra: str, env: dict | None = None, **kwargs) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "harness", "reproduce", "table1", "--profile", "smoke",
                              *ROWS, *extra], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
