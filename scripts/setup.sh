@@ -16,6 +16,12 @@ VERBOSE=${HARNESS_VERBOSE:-0}
 : > "$LOG"
 echo "[setup] log: $LOG"
 
+# Pinned framework sources (scripts/sources.lock, scripts/fetch_source.sh): an offline mirror folder
+# beside the checkout when there is one (CI and these machines: ../shared/vendor), else GitHub.
+if [ -z "${HARNESS_SOURCES:-}" ] && [ -d ../shared/vendor ]; then
+  HARNESS_SOURCES=$(cd ../shared/vendor && pwd); export HARNESS_SOURCES
+fi
+
 # What the install scripts print when they build/install something, and when they skip.
 WORK_DONE='built in [0-9]+s|make finished|^apt-get install|Setting up |Successfully installed|installing pycaffe'
 NOTHING_TO_DO='already built|complete build cached|already installed|up to date'
