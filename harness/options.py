@@ -5,10 +5,13 @@ caller's working directory; nothing downstream sees a relative user path.
 """
 from __future__ import annotations
 
+import functools
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Optional
 
 import click
+
+from harness.data.options import DataOptions
 
 from harness.device import CHOICES as DEVICE_CHOICES
 from harness.device import Device
@@ -47,8 +50,73 @@ OVERWRITE = click.option("--overwrite", is_flag=True,
                          help="Retrain experiments that already finished (default: reuse them).")
 
 
+def _input_file() -> click.Path:
+    return click.Path(exists=True, dir_okay=False, path_type=Path, resolve_path=True)
+
+
+# What a conversion may fix or accept in a VOC root: one vocabulary for every verb that reads one
+# (data convert, train, reproduce, render table1); the error messages of the data stage name them.
+CLASS_MAP = click.option("--class-map", type=_input_file(), default=None,
+                         help="File of 'old: new' lines ('name: <drop>' removes those objects), applied before "
+                              "anything else.")
+LABELMAP = click.option("--labelmap", type=_input_file(), default=None,
+                        help="obj.names or labelmap.prototxt: the classes and their order. Default: inferred from "
+                             "the data.")
+DATA_OPTIONS = (
+    CLASS_MAP, LABELMAP,
+    click.option("--dedupe", is_flag=True, help="Drop each test image that has a twin (exact or near duplicate) in train."),
+    click.option("--allow-leakage", is_flag=True, help="Go on even when test images have a twin in train."),
+    click.option("--allow-suspect-classes", is_flag=True,
+                 help="Go on even when class names look like typos of each other (no --labelmap given)."),
+)
+DATA_OPTION_NAMES = ("class_map", "labelmap", "dedupe", "allow_leakage", "allow_suspect_classes")
+
+
+def parse_class_map(path: Optional[Path]):
+    """--class-map read once at the boundary: a file that does not parse is a usage error naming it."""
+    from harness.data.classnames import read_class_map
+
+    try:
+        return None if path is None else read_class_map(path)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--class-map") from None
+
+
+def parse_labelmap(path: Optional[Path]):
+    """--labelmap read once at the boundary (obj.names or labelmap.prototxt)."""
+    from harness.labels import LabelMap
+
+    try:
+        return None if path is None else LabelMap.from_file(path)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--labelmap") from None
+
+
+def _checked_data_options(values: dict) -> DataOptions:
+    """The five values as one DataOptions, the two files checked before any work starts."""
+    parse_class_map(values["class_map"])
+    parse_labelmap(values["labelmap"])
+    try:
+        return DataOptions(**values)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+def data_options(func: Callable) -> Callable:
+    """Adds the data options; the verb receives them as one ``data_options: DataOptions``."""
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        kwargs["data_options"] = _checked_data_options({key: kwargs.pop(key) for key in DATA_OPTION_NAMES})
+        return func(*args, **kwargs)
+
+    for option in reversed(DATA_OPTIONS):
+        wrapper = option(wrapper)
+    return wrapper
+
+
 def run_options(func: Callable) -> Callable:
-    """The options every multi-step verb takes, in --help order."""
+    """The options every multi-step verb takes, in --help order (the data options as ``data_options``)."""
+    func = data_options(func)
     for option in reversed((PROFILE, DATA, CLASSIFICATION, NAME, PROJECT, SEED, DEVICE, OVERWRITE)):
         func = option(func)
     return func

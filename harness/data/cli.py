@@ -5,30 +5,8 @@ from pathlib import Path
 
 import click
 
-
-def _labelmap_option(path: str | None):
-    if path is None:
-        return None
-    from harness.labels import LabelMap
-
-    try:
-        return LabelMap.from_file(path)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--labelmap") from exc
-
-
-def _class_map_option(path: str | None):
-    if path is None:
-        return None
-    from harness.data.classnames import read_class_map
-
-    try:
-        return read_class_map(path)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--class-map") from exc
-
-
-_CLASS_MAP_HELP = "File of 'old: new' lines ('name: <drop>' removes those objects), applied before anything else."
+from harness.data.options import DataOptions
+from harness.options import CLASS_MAP, LABELMAP, data_options, parse_class_map, parse_labelmap
 
 
 @click.group()
@@ -41,30 +19,21 @@ def data() -> None:
               help="Pascal VOC directory (Annotations/, JPEGImages/, optional ImageSets/Main/).")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Output directory for the Darknet and Caffe layouts (resumes if interrupted).")
-@click.option("--labelmap", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="obj.names or labelmap.prototxt; default: inferred from the dataset.")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seed for the 7/100 test draw (datasets without ImageSets) and train order.")
 @click.option("--workers", type=int, default=None,
               help="Image-decoding processes [default: all cores but one; inline on 2 cores].")
 @click.option("--overwrite", is_flag=True, help="Replace an earlier conversion of different inputs in --out.")
-@click.option("--class-map", type=click.Path(exists=True, dir_okay=False), default=None, help=_CLASS_MAP_HELP)
-@click.option("--dedupe", is_flag=True, help="Drop each test image that has a twin (exact or near duplicate) in train.")
-@click.option("--allow-leakage", is_flag=True, help="Convert even when test images have a twin in train.")
-@click.option("--allow-suspect-classes", is_flag=True,
-              help="Convert even when class names look like typos of each other (no --labelmap given).")
+@data_options
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def convert(voc_root: str, out_dir: str, labelmap: str | None, seed: int, workers: int | None,
-            overwrite: bool, class_map: str | None, dedupe: bool, allow_leakage: bool,
-            allow_suspect_classes: bool, quiet: bool) -> None:
+def convert(voc_root: str, out_dir: str, seed: int, workers: int | None, overwrite: bool,
+            data_options: DataOptions, quiet: bool) -> None:
     """Audit, then write Darknet (YOLO txt, lists) and Caffe-SSD (AnnotatedDatum LMDB) layouts from VOC."""
     from harness.data.convert import AUDIT_DIR, convert_dataset
 
     try:
-        result = convert_dataset(voc_root, out_dir, labelmap=_labelmap_option(labelmap), seed=seed,
-                                 workers=workers, progress=not quiet, overwrite=overwrite,
-                                 class_map=_class_map_option(class_map), allow_leakage=allow_leakage,
-                                 dedupe=dedupe, allow_suspect_classes=allow_suspect_classes)
+        result = convert_dataset(voc_root, out_dir, seed=seed, workers=workers, progress=not quiet,
+                                 overwrite=overwrite, **data_options.convert_kwargs())
     except (ValueError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(result.summary())
@@ -108,8 +77,8 @@ def synth(out_dir: str, n_images: int, seed: int, classification_images: int, n_
 @data.command()
 @click.option("--voc", "voc_root", required=True, type=click.Path(exists=True, file_okay=False))
 @click.option("--image-set", default=None, help="Split name (e.g. test) or ids file; default: all annotations.")
-@click.option("--labelmap", type=click.Path(exists=True, dir_okay=False), default=None)
-@click.option("--class-map", type=click.Path(exists=True, dir_okay=False), default=None, help=_CLASS_MAP_HELP)
+@LABELMAP
+@CLASS_MAP
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="dataset_audit", show_default=True,
               help="Where dataset_report.html, dataset.json and the figures are written.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the 7/100 draw (sets without ImageSets).")
@@ -117,7 +86,7 @@ def synth(out_dir: str, n_images: int, seed: int, classification_images: int, n_
 @click.option("--max-messages", type=int, default=200, show_default=True)
 @click.option("--strict", is_flag=True,
               help="Exit with status 1 if any image or object would be skipped, or test images leak into train.")
-def check(voc_root: str, image_set: str | None, labelmap: str | None, class_map: str | None, out_dir: str,
+def check(voc_root: str, image_set: str | None, labelmap: Path | None, class_map: Path | None, out_dir: str,
           seed: int, workers: int | None, max_messages: int, strict: bool) -> None:
     """Audit a VOC dataset: decode every image, find duplicates, leakage, orphans and typo classes.
 
@@ -127,8 +96,8 @@ def check(voc_root: str, image_set: str | None, labelmap: str | None, class_map:
     from harness.data.audit import audit_dataset
 
     try:
-        audit = audit_dataset(voc_root, out_dir, labelmap=_labelmap_option(labelmap),
-                              class_map=_class_map_option(class_map), image_set=image_set, seed=seed,
+        audit = audit_dataset(voc_root, out_dir, labelmap=parse_labelmap(labelmap),
+                              class_map=parse_class_map(class_map), image_set=image_set, seed=seed,
                               workers=workers)
     except (ValueError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from exc

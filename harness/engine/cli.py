@@ -34,7 +34,7 @@ def _train_options(func):
 
 
 def _run_train(spec, data, classification, profile_name, iterations, batch_size, init_weights, name, project,
-               seed, device, overwrite, runner, image, eval_interval=None, **slurm) -> None:
+               seed, device, overwrite, runner, image, data_options, eval_interval=None, **slurm) -> None:
     """One experiment through the same config resolution and run rules as ``reproduce``."""
     from harness.engine.experiment import stop_on_sigterm
     from harness.engine.run import RunSettings, exit_for
@@ -42,11 +42,12 @@ def _run_train(spec, data, classification, profile_name, iterations, batch_size,
     from harness.runners import Submission, get_runner
 
     if runner == "docker":
-        rerun_in_docker(image, read_only=[p for p in (data, classification, init_weights) if p is not None],
+        rerun_in_docker(image, read_only=[p for p in (data, classification, init_weights, data_options.class_map,
+                                                       data_options.labelmap) if p is not None],
                         writable=[project])
     stop_on_sigterm()
     settings = RunSettings(project / (name or spec.name), get_profile(profile_name), seed, data, classification,
-                           device)
+                           device, data_options=data_options)
     config = settings.config_for(spec, role=_role(spec, profile_name), init_weights=init_weights,
                                  iterations=iterations, batch_size=batch_size, eval_every=eval_interval)
     outcome = get_runner(runner).submit(Submission(settings, [config], overwrite, pop_slurm_options(slurm)))

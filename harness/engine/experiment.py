@@ -20,6 +20,7 @@ from typing import Any, Callable, Optional, Sequence
 from harness.config import CONFIG_FILE, ExperimentConfig, ModelSpec, config_differences, read_config
 from harness.data.annotations import ImageAnnotation
 from harness.data.convert import ConvertResult, convert_dataset
+from harness.data.options import DataOptions
 from harness.data.voc import load_voc
 from harness.device import Device
 from harness.engine.profiles import Profile
@@ -51,8 +52,10 @@ class PreparedData:
 
 def prepare_data(data: Optional[Path], work_dir: Path, profile: Profile, seed: int = 0,
                  classification: Optional[Path] = None,
-                 synthetic_sizes: Optional[tuple[int, int]] = None) -> PreparedData:
-    """Use the user's VOC data, or synthesise the embedded default set; convert it once per run."""
+                 synthetic_sizes: Optional[tuple[int, int]] = None,
+                 options: DataOptions = DataOptions()) -> PreparedData:
+    """Use the user's VOC data, or synthesise the embedded default set; convert it once per run
+    with the run's data options (class map, label map, leakage and typo rules)."""
     from harness.data.synth import synthesize
 
     work_dir = Path(work_dir).resolve()
@@ -62,7 +65,7 @@ def prepare_data(data: Optional[Path], work_dir: Path, profile: Profile, seed: i
         data = synthesize(work_dir / "synthetic", images, seed=seed, classification_images=cells)
         cls_root = Path(data) / "classification"
         classification = classification or (cls_root if cls_root.is_dir() else None)
-    converted = convert_dataset(Path(data).resolve(), work_dir / "dataset", seed=seed)
+    converted = convert_dataset(Path(data).resolve(), work_dir / "dataset", seed=seed, **options.convert_kwargs())
     print(converted.summary())
     return PreparedData(Path(data).resolve(), converted,
                         Path(classification).resolve() if classification else None, synthetic)

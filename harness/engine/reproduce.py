@@ -10,6 +10,7 @@ import click
 
 from harness import paper
 from harness.config import ExperimentConfig, ModelSpec
+from harness.data.options import DataOptions
 from harness.engine.experiment import stop_on_sigterm
 from harness.engine.profiles import LearningCheck, Profile, profile as get_profile
 from harness.engine.run import RunSettings, execute, exit_for
@@ -81,11 +82,13 @@ def reproduce_table1(run_dir: Path, profile_: Profile, data: Optional[Path] = No
                      classification: Optional[Path] = None, only: Sequence[str] = (),
                      init_weights_ssd: Optional[Path] = None, init_weights_yolo: Optional[Path] = None,
                      seed: int = 0, learning_check: bool = True, device: str = "auto",
-                     overwrite: bool = False, jobs: int = 1) -> tuple[Path, list[dict]]:
+                     overwrite: bool = False, jobs: int = 1,
+                     data_options: DataOptions = DataOptions()) -> tuple[Path, list[dict]]:
     """Run the experiments, then build the report; returns the report's path and the summaries."""
     from harness.report.builder import build_report
 
-    settings = RunSettings(Path(run_dir).resolve(), profile_, seed, data, classification, device)
+    settings = RunSettings(Path(run_dir).resolve(), profile_, seed, data, classification, device,
+                           data_options=data_options)
     run_dir = settings.run_dir
     stop_on_sigterm()
     started = time.monotonic()
@@ -177,7 +180,7 @@ def reproduce() -> None:
 def table1(profile_name: str, data: Optional[Path], classification: Optional[Path], name: Optional[str],
            project: Path, seed: int, device: str, overwrite: bool, only: tuple[str, ...],
            init_weights_ssd: Optional[Path], init_weights_yolo: Optional[Path], learning_check: bool, jobs: int,
-           runner: str, image: Optional[str], **slurm) -> None:
+           runner: str, image: Optional[str], data_options: DataOptions, **slurm) -> None:
     """All seven Table 1 models: train, evaluate (VOC07 + VOC12), classify, time, report.
 
     Exit status: 0 when every experiment succeeded, 1 when any failed (each is named with its
@@ -187,7 +190,8 @@ def table1(profile_name: str, data: Optional[Path], classification: Optional[Pat
     if runner == "docker":
         from harness.engine.cli import rerun_in_docker
 
-        rerun_in_docker(image, read_only=[p for p in (data, classification, init_weights_ssd, init_weights_yolo)
+        rerun_in_docker(image, read_only=[p for p in (data, classification, init_weights_ssd, init_weights_yolo,
+                                                      data_options.class_map, data_options.labelmap)
                                           if p is not None], writable=[project])
     check_names = {c.name for c in get_profile(profile_name).all_learning_checks()}
     try:
@@ -197,7 +201,8 @@ def table1(profile_name: str, data: Optional[Path], classification: Optional[Pat
     if runner == "slurm":
         if jobs != 1:
             raise click.UsageError("--jobs is for the local runner; with --runner slurm use --max-parallel")
-        _submit_to_slurm(RunSettings(run_dir.resolve(), get_profile(profile_name), seed, data, classification, device),
+        _submit_to_slurm(RunSettings(run_dir.resolve(), get_profile(profile_name), seed, data, classification, device,
+                                     data_options=data_options),
                          only_valid, init_weights_ssd, init_weights_yolo, learning_check, overwrite,
                          pop_slurm_options(slurm))
         return
@@ -205,6 +210,6 @@ def table1(profile_name: str, data: Optional[Path], classification: Optional[Pat
                                          only=only_valid, init_weights_ssd=init_weights_ssd,
                                          init_weights_yolo=init_weights_yolo, seed=seed,
                                          learning_check=learning_check, device=device, overwrite=overwrite,
-                                         jobs=jobs)
+                                         jobs=jobs, data_options=data_options)
     click.secho(f"\nreport: {report}", fg="green", bold=True)
     exit_for(summaries, run_dir)

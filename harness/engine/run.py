@@ -15,6 +15,7 @@ from typing import Callable, Optional, Sequence
 import click
 
 from harness.config import RUN_FILE, ExperimentConfig, ModelSpec, resolve_experiment
+from harness.data.options import DataOptions
 from harness.device import resolve_device
 from harness.engine.experiment import ConfigMismatch, PreparedData, plan_experiment, prepare_data, run_experiment
 from harness.engine.profiles import Profile
@@ -31,13 +32,15 @@ class RunSettings:
     classification: Optional[Path] = None
     device: str = "auto"
     synthetic: Optional[tuple[int, int]] = None   # (smears, cells) of the synthetic set; see sized()
+    data_options: DataOptions = DataOptions()     # --class-map, --labelmap, --dedupe, ... (one vocabulary)
 
     def identity(self) -> dict:
         """The values the run's data depends on: changing them under one run name is refused."""
         return {"profile": self.profile.name, "seed": self.seed,
                 "data": str(self.data) if self.data else None,
                 "classification": str(self.classification) if self.classification else None,
-                "synthetic": list(self.synthetic) if self.synthetic else None}
+                "synthetic": list(self.synthetic) if self.synthetic else None,
+                **({"data_options": self.data_options.identity()} if self.data_options != DataOptions() else {})}
 
     def sized(self, configs: Sequence[ExperimentConfig]) -> "RunSettings":
         """The synthetic set this run needs: the profile's full set when a learning check runs,
@@ -71,8 +74,9 @@ def check_run(settings: RunSettings, overwrite: bool) -> None:
         earlier = json.loads(path.read_text()).get("identity", {})
     except ValueError:
         earlier = {}
-    differences = [f"{key} {earlier.get(key)!r} (now {value!r})" for key, value in settings.identity().items()
-                   if earlier.get(key) != value]
+    now = settings.identity()
+    differences = [f"{key} {earlier.get(key)!r} (now {now.get(key)!r})" for key in {**earlier, **now}
+                   if earlier.get(key) != now.get(key)]
     if not differences:
         return
     if not overwrite:
@@ -119,8 +123,8 @@ def execute(settings: RunSettings, configs: Sequence[ExperimentConfig], overwrit
     check_run(settings, overwrite)
     plans = plan_all(configs, overwrite)
     announce_devices(configs)
-    write_run_file(settings, configs)
     prepared = prepare_run_data(settings)
+    write_run_file(settings, configs)     # after the data: a refused --data leaves no run behind
     if jobs > 1:
         return prepared, _execute_side_by_side(configs, plans, prepared, overwrite, on_start, jobs)
     summaries = []
@@ -159,7 +163,8 @@ def prepare_run_data(settings: RunSettings) -> PreparedData:
     with prepare_lock(settings.run_dir):
         try:
             return prepare_data(settings.data, settings.run_dir, settings.profile, seed=settings.seed,
-                                classification=settings.classification, synthetic_sizes=settings.synthetic)
+                                classification=settings.classification, synthetic_sizes=settings.synthetic,
+                                options=settings.data_options)
         except (ValueError, FileNotFoundError) as exc:   # e.g. the audit refuses a leaking split
             source = settings.data or "the synthetic set"
             raise click.ClickException(f"data {source}: {exc}") from None
@@ -184,7 +189,8 @@ def settings_of(run_dir: Path) -> RunSettings:
     optional = {key: Path(identity[key]) if identity.get(key) else None for key in ("data", "classification")}
     synthetic = tuple(identity["synthetic"]) if identity.get("synthetic") else None
     return RunSettings(Path(run_dir), get_profile(identity["profile"]), identity["seed"], optional["data"],
-                       optional["classification"], record.get("device_choice", "auto"), synthetic)
+                       optional["classification"], record.get("device_choice", "auto"), synthetic,
+                       DataOptions.from_identity(identity.get("data_options")))
 
 
 def exit_for(summaries: Sequence[dict], run_dir: Path) -> None:

@@ -7,6 +7,7 @@ from typing import Any, Optional
 import click
 
 from harness import paper
+from harness.data.options import DataOptions
 from harness.options import DEVICE, run_options
 
 
@@ -172,7 +173,7 @@ yolov3_tiny_command = _yolo_command("yolov3-tiny", 416)
 @click.option("--learning-check/--no-learning-check", default=True, show_default=True)
 def table1_command(profile_name: str, data: Optional[Path], classification: Optional[Path], name: Optional[str],
                    project: Path, seed: int, device: str, overwrite: bool, only: tuple[str, ...],
-                   learning_check: bool) -> None:
+                   learning_check: bool, data_options: DataOptions) -> None:
     """Render exactly the files `harness reproduce table1` (same options) trains, into the same
     run folder (PROJECT/NAME/models/<experiment>/rendered), without training."""
     from harness.engine.experiment import render_experiment
@@ -185,13 +186,13 @@ def table1_command(profile_name: str, data: Optional[Path], classification: Opti
     except KeyError as exc:
         raise click.BadParameter(str(exc.args[0]), param_hint="--only") from None
     settings = RunSettings(project / (name or f"table1-{profile_name}"), get_profile(profile_name), seed, data,
-                           classification, device)
+                           classification, device, data_options=data_options)
     configs = table1_configs(settings, only_valid, learning_check=learning_check)
     settings = settings.sized(configs)
     check_run(settings, overwrite)
     plan_all(configs, overwrite)
-    write_run_file(settings, configs)
     prepared = prepare_run_data(settings)
+    write_run_file(settings, configs)
     for config in configs:
         try:
             files = render_experiment(config, prepared)

@@ -186,8 +186,8 @@ class SlurmRunner:
         from harness.engine.run import announce_devices, prepare_run_data, write_run_file
 
         announce_devices(submission.configs)
-        write_run_file(submission.settings, submission.configs)
         prepare_run_data(submission.settings)
+        write_run_file(submission.settings, submission.configs)
         for config in todo:
             if submission.overwrite:
                 clear_model_dir(config.model_dir)

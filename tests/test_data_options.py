@@ -1,0 +1,113 @@
+"""One data vocabulary on every verb that reads a VOC root (issue 23): --class-map, --labelmap,
+--dedupe, --allow-leakage, --allow-suspect-classes, with the same meaning as `data convert`,
+recorded in run.json. CLI verbs run as subprocesses from their own working directory."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+VERBS = (("data", "convert"), ("train", "yolov3-tiny"), ("reproduce", "table1"), ("render", "table1"))
+
+
+def harness(args: list[str], cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "HARNESS_PROGRESS_SECONDS": "3600"}
+    return subprocess.run([sys.executable, "-m", "harness", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def messy_bccd(bccd: Path, root: Path, train: int = 12, test: int = 5) -> Path:
+    """A small BCCD copy made messy as real sets are: a typo class ('Platelet' beside 'Platelets'),
+    a test image that is a byte copy of a train image (leakage), and an XML without its image."""
+    voc = root / "messy"
+    for sub in ("Annotations", "JPEGImages", "ImageSets/Main"):
+        (voc / sub).mkdir(parents=True)
+    split = {name: (bccd / f"ImageSets/Main/{name}.txt").read_text().split() for name in ("trainval", "test")}
+    ids = {"trainval": split["trainval"][:train], "test": split["test"][:test]}
+    for image_id in ids["trainval"] + ids["test"]:
+        shutil.copy(bccd / "Annotations" / f"{image_id}.xml", voc / "Annotations")
+        shutil.copy(bccd / "JPEGImages" / f"{image_id}.jpg", voc / "JPEGImages")
+    typo = voc / "Annotations" / f"{ids['trainval'][0]}.xml"
+    typo.write_text(typo.read_text().replace("<name>Platelets</name>", "<name>Platelet</name>", 1)
+                    if "<name>Platelets</name>" in typo.read_text()
+                    else typo.read_text().replace("<name>RBC</name>", "<name>Platelet</name>", 1))
+    twin = "leaked_twin"                                  # a test image identical to a train image
+    shutil.copy(voc / "Annotations" / f"{ids['trainval'][1]}.xml", voc / "Annotations" / f"{twin}.xml")
+    shutil.copy(voc / "JPEGImages" / f"{ids['trainval'][1]}.jpg", voc / "JPEGImages" / f"{twin}.jpg")
+    shutil.copy(voc / "Annotations" / f"{ids['test'][0]}.xml", voc / "Annotations" / "orphan.xml")  # no image
+    (voc / "ImageSets/Main/trainval.txt").write_text("\n".join(ids["trainval"]) + "\n")
+    (voc / "ImageSets/Main/test.txt").write_text("\n".join(ids["test"] + [twin]) + "\n")
+    (root / "fixes.txt").write_text("Platelet: Platelets\n")
+    return voc
+
+
+def options_named(message: str) -> set[str]:
+    return set(re.findall(r"(--[a-z][a-z-]+)", message))
+
+
+@pytest.mark.parametrize("verb", VERBS, ids=" ".join)
+def test_every_verb_has_the_options_its_refusals_name(bccd_root: Path, tmp_path: Path, verb: tuple[str, str]):
+    """The leakage and typo refusals suggest options; every verb that can print them has them."""
+    voc = messy_bccd(bccd_root, tmp_path)
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    out = ["--out", "conv"] if verb[0] == "data" else ["--project", "runs"]
+    help_text = harness([*verb, "--help"], work).stdout
+    typo = harness([*verb, "--voc" if verb[0] == "data" else "--data", str(voc), *out, "--dedupe",
+                    "--profile", "smoke"][: None if verb[0] != "data" else -2], work)
+    assert typo.returncode == 1, typo.stdout + typo.stderr
+    assert "look like typos" in typo.stderr and "'Platelet'" in typo.stderr
+    leak = harness([*verb, "--voc" if verb[0] == "data" else "--data", str(voc), *out, "--class-map",
+                    str(tmp_path / "fixes.txt"), "--profile", "smoke"][: None if verb[0] != "data" else -2], work)
+    assert leak.returncode == 1, leak.stdout + leak.stderr
+    assert "have a twin in train" in leak.stderr and "leaked_twin" in leak.stderr
+    named = options_named(typo.stderr) | options_named(leak.stderr)
+    assert {"--dedupe", "--allow-leakage", "--class-map", "--labelmap", "--allow-suspect-classes"} <= named
+    missing = [option for option in named if option not in help_text]
+    assert not missing, f"`harness {' '.join(verb)}` names options it does not have: {missing}"
+    assert not (work / "runs").exists() or not list((work / "runs").glob("*/models/*/weights/*"))
+
+
+def test_dedupe_and_allow_leakage_together_is_a_usage_error(tmp_path: Path):
+    done = harness(["train", "yolov3-tiny", "--dedupe", "--allow-leakage"], tmp_path)
+    assert done.returncode == 2 and "exclude each other" in done.stderr
+
+
+def test_unreadable_class_map_is_a_usage_error_naming_the_file(tmp_path: Path):
+    bad = tmp_path / "bad_map.txt"
+    bad.write_text("no colon on this line\n")
+    done = harness(["render", "table1", "--class-map", str(bad), "--profile", "smoke"], tmp_path)
+    assert done.returncode == 2 and "bad_map.txt" in done.stderr and "--class-map" in done.stderr
+
+
+def test_train_goes_through_a_messy_set_and_records_its_data_options(bccd_root: Path, tmp_path: Path,
+                                                                     darknet_install):
+    """Mapped typo, dropped test twin, skipped orphan: trained, detected, evaluated — no hand edits."""
+    voc = messy_bccd(bccd_root, tmp_path)
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    args = ["train", "yolov3-tiny", "--data", str(voc), "--class-map", str(tmp_path / "fixes.txt"), "--dedupe",
+            "--profile", "smoke", "--iterations", "2", "--size", "128", "--name", "messy"]
+    done = harness(args, work)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    run = work / "runs/messy"
+    identity = json.loads((run / "run.json").read_text())["identity"]
+    assert identity["data_options"] == {"class_map": str(tmp_path / "fixes.txt"), "labelmap": None,
+                                        "dedupe": True, "allow_leakage": False, "allow_suspect_classes": False}
+    validation = json.loads((run / "dataset/conversion.json").read_text())["counts"]["validation"]
+    names = (run / "dataset/darknet/obj.names").read_text().split()
+    assert "Platelet" not in names and "Platelets" in names
+    assert "leaked_twin" not in (run / "dataset/darknet/valid.txt").read_text()
+    assert validation["skipped_by_reason"] == {"missing image": 1, "test twin dropped": 1}   # counted, not lost
+    assert validation["fixed_by_reason"] == {"class mapped": 1}
+    assert (run / "models/yolov3-tiny_128/summary.json").is_file()
+    # The same run name with other data options is refused, naming the difference.
+    again = harness([a for a in args if a != "--dedupe"] + ["--allow-leakage"], work)
+    assert again.returncode == 2 and "data_options" in again.stderr
