@@ -15,8 +15,9 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
+from harness import paper
 from harness.device import Device
 from harness.engine.profiles import Profile, eval_interval, limit, ssd_solver, yolo_overrides
 
@@ -173,9 +174,10 @@ def resolve_experiment(
 def _caffe_solver(base: dict, iterations: Optional[int], device: Device) -> dict:
     solver = dict(base)
     if iterations:
+        full = {**paper.SSD_SOLVER, **paper.SSD_HARNESS_SOLVER, **base}
         solver["max_iter"] = iterations
         solver["snapshot"] = iterations
-        solver["stepvalue"] = [s for s in solver.get("stepvalue", []) if s < iterations] or [iterations]
+        solver["stepvalue"] = scaled_steps(full["stepvalue"], full["max_iter"], iterations)
     solver["solver_mode"] = device.caffe_solver_mode
     return solver
 
@@ -183,10 +185,21 @@ def _caffe_solver(base: dict, iterations: Optional[int], device: Device) -> dict
 def _darknet_cfg(base: dict, iterations: Optional[int], batch_size: Optional[int]) -> dict:
     cfg = dict(base)
     if iterations:
-        cfg["max_batches"] = iterations     # steps past max_batches never fire: left as they are
+        full = {**paper.YOLO_NET, **paper.YOLO_STOCK_NET, **base}
+        cfg["max_batches"] = iterations
+        cfg["steps"] = scaled_steps(full["steps"], full["max_batches"], iterations)
+        cfg["burn_in"] = round(full["burn_in"] * iterations / full["max_batches"])
     if batch_size:
         cfg.update(batch=batch_size, subdivisions=1)
     return cfg
+
+
+def scaled_steps(steps: Sequence[int], length: int, iterations: int) -> list[int]:
+    """A shortened (or lengthened) run keeps its schedule's shape: each learning-rate step and the
+    burn-in at the same fraction of the run (paper: steps at 20 % and 70 % of 50,200 iterations;
+    ``--iterations 500`` steps at 100 and 349, not never). As many steps as before (Darknet pairs
+    them with ``scales``), each inside the run."""
+    return [min(max(1, round(step * iterations / length)), iterations) for step in steps]
 
 
 def _absolute(path: Optional[Path]) -> Optional[Path]:

@@ -1,0 +1,46 @@
+"""--iterations N keeps the schedule's shape (issue 23): learning-rate steps and burn-in scale with
+the run instead of staying at the full run's absolute iterations (never reached) or the smoke
+profile's 2 and 3 (the rate at 1e-6 from iteration 3 on)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness.config import ModelSpec, resolve_experiment, scaled_steps
+from harness.device import Device
+from harness.engine.profiles import PAPER, SMOKE
+
+YOLO = ModelSpec("yolov3_416", "darknet", "yolov3", 416)
+SSD = ModelSpec("ssd300_smin0.2", "caffe", "ssd", 300, 0.2, 0.9)
+
+
+def resolve(spec: ModelSpec, profile, iterations, tmp_path: Path):
+    return resolve_experiment(spec, profile, device=Device("cpu"), run_dir=tmp_path, iterations=iterations)
+
+
+def test_paper_yolo_shortened_run_decays_at_the_papers_fractions(tmp_path: Path):
+    cfg = resolve(YOLO, PAPER, 500, tmp_path).cfg
+    assert cfg["max_batches"] == 500
+    assert cfg["steps"] == [100, 349]           # 10,000 and 35,000 of 50,200
+    assert cfg["burn_in"] == 10                 # 1,000 of 50,200: not 500 iterations of burn-in
+
+
+def test_paper_ssd_shortened_run_keeps_every_step_inside_the_run(tmp_path: Path):
+    solver = resolve(SSD, PAPER, 500, tmp_path).solver
+    assert solver["max_iter"] == 500 and solver["snapshot"] == 500
+    assert solver["stepvalue"] == [10, 100, 200, 500]      # 14.7k, 147k, 294k, 735k of 735k
+
+
+def test_smoke_profile_lengthened_run_scales_its_steps(tmp_path: Path):
+    cfg = resolve(ModelSpec("yolov3-tiny_416", "darknet", "yolov3-tiny", 416), SMOKE, 400, tmp_path).cfg
+    assert cfg["steps"] == [200, 300] and cfg["burn_in"] == 0 and cfg["learning_rate"] == 0.0001
+
+
+def test_without_iterations_the_schedule_is_untouched(tmp_path: Path):
+    assert "steps" not in resolve(YOLO, PAPER, None, tmp_path).cfg
+    assert resolve(ModelSpec("yolov3-tiny_416", "darknet", "yolov3-tiny", 416), SMOKE, None,
+                   tmp_path).cfg["steps"] == [2, 3]
+
+
+def test_scaled_steps_keep_their_count_for_darknets_scales():
+    assert scaled_steps([2, 3], 4, 1) == [1, 1]
+    assert scaled_steps([10000, 35000], 50200, 3) == [1, 2]
