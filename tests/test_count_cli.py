@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from harness.count.cells import cells_of_image
+from harness.count.roles import roles_for_model
 from harness.count.rules import load_thresholds
 from harness.frameworks import detections_by_image
 from test_config_paths import harness, out
@@ -101,7 +102,7 @@ def test_agreement_is_computed_for_the_annotated_slides(counted) -> None:
     stats = json.loads((root / "counted" / "agreement.json").read_text())
     assert stats["slides"] and set(stats["slides"]) <= {"slide_000", "slide_001"}     # never the plain folders
     assert set(stats["per_class"]) == {"Blast", "PRO", "MYE", "MET", "bNEU", "sNEU", "LYM", "MO", "EO", "BA", "rLYM"}
-    assert set(stats["flags"]) == set(load_thresholds()["flags"])
+    assert set(stats["flags"]) == set(roles_for_model(["LYM"]).flags)        # the paper's table
     assert (root / "counted" / "agreement_scatter.png").stat().st_size > 0
 
 

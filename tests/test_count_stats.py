@@ -9,9 +9,12 @@ from harness.count.agreement import (agreement, binomial_interval, bland_altman,
                                      sensitivity_specificity)
 from harness.count.cells import cells_of_image, iou
 from harness.count.differential import SlideResult, count_labels
+from harness.count.roles import roles_for_model
 from harness.count.rules import load_thresholds
+from harness.labels import PAPER_LABELS
 
 RULES = load_thresholds()
+PAPER = roles_for_model([label.abbr for label in PAPER_LABELS])
 
 
 def test_pearson_r_by_hand() -> None:
@@ -75,22 +78,23 @@ def test_low_top_score_is_uncertain() -> None:
 
 def test_differential_percentages_nrbc_and_flags() -> None:
     labels = ["sNEU"] * 80 + ["bNEU"] * 12 + ["Blast"] * 1 + ["MYE"] * 3 + ["LYM"] * 4 + ["NRBC"] * 6 + ["SM"] * 9
-    d = count_labels(labels)
+    d = count_labels(labels, PAPER)
+    assert PAPER.name == "paper-15"
     assert d.wbc == 100                                  # NRBC and SM are outside the differential
     assert d.percent("bNEU") == pytest.approx(12.0)
     assert d.nrbc_per_100_wbc == pytest.approx(6.0)
-    assert set(d.flags(RULES)) == {"blasts_any", "immature_granulocytes", "left_shift", "nrbc"}
-    assert count_labels(["SM"]).flags(RULES) == [] and count_labels(["SM"]).percent("LYM") is None
+    assert set(d.flags()) == {"blasts_any", "immature_granulocytes", "left_shift", "nrbc"}
+    assert count_labels(["SM"], PAPER).flags() == [] and count_labels(["SM"], PAPER).percent("LYM") is None
 
 
 def test_agreement_over_slides_uses_the_hand_computed_statistics() -> None:
     results = []
     for lym_pred, lym_true in ((12, 10), (18, 20), (33, 30)):
-        r = SlideResult(f"s{lym_true}")
-        r.truth = count_labels(["LYM"] * lym_true + ["sNEU"] * (100 - lym_true))
+        r = SlideResult(f"s{lym_true}", PAPER)
+        r.truth = count_labels(["LYM"] * lym_true + ["sNEU"] * (100 - lym_true), PAPER)
         r.cells = [_cell("LYM")] * lym_pred + [_cell("sNEU")] * (100 - lym_pred)
         results.append(r)
-    stats = agreement(results, RULES)
+    stats = agreement(results)
     lym = stats["per_class"]["LYM"]
     assert lym["r"] == pytest.approx(0.970725, abs=1e-6) and lym["r2"] == pytest.approx(0.970725 ** 2, abs=1e-5)
     assert lym["bland_altman"]["bias"] == pytest.approx(1.0)

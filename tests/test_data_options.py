@@ -3,6 +3,7 @@
 recorded in run.json. CLI verbs run as subprocesses from their own working directory."""
 from __future__ import annotations
 
+import csv
 import json
 import os
 import re
@@ -111,3 +112,40 @@ def test_train_goes_through_a_messy_set_and_records_its_data_options(bccd_root: 
     # The same run name with other data options is refused, naming the difference.
     again = harness([a for a in args if a != "--dedupe"] + ["--allow-leakage"], work)
     assert again.returncode == 2 and "data_options" in again.stderr
+    count_bccd_test_images(run / "models/yolov3-tiny_128", voc, work)
+
+
+def count_bccd_test_images(model_dir: Path, voc: Path, work: Path) -> None:
+    """`harness count` with the RBC/WBC/Platelets model on the set's test images, grouped into two
+    slides by slides.csv: counts per field and ratios, not "no leukocytes detected". The 2-iteration
+    weights are replaced by seeded random ones (as in test_count_cli.py) so that cells exist."""
+    from harness.engine.experiment import trained_model
+    from tests.support.darknet import write_random_weights
+
+    _, files, weights = trained_model(model_dir)
+    write_random_weights(files["cfg"], weights)
+    slides = work / "bccd_slides"
+    for sub in ("Annotations", "JPEGImages"):
+        (slides / sub).mkdir(parents=True)
+    ids = (voc / "ImageSets/Main/test.txt").read_text().split()[:4]
+    for image_id in ids:
+        shutil.copy(voc / "Annotations" / f"{image_id}.xml", slides / "Annotations")
+        shutil.copy(voc / "JPEGImages" / f"{image_id}.jpg", slides / "JPEGImages")
+    (slides / "slides.csv").write_text("image_id,slide\n" + "".join(
+        f"{image_id},{'A' if i < 2 else 'B'}\n" for i, image_id in enumerate(ids)))
+    done = harness(["count", str(model_dir), "--slides", "bccd_slides", "--out", "counted", "--quiet",
+                    "--device", "cpu"], work)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "class roles: rbc-wbc-platelets" in done.stdout
+    with (work / "counted/differential.csv").open() as handle:
+        rows = {row["slide"]: row for row in csv.DictReader(handle)}
+    assert set(rows) == {"A", "B"}
+    for row in rows.values():
+        assert int(row["RBC_n"]) + int(row["Platelets_n"]) + int(row["wbc"]) > 0
+        assert row["rbc_per_field"] and "platelets_per_1000_rbc" in row and "sNEU_pct" not in row
+    page = (work / "counted/slide_A.html").read_text()
+    assert "Per field and ratios" in page and "platelets per 1000 rbc" in page
+    record = json.loads((work / "counted/count.json").read_text())
+    assert record["class_roles"]["name"] == "rbc-wbc-platelets"
+    stats = json.loads((work / "counted/agreement.json").read_text()) if (work / "counted/agreement.json").is_file() else None
+    assert stats is None or set(stats["per_class"]) == {"WBC"}

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from harness.count.differential import SlideResult
-from harness.count.rules import WBC_CLASSES
 
 MANUAL_COUNTS = (100, 200)
 
@@ -70,21 +69,22 @@ def sensitivity_specificity(pairs: Sequence[tuple[bool, bool]]) -> dict:
             "specificity": tn / (tn + fp) if tn + fp else None}
 
 
-def agreement(results: list[SlideResult], rules: dict) -> Optional[dict]:
+def agreement(results: list[SlideResult]) -> Optional[dict]:
     """Statistics over the slides that have ground truth and leukocytes on both sides."""
     pairs = [(r.differential, r.truth) for r in results
              if r.truth is not None and r.truth.wbc and r.differential.wbc]
     if not pairs:
         return None
+    roles = results[0].roles
     per_class = {}
-    for name in WBC_CLASSES:
+    for name in roles.differential:
         pred = [p.percent(name) for p, _ in pairs]
         true = [t.percent(name) for _, t in pairs]
         r = pearson(true, pred)
         per_class[name] = {"predicted": pred, "true": true, "r": r, "r2": None if r is None else r * r,
                            "bland_altman": bland_altman(pred, true)}
-    flags = {flag: sensitivity_specificity([(flag in p.flags(rules), flag in t.flags(rules)) for p, t in pairs])
-             for flag in rules["flags"]}
+    flags = {flag: sensitivity_specificity([(flag in p.flags(), flag in t.flags()) for p, t in pairs])
+             for flag in roles.flags}
     return {"slides": [r.slide for r in results if r.truth is not None and r.truth.wbc and r.differential.wbc],
             "per_class": per_class, "flags": flags}
 
@@ -101,11 +101,15 @@ def plot_agreement(stats: dict, out_dir: Path) -> dict[str, Path]:
     grid = np.linspace(0, 100, 101)
     bands = {n: np.array([manual_count_interval(p, n) for p in grid]) for n in MANUAL_COUNTS}
     paths = {}
+    names = list(stats["per_class"])
+    columns = min(4, len(names))
+    rows = -(-len(names) // columns)
     for kind in ("scatter", "bland_altman"):
-        fig, axes = plt.subplots(3, 4, figsize=(14, 10))
-        for ax, name in zip(axes.flat, WBC_CLASSES):
+        fig, axes = plt.subplots(rows, columns, figsize=(3.5 * columns, 3.3 * rows), squeeze=False)
+        for ax, name in zip(axes.flat, names):
             _panel(ax, kind, name, stats["per_class"][name], grid, bands)
-        axes.flat[-1].axis("off")
+        for ax in list(axes.flat)[len(names):]:
+            ax.axis("off")
         fig.tight_layout()
         paths[kind] = out_dir / f"agreement_{kind}.png"
         fig.savefig(paths[kind], dpi=80)

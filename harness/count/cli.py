@@ -20,6 +20,10 @@ from harness.count.backends import BACKENDS
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--thresholds", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Thresholds file [default: harness/count/thresholds.json, see docs/count.md].")
+@click.option("--classes", "classes_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Class-roles table (JSON): what each class of the model counts as. Default: MODEL_DIR/"
+                   "class_roles.json, else the built-in table that knows the model's classes (the paper's 15 "
+                   "labels, RBC/WBC/Platelets, the 5-part differential; docs/count.md).")
 @click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True,
               help="opencv: OpenCV DNN (CPU only; fastest on CPUs); native: pycaffe (Caffe) / libdarknet "
                    "(Darknet), the only GPU path; auto: opencv on the CPU, native on a GPU. The network is "
@@ -27,7 +31,7 @@ from harness.count.backends import BACKENDS
 @click.option("--device", default="auto", show_default=True, help="cpu, gpu, gpu:N or auto.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def count(model_dir: Path, slides_root: Path, slides_csv: Optional[Path], out: Path, thresholds: Optional[Path],
-          backend: str, device: str, quiet: bool) -> None:
+          classes_file: Optional[Path], backend: str, device: str, quiet: bool) -> None:
     """Differential count per slide: differential.csv, cells.csv, skipped.csv, count.json, slide_<id>.html, index.html.
 
     Exit status: 0 when every image of every slide was counted, 1 when an image or a slide
@@ -36,6 +40,7 @@ def count(model_dir: Path, slides_root: Path, slides_csv: Optional[Path], out: P
     from harness.count.agreement import agreement, plot_agreement
     from harness.count.backends import choose_backend
     from harness.count.pages import write_pages
+    from harness.count.roles import roles_for_model
     from harness.count.rules import load_thresholds
     from harness.count.run import count_slides
     from harness.engine.experiment import load_trained_model
@@ -45,6 +50,7 @@ def count(model_dir: Path, slides_root: Path, slides_csv: Optional[Path], out: P
         rules = load_thresholds(thresholds)
         model = load_trained_model(model_dir, "cpu" if backend == "opencv" and device == "auto" else device)
         backend = choose_backend(backend, model.device)
+        roles = roles_for_model(model.labelmap.names, classes_file, model_dir)
     except (OSError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     out.mkdir(parents=True, exist_ok=True)
@@ -52,12 +58,14 @@ def count(model_dir: Path, slides_root: Path, slides_csv: Optional[Path], out: P
         slides, unassigned = plan_slides(slides_root, model.labelmap, out / "work", slides_csv)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
-    results, speed = count_slides(model, backend, slides, out / "work", rules, progress=not quiet, echo=click.echo)
-    stats = agreement(results, rules)
+    click.echo(f"class roles: {roles.name} ({roles.source})")
+    results, speed = count_slides(model, backend, slides, out / "work", rules, roles, progress=not quiet,
+                                  echo=click.echo)
+    stats = agreement(results)
     figures = plot_agreement(stats, out) if stats else {}
-    _write_outputs(results, rules, out, stats, unassigned)
-    _write_record(out / "count.json", model_dir, model, speed, thresholds, slides_root, slides_csv)
-    pages = write_pages(results, rules, out, f"{model.config.name} ({model.framework}, {model_dir})", stats, figures)
+    _write_outputs(results, roles, out, stats, unassigned)
+    _write_record(out / "count.json", model_dir, model, speed, thresholds, slides_root, slides_csv, roles)
+    pages = write_pages(results, roles, out, f"{model.config.name} ({model.framework}, {model_dir})", stats, figures)
     click.secho(f"{speed.fields} field(s) in {speed.seconds:.1f} s: {speed.fields_per_s:.1f} fields/s ({backend})\n"
                 f"differential: {out / 'differential.csv'}\ncells: {out / 'cells.csv'}\n"
                 f"slide pages: {pages['index']}", fg="green")
@@ -65,7 +73,7 @@ def count(model_dir: Path, slides_root: Path, slides_csv: Optional[Path], out: P
 
 
 def _write_record(path: Path, model_dir: Path, model, speed, thresholds: Optional[Path], slides_root: Path,
-                  slides_csv: Optional[Path]) -> None:
+                  slides_csv: Optional[Path], roles) -> None:
     """count.json: what produced these counts (model, backend, device, rules) and how fast."""
     from harness.count.rules import DEFAULT_THRESHOLDS
     from harness.count.slides_csv import SLIDES_CSV, is_voc_root
@@ -76,17 +84,17 @@ def _write_record(path: Path, model_dir: Path, model, speed, thresholds: Optiona
               "weights": str(model.weights), "backend": speed.backend,
               "backend_detail": speed.detail,
               "device": "cpu" if speed.backend == "opencv" else str(model.device), "network_loads": 1,
-              "thresholds": str(Path(thresholds or DEFAULT_THRESHOLDS).resolve()),
+              "thresholds": str(Path(thresholds or DEFAULT_THRESHOLDS).resolve()), "class_roles": roles.record(),
               "slides": str(slides_root.resolve()), "slides_csv": str(slides_csv.resolve()) if slides_csv else None,
               "fields": speed.fields, "detection_seconds": round(speed.seconds, 3),
               "fields_per_s": round(speed.fields_per_s, 3), "wall_seconds": round(speed.wall_seconds, 3)}
     path.write_text(json.dumps(record, indent=1) + "\n")
 
 
-def _write_outputs(results, rules: dict, out: Path, stats: Optional[dict], unassigned: dict[str, str]) -> None:
+def _write_outputs(results, roles, out: Path, stats: Optional[dict], unassigned: dict[str, str]) -> None:
     from harness.count.tables import write_cells_csv, write_differential_csv, write_skipped_csv
 
-    write_differential_csv(results, rules, out / "differential.csv")
+    write_differential_csv(results, roles, out / "differential.csv")
     write_cells_csv(results, out / "cells.csv")
     write_skipped_csv(results, out / "skipped.csv", unassigned)
     if stats:

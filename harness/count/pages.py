@@ -5,8 +5,7 @@ from pathlib import Path
 from typing import Optional
 
 from harness.count.differential import SlideResult
-from harness.count.rules import OUTSIDE_DIFFERENTIAL, WBC_CLASSES
-from harness.labels import PAPER_LABELS
+from harness.count.roles import ClassRoles
 
 TEMPLATES = Path(__file__).with_name("templates")
 CROP_PAD = 8
@@ -24,22 +23,25 @@ def _environment():
     return env
 
 
-def write_pages(results: list[SlideResult], rules: dict, out: Path, model: str,
+def write_pages(results: list[SlideResult], roles: ClassRoles, out: Path, model: str,
                 stats: Optional[dict], figures: dict[str, Path]) -> dict[str, Path]:
     env = _environment()
-    names = {label.abbr: label.name for label in PAPER_LABELS}
+    shared = {"roles": roles, "wbc": roles.differential, "nrbc": bool(roles.classes_with("nrbc")),
+              "ratios": roles.ratios(), "model": model}
+    outside = [c for c, role in roles.roles.items() if role not in ("leukocyte", "not_counted")]
+    per_field = [role for role in ("leukocyte", "red_cell", "platelet") if roles.classes_with(role)]
     pages = {}
     for result in results:
         gallery = write_crops(result, out / "crops" / result.slide)
         page = out / f"slide_{result.slide}.html"
         page.write_text(env.get_template("slide.html.j2").render(
-            r=result, d=result.differential, truth=result.truth, rules=rules, names=names, wbc=WBC_CLASSES,
-            outside=OUTSIDE_DIFFERENTIAL, gallery=gallery, model=model,
-            ranges=rules["reference_ranges_percent"], flag_texts={k: v["text"] for k, v in rules["flags"].items()}))
+            r=result, d=result.differential, truth=result.truth, outside=outside, gallery=gallery,
+            per_field=per_field, ranges=roles.reference_ranges, ratio_ranges=roles.reference_ratios,
+            flag_texts={k: v["text"] for k, v in roles.flags.items()}, **shared))
         pages[result.slide] = page
     index = out / "index.html"
     index.write_text(env.get_template("index.html.j2").render(
-        results=results, rules=rules, model=model, stats=stats, wbc=WBC_CLASSES,
+        results=results, stats=stats, **shared,
         figures={k: p.relative_to(out).as_posix() for k, p in figures.items()}))
     pages["index"] = index
     return pages
@@ -61,10 +63,11 @@ def write_crops(result: SlideResult, crop_dir: Path) -> dict[str, list[dict]]:
         for index, cell in cells:
             name = f"cell_{index:05d}.jpg"
             cv2.imwrite(str(crop_dir / name), _crop(pixels, cell.box))
-            group = "cut by the border (not counted)" if cell.border else cell.label
+            group = ("cut by the border (not counted)" if cell.border else cell.label
+                     if result.is_counted(cell) else f"{cell.label} (class not counted)")
             gallery.setdefault(group, []).append({"src": f"crops/{result.slide}/{name}", "cell": cell,
                                                   "file": result.files.get(image_id, image_id)})
-    order = [*WBC_CLASSES, *OUTSIDE_DIFFERENTIAL]
+    order = list(result.roles.roles)
     return dict(sorted(gallery.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)))
 
 

@@ -1,4 +1,8 @@
-"""The count's thresholds, read from one file (``thresholds.json`` beside this module, docs/count.md)."""
+"""The count's detection thresholds, read from one file (``thresholds.json`` beside this module, docs/count.md).
+
+What each class means (differential categories, reference ranges, flags) is the model's class-roles
+table (:mod:`harness.count.roles`), not this file.
+"""
 from __future__ import annotations
 
 import json
@@ -6,8 +10,8 @@ from pathlib import Path
 from typing import Optional
 
 DEFAULT_THRESHOLDS = Path(__file__).with_name("thresholds.json")
-WBC_CLASSES = ("Blast", "PRO", "MYE", "MET", "bNEU", "sNEU", "LYM", "MO", "EO", "BA", "rLYM")
-OUTSIDE_DIFFERENTIAL = ("NRBC", "gPLT", "SM", "Artefact")
+SECTIONS = ("detection", "uncertain", "border")
+MOVED_TO_ROLES = ("flags", "reference_ranges_percent")
 
 
 def load_thresholds(path: Optional[Path] = None) -> dict:
@@ -17,7 +21,11 @@ def load_thresholds(path: Optional[Path] = None) -> dict:
         rules = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise ValueError(f"{path}: cannot read thresholds: {exc}") from None
-    missing = [k for k in ("detection", "uncertain", "border", "flags", "reference_ranges_percent") if k not in rules]
+    moved = [k for k in MOVED_TO_ROLES if k in rules]
+    if moved:
+        raise ValueError(f"{path}: {moved} now belong to the class-roles table of the model's label set "
+                         "(harness/count/roles/*.json, --classes FILE; docs/count.md): move them there")
+    missing = [k for k in SECTIONS if k not in rules]
     if missing:
         raise ValueError(f"{path}: thresholds file lacks section(s) {missing}")
     return rules

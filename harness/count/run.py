@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Callable
 
 from harness.count.cells import cells_of_image, touches_border
 from harness.count.differential import SlideResult, count_labels
+from harness.count.roles import ClassRoles
 from harness.count.slides import SlideFields
 from harness.data.annotations import ImageAnnotation
 from harness.progress import progress_bar
@@ -30,12 +31,13 @@ class Throughput:
 
 
 def count_slides(model: TrainedModel, backend: str, slides: list[SlideFields], work: Path, rules: dict,
-                 progress: bool = True, echo: Callable[[str], None] = print) -> tuple[list[SlideResult], Throughput]:
+                 roles: ClassRoles, progress: bool = True,
+                 echo: Callable[[str], None] = print) -> tuple[list[SlideResult], Throughput]:
     """Detect on every readable slide with ``backend`` (one network load) and group boxes into cells."""
     from harness.count.backends import detect_slides, open_detector
 
     started = time.monotonic()
-    results = [_planned(fields) for fields in slides]
+    results = [_planned(fields, roles) for fields in slides]
     todo = [(result, fields) for result, fields in zip(results, slides) if not result.error]
     try:
         detector = open_detector(backend, model.config, model.files, model.weights, model.labelmap, work)
@@ -63,8 +65,8 @@ def count_slides(model: TrainedModel, backend: str, slides: list[SlideFields], w
     return results, speed
 
 
-def _planned(fields: SlideFields) -> SlideResult:
-    result = SlideResult(fields.slide)
+def _planned(fields: SlideFields, roles: ClassRoles) -> SlideResult:
+    result = SlideResult(fields.slide, roles)
     result.fields, result.skipped, result.error = len(fields.images), fields.skipped, fields.error
     return result
 
@@ -83,7 +85,7 @@ def _finish(result: SlideResult, fields: SlideFields, per_image, seconds: float,
         result.cells += cells_of_image(image_id, per_image.get(image_id, []), size, rules)
     result.files, result.paths = fields.files, _paths(fields)
     if fields.annotated:
-        result.truth = truth_differential(fields.images, rules["border"]["margin_px"])
+        result.truth = truth_differential(fields.images, rules["border"]["margin_px"], result.roles)
 
 
 def _line(result: SlideResult, backend: str) -> str:
@@ -100,7 +102,9 @@ def _paths(fields: SlideFields) -> dict[str, Path]:
             (im.image_path if isinstance(im, ImageAnnotation) else Path(im)) for im in fields.images}
 
 
-def truth_differential(images: list[ImageAnnotation], margin: float):
-    """Ground truth under the same border rule as the predictions."""
-    return count_labels(box.name for im in images for box in im.objects
-                        if not touches_border((box.xmin, box.ymin, box.xmax, box.ymax), (im.width, im.height), margin))
+def truth_differential(images: list[ImageAnnotation], margin: float, roles: ClassRoles):
+    """Ground truth under the same border and class rules as the predictions."""
+    return count_labels((box.name for im in images for box in im.objects
+                         if roles.role(box.name) != "not_counted"
+                         and not touches_border((box.xmin, box.ymin, box.xmax, box.ymax), (im.width, im.height), margin)),
+                        roles, len(images))

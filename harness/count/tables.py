@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Optional
 
 from harness.count.differential import SlideResult
-from harness.count.rules import OUTSIDE_DIFFERENTIAL, WBC_CLASSES
+from harness.count.roles import ClassRoles
 
 CELL_COLUMNS = ["slide", "image", "image_id", "xmin", "ymin", "xmax", "ymax", "class", "score",
                 "runner_up", "runner_up_score", "uncertain", "border", "counted"]
@@ -21,33 +21,50 @@ def write_cells_csv(results: list[SlideResult], path: Path) -> Path:
                 writer.writerow([result.slide, result.files.get(c.image_id, c.image_id), c.image_id,
                                  *(f"{v:.2f}" for v in c.box), c.label, f"{c.score:.6f}", c.runner_up,
                                  f"{c.runner_up_score:.6f}" if c.runner_up else "", int(c.uncertain),
-                                 int(c.border), int(not c.border)])
+                                 int(c.border), int(result.is_counted(c))])
     return path
 
 
-def differential_columns() -> list[str]:
+def _outside(roles: ClassRoles) -> list[str]:
+    """Counted classes outside the differential (NRBC, platelets, red cells, others), table order."""
+    return [c for c, role in roles.roles.items() if role not in ("leukocyte", "not_counted")]
+
+
+def differential_columns(roles: ClassRoles) -> list[str]:
+    """The label set's own columns: its differential categories, its other classes, its ratios."""
+    categories = roles.differential
     return (["slide", "fields", "skipped_images", "cells_detected", "border_excluded", "wbc"]
-            + [f"{c}_n" for c in WBC_CLASSES] + [f"{c}_pct" for c in WBC_CLASSES]
-            + ["NRBC_n", "NRBC_per_100_WBC"] + [f"{c}_n" for c in OUTSIDE_DIFFERENTIAL[1:]]
+            + [f"{c}_n" for c in categories] + [f"{c}_pct" for c in categories]
+            + [f"{c}_n" for c in _outside(roles)]
+            + (["NRBC_per_100_WBC"] if roles.classes_with("nrbc") else [])
+            + ["wbc_per_field"] + (["rbc_per_field"] if roles.has_red_cells else [])
+            + (["platelets_per_field"] if roles.classes_with("platelet") else []) + roles.ratios()
             + ["uncertain", "flags", "note"])
 
 
-def differential_row(result: SlideResult, rules: dict) -> list:
-    d = result.differential
-    pct = [("" if d.percent(c) is None else f"{d.percent(c):.2f}") for c in WBC_CLASSES]
-    nrbc = d.nrbc_per_100_wbc
+def _fixed(value: Optional[float], digits: int = 2) -> str:
+    return "" if value is None else f"{value:.{digits}f}"
+
+
+def differential_row(result: SlideResult) -> list:
+    d, roles = result.differential, result.roles
+    categories = roles.differential
     return ([result.slide, result.fields, len(result.skipped), len(result.cells),
-             len(result.cells) - len(result.counted), d.wbc] + [d.counts[c] for c in WBC_CLASSES] + pct
-            + [d.counts["NRBC"], "" if nrbc is None else f"{nrbc:.2f}"]
-            + [d.counts[c] for c in OUTSIDE_DIFFERENTIAL[1:]]
-            + [len(result.uncertain), ";".join(d.flags(rules)), result.note])
+             sum(1 for c in result.cells if c.border), d.wbc]
+            + [d.category_count(c) for c in categories] + [_fixed(d.percent(c)) for c in categories]
+            + [d.counts.get(c, 0) for c in _outside(roles)]
+            + ([_fixed(d.nrbc_per_100_wbc)] if roles.classes_with("nrbc") else [])
+            + [_fixed(d.per_field("leukocyte"))] + ([_fixed(d.per_field("red_cell"))] if roles.has_red_cells else [])
+            + ([_fixed(d.per_field("platelet"))] if roles.classes_with("platelet") else [])
+            + [_fixed(d.ratio(name)) for name in roles.ratios()]
+            + [len(result.uncertain), ";".join(d.flags()), result.note])
 
 
-def write_differential_csv(results: list[SlideResult], rules: dict, path: Path) -> Path:
+def write_differential_csv(results: list[SlideResult], roles: ClassRoles, path: Path) -> Path:
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(differential_columns())
-        writer.writerows(differential_row(r, rules) for r in results)
+        writer.writerow(differential_columns(roles))
+        writer.writerows(differential_row(r) for r in results)
     return path
 
 
