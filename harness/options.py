@@ -33,7 +33,8 @@ def existing_dir(**kwargs) -> click.Path:
 
 PROFILE = click.option("--profile", "profile_name", type=click.Choice(sorted(PROFILES)), default="paper",
                        show_default=True,
-                       help="paper: the paper's hyperparameters (GPU work); smoke: few iterations, CPU-sized.")
+                       help="paper: the paper's hyperparameters (GPU work); smoke: few iterations, checks the pipeline; "
+                            "cpu: a schedule that learns on a 2-core CPU (YOLOv3-tiny). --iterations scales any.")
 DATA = click.option("--data", type=existing_dir(), default=None,
                     help="VOC root (Annotations/, JPEGImages/, ImageSets/Main/ optional). "
                          "Default: the embedded synthetic set.")

@@ -44,3 +44,14 @@ def test_without_iterations_the_schedule_is_untouched(tmp_path: Path):
 def test_scaled_steps_keep_their_count_for_darknets_scales():
     assert scaled_steps([2, 3], 4, 1) == [1, 1]
     assert scaled_steps([10000, 35000], 50200, 3) == [1, 2]
+
+
+def test_cpu_profile_is_the_recipe_that_learns_and_scales_with_the_run(tmp_path: Path):
+    from harness.engine.profiles import profile
+
+    tiny = ModelSpec("yolov3-tiny_320", "darknet", "yolov3-tiny", 320)
+    full = resolve(tiny, profile("cpu"), None, tmp_path).cfg
+    assert (full["learning_rate"], full["batch"], full["burn_in"], full["max_batches"], full["steps"]) == \
+        (0.001, 8, 50, 500, [400, 450])
+    short = resolve(tiny, profile("cpu"), 100, tmp_path).cfg
+    assert (short["max_batches"], short["steps"], short["burn_in"]) == (100, [80, 90], 10)
