@@ -9,7 +9,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from harness.count.slides import SlideFields, readable_size
+from harness.count.slides import SlideFields
+from harness.data.imageinfo import checked_size
 from harness.engine.detect_images import IMAGE_SUFFIXES
 from harness.labels import LabelMap
 
@@ -89,9 +90,9 @@ def _add(fields: SlideFields, image_id: str, image, file_name, root: Path) -> No
                                 "annotation)" if file_name or (root / "Annotations" / f"{image_id}.xml").is_file()
                                 else f"listed in slides.csv but no such image in {root / 'JPEGImages'}")
         return
-    size = readable_size(image.image_path)
+    size, why = checked_size(image.image_path)
     if size is None:
-        fields.skipped[Path(image.image_path).name] = "not a readable image"
+        fields.skipped[Path(image.image_path).name] = why
         return
     fields.images.append(image)
     fields.files[image_id] = Path(image.image_path).name

@@ -1,9 +1,13 @@
 """Atomic file writes: a crash leaves either the old file or the new one, never half of one."""
 from __future__ import annotations
 
+import csv
+import io
+import json
 import os
 import shutil
 from pathlib import Path
+from typing import Iterable, Sequence
 
 
 def _temp_name(path: Path) -> Path:
@@ -11,17 +15,37 @@ def _temp_name(path: Path) -> Path:
 
 
 def write_bytes(path: str | Path, data: bytes) -> None:
+    """Write-then-rename; on any failure (disk full, read-only) the temporary file is removed and
+    the old file, if any, is left as it was."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _temp_name(path)
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def write_text(path: str | Path, text: str) -> None:
     """LF line endings always (Darknet list and names files need them)."""
     write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path: str | Path, data) -> None:
+    """JSON with one-space indent and a final newline, atomically."""
+    write_text(path, json.dumps(data, indent=1) + "\n")
+
+
+def write_csv(path: str | Path, header: Sequence[str], rows: Iterable[Sequence]) -> None:
+    """A CSV file (header + rows), atomically."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    write_text(path, buffer.getvalue())
 
 
 def link_or_copy(src: str | Path, dst: str | Path) -> str:
