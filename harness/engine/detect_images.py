@@ -17,6 +17,7 @@ from harness.data.atomic import write_csv
 from harness.data.imageinfo import UNREADABLE, checked_size
 from harness.data.voc import UNREADABLE_IMAGE
 from harness.labels import LabelMap
+from harness.paths import safe_file_name
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 STAGING = ".images"
@@ -94,7 +95,8 @@ def _plain_folder(root: Path, out: Path) -> DetectionInputs:
 
 
 def _safe_id(stem: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_-]+", "_", stem).strip("_") or "image"
+    """Native tools cut ids at spaces and dots: only [A-Za-z0-9_-], then the file-name rule (length, reserved)."""
+    return safe_file_name(re.sub(r"[^A-Za-z0-9_-]+", "_", stem).strip("_") or "image")
 
 
 def _unique(image_id: str, taken: dict[str, str]) -> str:
