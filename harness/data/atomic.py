@@ -7,7 +7,7 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 
 def _temp_name(path: Path) -> Path:
@@ -34,9 +34,26 @@ def write_text(path: str | Path, text: str) -> None:
     write_bytes(path, text.encode("utf-8"))
 
 
-def write_json(path: str | Path, data) -> None:
-    """JSON with one-space indent and a final newline, atomically."""
-    write_text(path, json.dumps(data, indent=1) + "\n")
+def write_json(path: str | Path, data: Any, indent: int = 2) -> Path:
+    """JSON with a final newline, atomically (values JSON has no type for are written as text)."""
+    write_text(path, json.dumps(data, indent=indent, default=str) + "\n")
+    return Path(path)
+
+
+class CorruptFileError(ValueError):
+    """A file the harness wrote earlier cannot be parsed (cut short by a crash, a full disk, an edit)."""
+
+
+def read_json(path: str | Path, what: str) -> Any:
+    """The JSON in ``path``; a file that is not JSON raises CorruptFileError saying what it is and what to do."""
+    path = Path(path)
+    text = path.read_text()
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise CorruptFileError(f"{path}: the {what} is not valid JSON ({exc}); it was probably cut short by a "
+                               "crash or a full disk: restore it from a copy, or rerun the command that writes "
+                               "it") from None
 
 
 def write_csv(path: str | Path, header: Sequence[str], rows: Iterable[Sequence]) -> None:

@@ -93,11 +93,10 @@ def _step(name: str, func: Callable, *args, **kwargs):
 
 
 def write_json(path: Path, data: Any) -> Path:
-    """Atomic JSON write: a reader never sees half a summary."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
-    tmp.replace(path)
-    return path
+    """Atomic JSON write: a reader never sees half a summary (harness.data.atomic)."""
+    from harness.data.atomic import write_json as atomic_json
+
+    return atomic_json(path, data)
 
 
 def read_summary(model_dir: Path) -> Optional[dict]:
