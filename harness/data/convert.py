@@ -184,7 +184,8 @@ def _reconcile_split(voc_root: Path, split: Split, by_id: dict, report: Validati
         for image_id in ids:
             if image_id not in known:
                 report.images_total += 1
-                report.add(Problem(str(split_file(voc_root, name)), MISSING_ANNOTATION, SKIP_IMAGE,
+                listed_in = split.origin.get(image_id) or split_file(voc_root, name)
+                report.add(Problem(str(listed_in), MISSING_ANNOTATION, SKIP_IMAGE,
                                    f"id {image_id!r} is listed but Annotations/{image_id}.xml does not exist"))
     in_split = set(split.train) | set(split.test)
     for image_id in sorted(set(by_id) - in_split):

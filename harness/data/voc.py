@@ -151,14 +151,40 @@ def infer_labelmap(names: Iterable[str]) -> LabelMap:
     return LabelMap.from_names(sorted(found))
 
 
+class ImageSetError(ValueError):
+    """An ImageSets file line that is not an image id (white space inside, a path, a control character)."""
+
+
+_CLASS_FILE_FLAGS = {"1", "-1", "0"}
+
+
 def read_ids(path: str | Path) -> list[str]:
-    """Image ids from an ImageSets file: first token per line (VOC class files add a ±1 flag)."""
+    """Image ids from an ImageSets file: one id per line (VOC per-class files add a ±1/0 flag).
+
+    An id is a file name in Annotations/: a line with white space inside its id, a path separator,
+    a leading dot or a control character is refused with the file and line (never cut at the space
+    or followed outside the dataset)."""
     path = Path(path)
     try:
         text = path.read_text()
     except OSError as exc:
         raise FileNotFoundError(f"{path}: cannot read image-set file: {exc}") from exc
-    return [line.split()[0] for line in text.splitlines() if line.strip()]
+    except UnicodeDecodeError as exc:
+        raise ImageSetError(f"{path}: not a text file of image ids ({exc})") from None
+    ids = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        tokens = line.split()
+        if not tokens:
+            continue
+        if len(tokens) > 2 or (len(tokens) == 2 and tokens[1] not in _CLASS_FILE_FLAGS):
+            raise ImageSetError(f"{path}:{number}: {line.strip()!r} is not one image id (ids cannot contain "
+                                "white space: Darknet and Caffe cut them there); rename the image and its XML")
+        image_id = tokens[0]
+        if "/" in image_id or "\\" in image_id or image_id.startswith(".") or not image_id.isprintable():
+            raise ImageSetError(f"{path}:{number}: {image_id!r} is not an image id (a file name in Annotations/, "
+                                "without path separators, a leading dot or control characters)")
+        ids.append(image_id)
+    return ids
 
 
 def _apply_class_map(raws: list[_RawAnnotation], class_map: ClassMap, report: ValidationReport) -> None:
