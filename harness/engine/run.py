@@ -131,8 +131,7 @@ def execute(settings: RunSettings, configs: Sequence[ExperimentConfig], overwrit
     check_run(settings, overwrite)
     plans = plan_all(configs, overwrite)
     announce_devices(configs)
-    write_run_file(settings, configs)
-    prepared = prepare_run_data(settings)
+    prepared = record_and_prepare(settings, configs)
     if jobs > 1:
         return prepared, _execute_side_by_side(configs, plans, prepared, overwrite, on_start, jobs)
     summaries = []
@@ -162,6 +161,19 @@ def _execute_side_by_side(configs: Sequence[ExperimentConfig], plans: dict[str, 
         todo.append(config)
     settled.update(run_side_by_side(todo, jobs, on_start) if todo else {})
     return [settled[config.name] for config in configs]
+
+
+def record_and_prepare(settings: RunSettings, configs: Sequence[ExperimentConfig]) -> PreparedData:
+    """run.json, then the run's data. When the data is refused (a leaking split, a bad --data) a run.json
+    this call created is removed again: it would otherwise refuse the corrected rerun as another run."""
+    fresh = not (settings.run_dir / RUN_FILE).is_file()
+    write_run_file(settings, configs)
+    try:
+        return prepare_run_data(settings)
+    except click.ClickException:
+        if fresh:
+            (settings.run_dir / RUN_FILE).unlink(missing_ok=True)
+        raise
 
 
 def prepare_run_data(settings: RunSettings) -> PreparedData:

@@ -183,11 +183,10 @@ class SlurmRunner:
     def _prepare(self, submission: Submission, todo: Sequence[ExperimentConfig]) -> None:
         """Data once, here, before any task starts; --overwrite is applied here, not by tasks."""
         from harness.engine.experiment import clear_model_dir
-        from harness.engine.run import announce_devices, prepare_run_data, write_run_file
+        from harness.engine.run import announce_devices, record_and_prepare
 
         announce_devices(submission.configs)
-        write_run_file(submission.settings, submission.configs)
-        prepare_run_data(submission.settings)
+        record_and_prepare(submission.settings, submission.configs)
         for config in todo:
             if submission.overwrite:
                 clear_model_dir(config.model_dir)
