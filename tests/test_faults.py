@@ -396,3 +396,88 @@ def test_docs_table_names_existing_tests() -> None:
     here = set(re.findall(r"^def (test_\w+)\(", Path(__file__).read_text(), re.M))
     missing = here - {t for p, t in named if p == "tests/test_faults.py"}
     assert not missing, f"tests of this file without a row in docs/faults.md: {sorted(missing)}"
+
+
+# ----------------------------------------------------------------------------- 7. the smaller items
+
+
+def test_a_refused_data_leaves_no_run_record_that_blocks_the_corrected_rerun(bccd_root: Path, tmp_path: Path) -> None:
+    """The refused run used to write run.json first: the rerun with the corrected --data was refused as another run."""
+    bad, good = _small_voc(bccd_root, tmp_path / "bad"), _small_voc(bccd_root, tmp_path / "good")
+    xml = bad / "Annotations/BloodImage_00001.xml"
+    xml.write_text(re.sub(r"<name>[^<]*</name>", "<name>W/BC</name>", xml.read_text(), count=1))
+    (tmp_path / "cwd").mkdir()
+    common = ["render", "table1", "--profile", "smoke", "--only", "yolov3-tiny_416", "--no-learning-check",
+              "--project", "../runs", "--name", "mine", "--device", "cpu"]
+    refused = harness([*common, "--data", "../bad"], tmp_path / "cwd")
+    assert refused.returncode == 1 and "W/BC" in out(refused), out(refused)[-3000:]
+    assert not (tmp_path / "runs/mine/run.json").exists()
+    done = harness([*common, "--data", "../good"], tmp_path / "cwd")
+    assert done.returncode == 0, out(done)[-3000:]
+    assert json.loads((tmp_path / "runs/mine/run.json").read_text())["identity"]["data"] == str(good)
+
+
+def test_slides_csv_row_with_an_extra_cell_is_refused_with_file_and_line(model: Path, bccd_root: Path,
+                                                                           tmp_path: Path) -> None:
+    """It used to end in an AttributeError traceback."""
+    voc = _small_voc(bccd_root, tmp_path / "voc", n=2)
+    (voc / "slides.csv").write_text("image_id,slide\nBloodImage_00000,s1\nBloodImage_00001,s 2, left\n")
+    (tmp_path / "cwd").mkdir()
+    done = harness(["count", str(model), "--slides", "../voc", "--out", "../counted", "--backend", "opencv",
+                    "--quiet", "--device", "cpu"], tmp_path / "cwd")
+    _no_traceback(done)
+    assert done.returncode == 2, out(done)[-3000:]
+    assert "slides.csv:3: 1 more value(s) than the header has columns" in out(done)
+
+
+def test_a_reused_count_out_shows_this_counts_slides_only(model: Path, fields: Path, tmp_path: Path) -> None:
+    stale = tmp_path / "counted"
+    (stale / "crops/old slide").mkdir(parents=True)
+    (stale / "slide_old slide.html").write_text("<p>an earlier count</p>")
+    done = harness(["count", str(model), "--slides", "../inputs", "--out", "../counted", "--device", "cpu",
+                    "--quiet", "--backend", "opencv"], tmp_path / "cwd")
+    assert done.returncode == 1, out(done)[-3000:]                      # the truncated field
+    assert sorted(p.name for p in stale.glob("slide_*.html")) == ["slide_slide A.html"]
+    assert sorted(p.name for p in (stale / "crops").iterdir()) == ["slide A"]
+
+
+def test_report_md_shows_html_in_names_as_text(run_copy: Path, tmp_path: Path) -> None:
+    summary_path = run_copy / "models/yolov3-tiny_160/summary.json"
+    summary = json.loads(summary_path.read_text())
+    summary.update(status="failed", message="<script>alert(1)</script> & more")
+    summary_path.write_text(json.dumps(summary))
+    done = harness(["report", str(run_copy)], tmp_path)
+    assert done.returncode == 0, out(done)[-3000:]
+    report = (run_copy / "report.md").read_text()
+    assert "<script>" not in report and "&lt;script&gt;alert(1)&lt;/script&gt; &amp; more" in report
+
+
+def test_darknet_valid_progress_never_passes_the_list_length() -> None:
+    """pjreddie's valid counts in steps of 4: it printed 12 for 11 images ("12/11")."""
+    from harness.frameworks.darknet.driver import valid_progress
+
+    assert [valid_progress(line, total=11).iteration for line in ("4", "8", "12")] == [4, 8, 11]
+    assert valid_progress("mAP", total=11) is None
+
+
+def test_training_time_leaves_out_a_segment_whose_work_was_discarded(tmp_path: Path) -> None:
+    """A segment interrupted before its first checkpoint is redone from scratch: its time is not training time."""
+    from harness.engine.experiment import _timed_training, read_segments, training_seconds
+    from harness.engine.types import TrainResult
+
+    class Trainer:                       # the framework's train(): first interrupted, then a fresh full run
+        calls = 0
+
+        def train(self, files, until, **display):
+            self.calls += 1
+            if self.calls == 1:
+                raise KeyboardInterrupt
+            return TrainResult(tmp_path / "train.log", tmp_path / "loss.csv", None, 10, 1.0, resumed_from=None)
+
+    trainer = Trainer()
+    with pytest.raises(KeyboardInterrupt):
+        _timed_training(trainer, {}, tmp_path)
+    _timed_training(trainer, {}, tmp_path)
+    segments = read_segments(tmp_path)
+    assert [s.get("discarded", False) for s in segments] == [True, False]
+    assert training_seconds([{**segments[0], "seconds": 50.0}, {**segments[1], "seconds": 7.0}]) == 7.0
