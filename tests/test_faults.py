@@ -294,16 +294,24 @@ def test_disk_full_during_detect_is_one_clear_line(model: Path, fields: Path, tm
         assert not _leftovers(small)
 
 
-def test_disk_full_during_convert_is_one_clear_line_and_a_rerun_resumes(bccd_root: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("size", ["96k", "200k", "400k"])      # full at the audit figures, the labels, the LMDB
+def test_disk_full_during_convert_is_one_clear_line_and_a_rerun_resumes(bccd_root: Path, tmp_path: Path,
+                                                                       size: str) -> None:
+    """LMDB used to say 'Input/output error', matplotlib gave a traceback without a path."""
     voc = _small_voc(bccd_root, tmp_path / "voc", n=8)
     (tmp_path / "cwd").mkdir()
-    with tmpfs(tmp_path / "small", size="96k") as small:
-        done = harness(["data", "convert", "--voc", str(voc), "--out", str(small / "conv"), "--quiet"],
-                       tmp_path / "cwd")
+    with tmpfs(tmp_path / "small", size=size) as small:
+        args = ["data", "convert", "--voc", str(voc), "--out", str(small / "conv"), "--quiet"]
+        done = harness(args, tmp_path / "cwd")
         _no_traceback(done)
         assert done.returncode == 1, out(done)[-3000:]
-        assert "disk is full" in out(done) or "No space left" in out(done)
+        assert re.search(rf"Error: {re.escape(str(small / 'conv'))}/\S+: No space left on device — the disk is full",
+                         out(done)), out(done)[-3000:]
         assert not (small / "conv/conversion.json").exists() and not _leftovers(small)
+        subprocess.run(["mount", "-o", "remount,size=16m", str(small)], check=True)      # space freed
+        again = harness(args, tmp_path / "cwd")
+        assert again.returncode == 0, out(again)[-3000:]
+        assert json.loads((small / "conv/conversion.json").read_text())["counts"]["train"]["images"] == 6
 
 
 @pytest.mark.parametrize("verb", ["data check", "data convert", "count", "train", "evaluate"])
@@ -348,12 +356,12 @@ def test_status_on_a_truncated_record_is_one_clear_line(run_copy: Path, tmp_path
 
 
 def test_atomic_write_leaves_the_old_file_when_the_disk_is_full(tmp_path: Path) -> None:
-    from harness.data.atomic import write_json
+    from harness.data.atomic import write_text
 
     with tmpfs(tmp_path / "small", size="16k") as small:
-        write_json(small / "metrics.json", {"map": 0.5})
+        write_text(small / "metrics.json", json.dumps({"map": 0.5}))
         with pytest.raises(OSError):
-            write_json(small / "metrics.json", {"map": "x" * 100_000})
+            write_text(small / "metrics.json", json.dumps({"map": "x" * 100_000}))
         assert json.loads((small / "metrics.json").read_text()) == {"map": 0.5}
         assert not _leftovers(small)
 

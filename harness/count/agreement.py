@@ -13,6 +13,7 @@ from typing import Optional, Sequence
 
 from harness.count.differential import SlideResult
 from harness.count.rules import WBC_CLASSES
+from harness.data.atomic import save_figure
 
 MANUAL_COUNTS = (100, 200)
 
@@ -108,7 +109,7 @@ def plot_agreement(stats: dict, out_dir: Path) -> dict[str, Path]:
         axes.flat[-1].axis("off")
         fig.tight_layout()
         paths[kind] = out_dir / f"agreement_{kind}.png"
-        fig.savefig(paths[kind], dpi=80)
+        save_figure(fig, paths[kind], 80)
         plt.close(fig)
     return paths
 

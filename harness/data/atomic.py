@@ -14,6 +14,15 @@ def _temp_name(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp{os.getpid()}")
 
 
+def _naming(exc: OSError, tmp: Path, path: Path) -> OSError:
+    """The error with the file the user knows (``path``) in place of our temporary name; a write
+    error (disk full) carries no name at all. An error about another file (the source) is kept."""
+    names = {str(f) for f in (exc.filename, exc.filename2) if f}
+    if names and str(tmp) not in names:
+        return exc
+    return OSError(exc.errno, exc.strerror, str(path))
+
+
 def write_bytes(path: str | Path, data: bytes) -> None:
     """Write-then-rename; on any failure (disk full, read-only) the temporary file is removed and
     the old file, if any, is left as it was."""
@@ -24,9 +33,23 @@ def write_bytes(path: str | Path, data: bytes) -> None:
         with open(tmp, "wb") as fh:
             fh.write(data)
         os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise _naming(exc, tmp, path) from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def save_figure(fig, path: str | Path, dpi: int) -> Path:
+    """A matplotlib figure as PNG, atomically (an error names ``path``)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    buffer = io.BytesIO()
+    FigureCanvasAgg(fig)
+    fig.savefig(buffer, dpi=dpi, format="png")
+    write_bytes(path, buffer.getvalue())
+    return Path(path)
 
 
 def write_text(path: str | Path, text: str) -> None:
@@ -82,7 +105,12 @@ def link_or_copy(src: str | Path, dst: str | Path) -> str:
         os.link(src, tmp)
         how = "link"
     except OSError:
-        shutil.copyfile(src, tmp)
         how = "copy"
-    os.replace(tmp, dst)
+    try:
+        if how == "copy":
+            shutil.copyfile(src, tmp)
+        os.replace(tmp, dst)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise _naming(exc, tmp, dst) from None
     return how
