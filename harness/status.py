@@ -45,11 +45,11 @@ def training_progress(model_dir: Path, framework: str) -> tuple[Optional[int], O
 
 
 def best_map(model_dir: Path) -> Optional[float]:
+    """The final VOC07 mAP; a truncated metrics file raises CorruptFileError (one line at the CLI)."""
+    from harness.data.atomic import read_json
+
     path = model_dir / "metrics_voc07.json"
-    try:
-        return json.loads(path.read_text()).get("map") if path.is_file() else None
-    except ValueError:
-        return None
+    return read_json(path, "metrics file (metrics_voc07.json)").get("map") if path.is_file() else None
 
 
 def _state(summary: dict, locked: bool, scheduler_state: Optional[str], configured: bool) -> str:

@@ -151,6 +151,37 @@ def test_count_skips_a_truncated_jpeg_and_counts_the_rest(model: Path, fields: P
     assert {r["image"] for r in _rows(tmp_path / "counted/cells.csv")} <= {f"BloodImage_0000{n}.jpg" for n in range(3)}
 
 
+@pytest.fixture(scope="module")
+def caffe_model(caffe_install, tmp_path_factory) -> Path:
+    """A finished SSD300 MODEL_DIR (1 smoke iteration, no periodic evaluation)."""
+    root = tmp_path_factory.mktemp("faults_caffe")
+    (root / "cwd").mkdir()
+    done = harness(["train", "ssd", "--profile", "smoke", "--iterations", "1", "--batch-size", "1",
+                    "--eval-interval", "0", "--project", "../projects", "--device", "cpu"], root / "cwd")
+    assert done.returncode == 0, out(done)[-3000:]
+    return root / "projects/ssd300_smin0.2/models/ssd300_smin0.2"
+
+
+@pytest.mark.caffe
+def test_caffe_detect_and_count_name_a_truncated_jpeg_and_keep_the_good_images(caffe_model: Path, fields: Path,
+                                                                                tmp_path: Path) -> None:
+    """The same rule in front of pycaffe (detect) and both Caffe count backends."""
+    done = harness(["detect", str(caffe_model), "--images", "../inputs/slide A", "--out", "../dets", "--device", "cpu"],
+                   tmp_path / "cwd")
+    _no_traceback(done)
+    assert done.returncode == 1 and "1 image(s) could not be read" in out(done), out(done)[-3000:]
+    status = {r["file"]: r["status"] for r in _rows(tmp_path / "dets/images.csv")}
+    assert status["cut short.jpg"].startswith("skipped: not a readable image")
+    assert sorted(k for k, v in status.items() if v == "ok") == [f"BloodImage_0000{n}.jpg" for n in range(3)]
+    for backend in ("opencv", "native"):
+        done = harness(["count", str(caffe_model), "--slides", "../inputs", "--out", f"../{backend}", "--device",
+                        "cpu", "--quiet", "--backend", backend], tmp_path / "cwd")
+        _no_traceback(done)
+        assert done.returncode == 1 and "1 image(s) skipped" in out(done), (backend, out(done)[-3000:])
+        row = _rows(tmp_path / backend / "differential.csv")[0]
+        assert (row["fields"], row["skipped_images"]) == ("3", "1")
+
+
 def test_a_native_exit_fails_the_call_not_the_process(model: Path, fields: Path, tmp_path: Path) -> None:
     """Past the image rule (called directly), libdarknet exit(0)s on the truncated JPEG: in its child
     process that is an error naming the image, and the next image is detected by a fresh child."""
@@ -203,6 +234,19 @@ def test_count_keeps_hostile_slide_names_inside_out(model: Path, bccd_root: Path
     for root, before in outside.items():
         new = {p for p in _tree(root) - before if not p.startswith(("work", "pytest-"))}
         assert not {p for p in new if "slide" in p or "escape" in p or "crop" in p}, new
+
+
+def test_count_with_a_nul_in_slides_csv_writes_nothing_outside_out(model: Path, bccd_root: Path,
+                                                                      tmp_path: Path) -> None:
+    """A NUL in a slide name: refused naming slides.csv (exit 2), or mapped to a safe name; never a path."""
+    voc = _small_voc(bccd_root, tmp_path / "work" / "voc", n=2)
+    (voc / "slides.csv").write_text("image_id,slide\nBloodImage_00000,a\x00b\nBloodImage_00001,ok\n")
+    (tmp_path / "work" / "cwd").mkdir()
+    done = harness(["count", str(model), "--slides", "../voc", "--out", "../counted", "--device", "cpu",
+                    "--quiet", "--backend", "opencv"], tmp_path / "work" / "cwd")
+    _no_traceback(done)
+    assert (done.returncode, "slides.csv" in out(done)) == (2, True) or done.returncode == 0, out(done)[-3000:]
+    assert sorted(os.listdir(tmp_path)) == ["work"] and all("\x00" not in p for p in _tree(tmp_path))
 
 
 def test_detect_maps_hostile_file_names_to_safe_ids(model: Path, bccd_root: Path, tmp_path: Path) -> None:
@@ -345,7 +389,8 @@ def run_copy(model: Path, tmp_path: Path) -> Path:
     return Path(shutil.copytree(model.parents[1], tmp_path / "moved run", symlinks=True))
 
 
-@pytest.mark.parametrize("name", ["run.json", "models/yolov3-tiny_160/config.json"])
+@pytest.mark.parametrize("name", ["run.json", "models/yolov3-tiny_160/config.json",
+                                  "models/yolov3-tiny_160/metrics_voc07.json"])
 def test_status_on_a_truncated_record_is_one_clear_line(run_copy: Path, tmp_path: Path, name: str) -> None:
     record = run_copy / name
     record.write_text(record.read_text()[:40])
@@ -353,6 +398,18 @@ def test_status_on_a_truncated_record_is_one_clear_line(run_copy: Path, tmp_path
     _no_traceback(done)
     assert done.returncode == 1, out(done)[-3000:]
     assert f"{record}: the " in out(done) and "is not valid JSON" in out(done) and "rerun" in out(done)
+
+
+def test_report_on_a_truncated_metrics_file_names_it(run_copy: Path, tmp_path: Path) -> None:
+    """Good today: the report lists it as a problem (exit 0); --strict fails on it with one line."""
+    metrics = run_copy / "models/yolov3-tiny_160/metrics_voc07.json"
+    metrics.write_text(metrics.read_text()[:30])
+    done = harness(["report", str(run_copy)], tmp_path)
+    _no_traceback(done)
+    assert done.returncode == 0 and f"warning: {metrics}: not valid JSON" in out(done), out(done)[-3000:]
+    strict = harness(["report", str(run_copy), "--strict"], tmp_path)
+    _no_traceback(strict)
+    assert strict.returncode == 1 and f"{metrics}: not valid JSON" in out(strict), out(strict)[-3000:]
 
 
 def test_atomic_write_leaves_the_old_file_when_the_disk_is_full(tmp_path: Path) -> None:
