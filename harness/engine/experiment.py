@@ -19,6 +19,7 @@ from typing import Any, Callable, Optional, Sequence
 
 from harness.config import CONFIG_FILE, ExperimentConfig, ModelSpec, config_differences, read_config
 from harness.data.annotations import ImageAnnotation
+from harness.data.atomic import write_text
 from harness.data.convert import ConvertResult, convert_dataset
 from harness.data.voc import load_voc
 from harness.device import Device
@@ -109,7 +110,7 @@ def read_summary(model_dir: Path) -> Optional[dict]:
 
 def _ids_file(path: Path, ids: Sequence[str]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(f"{i}\n" for i in ids))
+    write_text(path, "".join(f"{i}\n" for i in ids))
     return path
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
+from harness.data.atomic import write_text
 from harness.device import Device, describe_device
 from harness.frameworks import TIMED_SPAN, TIMED_SPAN_DESCRIPTION
 from harness.frameworks.darknet.cfg import DarknetInputError, summarize_cfg
@@ -317,7 +318,7 @@ def write_detection_files(detections: Sequence[RawDetection], class_names: Seque
     paths = []
     for k, name in enumerate(class_names):
         path = out_dir / f"comp4_det_test_{name}.txt"
-        path.write_text("".join(lines[k]))
+        write_text(path, "".join(lines[k]))
         paths.append(path)
     return paths
 
