@@ -138,9 +138,11 @@ def test_detect_names_a_truncated_jpeg_and_keeps_the_good_images(model: Path, fi
 @pytest.mark.parametrize("backend", ["opencv", "native"])
 def test_count_skips_a_truncated_jpeg_and_counts_the_rest(model: Path, fields: Path, tmp_path: Path,
                                                           backend: str) -> None:
-    """The OpenCV backend used to count a grey-filled truncated JPEG as a field; native lost the slide."""
-    done = harness(["count", str(model), "--slides", "../inputs", "--out", "../counted", "--device", "cpu",
-                    "--quiet", "--backend", backend], tmp_path / "cwd")
+    """The OpenCV backend used to count a grey-filled truncated JPEG as a field; native lost the slide.
+    The model folder is a read-only bind mount: count only reads it."""
+    with read_only_view(model, tmp_path / "model_ro") as model_ro:
+        done = harness(["count", str(model_ro), "--slides", "../inputs", "--out", "../counted", "--device", "cpu",
+                        "--quiet", "--backend", backend], tmp_path / "cwd")
     _no_traceback(done)
     assert done.returncode == 1 and "1 image(s) skipped" in out(done), out(done)[-3000:]
     skipped = _rows(tmp_path / "counted/skipped.csv")
