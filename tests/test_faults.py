@@ -135,6 +135,23 @@ def test_detect_names_a_truncated_jpeg_and_keeps_the_good_images(model: Path, fi
     assert (tmp_path / "dets/libdarknet.log").is_file() and _tree(model) == before
 
 
+def test_detect_on_a_voc_root_names_truncated_and_empty_images(model: Path, bccd_root: Path, tmp_path: Path) -> None:
+    """A VOC root's images pass the same rule: a header-only check used to let the truncated one through."""
+    voc = _small_voc(bccd_root, tmp_path / "voc", n=4)
+    _truncated_copy(bccd_root / "JPEGImages/BloodImage_00002.jpg", voc / "JPEGImages/BloodImage_00002.jpg")
+    (voc / "JPEGImages/BloodImage_00003.jpg").write_bytes(b"")
+    (tmp_path / "cwd").mkdir()
+    done = harness(["detect", str(model), "--images", "../voc", "--out", "../dets", "--device", "cpu"], tmp_path / "cwd")
+    _no_traceback(done)
+    assert done.returncode == 1 and "2 image(s) could not be read" in out(done), out(done)[-3000:]
+    status = {Path(r["file"]).name: r["status"] for r in _rows(tmp_path / "dets/images.csv")}
+    assert status == {"BloodImage_00000.jpg": "ok", "BloodImage_00001.jpg": "ok",
+                      "BloodImage_00002.jpg": "skipped: not a readable image: image data cannot be decoded "
+                                              "(truncated or corrupt file)",
+                      "BloodImage_00003.jpg": "skipped: not a readable image"}
+    assert {r["image_id"] for r in _rows(tmp_path / "dets/detections.csv")} == {"BloodImage_00000", "BloodImage_00001"}
+
+
 @pytest.mark.parametrize("backend", ["opencv", "native"])
 def test_count_skips_a_truncated_jpeg_and_counts_the_rest(model: Path, fields: Path, tmp_path: Path,
                                                           backend: str) -> None:

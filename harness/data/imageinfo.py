@@ -120,8 +120,13 @@ def checked_size(path: str | Path) -> tuple[Optional[tuple[int, int]], str]:
     try:
         return verify_image(path), ""
     except (ImageHeaderError, OSError) as exc:
-        why = _without_path(str(exc), Path(path))
-        return None, why if why.startswith(UNREADABLE) else f"{UNREADABLE}: {why}"
+        return None, unreadable_reason(str(exc), path)
+
+
+def unreadable_reason(message: str, path: str | Path) -> str:
+    """``not a readable image: why`` from an error message about ``path`` (its path left out)."""
+    why = _without_path(message, Path(path))
+    return why if why.startswith(UNREADABLE) else f"{UNREADABLE}: {why}"
 
 
 def _without_path(message: str, path: Path) -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Optional
 
 from harness.data.atomic import write_csv
-from harness.data.imageinfo import UNREADABLE, checked_size
+from harness.data.imageinfo import checked_size, unreadable_reason
 from harness.data.voc import UNREADABLE_IMAGE
 from harness.labels import LabelMap
 from harness.paths import safe_file_name
@@ -49,8 +49,8 @@ def detection_inputs(root: Path, image_set: Optional[str], labelmap: LabelMap, o
         inputs = DetectionInputs([], {}, source=f"VOC root {root}: {dataset.report.summary()}")
         for problem in dataset.report.problems:        # the header check already refused these images
             if problem.kind == UNREADABLE_IMAGE:
-                image = find_image(root, Path(problem.file).stem)
-                inputs.skipped[str(image or problem.file)] = f"{UNREADABLE}: {problem.message}"
+                image = find_image(root, Path(problem.file).stem) or Path(problem.file)
+                inputs.skipped[str(image)] = unreadable_reason(problem.message, image)
         for image in dataset.images:
             _add_checked(inputs, image.image_id, image, image.image_path, str(image.image_path))
         _write_index(inputs, out / "images.csv")
