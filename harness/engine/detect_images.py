@@ -53,8 +53,7 @@ def detection_inputs(root: Path, image_set: Optional[str], labelmap: LabelMap, o
                 inputs.skipped[str(image)] = unreadable_reason(problem.message, image)
         for image in dataset.images:
             _add_checked(inputs, image.image_id, image, image.image_path, str(image.image_path))
-        _write_index(inputs, out / "images.csv")
-        return inputs
+        return _indexed(inputs, out, root)
     if image_set is not None:
         raise ValueError(f"{root}: --image-set needs a VOC root (no Annotations/ folder here)")
     return _plain_folder(root, out)
@@ -88,9 +87,16 @@ def _plain_folder(root: Path, out: Path) -> DetectionInputs:
         if link.is_symlink() or link.exists():
             link.unlink()
         os.symlink(path.resolve(), link)
-    if not inputs.images:
-        raise ValueError(f"{root}: none of {len(candidates)} image files could be read")
+    return _indexed(inputs, out, root)
+
+
+def _indexed(inputs: DetectionInputs, out: Path, root: Path) -> DetectionInputs:
+    """images.csv written; ValueError (naming it) when not one image can be detected on."""
+    out.mkdir(parents=True, exist_ok=True)
     _write_index(inputs, out / "images.csv")
+    if not inputs.images:
+        raise ValueError(f"{root}: none of {len(inputs.skipped)} image(s) could be read (reasons in "
+                         f"{out / 'images.csv'})")
     return inputs
 
 
