@@ -5,6 +5,7 @@ evaluation or framework modules.
 """
 from __future__ import annotations
 
+import errno
 import importlib
 
 import click
@@ -29,6 +30,19 @@ COMMANDS = {
 
 
 class LazyGroup(click.Group):
+    def invoke(self, ctx: click.Context):
+        """Faults of the machine (disk full, read-only or forbidden folder, a vanished file) and files of
+        ours cut short by them end any verb with one line naming the path and what to do, exit status 1,
+        never a traceback."""
+        from harness.data.atomic import CorruptFileError
+
+        try:
+            return super().invoke(ctx)
+        except OSError as exc:
+            raise click.ClickException(describe_os_error(exc)) from None
+        except CorruptFileError as exc:
+            raise click.ClickException(str(exc)) from None
+
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(COMMANDS)
 
@@ -38,6 +52,22 @@ class LazyGroup(click.Group):
             return None
         module, attr = target.split(":")
         return getattr(importlib.import_module(module), attr)
+
+
+_OS_ERROR_HINTS = {
+    errno.ENOSPC: "the disk is full: free space there and run the same command again (finished steps are kept)",
+    errno.EDQUOT: "the disk quota is used up: free space there and run the same command again",
+    errno.EROFS: "the file system is read-only: choose a writable output folder (--out / --project)",
+    errno.EACCES: "permission denied: choose a folder you may write to, or fix its permissions",
+    errno.EPERM: "operation not permitted: choose a folder you may write to, or fix its permissions",
+}
+
+
+def describe_os_error(exc: OSError) -> str:
+    """``path: what happened — what to do`` for an OSError that reached the command line."""
+    where = " -> ".join(str(f) for f in (exc.filename, exc.filename2) if f) or "(no path)"
+    hint = _OS_ERROR_HINTS.get(exc.errno or 0)
+    return f"{where}: {exc.strerror or exc}" + (f" — {hint}" if hint else "")
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

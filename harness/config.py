@@ -12,7 +12,6 @@ boundary against the caller's working directory.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -98,22 +97,24 @@ class ExperimentConfig:
 
     def write(self) -> Path:
         """``MODEL_DIR/config.json``: what this experiment was (or will be) trained with."""
-        self.model_dir.mkdir(parents=True, exist_ok=True)
-        path = self.model_dir / CONFIG_FILE
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(self.to_json(), indent=2) + "\n")
-        tmp.replace(path)
-        return path
+        from harness.data.atomic import write_json
+
+        return write_json(self.model_dir / CONFIG_FILE, self.to_json())
 
 
 def read_config(model_dir: Path) -> Optional[ExperimentConfig]:
+    """MODEL_DIR/config.json, or None when there is none; an unreadable one raises ValueError saying what to do."""
+    from harness.data.atomic import read_json
+
     path = Path(model_dir) / CONFIG_FILE
     if not path.is_file():
         return None
+    data = read_json(path, "experiment config (config.json)")
     try:
-        return ExperimentConfig.from_json(json.loads(path.read_text()))
-    except (ValueError, TypeError, KeyError) as exc:
-        raise ValueError(f"{path}: not a harness experiment config ({exc})") from None
+        return ExperimentConfig.from_json(data)
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise ValueError(f"{path}: not a harness experiment config ({exc}); rerun the experiment with "
+                         "--overwrite to write a new one") from None
 
 
 def config_differences(old: ExperimentConfig, new: ExperimentConfig) -> list[str]:

@@ -36,6 +36,28 @@ PAPER_LABELS: tuple[Label, ...] = (
 )
 
 
+MAX_CLASS_NAME = 64
+
+
+def class_name_problem(name: str) -> str:
+    """Why Caffe or Darknet cannot carry class ``name`` ("" when they can). A name is a line of
+    Darknet's obj.names, a quoted string in Caffe's labelmap.prototxt and part of the file name
+    ``comp4_det_test_<name>.txt``; Darknet's ``detector valid`` crashes on a '/' long after training."""
+    if not name.strip():
+        return "empty class name"
+    if name != name.strip():
+        return "leading or trailing white space"
+    if "/" in name or "\\" in name:
+        return "contains a path separator ('/' or '\\')"
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in name):
+        return "contains a control character (a newline, tab or NUL)"
+    if '"' in name:
+        return "contains a double quote (Caffe's labelmap.prototxt cannot quote it)"
+    if len(name) > MAX_CLASS_NAME:
+        return f"longer than {MAX_CLASS_NAME} characters"
+    return ""
+
+
 @dataclass(frozen=True)
 class LabelMap:
     """Ordered class names (index 0 = first class; Caffe adds background as label 0 itself)."""
@@ -52,6 +74,10 @@ class LabelMap:
         """Every class is scored unless said otherwise, except that the paper's own labels keep the
         paper's rule (NRBC, gPLT, SM, Artefact trained but not scored) wherever the map comes from."""
         names = tuple(names)
+        for name in names:
+            if class_name_problem(name):
+                raise ValueError(f"class name {name!r}: {class_name_problem(name)}; rename it (data convert "
+                                 "--class-map 'old: new')")
         if len(set(names)) != len(names):
             raise ValueError(f"duplicate class names in label map: {names}")
         if not names:

@@ -5,9 +5,12 @@ that framework users can read and edit them as plain Caffe/Darknet files.
 """
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import sys
 from pathlib import Path
+from typing import Container
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # A non-editable install puts the templates under <prefix>/share (setup.cfg data_files).
@@ -39,3 +42,26 @@ def from_recorded(value: str, base_dir: Path) -> Path:
     """The inverse of :func:`recorded_path`."""
     path = Path(value)
     return path if path.is_absolute() else Path(base_dir).resolve() / path
+
+
+_UNSAFE_CHARACTERS = re.compile(r"[^A-Za-z0-9 ._+-]+")
+_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}
+MAX_NAME = 80
+
+
+def safe_file_name(name: str, taken: Container[str] = ()) -> str:
+    """``name`` (from user data: a slide name, an image id) as one path component that stays inside
+    its folder on any file system: no separators, NUL or control characters, no leading dot (``..``,
+    hidden files), no trailing dot or space, not a Windows device name, at most MAX_NAME characters
+    (a shortened or emptied name gets a hash of the original), and not in ``taken`` (``_2``, ``_3``...).
+    Unchanged when it already is all that."""
+    safe = _UNSAFE_CHARACTERS.sub("_", name).strip(" .")
+    if not safe or safe.split(".")[0].upper() in _RESERVED:
+        safe = f"_{safe}"
+    if len(safe) > MAX_NAME or (safe != name and safe.strip("_") == ""):
+        digest = hashlib.sha1(name.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+        safe = f"{safe[: MAX_NAME - 9]}_{digest}"
+    candidate, n = safe, 2
+    while candidate in taken:
+        candidate, n = f"{safe}_{n}", n + 1
+    return candidate

@@ -45,11 +45,11 @@ def training_progress(model_dir: Path, framework: str) -> tuple[Optional[int], O
 
 
 def best_map(model_dir: Path) -> Optional[float]:
+    """The final VOC07 mAP; a truncated metrics file raises CorruptFileError (one line at the CLI)."""
+    from harness.data.atomic import read_json
+
     path = model_dir / "metrics_voc07.json"
-    try:
-        return json.loads(path.read_text()).get("map") if path.is_file() else None
-    except ValueError:
-        return None
+    return read_json(path, "metrics file (metrics_voc07.json)").get("map") if path.is_file() else None
 
 
 def _state(summary: dict, locked: bool, scheduler_state: Optional[str], configured: bool) -> str:
@@ -85,8 +85,11 @@ def experiment_status(name: str, model_dir: Path, framework: str, task: Optional
 
 def run_status(run_dir: Path, queue: Optional[dict] = None) -> list[ExperimentStatus]:
     """One row per experiment recorded in RUN_DIR/run.json."""
+    from harness.config import read_config
+    from harness.engine.run import experiment_config_path, read_run_file
+
     run_dir = Path(run_dir).resolve()
-    record = json.loads((run_dir / "run.json").read_text())
+    record = read_run_file(run_dir)
     tasks: dict = {}
     if (run_dir / "slurm" / "jobs.json").is_file():
         from harness.runners.slurm import experiment_states
@@ -94,9 +97,9 @@ def run_status(run_dir: Path, queue: Optional[dict] = None) -> list[ExperimentSt
         tasks = experiment_states(run_dir, queue)
     rows = []
     for name, entry in record["experiments"].items():
-        model_dir = Path(entry["config"]).parent
-        framework = json.loads(Path(entry["config"]).read_text())["spec"]["framework"] \
-            if Path(entry["config"]).is_file() else ""
+        model_dir = experiment_config_path(run_dir, name, entry).parent
+        config = read_config(model_dir)
+        framework = config.framework if config else ""
         rows.append(experiment_status(name, model_dir, framework, tasks.get(name)))
     return rows
 
@@ -119,7 +122,12 @@ def status(run_dir: Path, as_json: bool) -> None:
     reached, last loss, best VOC07 mAP so far; Slurm job states for --runner slurm runs."""
     if not (run_dir / "run.json").is_file():
         raise click.UsageError(f"{run_dir} holds no run.json: not a harness run directory")
-    rows = run_status(run_dir)
+    try:
+        rows = run_status(run_dir)
+    except ValueError as exc:                       # a corrupt run.json or config.json, named in the message
+        raise click.ClickException(str(exc)) from None
+    except KeyError as exc:
+        raise click.ClickException(f"{run_dir / 'run.json'}: no field {exc}: not a harness run record") from None
     if as_json:
         click.echo(json.dumps([{k: v for k, v in vars(r).items() if k != "summary"} for r in rows], indent=2))
     else:

@@ -81,7 +81,7 @@ def test_count_writes_every_slide_and_names_what_it_skipped(counted) -> None:
     assert rows["plain slide"]["fields"] == "4" and rows["plain slide"]["skipped_images"] == "1"
     assert rows["empty"]["fields"] == "0" and "no readable field image" in rows["empty"]["note"]
     skipped = _rows(root / "counted" / "skipped.csv")
-    assert {"slide": "plain slide", "file": "broken.jpg", "reason": "not a readable image"} in skipped
+    assert any(r["slide"] == "plain slide" and r["file"] == "broken.jpg" and r["reason"].startswith("not a readable image") for r in skipped)
     for row in rows.values():
         if row["wbc"] != "0":
             total = sum(float(row[f"{c}_pct"]) for c in ("Blast", "PRO", "MYE", "MET", "bNEU", "sNEU", "LYM", "MO",

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from harness.count.differential import SlideResult
+from harness.data.atomic import save_figure
 
 MANUAL_COUNTS = (100, 200)
 
@@ -112,7 +113,7 @@ def plot_agreement(stats: dict, out_dir: Path) -> dict[str, Path]:
             ax.axis("off")
         fig.tight_layout()
         paths[kind] = out_dir / f"agreement_{kind}.png"
-        fig.savefig(paths[kind], dpi=80)
+        save_figure(fig, paths[kind], 80)
         plt.close(fig)
     return paths
 

@@ -1,13 +1,13 @@
 """``harness count MODEL_DIR --slides DIR --out DIR``: the per-slide leukocyte differential."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Optional
 
 import click
 
 from harness.count.backends import BACKENDS
+from harness.data.atomic import write_json
 
 
 @click.command()
@@ -88,7 +88,7 @@ def _write_record(path: Path, model_dir: Path, model, speed, thresholds: Optiona
               "slides": str(slides_root.resolve()), "slides_csv": str(slides_csv.resolve()) if slides_csv else None,
               "fields": speed.fields, "detection_seconds": round(speed.seconds, 3),
               "fields_per_s": round(speed.fields_per_s, 3), "wall_seconds": round(speed.wall_seconds, 3)}
-    path.write_text(json.dumps(record, indent=1) + "\n")
+    write_json(path, record, indent=1)
 
 
 def _write_outputs(results, roles, out: Path, stats: Optional[dict], unassigned: dict[str, str]) -> None:
@@ -98,7 +98,7 @@ def _write_outputs(results, roles, out: Path, stats: Optional[dict], unassigned:
     write_cells_csv(results, out / "cells.csv")
     write_skipped_csv(results, out / "skipped.csv", unassigned)
     if stats:
-        (out / "agreement.json").write_text(json.dumps(stats, indent=1) + "\n")
+        write_json(out / "agreement.json", stats, indent=1)
 
 
 def _exit_status(results, unassigned: dict[str, str], out: Path) -> None:

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Optional
 
 from harness.data.annotations import ImageAnnotation
+from harness.data.imageinfo import UNREADABLE
 from harness.engine.detect_images import IMAGE_SUFFIXES, detection_inputs
 from harness.labels import LabelMap
 
@@ -53,14 +54,6 @@ def _folder_slide(slide_dir: Path, labelmap: LabelMap, work: Path) -> SlideField
     return fields
 
 
-def readable_size(path: Path) -> Optional[tuple[int, int]]:
-    """(width, height) when OpenCV can decode the image, else None."""
-    import cv2
-
-    pixels = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    return None if pixels is None else (pixels.shape[1], pixels.shape[0])
-
-
 def find_slides(root: Path) -> list[Path]:
     """Every sub-folder of ``root`` that holds images directly or is a VOC root."""
     if not root.is_dir():
@@ -82,21 +75,17 @@ def slide_fields(slide_dir: Path, labelmap: LabelMap, work: Path) -> SlideFields
         candidates = [p for p in sorted(slide_dir.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES]
         if not candidates:
             raise
-        return SlideFields(slide_dir.name, [], {}, {}, {p.name: "not a readable image" for p in candidates})
-    fields = SlideFields(slide_dir.name, [], {}, {}, dict(inputs.skipped),
+        return SlideFields(slide_dir.name, [], {}, {}, {p.name: UNREADABLE for p in candidates})
+    fields = SlideFields(slide_dir.name, [], {}, {}, {Path(name).name: why for name, why in inputs.skipped.items()},
                          annotated=(slide_dir / "Annotations").is_dir())
     if fields.annotated:
         _voc_skips(slide_dir, inputs, fields)
-    for image in inputs.images:
+    for image in inputs.images:                   # decoded by detection_inputs (the one image rule)
         path = image.image_path if isinstance(image, ImageAnnotation) else Path(image)
         image_id = image.image_id if isinstance(image, ImageAnnotation) else path.stem
-        size = readable_size(path)
-        if size is None:
-            fields.skipped[inputs.files.get(image_id, path.name)] = "not a readable image"
-            continue
         fields.images.append(image)
         fields.files[image_id] = Path(inputs.files.get(image_id, path.name)).name
-        fields.sizes[image_id] = size
+        fields.sizes[image_id] = inputs.sizes[image_id]
     return fields
 
 
@@ -106,4 +95,4 @@ def _voc_skips(slide_dir: Path, inputs, fields: SlideFields) -> None:
     images_dir = slide_dir / "JPEGImages"
     for path in sorted(images_dir.iterdir()) if images_dir.is_dir() else []:
         if path.suffix.lower() in IMAGE_SUFFIXES and path.name not in kept:
-            fields.skipped[path.name] = "dropped by the VOC check (unreadable image or bad annotation)"
+            fields.skipped.setdefault(path.name, "dropped by the VOC check (unreadable image or bad annotation)")

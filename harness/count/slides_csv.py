@@ -9,7 +9,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from harness.count.slides import SlideFields, readable_size
+from harness.count.slides import SlideFields
+from harness.data.imageinfo import checked_size
 from harness.engine.detect_images import IMAGE_SUFFIXES
 from harness.labels import LabelMap
 
@@ -36,13 +37,21 @@ def read_slides_csv(path: Path) -> dict[str, str]:
             if missing:
                 raise SlidesCsvError(f"{path}: missing column(s) {', '.join(missing)} (found: {', '.join(columns) or 'none'}); "
                                      "slides.csv needs a header line 'image_id,slide'")
-            rows = [({(k or "").strip(): (v or "").strip() for k, v in row.items()}, line)
-                    for line, row in enumerate(reader, start=2)]
+            rows = [(_cells(path, row, reader.line_num), reader.line_num) for row in reader]
     except OSError as exc:
         raise SlidesCsvError(f"{path}: cannot read slides.csv: {exc}") from None
     except (UnicodeDecodeError, csv.Error) as exc:
         raise SlidesCsvError(f"{path}: not a CSV file: {exc}") from None
     return _mapping(path, rows)
+
+
+def _cells(path: Path, row: dict, line: int) -> dict[str, str]:
+    """One row's cells by column; a row with more cells than the header has columns is refused (an
+    unquoted comma in a slide name would otherwise shift it into another column)."""
+    if None in row:
+        raise SlidesCsvError(f"{path}:{line}: {len(row[None])} more value(s) than the header has columns "
+                             f"({', '.join(k for k in row if k is not None)}); quote names that contain a comma")
+    return {k.strip(): (v or "").strip() for k, v in row.items()}
 
 
 def _mapping(path: Path, rows: list[tuple[dict, int]]) -> dict[str, str]:
@@ -89,9 +98,9 @@ def _add(fields: SlideFields, image_id: str, image, file_name, root: Path) -> No
                                 "annotation)" if file_name or (root / "Annotations" / f"{image_id}.xml").is_file()
                                 else f"listed in slides.csv but no such image in {root / 'JPEGImages'}")
         return
-    size = readable_size(image.image_path)
+    size, why = checked_size(image.image_path)
     if size is None:
-        fields.skipped[Path(image.image_path).name] = "not a readable image"
+        fields.skipped[Path(image.image_path).name] = why
         return
     fields.images.append(image)
     fields.files[image_id] = Path(image.image_path).name

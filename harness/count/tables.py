@@ -1,27 +1,23 @@
 """cells.csv (one row per detected cell) and differential.csv (one row per slide)."""
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 from typing import Optional
 
 from harness.count.differential import SlideResult
 from harness.count.roles import ClassRoles
+from harness.data.atomic import write_csv
 
 CELL_COLUMNS = ["slide", "image", "image_id", "xmin", "ymin", "xmax", "ymax", "class", "score",
                 "runner_up", "runner_up_score", "uncertain", "border", "counted"]
 
 
 def write_cells_csv(results: list[SlideResult], path: Path) -> Path:
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(CELL_COLUMNS)
-        for result in results:
-            for c in result.cells:
-                writer.writerow([result.slide, result.files.get(c.image_id, c.image_id), c.image_id,
-                                 *(f"{v:.2f}" for v in c.box), c.label, f"{c.score:.6f}", c.runner_up,
-                                 f"{c.runner_up_score:.6f}" if c.runner_up else "", int(c.uncertain),
-                                 int(c.border), int(result.is_counted(c))])
+    write_csv(path, CELL_COLUMNS, ([result.slide, result.files.get(c.image_id, c.image_id), c.image_id,
+                                    *(f"{v:.2f}" for v in c.box), c.label, f"{c.score:.6f}", c.runner_up,
+                                    f"{c.runner_up_score:.6f}" if c.runner_up else "", int(c.uncertain),
+                                    int(c.border), int(result.is_counted(c))]
+                                   for result in results for c in result.cells))
     return path
 
 
@@ -61,10 +57,7 @@ def differential_row(result: SlideResult) -> list:
 
 
 def write_differential_csv(results: list[SlideResult], roles: ClassRoles, path: Path) -> Path:
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(differential_columns(roles))
-        writer.writerows(differential_row(r) for r in results)
+    write_csv(path, differential_columns(roles), (differential_row(r) for r in results))
     return path
 
 
@@ -75,12 +68,10 @@ def write_skipped_csv(results: list[SlideResult], path: Path, unassigned: Option
     """
     from harness.count.slides_csv import UNASSIGNED
 
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["slide", "file", "reason"])
-        for r in results:
-            writer.writerows([r.slide, name, why] for name, why in r.skipped.items())
-            if r.error:
-                writer.writerow([r.slide, "", r.error])
-        writer.writerows([UNASSIGNED, name, why] for name, why in (unassigned or {}).items())
+    rows = []
+    for r in results:
+        rows += [[r.slide, name, why] for name, why in r.skipped.items()]
+        rows += [[r.slide, "", r.error]] if r.error else []
+    rows += [[UNASSIGNED, name, why] for name, why in (unassigned or {}).items()]
+    write_csv(path, ["slide", "file", "reason"], rows)
     return path

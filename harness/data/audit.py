@@ -267,7 +267,7 @@ def _drop_test_twins(audit: DatasetAudit) -> None:
             audit.report.unkeep([b.name for b in image.objects])
     audit.dataset.images = [im for im in audit.dataset.images if im.image_id not in drop]
     audit.split = Split(audit.split.train, [i for i in audit.split.test if i not in drop],
-                        audit.split.source + f", {len(drop)} test twins dropped")
+                        audit.split.source + f", {len(drop)} test twins dropped", audit.split.origin)
     audit.dropped = sorted(drop)
     audit.leaks = []
 
@@ -297,7 +297,8 @@ def _choose_split(root: Path, dataset: VocDataset, twins: list[Twin], seed: int)
     kept = set(dataset.ids)
     own = dataset_split(root)
     if own is not None:
-        return Split([i for i in own.train if i in kept], [i for i in own.test if i in kept], own.source), True
+        return Split([i for i in own.train if i in kept], [i for i in own.test if i in kept], own.source,
+                     own.origin), True
     all_ids = [p.stem for p in (root / "Annotations").glob("*.xml")]
     classes = {im.image_id: [b.name for b in im.objects] for im in dataset.images}
     drawn = paper_split(all_ids, seed, groups=_connected(twins), classes=classes)

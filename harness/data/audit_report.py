@@ -13,11 +13,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 import harness
-from harness.data.atomic import write_text
+from harness.data.atomic import save_figure, write_text
 from harness.data.audit import DatasetAudit
 from harness.data.fingerprint import NEAR_DUPLICATE_BITS
 from harness.data.report import ACTIONS
@@ -113,9 +112,7 @@ def default_box_shapes() -> dict[str, list[tuple[float, float]]]:
 # ----------------------------------------------------------------------------- figures
 
 def _save(fig: Figure, path: Path) -> Path:
-    FigureCanvasAgg(fig)
-    fig.savefig(path, dpi=DPI)
-    return path
+    return save_figure(fig, path, DPI)
 
 
 def _figures(audit: DatasetAudit, stats: dict, out_dir: Path) -> dict[str, Path]:

@@ -8,6 +8,7 @@ when complete, so an interrupted conversion resumes with the images and records 
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -184,7 +185,8 @@ def _reconcile_split(voc_root: Path, split: Split, by_id: dict, report: Validati
         for image_id in ids:
             if image_id not in known:
                 report.images_total += 1
-                report.add(Problem(str(split_file(voc_root, name)), MISSING_ANNOTATION, SKIP_IMAGE,
+                listed_in = split.origin.get(image_id) or split_file(voc_root, name)
+                report.add(Problem(str(listed_in), MISSING_ANNOTATION, SKIP_IMAGE,
                                    f"id {image_id!r} is listed but Annotations/{image_id}.xml does not exist"))
     in_split = set(split.train) | set(split.test)
     for image_id in sorted(set(by_id) - in_split):
@@ -369,6 +371,16 @@ def _commit(env, batch: list[tuple[bytes, bytes]]) -> None:
             return
         except lmdb.MapFullError:
             env.set_mapsize(env.info()["map_size"] * 2)
+        except lmdb.Error as exc:
+            raise _lmdb_os_error(env.path(), batch, exc) from None
+
+
+def _lmdb_os_error(lmdb_dir: str, batch: list[tuple[bytes, bytes]], exc: Exception) -> OSError:
+    """LMDB reports a full disk as 'Input/output error': say which it is, naming the LMDB."""
+    needed = sum(len(k) + len(v) for k, v in batch)
+    if shutil.disk_usage(lmdb_dir).free < 2 * needed + (1 << 20):
+        return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), lmdb_dir)
+    return OSError(errno.EIO, f"LMDB write failed ({exc})", lmdb_dir)
 
 
 def convert_image(task: _Task):

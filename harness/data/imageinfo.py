@@ -1,8 +1,15 @@
-"""Image size from the file header, so validating thousands of images needs no decoding."""
+"""Image size from the file header, and the one full-decode rule every verb applies to an image.
+
+``image_size`` reads the header only (cheap, for listing thousands of images); ``verify_image``
+decodes the pixels too and is what ``data check``, ``data convert``, ``detect`` and ``count`` apply
+before a native library sees a file (libdarknet ``exit(0)``s on a truncated JPEG; OpenCV's
+``imread`` silently returns a grey-filled one).
+"""
 from __future__ import annotations
 
 import struct
 from pathlib import Path
+from typing import Optional
 
 # JPEG start-of-frame markers carry the size; C4 (DHT), C8 (JPG), CC (DAC) are not frames.
 _SOF_MARKERS = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
@@ -87,3 +94,40 @@ def decode_image(raw: bytes, width: int, height: int):
         raise ImageDecodeError(f"decodes to {decoded.shape[1]}x{decoded.shape[0]} but its header says "
                                f"{width}x{height} (EXIF rotation?)")
     return decoded
+
+
+UNREADABLE = "not a readable image"
+
+
+def verify_image(path: str | Path) -> tuple[int, int]:
+    """(width, height) of an image that decodes fully at its header's size.
+
+    The rule of every verb that reads images (one place): raises ImageHeaderError (or its
+    ImageDecodeError) naming the file, or OSError when it cannot be read at all.
+    """
+    path = Path(path)
+    width, height = image_size(path)
+    try:
+        decode_image(path.read_bytes(), width, height)
+    except ImageDecodeError as exc:
+        raise ImageDecodeError(f"{path}: {exc}") from None
+    return width, height
+
+
+def checked_size(path: str | Path) -> tuple[Optional[tuple[int, int]], str]:
+    """((width, height), "") when :func:`verify_image` accepts ``path``, else (None, why) for the
+    skipped lists (images.csv, skipped.csv)."""
+    try:
+        return verify_image(path), ""
+    except (ImageHeaderError, OSError) as exc:
+        return None, unreadable_reason(str(exc), path)
+
+
+def unreadable_reason(message: str, path: str | Path) -> str:
+    """``not a readable image: why`` from an error message about ``path`` (its path left out)."""
+    why = _without_path(message, Path(path))
+    return why if why.startswith(UNREADABLE) else f"{UNREADABLE}: {why}"
+
+
+def _without_path(message: str, path: Path) -> str:
+    return message.split(": ", 1)[1] if message.startswith(str(path)) and ": " in message else message

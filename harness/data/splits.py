@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
@@ -22,6 +22,7 @@ class Split:
     train: list[str]
     test: list[str]
     source: str          # e.g. "ImageSets/Main trainval.txt + test.txt" or "paper rule 7/100, seed 0"
+    origin: Mapping[str, Path] = field(default_factory=dict, compare=False)   # id -> ImageSets file listing it
 
 
 def _rank(seed: int, image_id: str) -> str:
@@ -86,21 +87,27 @@ def _stratified_first(ranked: list[tuple[str, ...]], classes: Mapping[str, Itera
 
 
 def dataset_split(voc_root: str | Path) -> Split | None:
-    """The dataset's own split (trainval, else train[+val], as train; test as test), or None."""
+    """The dataset's own split (trainval, else train[+val], as train; test as test), or None.
+    ``origin`` names the file each id came from, so a missing id blames the right file."""
     root = Path(voc_root)
     test_file = split_file(root, "test")
     if not test_file.is_file():
         return None
     if split_file(root, "trainval").is_file():
-        train, source = read_ids(split_file(root, "trainval")), "trainval.txt"
+        names, source = ["trainval"], "trainval.txt"
     elif split_file(root, "train").is_file():
-        train, source = read_ids(split_file(root, "train")), "train.txt"
+        names, source = ["train"], "train.txt"
         if split_file(root, "val").is_file():
-            train, source = train + read_ids(split_file(root, "val")), "train.txt + val.txt"
+            names, source = ["train", "val"], "train.txt + val.txt"
     else:
         return None
+    origin: dict[str, Path] = {}
+    for name in [*names, "test"]:
+        for image_id in read_ids(split_file(root, name)):
+            origin.setdefault(image_id, split_file(root, name))
+    train = [i for name in names for i in read_ids(split_file(root, name))]
     return Split(list(dict.fromkeys(train)), list(dict.fromkeys(read_ids(test_file))),
-                 f"ImageSets/Main {source} (train) + test.txt (test)")
+                 f"ImageSets/Main {source} (train) + test.txt (test)", origin)
 
 
 def choose_split(voc_root: str | Path, ids: Sequence[str], seed: int = 0) -> Split:

@@ -18,7 +18,7 @@ from harness.data.annotations import Box, ImageAnnotation
 from harness.data.classnames import ClassMap
 from harness.data.imageinfo import ImageHeaderError, image_size
 from harness.data.report import FIXED, SKIP_IMAGE, SKIP_OBJECT, WARNING, Problem, ValidationReport
-from harness.labels import PAPER_LABELS, LabelMap
+from harness.labels import PAPER_LABELS, LabelMap, class_name_problem
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".JPG", ".JPEG", ".png", ".PNG", ".bmp")
 
@@ -74,6 +74,7 @@ class _RawObject:
     name: Optional[str]
     coords: Optional[tuple[float, float, float, float]]
     coords_error: str = ""
+    line: Optional[int] = None             # of <name> in the XML
     difficult: Optional[bool] = False      # None: the XML's value is not a 0/1/true/false flag
     truncated: Optional[bool] = False
     flag_text: str = ""
@@ -115,11 +116,28 @@ def load_voc(
     if image_set is None:
         report.images_total += _report_images_without_xml(root, set(ids), report)
     if labelmap is None:
+        refuse_unusable_class_names(raws)
         labelmap = infer_labelmap(o.name for raw in raws for o in raw.objects if o.name)
     images = [im for im in (_validate(root, raw, labelmap, report) for raw in raws) if im is not None]
     report.images_kept = len(images)
     set_name = None if image_set is None else str(image_set)
     return VocDataset(root=root, images=images, labelmap=labelmap, report=report, image_set=set_name)
+
+
+class ClassNameError(ValueError):
+    """Class names in the annotations that Caffe or Darknet cannot carry."""
+
+
+def refuse_unusable_class_names(raws: list[_RawAnnotation], shown: int = 10) -> None:
+    """Every class name that would enter the label map must be one the frameworks can carry
+    (:func:`harness.labels.class_name_problem`); else one error naming each file and line."""
+    bad = [f"{raw.xml_path}:{obj.line}: class {obj.name!r}: {class_name_problem(obj.name)}"
+           for raw in raws for obj in raw.objects if obj.name and class_name_problem(obj.name)]
+    if bad:
+        more = f"\n  ... and {len(bad) - shown} more" if len(bad) > shown else ""
+        raise ClassNameError(f"{len(bad)} object(s) have class names Caffe or Darknet cannot carry:\n  "
+                             + "\n  ".join(bad[:shown]) + more
+                             + "\nrename them in the XML, or map them with --class-map FILE ('old: new' lines)")
 
 
 def infer_labelmap(names: Iterable[str]) -> LabelMap:
@@ -133,14 +151,40 @@ def infer_labelmap(names: Iterable[str]) -> LabelMap:
     return LabelMap.from_names(sorted(found))
 
 
+class ImageSetError(ValueError):
+    """An ImageSets file line that is not an image id (white space inside, a path, a control character)."""
+
+
+_CLASS_FILE_FLAGS = {"1", "-1", "0"}
+
+
 def read_ids(path: str | Path) -> list[str]:
-    """Image ids from an ImageSets file: first token per line (VOC class files add a ±1 flag)."""
+    """Image ids from an ImageSets file: one id per line (VOC per-class files add a ±1/0 flag).
+
+    An id is a file name in Annotations/: a line with white space inside its id, a path separator,
+    a leading dot or a control character is refused with the file and line (never cut at the space
+    or followed outside the dataset)."""
     path = Path(path)
     try:
         text = path.read_text()
     except OSError as exc:
         raise FileNotFoundError(f"{path}: cannot read image-set file: {exc}") from exc
-    return [line.split()[0] for line in text.splitlines() if line.strip()]
+    except UnicodeDecodeError as exc:
+        raise ImageSetError(f"{path}: not a text file of image ids ({exc})") from None
+    ids = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        tokens = line.split()
+        if not tokens:
+            continue
+        if len(tokens) > 2 or (len(tokens) == 2 and tokens[1] not in _CLASS_FILE_FLAGS):
+            raise ImageSetError(f"{path}:{number}: {line.strip()!r} is not one image id (ids cannot contain "
+                                "white space: Darknet and Caffe cut them there); rename the image and its XML")
+        image_id = tokens[0]
+        if "/" in image_id or "\\" in image_id or image_id.startswith(".") or not image_id.isprintable():
+            raise ImageSetError(f"{path}:{number}: {image_id!r} is not an image id (a file name in Annotations/, "
+                                "without path separators, a leading dot or control characters)")
+        ids.append(image_id)
+    return ids
 
 
 def _apply_class_map(raws: list[_RawAnnotation], class_map: ClassMap, report: ValidationReport) -> None:
@@ -239,7 +283,9 @@ def _read_size(node) -> Optional[tuple[int, int]]:
 
 def _read_object(index: int, node) -> _RawObject:
     difficult, truncated = _text(node, "difficult"), _text(node, "truncated")
-    obj = _RawObject(index, _text(node, "name"), None, difficult=_flag(difficult), truncated=_flag(truncated))
+    name_node = node.find("name")
+    obj = _RawObject(index, _text(node, "name"), None, difficult=_flag(difficult), truncated=_flag(truncated),
+                     line=name_node.sourceline if name_node is not None else node.sourceline)
     obj.flag_text = ", ".join(f"<{tag}>{value}</{tag}>" for tag, value, flag in
                               (("difficult", difficult, obj.difficult), ("truncated", truncated, obj.truncated))
                               if flag is None)

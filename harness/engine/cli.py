@@ -141,6 +141,8 @@ def detect(model_dir: Path, images: Path, image_set: Optional[str], out: Path, d
     fw = backend_for(model.config, labelmap)
     try:
         written = fw.detect(model.files, model.weights, inputs.images, out)
+    except OSError:
+        raise                       # disk full, read-only --out: the CLI group names the path and what to do
     except Exception as exc:  # noqa: BLE001 - native failures become one clear message
         raise click.ClickException(f"detection with {model_dir} failed: {exc}") from None
     csv_path = write_detections_csv(Path(written), labelmap, inputs, out / "detections.csv")

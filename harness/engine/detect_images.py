@@ -7,14 +7,17 @@ with spaces, dots or quotes cannot be an image id. Plain folders therefore get s
 """
 from __future__ import annotations
 
-import csv
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from harness.data.atomic import write_csv
+from harness.data.imageinfo import checked_size, unreadable_reason
+from harness.data.voc import UNREADABLE_IMAGE
 from harness.labels import LabelMap
+from harness.paths import safe_file_name
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 STAGING = ".images"
@@ -26,6 +29,7 @@ class DetectionInputs:
     files: dict[str, str]               # image id -> the user's file (as found)
     skipped: dict[str, str] = field(default_factory=dict)   # file -> why
     source: str = ""
+    sizes: dict[str, tuple[int, int]] = field(default_factory=dict)   # image id -> (width, height), decoded
 
     @property
     def summary(self) -> str:
@@ -39,19 +43,36 @@ class DetectionInputs:
 def detection_inputs(root: Path, image_set: Optional[str], labelmap: LabelMap, out: Path) -> DetectionInputs:
     """A VOC root when it has ``Annotations/``, else every image file directly in ``root``."""
     if (root / "Annotations").is_dir():
-        from harness.data.voc import load_voc
+        from harness.data.voc import find_image, load_voc
 
         dataset = load_voc(root, image_set=image_set, labelmap=labelmap)
-        files = {im.image_id: str(im.image_path) for im in dataset.images}
-        return DetectionInputs(dataset.images, files, source=f"VOC root {root}: {dataset.report.summary()}")
+        inputs = DetectionInputs([], {}, source=f"VOC root {root}: {dataset.report.summary()}")
+        for problem in dataset.report.problems:        # the header check already refused these images
+            if problem.kind == UNREADABLE_IMAGE:
+                image = find_image(root, Path(problem.file).stem) or Path(problem.file)
+                inputs.skipped[str(image)] = unreadable_reason(problem.message, image)
+        for image in dataset.images:
+            _add_checked(inputs, image.image_id, image, image.image_path, str(image.image_path))
+        return _indexed(inputs, out, root)
     if image_set is not None:
         raise ValueError(f"{root}: --image-set needs a VOC root (no Annotations/ folder here)")
     return _plain_folder(root, out)
 
 
-def _plain_folder(root: Path, out: Path) -> DetectionInputs:
-    import cv2
+def _add_checked(inputs: DetectionInputs, image_id: str, image, path: Path, name: str) -> bool:
+    """Add ``image`` when it decodes fully (:func:`harness.data.imageinfo.checked_size`, the one
+    image rule), else name it in ``skipped``: native code never sees a file Python cannot decode."""
+    size, why = checked_size(path)
+    if size is None:
+        inputs.skipped[name] = why
+        return False
+    inputs.images.append(image)
+    inputs.files[image_id] = name
+    inputs.sizes[image_id] = size
+    return True
 
+
+def _plain_folder(root: Path, out: Path) -> DetectionInputs:
     candidates = sorted(p for p in root.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     if not candidates:
         raise ValueError(f"{root}: no image files ({', '.join(IMAGE_SUFFIXES)}) and no Annotations/ folder")
@@ -59,24 +80,29 @@ def _plain_folder(root: Path, out: Path) -> DetectionInputs:
     staging.mkdir(parents=True, exist_ok=True)
     inputs = DetectionInputs([], {}, source=f"folder {root}")
     for path in candidates:
-        if cv2.imread(str(path), cv2.IMREAD_REDUCED_GRAYSCALE_8) is None:
-            inputs.skipped[path.name] = "not a readable image"
-            continue
         image_id = _unique(_safe_id(path.stem), inputs.files)
         link = staging / f"{image_id}{path.suffix.lower()}"
+        if not _add_checked(inputs, image_id, link, path, path.name):
+            continue
         if link.is_symlink() or link.exists():
             link.unlink()
         os.symlink(path.resolve(), link)
-        inputs.files[image_id] = path.name
-        inputs.images.append(link)
-    if not inputs.images:
-        raise ValueError(f"{root}: none of {len(candidates)} image files could be read")
+    return _indexed(inputs, out, root)
+
+
+def _indexed(inputs: DetectionInputs, out: Path, root: Path) -> DetectionInputs:
+    """images.csv written; ValueError (naming it) when not one image can be detected on."""
+    out.mkdir(parents=True, exist_ok=True)
     _write_index(inputs, out / "images.csv")
+    if not inputs.images:
+        raise ValueError(f"{root}: none of {len(inputs.skipped)} image(s) could be read (reasons in "
+                         f"{out / 'images.csv'})")
     return inputs
 
 
 def _safe_id(stem: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_-]+", "_", stem).strip("_") or "image"
+    """Native tools cut ids at spaces and dots: only [A-Za-z0-9_-], then the file-name rule (length, reserved)."""
+    return safe_file_name(re.sub(r"[^A-Za-z0-9_-]+", "_", stem).strip("_") or "image")
 
 
 def _unique(image_id: str, taken: dict[str, str]) -> str:
@@ -87,11 +113,10 @@ def _unique(image_id: str, taken: dict[str, str]) -> str:
 
 
 def _write_index(inputs: DetectionInputs, path: Path) -> None:
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["image_id", "file", "status"])
-        writer.writerows([image_id, name, "ok"] for image_id, name in inputs.files.items())
-        writer.writerows(["", name, f"skipped: {why}"] for name, why in inputs.skipped.items())
+    """images.csv: every image found, ``ok`` or ``skipped: why`` (rewritten by :func:`mark_failed`)."""
+    rows = [[image_id, name, "ok"] for image_id, name in inputs.files.items()]
+    rows += [["", name, f"skipped: {why}"] for name, why in inputs.skipped.items()]
+    write_csv(path, ["image_id", "file", "status"], rows)
 
 
 def write_detections_csv(det_dir: Path, labelmap: LabelMap, inputs: DetectionInputs, path: Path) -> Path:
@@ -106,8 +131,5 @@ def write_detections_csv(det_dir: Path, labelmap: LabelMap, inputs: DetectionInp
             rows.append([inputs.files.get(str(image_id), str(image_id)), str(image_id), name, f"{score:.6f}",
                          *(f"{v:.2f}" for v in box)])
     rows.sort(key=lambda r: (r[0], -float(r[3])))
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["file", "image_id", "class", "score", "xmin", "ymin", "xmax", "ymax"])
-        writer.writerows(rows)
+    write_csv(path, ["file", "image_id", "class", "score", "xmin", "ymin", "xmax", "ymax"], rows)
     return path

@@ -19,6 +19,7 @@ from typing import Any, Callable, Optional, Sequence
 
 from harness.config import CONFIG_FILE, ExperimentConfig, ModelSpec, config_differences, read_config
 from harness.data.annotations import ImageAnnotation
+from harness.data.atomic import write_text
 from harness.data.convert import ConvertResult, convert_dataset
 from harness.data.options import DataOptions
 from harness.data.voc import load_voc
@@ -96,11 +97,10 @@ def _step(name: str, func: Callable, *args, **kwargs):
 
 
 def write_json(path: Path, data: Any) -> Path:
-    """Atomic JSON write: a reader never sees half a summary."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
-    tmp.replace(path)
-    return path
+    """Atomic JSON write: a reader never sees half a summary (harness.data.atomic)."""
+    from harness.data.atomic import write_json as atomic_json
+
+    return atomic_json(path, data)
 
 
 def read_summary(model_dir: Path) -> Optional[dict]:
@@ -113,7 +113,7 @@ def read_summary(model_dir: Path) -> Optional[dict]:
 
 def _ids_file(path: Path, ids: Sequence[str]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(f"{i}\n" for i in ids))
+    write_text(path, "".join(f"{i}\n" for i in ids))
     return path
 
 
@@ -300,7 +300,7 @@ def _run_steps(config: ExperimentConfig, data: PreparedData, summary: dict) -> N
     test_images = load_voc(data.voc_root, image_set=ids_file, labelmap=data.labelmap).images
     result = _train_with_periodic_evaluation(fw, files, config, test_images, data.labelmap)
     segments = read_segments(model_dir)
-    summary["train"] = {"iterations": result.iterations, "seconds": round(sum(s["seconds"] for s in segments), 1),
+    summary["train"] = {"iterations": result.iterations, "seconds": training_seconds(segments),
                         "segments": len(segments),
                         "loss_csv": recorded_path(result.loss_csv, model_dir),
                         "weights": recorded_path(result.weights, model_dir),
@@ -405,7 +405,7 @@ def _record_point(config: ExperimentConfig, result: TrainResult, maps: dict[str,
     best = keep_if_best(model_dir, result.iterations, maps.get(protocol), protocol, result.weights)
     row = {"iteration": result.iterations, **loss_at(result.loss_csv, result.iterations),
            **{f"map_{p}": _nan_if_none(m) for p, m in maps.items()},
-           "seconds": round(sum(s["seconds"] for s in read_segments(model_dir)), 1)}
+           "seconds": training_seconds(read_segments(model_dir))}
     record_result(model_dir, row, config.protocols)
     scores = "  ".join(f"mAP {p} {_percent(m)}" for p, m in maps.items())
     best_note = f"  best {_percent(best.map)} @ {best.iteration}" if best else ""
@@ -472,8 +472,16 @@ def _timed_training(fw, files: dict[str, Path], model_dir: Path, until: Optional
         raise
     finally:
         segments = read_segments(model_dir)
+        if outcome == "fresh":                 # started from scratch: what earlier segments trained was thrown away
+            segments = [{**s, "discarded": True} for s in segments]
         segments.append({"started": wall, "seconds": round(time.monotonic() - started, 1), "outcome": outcome})
         write_json(model_dir / SEGMENTS_FILE, segments)
+
+
+def training_seconds(segments: list[dict]) -> float:
+    """Training time: the segments whose work the final weights build on (an interrupted segment
+    that left no checkpoint is marked ``discarded`` when the next one starts from scratch)."""
+    return round(sum(s["seconds"] for s in segments if not s.get("discarded")), 1)
 
 
 def read_segments(model_dir: Path) -> list[dict]:

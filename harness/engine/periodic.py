@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
+from harness.data.atomic import write_csv, write_json
+
 RESULTS_FILE = "results.csv"
 BEST_FILE = "best.json"          # in MODEL_DIR/weights/, beside the best weights it describes
 LOSS_COLUMNS = ("loss", "avg_loss", "lr")
@@ -69,13 +71,7 @@ def record_result(model_dir: Path, row: dict, protocols: Sequence[str]) -> Path:
     rows = {r["iteration"]: r for r in read_results(model_dir)}
     rows[int(row["iteration"])] = row
     path = Path(model_dir) / RESULTS_FILE
-    tmp = path.with_suffix(".csv.tmp")
-    with tmp.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(columns)
-        for iteration in sorted(rows):
-            writer.writerow([_cell(rows[iteration].get(c)) for c in columns])
-    tmp.replace(path)
+    write_csv(path, columns, ([_cell(rows[iteration].get(c)) for c in columns] for iteration in sorted(rows)))
     return path
 
 
@@ -151,7 +147,5 @@ def keep_if_best(model_dir: Path, iteration: int, score: Optional[float], protoc
     shutil.copyfile(weights, tmp)
     tmp.replace(target)
     best = Best(iteration, protocol, float(score), target.name, Path(weights).name)
-    tmp_json = weights_dir / (BEST_FILE + ".tmp")
-    tmp_json.write_text(json.dumps(best.to_json(), indent=2) + "\n")
-    tmp_json.replace(weights_dir / BEST_FILE)
+    write_json(weights_dir / BEST_FILE, best.to_json())
     return best

@@ -1,7 +1,6 @@
 """``harness reproduce table1``: the paper's seven models, evaluated and reported side by side."""
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Optional, Sequence
@@ -11,6 +10,7 @@ import click
 from harness import paper
 from harness.config import ExperimentConfig, ModelSpec
 from harness.data.options import DataOptions
+from harness.data.atomic import write_json
 from harness.engine.experiment import stop_on_sigterm
 from harness.engine.profiles import LearningCheck, Profile, profile as get_profile
 from harness.engine.run import RunSettings, execute, exit_for
@@ -123,9 +123,7 @@ def write_provenance(run_dir: Path, prepared, configs: Sequence[ExperimentConfig
                       init_weights={"ssd": str(ssd) if ssd else None, "yolo": str(yolo) if yolo else None},
                       initialisation_note=None if (ssd and yolo) else FROM_SCRATCH_NOTE,
                       synthetic_data=prepared.synthetic, seconds=None if seconds is None else round(seconds, 1))
-    path = run_dir / "provenance.json"
-    path.write_text(json.dumps(provenance, indent=2, default=str) + "\n")
-    return path
+    return write_json(run_dir / "provenance.json", provenance)
 
 
 def _announce(total: int, profile_: Profile):

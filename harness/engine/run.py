@@ -6,7 +6,6 @@ the exit status: 0 only when every experiment succeeded.
 """
 from __future__ import annotations
 
-import json
 import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -16,9 +15,11 @@ import click
 
 from harness.config import RUN_FILE, ExperimentConfig, ModelSpec, resolve_experiment
 from harness.data.options import DataOptions
+from harness.data.atomic import read_json, write_json
 from harness.device import resolve_device
 from harness.engine.experiment import ConfigMismatch, PreparedData, plan_experiment, prepare_data, run_experiment
 from harness.engine.profiles import Profile
+from harness.paths import from_recorded, recorded_path
 
 
 @dataclass(frozen=True)
@@ -70,10 +71,7 @@ def check_run(settings: RunSettings, overwrite: bool) -> None:
     path = settings.run_dir / RUN_FILE
     if not path.is_file():
         return
-    try:
-        earlier = json.loads(path.read_text()).get("identity", {})
-    except ValueError:
-        earlier = {}
+    earlier = read_run_file(settings.run_dir).get("identity", {})
     now = settings.identity()
     differences = [f"{key} {earlier.get(key)!r} (now {now.get(key)!r})" for key in {**earlier, **now}
                    if earlier.get(key) != now.get(key)]
@@ -91,11 +89,25 @@ def check_run(settings: RunSettings, overwrite: bool) -> None:
 def write_run_file(settings: RunSettings, configs: Sequence[ExperimentConfig]) -> Path:
     settings.run_dir.mkdir(parents=True, exist_ok=True)
     record = {"identity": settings.identity(), "device_choice": settings.device,
-              "experiments": {c.name: {"config": str(c.model_dir / "config.json"), "device": str(c.device)}
-                              for c in configs}}
+              "experiments": {c.name: {"config": recorded_path(c.model_dir / "config.json", settings.run_dir),
+                                       "device": str(c.device)} for c in configs}}
     path = settings.run_dir / RUN_FILE
-    path.write_text(json.dumps(record, indent=2) + "\n")
+    write_json(path, record)
     return path
+
+
+def read_run_file(run_dir: Path) -> dict:
+    """RUN_DIR/run.json (CorruptFileError when it is not JSON)."""
+    return read_json(Path(run_dir) / RUN_FILE, "run record (run.json)")
+
+
+def experiment_config_path(run_dir: Path, name: str, entry: dict) -> Path:
+    """An experiment's config.json from its run.json entry, inside *this* run folder: the recorded path
+    is relative to it; an absolute one (older runs) that lies outside a moved or copied run is taken as
+    ``models/<name>/config.json`` here, never the original's."""
+    run_dir = Path(run_dir).resolve()
+    path = from_recorded(entry["config"], run_dir)
+    return path if path.is_relative_to(run_dir) else run_dir / "models" / name / "config.json"
 
 
 def plan_all(configs: Sequence[ExperimentConfig], overwrite: bool) -> dict[str, str]:
@@ -123,8 +135,7 @@ def execute(settings: RunSettings, configs: Sequence[ExperimentConfig], overwrit
     check_run(settings, overwrite)
     plans = plan_all(configs, overwrite)
     announce_devices(configs)
-    prepared = prepare_run_data(settings)
-    write_run_file(settings, configs)     # after the data: a refused --data leaves no run behind
+    prepared = record_and_prepare(settings, configs)
     if jobs > 1:
         return prepared, _execute_side_by_side(configs, plans, prepared, overwrite, on_start, jobs)
     summaries = []
@@ -156,6 +167,19 @@ def _execute_side_by_side(configs: Sequence[ExperimentConfig], plans: dict[str, 
     return [settled[config.name] for config in configs]
 
 
+def record_and_prepare(settings: RunSettings, configs: Sequence[ExperimentConfig]) -> PreparedData:
+    """run.json, then the run's data. When the data is refused (a leaking split, a bad --data) a run.json
+    this call created is removed again: it would otherwise refuse the corrected rerun as another run."""
+    fresh = not (settings.run_dir / RUN_FILE).is_file()
+    write_run_file(settings, configs)
+    try:
+        return prepare_run_data(settings)
+    except click.ClickException:
+        if fresh:
+            (settings.run_dir / RUN_FILE).unlink(missing_ok=True)
+        raise
+
+
 def prepare_run_data(settings: RunSettings) -> PreparedData:
     """The run's data, made once: later callers (array tasks) wait for the lock and reuse it."""
     from harness.engine.locks import prepare_lock
@@ -184,7 +208,7 @@ def settings_of(run_dir: Path) -> RunSettings:
     """A run's shared settings back from ``RUN_DIR/run.json`` (what array tasks start from)."""
     from harness.engine.profiles import profile as get_profile
 
-    record = json.loads((Path(run_dir) / RUN_FILE).read_text())
+    record = read_run_file(run_dir)
     identity = record["identity"]
     optional = {key: Path(identity[key]) if identity.get(key) else None for key in ("data", "classification")}
     synthetic = tuple(identity["synthetic"]) if identity.get("synthetic") else None

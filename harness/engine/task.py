@@ -33,10 +33,13 @@ def report_run(run_dir: Path) -> list[dict]:
     from harness.engine.run import prepare_run_data, settings_of
     from harness.report.builder import build_report
 
+    from harness.config import read_config
+    from harness.engine.run import experiment_config_path, read_run_file
+
     run_dir = Path(run_dir).resolve()
-    record = json.loads((run_dir / "run.json").read_text())
-    configs = [ExperimentConfig.from_json(json.loads(Path(entry["config"]).read_text()))
-               for entry in record["experiments"].values()]
+    record = read_run_file(run_dir)
+    configs = [read_config(experiment_config_path(run_dir, name, entry).parent)
+               for name, entry in record["experiments"].items()]
     summaries = [read_summary(c.model_dir) or {"experiment": c.name, "status": "failed",
                                                "message": "never ran (no summary.json)"} for c in configs]
     prepared = prepare_run_data(settings_of(run_dir))

@@ -96,4 +96,6 @@ def _fmt(value: float | None) -> str:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    path.write_text(json.dumps(data, indent=1) + "\n")
+    from harness.data.atomic import write_json
+
+    write_json(path, data, indent=1)

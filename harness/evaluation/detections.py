@@ -29,6 +29,8 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
+from harness.data.atomic import write_text
+
 DEFAULT_PREFIX = "comp4_det_test_"
 CSV_COLUMNS = ("image_id", "class", "score", "xmin", "ymin", "xmax", "ymax")
 
@@ -386,7 +388,7 @@ def write_voc_detections(dets: Detections, out_dir: str | Path, prefix: str = DE
             f"{i} {s:.9g} {b[0]:.9g} {b[1]:.9g} {b[2]:.9g} {b[3]:.9g}\n"
             for i, s, b in zip(d.image_ids.tolist(), d.scores.tolist(), d.boxes.tolist())
         ]
-        path.write_text("".join(lines))
+        write_text(path, "".join(lines))
         written.append(path)
     return written
 

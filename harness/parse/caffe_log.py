@@ -19,7 +19,6 @@ reports, NaN losses, snapshots written and whether "Optimization Done." was reac
 """
 from __future__ import annotations
 
-import csv
 import math
 import re
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Iterable, Optional
 
+from harness.data.atomic import write_csv
 from harness.engine.types import Progress
 
 RUN_MARKER = "==> harness:"
@@ -275,11 +275,8 @@ def write_loss_csv(rows: Iterable[Progress], path: str | Path) -> Path:
     """``iteration,loss,avg_loss,lr,seconds`` (architecture.md); empty cells for unknowns."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(LOSS_CSV_COLUMNS)
-        for row in rows:
-            writer.writerow([row.iteration, _cell(row.loss), _cell(row.avg_loss), _cell(row.lr), _cell(row.seconds, 3)])
+    write_csv(path, LOSS_CSV_COLUMNS, ([row.iteration, _cell(row.loss), _cell(row.avg_loss), _cell(row.lr),
+                                        _cell(row.seconds, 3)] for row in rows))
     return path
 
 

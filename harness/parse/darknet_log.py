@@ -6,13 +6,13 @@ is the evidence both for the loss curve and for what went wrong.
 """
 from __future__ import annotations
 
-import csv
 import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Optional
 
+from harness.data.atomic import write_csv
 from harness.engine.types import Progress
 
 # Loss fields may be "nan", "-nan", "inf": \S+ keeps them and float() understands all of them.
@@ -106,12 +106,8 @@ def write_loss_csv(steps: Iterable[Progress], csv_path: Path) -> Path:
     """Write ``iteration,loss,avg_loss,lr,seconds`` (nan kept as ``nan``, the run's evidence)."""
     csv_path = Path(csv_path)
     csv_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(csv_path, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(LOSS_CSV_HEADER)
-        for step in steps:
-            writer.writerow([step.iteration, _cell(step.loss), _cell(step.avg_loss), _cell(step.lr),
-                             _cell(step.seconds)])
+    write_csv(csv_path, LOSS_CSV_HEADER, ([step.iteration, _cell(step.loss), _cell(step.avg_loss), _cell(step.lr),
+                                           _cell(step.seconds)] for step in steps))
     return csv_path
 
 

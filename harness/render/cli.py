@@ -179,7 +179,7 @@ def table1_command(profile_name: str, data: Optional[Path], classification: Opti
     from harness.engine.experiment import render_experiment
     from harness.engine.profiles import profile as get_profile
     from harness.engine.reproduce import table1_configs
-    from harness.engine.run import RunSettings, check_run, plan_all, prepare_run_data, write_run_file
+    from harness.engine.run import RunSettings, check_run, plan_all, record_and_prepare
 
     try:
         only_valid = [paper.experiment(n).name for n in only]
@@ -191,8 +191,7 @@ def table1_command(profile_name: str, data: Optional[Path], classification: Opti
     settings = settings.sized(configs)
     check_run(settings, overwrite)
     plan_all(configs, overwrite)
-    prepared = prepare_run_data(settings)
-    write_run_file(settings, configs)
+    prepared = record_and_prepare(settings, configs)
     for config in configs:
         try:
             files = render_experiment(config, prepared)

@@ -1,15 +1,17 @@
 """``build_report(run_dir)``: run directory in, paper-style tables, figures and HTML/Markdown out."""
 from __future__ import annotations
 
+import html
 import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import jinja2
 
 import harness
+from harness.data.atomic import write_text
 from harness.report.figures import plot_confusion, plot_loss_curves, plot_pr_curves, safe_name
 from harness.report.loading import ReportError, RunData, load_run
 from harness.report.paper_numbers import PaperNumbers, paper_available, paper_experiments
@@ -53,10 +55,9 @@ def build_report(run_dir: Path, *, strict: bool = False, data_dir: Optional[Path
     written["table1"] = write_table1_csv(table1, run_dir / "table1.csv")
     written["table2"] = write_table2_csv(table2, run_dir / "table2.csv")
     context = _context(run, paper, figures, table1, table2, _read_provenance(written["provenance"]))
-    environment = _environment()
     for key, template, name in (("html", "report.html.j2", "report.html"), ("md", "report.md.j2", "report.md")):
         path = run_dir / name
-        path.write_text(environment.get_template(template).render(**context))
+        write_text(path, _environment(markdown=key == "md").get_template(template).render(**context))
         written[key] = path
     return written
 
@@ -213,8 +214,11 @@ def framework_identity(framework: dict) -> str:
     return ", ".join(str(part) for part in parts if part)
 
 
-def _environment() -> jinja2.Environment:
+def _environment(markdown: bool = False) -> jinja2.Environment:
+    """The HTML templates autoescape; in Markdown every inserted text has <, > and & escaped
+    (:func:`markdown_text`), so a name like ``<script>`` from user data is shown, never run."""
     env = jinja2.Environment(
+        finalize=markdown_text if markdown else None,
         loader=jinja2.FileSystemLoader(str(TEMPLATES)),
         autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",), default_for_string=False),
         undefined=jinja2.StrictUndefined,
@@ -242,6 +246,11 @@ def format_paper_cell(cell, digits: int = 2) -> str:
 
 def format_ratio(value: Optional[float]) -> str:
     return "—" if value is None else f"×{value:.2f}"
+
+
+def markdown_text(value: Any) -> Any:
+    """Text inserted into report.md with HTML's special characters as entities (Markdown renders raw HTML)."""
+    return html.escape(value, quote=False) if isinstance(value, str) else value
 
 
 def escape_markdown(text: str) -> str:

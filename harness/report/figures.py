@@ -12,10 +12,10 @@ from typing import Optional
 
 import numpy as np
 from matplotlib import colormaps
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from harness.data.atomic import save_figure
 from harness.report.loading import ExperimentRun, LossCurve
 
 DPI = 110
@@ -29,9 +29,7 @@ def safe_name(name: str) -> str:
 
 
 def _save(fig: Figure, path: Path) -> Path:
-    FigureCanvasAgg(fig)
-    fig.savefig(path, dpi=DPI)
-    return path
+    return save_figure(fig, path, DPI)
 
 
 def plot_loss_curves(experiments: list[ExperimentRun], path: Path) -> Optional[Path]:

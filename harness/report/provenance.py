@@ -49,9 +49,9 @@ def collect_provenance(
 
 
 def write_provenance(run_dir: Path, provenance: dict) -> Path:
-    path = Path(run_dir) / PROVENANCE_FILE
-    path.write_text(json.dumps(provenance, indent=2, sort_keys=False) + "\n")
-    return path
+    from harness.data.atomic import write_json
+
+    return write_json(Path(run_dir) / PROVENANCE_FILE, provenance)
 
 
 def harness_version() -> dict:

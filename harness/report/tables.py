@@ -7,11 +7,11 @@ beside ours but no difference or ratio: "-93.10 pp" after 40 iterations says not
 """
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from harness.data.atomic import write_csv
 from harness.labels import PAPER_LABELS
 from harness.report.loading import PROTOCOLS, ExperimentRun, RunData
 from harness.report.paper_numbers import PaperNumbers
@@ -189,12 +189,8 @@ TABLE2_COLUMNS = [
 
 def write_table1_csv(entries: list[Table1Entry], path: Path) -> Path:
     """Long format: one line per experiment x (mAP | class), so any class set fits."""
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(TABLE1_COLUMNS)
-        for entry in entries:
-            for row in [entry.map_row, *entry.class_rows]:
-                writer.writerow(_table1_csv_line(entry.run, row))
+    write_csv(path, TABLE1_COLUMNS, (_table1_csv_line(entry.run, row) for entry in entries
+                                     for row in [entry.map_row, *entry.class_rows]))
     return path
 
 
@@ -208,20 +204,20 @@ def _table1_csv_line(exp: ExperimentRun, row: APRow) -> list:
 
 
 def write_table2_csv(entries: list[Table2Entry], path: Path) -> Path:
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(TABLE2_COLUMNS)
-        for e in entries:
-            paper = e.paper
-            writer.writerow([
-                e.run.name, e.run.framework, e.run.profile, e.run.status, _yes_no(e.run.comparable),
-                e.run.not_comparable_because, _cell(e.run.train_iterations), _cell(e.train_hours),
-                _cell(paper.train_hours if paper else None), _cell(e.hours_ratio),
-                _cell(e.median_ms), _cell(e.p90_ms), _cell(e.n_images), e.device, e.backend,
-                _cell(paper.ms_per_image if paper else None), paper.device if paper else "",
-                _cell(e.ms_ratio), e.run.message,
-            ])
+    write_csv(path, TABLE2_COLUMNS, (_table2_csv_line(e) for e in entries))
     return path
+
+
+def _table2_csv_line(e: Table2Entry) -> list:
+    paper = e.paper
+    return [
+        e.run.name, e.run.framework, e.run.profile, e.run.status, _yes_no(e.run.comparable),
+        e.run.not_comparable_because, _cell(e.run.train_iterations), _cell(e.train_hours),
+        _cell(paper.train_hours if paper else None), _cell(e.hours_ratio),
+        _cell(e.median_ms), _cell(e.p90_ms), _cell(e.n_images), e.device, e.backend,
+        _cell(paper.ms_per_image if paper else None), paper.device if paper else "",
+        _cell(e.ms_ratio), e.run.message,
+    ]
 
 
 def _percent(value) -> Optional[float]:

@@ -154,7 +154,7 @@ class SlurmRunner:
         """Queue the unfinished, not-already-queued experiments; optionally wait for them."""
         options = SlurmOptions.of(submission.options)
         submission = replace(submission, settings=submission.settings.sized(submission.configs))
-        settings, run_dir = submission.settings, submission.settings.run_dir
+        run_dir = submission.settings.run_dir
         todo = self._unfinished(submission)
         self._prepare(submission, todo)
         jobs = self._queue(run_dir, todo, options)
@@ -183,11 +183,10 @@ class SlurmRunner:
     def _prepare(self, submission: Submission, todo: Sequence[ExperimentConfig]) -> None:
         """Data once, here, before any task starts; --overwrite is applied here, not by tasks."""
         from harness.engine.experiment import clear_model_dir
-        from harness.engine.run import announce_devices, prepare_run_data, write_run_file
+        from harness.engine.run import announce_devices, record_and_prepare
 
         announce_devices(submission.configs)
-        prepare_run_data(submission.settings)
-        write_run_file(submission.settings, submission.configs)
+        record_and_prepare(submission.settings, submission.configs)
         for config in todo:
             if submission.overwrite:
                 clear_model_dir(config.model_dir)

@@ -21,13 +21,14 @@ DARKNET_THRESH = 0.005                                          # detector valid
 class LibDarknetDetector:
     """pjreddie libdarknet via ctypes: ``detector valid``'s steps, tested byte-equal to it."""
 
-    description = "libdarknet in-process (ctypes)"
+    description = "libdarknet (ctypes) in a child process"
 
-    def __init__(self, files: dict, weights: Path, labelmap, device: Device) -> None:
-        from harness.frameworks.darknet.libdarknet import DarknetNetwork
+    def __init__(self, files: dict, weights: Path, labelmap, device: Device, work: Path) -> None:
+        from harness.frameworks.darknet.libdarknet import guarded_network
 
         self.labelmap = labelmap
-        self.net = DarknetNetwork(files["cfg"], weights, device=device)
+        self.net = guarded_network(files["cfg"], weights, device=device, log_path=Path(work) / "libdarknet.log")
+        self.classes = self.net.call("classes")          # loads the network now: load errors name the model
 
     def detect_batches(self, batches: Sequence[Batch], work: Path) -> BatchResults:
         return detect_each(self._detect, batches, work)
@@ -36,8 +37,8 @@ class LibDarknetDetector:
         from harness.frameworks.darknet.libdarknet import write_detection_files
 
         dets = [replace(d, image_id=image_id) for image_id, path in batch
-                for d in self.net.detect(path, thresh=DARKNET_THRESH)]
-        write_detection_files(dets, self.labelmap.names[: self.net.classes], work / "detections")
+                for d in self.net.call("detect", path, thresh=DARKNET_THRESH, doing=f"detecting {path}")]
+        write_detection_files(dets, self.labelmap.names[: self.classes], work / "detections")
         return read_per_image(work / "detections", self.labelmap)
 
     def close(self) -> None:
@@ -72,7 +73,7 @@ class OpenCVDarknetDetector:
 def open_darknet_detector(files: dict, weights: Path, labelmap, engine: str, device: Device, work: Path):
     """``native`` → :class:`LibDarknetDetector` on ``device``; ``opencv`` → :class:`OpenCVDarknetDetector`."""
     if engine == "native":
-        return LibDarknetDetector(files, weights, labelmap, device)
+        return LibDarknetDetector(files, weights, labelmap, device, work)
     if engine == "opencv":
         return OpenCVDarknetDetector(files, weights, labelmap, work)
     raise ValueError(f"no {engine!r} detector for framework 'darknet'; known: native, opencv")

@@ -7,6 +7,7 @@ the files it should have written and explain what went wrong when they are missi
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -575,7 +576,8 @@ def detect_darknet_valid(data_path: Path, cfg_path: Path, weights: Path, out_dir
                                  device)
     run_data = _write_valid_data(options, cwd, out_dir)
     argv = valid_argv(install, run_data, cfg_path, weights, device)
-    run = run_native(argv, out_dir / "valid.log", _valid_progress, len(images), cwd=cwd,
+    progress = functools.partial(valid_progress, total=len(images))
+    run = run_native(argv, out_dir / "valid.log", progress, len(images), cwd=cwd,
                      label=f"darknet valid {cfg_base(cfg_path)}", timeout=timeout, show_progress=show_progress)
     expected = [out_dir / f"comp4_det_test_{name}.txt" for name in names[: cfg.classes]]
     missing = [str(p) for p in expected if not p.is_file()]
@@ -615,9 +617,10 @@ def _valid_in_process(install: DarknetInstall, cfg_path: Path, weights: Path, im
     return out_dir
 
 
-def _valid_progress(line: str) -> Optional[Progress]:
-    """valid prints the running image count (a multiple of 4) on its own line."""
-    return Progress(int(line), math.nan) if line.isdigit() else None
+def valid_progress(line: str, total: int) -> Optional[Progress]:
+    """valid prints the running image count on its own line, in steps of 4 (its loader threads), so
+    it reads 12 for a list of 11: capped at ``total``."""
+    return Progress(min(int(line), total), math.nan) if line.isdigit() else None
 
 
 def _check_valid_inputs(options, cwd: Path, cfg: CfgSummary, weights: Path, data_path: Path,

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
+from harness.data.atomic import write_text
 from harness.device import Device, describe_device
 from harness.frameworks import TIMED_SPAN, TIMED_SPAN_DESCRIPTION
 from harness.frameworks.darknet.cfg import DarknetInputError, summarize_cfg
@@ -105,7 +106,9 @@ class DarknetNetwork:
     """A loaded network (batch 1). Use as a context manager so the C memory is freed."""
 
     def __init__(self, cfg_path: Path, weights: Optional[Path] = None, install: Optional[DarknetInstall] = None,
-                 device: Device = Device("cpu")):
+                 device: Device = Device("cpu"), log_path: Optional[Path] = None):
+        """``log_path``: where libdarknet's own output goes (default: beside the cfg; detect and count
+        pass their --out, so a model folder stays a read-only input)."""
         install = install or find_darknet()
         if install.library is None:
             raise NativeFrameworkError(f"{install.binary}: no libdarknet.so beside it (set HARNESS_DARKNET_LIB)")
@@ -116,7 +119,7 @@ class DarknetNetwork:
         self.install = install
         _select_device(self.lib, install, device)
         weights_arg = str(Path(weights).resolve()).encode() if weights else None
-        log_path = cfg_path.parent / "libdarknet.log"
+        log_path = Path(log_path) if log_path else cfg_path.parent / "libdarknet.log"
         with native_output_to(log_path):
             self.net = self.lib.load_network(str(cfg_path).encode(), weights_arg, 0)
         if not self.net:
@@ -266,15 +269,29 @@ def _as_c_float(value: float) -> float:
 def detect_darknet_ctypes(cfg_path: Path, weights: Path, images: Sequence[Path], class_names: Sequence[str],
                           out_dir: Optional[Path] = None, *, install: Optional[DarknetInstall] = None,
                           thresh: float = VALID_THRESH, device: Device = Device("cpu")) -> list[RawDetection]:
-    """Detect on ``images`` in-process; with ``out_dir`` also write ``comp4_det_test_<class>.txt``."""
+    """Detect on ``images`` with libdarknet in a child process (:func:`guarded_network`); with ``out_dir``
+    also write ``comp4_det_test_<class>.txt`` (and libdarknet's output to ``out_dir/libdarknet.log``)."""
     _check_unique_ids(images)
-    with DarknetNetwork(cfg_path, weights, install, device) as net:
-        if len(class_names) < net.classes:
-            raise DarknetInputError(f"{len(class_names)} class names for a network with {net.classes} classes")
-        detections = [d for image in images for d in net.detect(image, thresh=thresh)]
+    log_path = Path(out_dir) / "libdarknet.log" if out_dir is not None else None
+    with guarded_network(cfg_path, weights, install, device, log_path) as net:
+        classes = net.call("classes")
+        if len(class_names) < classes:
+            raise DarknetInputError(f"{len(class_names)} class names for a network with {classes} classes")
+        detections = [d for image in images
+                      for d in net.call("detect", image, thresh=thresh, doing=f"detecting {image}")]
     if out_dir is not None:
-        write_detection_files(detections, class_names[: net.classes], out_dir)
+        write_detection_files(detections, class_names[: classes], out_dir)
     return detections
+
+
+def guarded_network(cfg_path: Path, weights: Optional[Path], install: Optional[DarknetInstall] = None,
+                    device: Device = Device("cpu"), log_path: Optional[Path] = None):
+    """A :class:`DarknetNetwork` in a child process (:class:`harness.engine.child.InChild`): libdarknet's
+    ``exit()`` on an input it cannot read fails the call instead of ending this process with status 0."""
+    from harness.engine.child import InChild
+
+    return InChild(f"libdarknet ({Path(cfg_path).name})", DarknetNetwork, cfg_path, weights, install, device,
+                   log_path)
 
 
 def _check_unique_ids(images: Sequence[Path]) -> None:
@@ -301,7 +318,7 @@ def write_detection_files(detections: Sequence[RawDetection], class_names: Seque
     paths = []
     for k, name in enumerate(class_names):
         path = out_dir / f"comp4_det_test_{name}.txt"
-        path.write_text("".join(lines[k]))
+        write_text(path, "".join(lines[k]))
         paths.append(path)
     return paths
 
