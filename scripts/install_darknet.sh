@@ -9,8 +9,16 @@
 #    with bin/darknet, lib/libdarknet.so, include/darknet.h and a .stamp file written last.
 #    Skipped when the stamp is present. `harness doctor` / find_darknet() prefer this build.
 # 3. HARNESS_DARKNET_GPU=1 builds GPU=1 instead, into darknet-<version>-gpu-sm<arch>-<key>/.
+# 4. --fork alexeyab: AlexeyAB's Darknet at the commit pinned in scripts/sources.lock (tree from
+#    scripts/fetch_source.sh: the HARNESS_SOURCES mirror checked by sha256, else git by commit),
+#    built with LIBSO=1 (libdarknet.so for the ctypes path) and its CPU switches
+#    (HARNESS_ALEXEYAB_MAKE, default "GPU=0 CUDNN=0 OPENCV=0 AVX=1 OPENMP=1") into
+#      ${HARNESS_CACHE}/darknet-alexeyab-<commit 8>-<cpu|gpu-sm..>-<flags key>/
+#    (bin/darknet, lib/libdarknet.so, include/darknet.h, .stamp with fork, commit, source sha256,
+#    make arguments). No apt, no Debian binary.
 #
-# Options:  --no-apt     do not apt-get install the Debian binary (build only)
+# Options:  --fork pjreddie|alexeyab   which Darknet (default pjreddie, the paper's)
+#           --no-apt     do not apt-get install the Debian binary (build only)
 #           --apt-only   install the Debian binary, build nothing
 #           --force      rebuild even when the stamp exists
 # Environment (all optional):
@@ -44,9 +52,12 @@ set -euo pipefail
 log() { printf '[install_darknet] %s\n' "$*" >&2; }
 die() { printf '[install_darknet] ERROR: %s\n' "$*" >&2; exit 1; }
 
-DO_APT=1; DO_BUILD=1; FORCE=0
-for arg in "$@"; do
+DO_APT=1; DO_BUILD=1; FORCE=0; FORK=pjreddie
+while [ $# -gt 0 ]; do
+    arg=$1; shift
     case "$arg" in
+        --fork) FORK=${1:-}; shift || true ;;
+        --fork=*) FORK=${arg#--fork=} ;;
         --no-apt) DO_APT=0 ;;
         --apt-only) DO_BUILD=0 ;;
         --force) FORCE=1 ;;
@@ -54,6 +65,7 @@ for arg in "$@"; do
         *) die "unknown option '$arg' (see --help)" ;;
     esac
 done
+case "$FORK" in pjreddie|alexeyab) ;; *) die "--fork '$FORK': expected pjreddie or alexeyab" ;; esac
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null; then SUDO="sudo"; fi
@@ -266,6 +278,60 @@ PY
     echo "$target"
 }
 
+build_alexeyab() {
+    # AlexeyAB's pinned tree (verified by fetch_source.sh), built once per commit + make arguments.
+    local tree commit sha make_line gpu variant key_text target
+    tree=$(bash "$(dirname "${BASH_SOURCE[0]}")/fetch_source.sh" alexeyab-darknet) || die "no AlexeyAB source tree"
+    commit=$(sed -n 's/^commit=//p' "$tree/.harness-source")
+    sha=$(sed -n 's/^sha256=//p' "$tree/.harness-source")
+    make_line=${HARNESS_ALEXEYAB_MAKE:-GPU=0 CUDNN=0 OPENCV=0 AVX=1 OPENMP=1}
+    read -ra make_args <<< "$make_line LIBSO=1"
+    gpu=0; case " $make_line " in *" GPU=1 "*) gpu=1 ;; esac
+    key_text="make=$make_line;gcc=$(gcc -dumpfullversion)"
+    case "$make_line" in *AVX=1*) key_text+=";cpu=$(grep -m1 'model name' /proc/cpuinfo | tr -s '\t' ' ' || true)" ;; esac
+    if [ "$gpu" = 1 ]; then variant="gpu"; else variant="cpu"; fi
+    target="$CACHE/darknet-alexeyab-${commit:0:8}-$variant-$(short_hash "$key_text")"
+    if [ -f "$target/.stamp" ] && [ "$FORCE" = 0 ]; then
+        log "already built: $target (remove it or use --force to rebuild)"
+        echo "$target"; return
+    fi
+    WORK=$(mktemp -d "${TMPDIR:-/tmp}/darknet-alexeyab.XXXXXX")
+    trap 'rm -rf "$WORK"' EXIT
+    cp -r "$tree/." "$WORK/"
+    log "make -j$JOBS ${make_args[*]}  (AlexeyAB ${commit:0:8}, in $WORK)"
+    local started=$SECONDS
+    make -C "$WORK" -j"$JOBS" "${make_args[@]}" >&2 || die "make failed in $WORK"
+    local seconds=$((SECONDS - started))
+    [ -x "$WORK/darknet" ] && [ -f "$WORK/libdarknet.so" ] || die "build produced no darknet/libdarknet.so"
+    "$WORK/darknet" 2>&1 | grep -q "usage" || [ "$gpu" = 1 ] || die "built AlexeyAB darknet does not run"
+    rm -rf "$target.tmp"; mkdir -p "$target.tmp"/{bin,lib,include}
+    cp "$WORK/darknet" "$target.tmp/bin/"
+    cp "$WORK/libdarknet.so" "$target.tmp/lib/"
+    cp "$WORK/include/darknet.h" "$target.tmp/include/"
+    STAMP_COMMIT=$commit STAMP_SHA=$sha STAMP_GPU=$gpu STAMP_KEY=$key_text STAMP_MAKE="${make_args[*]}" \
+    STAMP_ORIGIN="$(sed -n 's/^origin=//p' "$tree/.harness-source")" STAMP_SECONDS=$seconds \
+    python3 - "$target.tmp/.stamp" <<'PY'
+import datetime, json, os, sys
+env = os.environ
+make = env["STAMP_MAKE"].split()
+stamp = {"fork": "alexeyab", "commit": env["STAMP_COMMIT"], "source_sha256": env["STAMP_SHA"],
+         "source_origin": env["STAMP_ORIGIN"], "variant": "gpu" if env["STAMP_GPU"] == "1" else "cpu",
+         "openmp": "OPENMP=1" in make, "avx": "AVX=1" in make, "gpu": env["STAMP_GPU"] == "1",
+         "opencv": "OPENCV=1" in make, "blas": "none", "opts": "-Ofast (upstream Makefile)",
+         "key": env["STAMP_KEY"], "make_args": env["STAMP_MAKE"], "build_seconds": int(env["STAMP_SECONDS"]),
+         "built": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+with open(sys.argv[1], "w") as handle:
+    json.dump(stamp, handle, indent=1)
+PY
+    rm -rf "$target"; mv "$target.tmp" "$target"
+    log "built in ${seconds}s: $target"
+    echo "$target"
+}
+
+if [ "$FORK" = alexeyab ]; then
+    [ "$DO_BUILD" = 1 ] && build_alexeyab
+    exit 0
+fi
 [ "$DO_APT" = 1 ] && install_debian_binary
 if [ "$DO_BUILD" = 1 ]; then
     build_variant

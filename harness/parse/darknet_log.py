@@ -1,4 +1,4 @@
-"""Read pjreddie Darknet's training log: iteration lines to ``loss.csv``, plus the failure signs.
+"""Read a Darknet training log (pjreddie's or AlexeyAB's): iteration lines to ``loss.csv``, plus the failure signs.
 
 Darknet prints one line per iteration (``printf("%ld: %f, %f avg, %f rate, %lf seconds, %d images")``)
 and reports most failures only as text (``Couldn't open file: …``) while exiting 0, so the log
@@ -22,6 +22,9 @@ ITERATION_LINE = re.compile(
     r"(?P<seconds>\S+) seconds, (?P<images>\d+) images(?:, \S+ hours left)?\s*$"
 )
 COULD_NOT_OPEN = re.compile(r"Couldn't open file: (?P<path>.*?)\s*$")
+# AlexeyAB prints this for a missing label file and trains on no boxes (exit 0); pjreddie's
+# "Couldn't open file: …labels/x.txt" is the same finding (it then segfaults or exits).
+CANNOT_OPEN_LABEL = re.compile(r"Can't open label file\..*?: (?P<path>.*?)\s*$")
 SAVING_WEIGHTS = re.compile(r"Saving weights to (?P<path>.*?)\s*$")
 LOSS_CSV_HEADER = ("iteration", "loss", "avg_loss", "lr", "seconds")
 
@@ -63,6 +66,15 @@ class DarknetLogFindings:
     steps: list[DarknetStep] = field(default_factory=list)
     could_not_open: list[str] = field(default_factory=list)
     saved_weights: list[str] = field(default_factory=list)
+    missing_labels: list[str] = field(default_factory=list)   # label files either fork could not open
+
+    @property
+    def label_problem(self) -> Optional[str]:
+        """A sentence naming the first unopenable label file and how many there were, or None."""
+        if not self.missing_labels:
+            return None
+        return (f"Darknet could not open {len(self.missing_labels)} label file(s), e.g. {self.missing_labels[0]!r}: "
+                "it trained without those boxes")
 
     @property
     def last_iteration(self) -> int:
@@ -82,9 +94,15 @@ def scan_darknet_log(lines: Iterable[str]) -> DarknetLogFindings:
         if step is not None:
             findings.steps.append(step)
             continue
+        label = CANNOT_OPEN_LABEL.search(line)
+        if label:
+            findings.missing_labels.append(label["path"])
+            continue
         missing = COULD_NOT_OPEN.search(line)
         if missing:
             findings.could_not_open.append(missing["path"])
+            if missing["path"].endswith(".txt"):
+                findings.missing_labels.append(missing["path"])
             continue
         saved = SAVING_WEIGHTS.search(line)
         if saved:
