@@ -87,14 +87,14 @@ def darknet_tiny_dataset(bccd_root: Path, tmp_path_factory: pytest.TempPathFacto
     return out
 
 
-def render_tiny_yolo(out_dir: Path, dataset: Path, **overrides) -> dict:
+def render_tiny_yolo(out_dir: Path, dataset: Path, darknet: str = "pjreddie", **overrides) -> dict:
     """yolov3-tiny at 128×128, batch 2, no multi-scale: a few CPU seconds per iteration."""
     from harness.render.yolo import render_yolo
 
     out_dir = out_dir.resolve()
     settings = {"batch": 2, "subdivisions": 1, "max_batches": 4, "random": 0, "burn_in": 0}
     settings.update(overrides)
-    return render_yolo(out_dir, model="yolov3-tiny", size=128, dataset=dataset,
+    return render_yolo(out_dir, model="yolov3-tiny", size=128, dataset=dataset, darknet=darknet,
                        backup_dir=out_dir / "backup", results_dir=out_dir / "results", overrides=settings)
 
 
@@ -106,6 +106,36 @@ def darknet_tiny_model(darknet_install, darknet_tiny_dataset: Path, tmp_path_fac
     root = tmp_path_factory.mktemp("darknet_tiny_model")
     files = render_tiny_yolo(root / "rendered", darknet_tiny_dataset)
     result = train_darknet(files["data"], files["cfg"], root / "run", install=darknet_install, show_progress=False)
+    darknet = darknet_tiny_dataset / "darknet"
+    return {
+        "files": files,
+        "result": result,
+        "root": root,
+        "images": [Path(p) for p in (darknet / "valid.txt").read_text().split()],
+        "names": (darknet / "obj.names").read_text().split(),
+    }
+
+
+@pytest.fixture(scope="session")
+def alexeyab_install():
+    """AlexeyAB's Darknet (`install_darknet.sh --fork alexeyab`); skip when absent (fail under CI)."""
+    from harness.frameworks.darknet.driver import find_darknet
+    from harness.engine.types import NativeFrameworkError
+
+    try:
+        return find_darknet(fork="alexeyab")
+    except NativeFrameworkError as exc:
+        _missing_framework(f"AlexeyAB Darknet not found ({exc})")
+
+
+@pytest.fixture(scope="session")
+def alexeyab_tiny_model(alexeyab_install, darknet_tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A REAL 4-iteration AlexeyAB training on the tiny set (cfg with letter_box=1); same keys as darknet_tiny_model."""
+    from harness.frameworks.darknet.driver import train_darknet
+
+    root = tmp_path_factory.mktemp("alexeyab_tiny_model")
+    files = render_tiny_yolo(root / "rendered", darknet_tiny_dataset, darknet="alexeyab")
+    result = train_darknet(files["data"], files["cfg"], root / "run", install=alexeyab_install, show_progress=False)
     darknet = darknet_tiny_dataset / "darknet"
     return {
         "files": files,

@@ -32,6 +32,7 @@ class LearningCheck:
     smax: Optional[float] = None
     batch_size: Optional[int] = None        # Caffe training batch (Darknet's is in overrides)
     network: dict[str, Any] = field(default_factory=dict)
+    darknet: Optional[str] = None           # a Darknet check's own Darknet (None: the run's --darknet)
 
 
 @dataclass(frozen=True)

@@ -23,11 +23,12 @@ class LibDarknetDetector:
 
     description = "libdarknet in-process (ctypes)"
 
-    def __init__(self, files: dict, weights: Path, labelmap, device: Device) -> None:
+    def __init__(self, files: dict, weights: Path, labelmap, device: Device, install=None) -> None:
         from harness.frameworks.darknet.libdarknet import DarknetNetwork
 
         self.labelmap = labelmap
-        self.net = DarknetNetwork(files["cfg"], weights, device=device)
+        self.net = DarknetNetwork(files["cfg"], weights, install=install, device=device)
+        self.description = f"libdarknet in-process (ctypes, {self.net.install.fork})"
 
     def detect_batches(self, batches: Sequence[Batch], work: Path) -> BatchResults:
         return detect_each(self._detect, batches, work)
@@ -35,8 +36,7 @@ class LibDarknetDetector:
     def _detect(self, batch: Batch, work: Path) -> PerImage:
         from harness.frameworks.darknet.libdarknet import write_detection_files
 
-        dets = [replace(d, image_id=image_id) for image_id, path in batch
-                for d in self.net.detect(path, thresh=DARKNET_THRESH)]
+        dets = [replace(d, image_id=image_id) for image_id, path in batch for d in self.net.detect(path)]
         write_detection_files(dets, self.labelmap.names[: self.net.classes], work / "detections")
         return read_per_image(work / "detections", self.labelmap)
 
@@ -69,10 +69,12 @@ class OpenCVDarknetDetector:
         self.net = None
 
 
-def open_darknet_detector(files: dict, weights: Path, labelmap, engine: str, device: Device, work: Path):
-    """``native`` → :class:`LibDarknetDetector` on ``device``; ``opencv`` → :class:`OpenCVDarknetDetector`."""
+def open_darknet_detector(files: dict, weights: Path, labelmap, engine: str, device: Device, work: Path,
+                          install=None):
+    """``native`` → :class:`LibDarknetDetector` on ``device`` (``install``: which Darknet, default pjreddie's);
+    ``opencv`` → :class:`OpenCVDarknetDetector`."""
     if engine == "native":
-        return LibDarknetDetector(files, weights, labelmap, device)
+        return LibDarknetDetector(files, weights, labelmap, device, install)
     if engine == "opencv":
         return OpenCVDarknetDetector(files, weights, labelmap, work)
     raise ValueError(f"no {engine!r} detector for framework 'darknet'; known: native, opencv")
