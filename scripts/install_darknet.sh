@@ -12,7 +12,9 @@
 # 4. --fork alexeyab: AlexeyAB's Darknet at the commit pinned in scripts/sources.lock (tree from
 #    scripts/fetch_source.sh: the HARNESS_SOURCES mirror checked by sha256, else git by commit),
 #    built with LIBSO=1 (libdarknet.so for the ctypes path) and its CPU switches
-#    (HARNESS_ALEXEYAB_MAKE, default "GPU=0 CUDNN=0 OPENCV=0 AVX=1 OPENMP=1") into
+#    (HARNESS_ALEXEYAB_MAKE, default "GPU=0 CUDNN=0 OPENCV=0 AVX=1 OPENMP=1 OPTS=-O3": upstream's
+#    -Ofast (-ffast-math) made its CPU training loss turn nan within 20-30 iterations on BCCD here,
+#    twice, where -O3 trained on; docs/darknet.md) into
 #      ${HARNESS_CACHE}/darknet-alexeyab-<commit 8>-<cpu|gpu-sm..>-<flags key>/
 #    (bin/darknet, lib/libdarknet.so, include/darknet.h, .stamp with fork, commit, source sha256,
 #    make arguments). No apt, no Debian binary.
@@ -284,7 +286,7 @@ build_alexeyab() {
     tree=$(bash "$(dirname "${BASH_SOURCE[0]}")/fetch_source.sh" alexeyab-darknet) || die "no AlexeyAB source tree"
     commit=$(sed -n 's/^commit=//p' "$tree/.harness-source")
     sha=$(sed -n 's/^sha256=//p' "$tree/.harness-source")
-    make_line=${HARNESS_ALEXEYAB_MAKE:-GPU=0 CUDNN=0 OPENCV=0 AVX=1 OPENMP=1}
+    make_line=${HARNESS_ALEXEYAB_MAKE:-GPU=0 CUDNN=0 OPENCV=0 AVX=1 OPENMP=1 OPTS=-O3}
     read -ra make_args <<< "$make_line LIBSO=1"
     gpu=0; case " $make_line " in *" GPU=1 "*) gpu=1 ;; esac
     key_text="make=$make_line;gcc=$(gcc -dumpfullversion)"
@@ -317,7 +319,8 @@ make = env["STAMP_MAKE"].split()
 stamp = {"fork": "alexeyab", "commit": env["STAMP_COMMIT"], "source_sha256": env["STAMP_SHA"],
          "source_origin": env["STAMP_ORIGIN"], "variant": "gpu" if env["STAMP_GPU"] == "1" else "cpu",
          "openmp": "OPENMP=1" in make, "avx": "AVX=1" in make, "gpu": env["STAMP_GPU"] == "1",
-         "opencv": "OPENCV=1" in make, "blas": "none", "opts": "-Ofast (upstream Makefile)",
+         "opencv": "OPENCV=1" in make, "blas": "none",
+         "opts": next((m[5:] for m in make if m.startswith("OPTS=")), "-Ofast (upstream Makefile)"),
          "key": env["STAMP_KEY"], "make_args": env["STAMP_MAKE"], "build_seconds": int(env["STAMP_SECONDS"]),
          "built": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
 with open(sys.argv[1], "w") as handle:

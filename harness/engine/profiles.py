@@ -3,9 +3,9 @@
 ``paper`` trains with the paper's hyperparameters (harness/paper.py) and is the only profile whose
 results are comparable with the paper. ``smoke`` runs the same seven models through the same code
 paths with few iterations and small batches so the whole pipeline fits a 2-core CPU; its numbers
-check plumbing, not accuracy. ``smoke`` adds two extra, clearly-labelled learning checks, one per
-framework (YOLOv3-tiny on Darknet, a compact SSD on Caffe), that train long enough on CPU to show
-real learning on the synthetic set, scored on its whole test split.
+check plumbing, not accuracy. ``smoke`` adds extra, clearly-labelled learning checks, one per
+framework build (YOLOv3-tiny on pjreddie's and on AlexeyAB's Darknet, a compact SSD on Caffe), that
+train long enough on CPU to show real learning on the synthetic set, scored on its whole test split.
 """
 from __future__ import annotations
 
@@ -101,6 +101,15 @@ YOLO_LEARNING_CHECK = LearningCheck(
     overrides={"batch": 4, "subdivisions": 1, "max_batches": 400, "steps": [340, 370],
                "scales": [0.1, 0.1], "learning_rate": 0.001, "burn_in": 50},
 )
+# The same check on AlexeyAB's Darknet (its own [net] letter_box=1, the harness's -O3 build): same model, size,
+# batch and schedule as the pjreddie one so the two forks are compared on equal terms (docs/benchmarks.md).
+YOLO_ALEXEYAB_LEARNING_CHECK = LearningCheck(
+    name="learning-check_yolov3-tiny_160_alexeyab",
+    model="yolov3-tiny",
+    size=160,
+    overrides=dict(YOLO_LEARNING_CHECK.overrides),
+    darknet="alexeyab",
+)
 # Not a paper model: SSD300's templates at 160x160, VGG channels x0.125, BatchNorm, no random-crop
 # sampling (measured: 4x faster learning here, docs/benchmarks.md), Smin 0.1 / Smax 0.5 (the
 # synthetic cells are 4-21 % of the image side). The Caffe test phase runs once, on the
@@ -141,13 +150,14 @@ SMOKE = Profile(
         "ssd": dict(_FEW),
         "yolov3": {**_FEW, "yolo_overrides": {"batch": 1, "max_batches": 2, "steps": [1, 2]}},
         YOLO_LEARNING_CHECK.name: dict(_LEARNING_CHECK_LIMITS),
+        YOLO_ALEXEYAB_LEARNING_CHECK.name: dict(_LEARNING_CHECK_LIMITS),
         SSD_LEARNING_CHECK.name: dict(_LEARNING_CHECK_LIMITS),
     },
     # The learning checks are scored half-way and at the end (the paper profile's periodic path, with
     # a resume between, on both frameworks); the 2-4-iteration Table 1 rows only at the end, which
     # still gives each its results.csv row and best weights (a scoring costs as much as training them).
-    eval_every={YOLO_LEARNING_CHECK.name: 200, SSD_LEARNING_CHECK.name: 150},
-    learning_checks=(YOLO_LEARNING_CHECK, SSD_LEARNING_CHECK),
+    eval_every={YOLO_LEARNING_CHECK.name: 200, YOLO_ALEXEYAB_LEARNING_CHECK.name: 200, SSD_LEARNING_CHECK.name: 150},
+    learning_checks=(YOLO_LEARNING_CHECK, YOLO_ALEXEYAB_LEARNING_CHECK, SSD_LEARNING_CHECK),
 )
 
 PROFILES = {p.name: p for p in (PAPER, SMOKE)}

@@ -73,8 +73,8 @@ class DarknetLogFindings:
         """A sentence naming the first unopenable label file and how many there were, or None."""
         if not self.missing_labels:
             return None
-        return (f"Darknet could not open {len(self.missing_labels)} label file(s), e.g. {self.missing_labels[0]!r}: "
-                "it trained without those boxes")
+        return (f"Darknet could not open {len(self.missing_labels)} label file(s), e.g. {self.missing_labels[0]!r} "
+                "(AlexeyAB then trains without those boxes and exits 0; pjreddie stops or crashes)")
 
     @property
     def last_iteration(self) -> int:
@@ -137,6 +137,20 @@ def _cell(value: Optional[float]) -> str:
     if value is None:
         return ""
     return repr(float(value)) if math.isfinite(value) else str(value)
+
+
+MAP_CLASS_LINE = re.compile(r"class_id = (?P<index>\d+), name = (?P<name>.*?), ap = (?P<ap>\S+)%")
+MAP_MEAN_LINE = re.compile(r"mean average precision \(mAP@(?P<iou>\S+)\) = (?P<map>\S+),")
+
+
+def parse_darknet_map(text: str) -> dict:
+    """AlexeyAB ``detector map`` output: ``{"map": float, "iou": float, "classes": {name: ap}}`` (APs as
+    fractions; per-class APs are printed with 4 digits, the mAP with 6). ValueError without a mAP line."""
+    classes = {m["name"]: float(m["ap"]) / 100.0 for m in MAP_CLASS_LINE.finditer(text)}
+    mean = MAP_MEAN_LINE.search(text)
+    if mean is None:
+        raise ValueError("no 'mean average precision (mAP@…) = …' line in the detector map output")
+    return {"map": float(mean["map"]), "iou": float(mean["iou"]), "classes": classes}
 
 
 def log_to_loss_csv(log_path: Path, csv_path: Path) -> DarknetLogFindings:

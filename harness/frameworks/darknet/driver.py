@@ -28,6 +28,7 @@ from harness.parse.darknet_log import (
     DarknetLogFindings,
     latest_per_iteration,
     parse_darknet_line,
+    parse_darknet_map,
     read_darknet_log,
     write_loss_csv,
 )
@@ -611,8 +612,6 @@ def check_training(plan: TrainPlan, run: NativeRun, findings: DarknetLogFindings
 def _open_cause(path: str, plan: TrainPlan) -> str:
     if path.startswith(str(plan.backup_dir)) or path.endswith((".weights", ".backup")):
         return "the backup directory is missing or not writable"
-    if path.endswith(".txt"):
-        return "a label file is missing (Darknet rewrites images→labels, .jpg→.txt)"
     return "a file named in the .data/.cfg is missing"
 
 
@@ -651,6 +650,35 @@ def detect_darknet_valid(data_path: Path, cfg_path: Path, weights: Path, out_dir
             f"darknet detector valid failed ({run.describe_returncode()}); missing outputs: {missing or 'none'}",
             run.log_tail())
     return out_dir
+
+
+def darknet_map(data_path: Path, cfg_path: Path, weights: Path, out_dir: Path, *, install: DarknetInstall,
+                points: int = 0, iou: float = 0.5, timeout: Optional[float] = None) -> dict:
+    """AlexeyAB's own evaluator, ``detector map`` over the .data file's ``valid=`` list (its labels by
+    its label-path rule): ``{"map", "iou", "classes": {name: ap}, "log"}``; output in ``out_dir/map.log``."""
+    if not install.alexeyab:
+        raise NativeFrameworkError(f"{install.binary}: `detector map` is AlexeyAB's; this is pjreddie's Darknet")
+    data_path, cfg_path, weights = Path(data_path).resolve(), Path(cfg_path).resolve(), Path(weights).resolve()
+    out_dir = Path(out_dir).resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    options = read_data_file(data_path)
+    cfg = summarize_cfg(cfg_path)
+    images, _ = _check_valid_inputs(options, data_path.parent, cfg, weights, data_path, out_dir, allow_short=True)
+    missing = [i for i in images if not Path(darknet_label_path(i, data_path.parent, "alexeyab")).is_file()]
+    if missing:
+        raise DarknetInputError(f"{data_path}: {len(missing)} valid image(s) without a label file by AlexeyAB's "
+                                f"rule (detector map would count no objects there), e.g. {missing[:3]}")
+    argv = [str(install.binary), "detector", "map", str(data_path), str(cfg_path), str(weights), "-dont_show",
+            "-points", str(points), "-iou_thresh", str(iou), *Device("cpu").darknet_args(True)]
+    log_path = out_dir / "map.log"
+    run = run_native(argv, log_path, lambda line: None, None, cwd=data_path.parent, label="darknet map",
+                     timeout=timeout, show_progress=False)
+    try:
+        result = parse_darknet_map(log_path.read_text(errors="replace"))
+    except ValueError as exc:
+        raise NativeFrameworkError(f"darknet detector map failed ({run.describe_returncode()}): {exc}",
+                                   run.log_tail()) from None
+    return {**result, "log": log_path}
 
 
 def valid_argv(install: DarknetInstall, data_path: Path, cfg_path: Path, weights: Path,

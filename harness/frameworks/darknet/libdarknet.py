@@ -391,7 +391,7 @@ def detect_darknet_ctypes(cfg_path: Path, weights: Path, images: Sequence[Path],
             raise DarknetInputError(f"{len(class_names)} class names for a network with {net.classes} classes")
         detections = [d for image in images for d in net.detect(image, rules=rules, thresh=thresh)]
     if out_dir is not None:
-        write_detection_files(detections, class_names[: net.classes], out_dir)
+        write_detection_files(detections, class_names[: net.classes], out_dir, exact=bool(rules and rules.normalized))
     return detections
 
 
@@ -404,18 +404,22 @@ def _check_unique_ids(images: Sequence[Path]) -> None:
         seen[key] = image
 
 
-def write_detection_files(detections: Sequence[RawDetection], class_names: Sequence[str], out_dir: Path) -> list[Path]:
+def write_detection_files(detections: Sequence[RawDetection], class_names: Sequence[str], out_dir: Path,
+                          exact: bool = False) -> list[Path]:
     """Per-class ``comp4_det_test_<class>.txt`` with valid's own ``printf`` format.
 
     Written here rather than through the evaluation writer because Darknet emits boxes that
     clamping inverts (a centre beyond the image edge gives xmin > xmax): the files must hold
     exactly what ``detector valid`` would write, and the evaluation reader decides what to skip.
+    ``exact``: 9 significant digits instead of ``%f`` (``detector map`` ranks unrounded float scores).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     lines: dict[int, list[str]] = {k: [] for k in range(len(class_names))}
     for d in detections:
-        lines[d.class_index].append(f"{d.image_id} {d.score:f} {d.xmin:f} {d.ymin:f} {d.xmax:f} {d.ymax:f}\n")
+        values = (d.score, d.xmin, d.ymin, d.xmax, d.ymax)
+        text = " ".join(f"{v:.9g}" if exact else f"{v:f}" for v in values)
+        lines[d.class_index].append(f"{d.image_id} {text}\n")
     paths = []
     for k, name in enumerate(class_names):
         path = out_dir / f"comp4_det_test_{name}.txt"
