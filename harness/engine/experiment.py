@@ -255,7 +255,8 @@ def _run_locked(config: ExperimentConfig, data: PreparedData, overwrite: bool) -
     if plan == "resume" and _started_before(model_dir):
         print(f"[{config.name}] unfinished run with this config in {model_dir}: resuming")
     config.write()
-    summary: dict[str, Any] = {"experiment": config.name, "framework": config.framework, "model": config.spec.model,
+    summary: dict[str, Any] = {"experiment": config.name, "framework": config.framework, "darknet": config.darknet,
+                               "model": config.spec.model,
                                "size": config.spec.size, "smin": config.spec.smin, "smax": config.spec.smax,
                                "profile": config.profile, "comparable_with_paper": config.comparable_with_paper,
                                "role": config.role, "device": str(config.device), "config": "config.json",

@@ -201,7 +201,7 @@ def write_table1_csv(entries: list[Table1Entry], path: Path) -> Path:
 def _table1_csv_line(exp: ExperimentRun, row: APRow) -> list:
     diff = row.diff
     return [
-        exp.name, exp.framework, exp.profile, exp.status, _yes_no(exp.comparable), exp.not_comparable_because,
+        exp.name, exp.framework_build, exp.profile, exp.status, _yes_no(exp.comparable), exp.not_comparable_because,
         row.name, _yes_no(row.scored), _cell(row.ours["voc07"]), _cell(row.ours["voc12"]), _cell(row.paper.value), row.paper.note,
         _cell(diff["voc07"]), _cell(diff["voc12"]), _cell(row.npos), exp.message,
     ]
@@ -214,7 +214,7 @@ def write_table2_csv(entries: list[Table2Entry], path: Path) -> Path:
         for e in entries:
             paper = e.paper
             writer.writerow([
-                e.run.name, e.run.framework, e.run.profile, e.run.status, _yes_no(e.run.comparable),
+                e.run.name, e.run.framework_build, e.run.profile, e.run.status, _yes_no(e.run.comparable),
                 e.run.not_comparable_because, _cell(e.run.train_iterations), _cell(e.train_hours),
                 _cell(paper.train_hours if paper else None), _cell(e.hours_ratio),
                 _cell(e.median_ms), _cell(e.p90_ms), _cell(e.n_images), e.device, e.backend,
