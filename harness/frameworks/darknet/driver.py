@@ -130,6 +130,11 @@ def _install_from_env(fork: str) -> Optional[DarknetInstall]:
     return install if install.fork == fork else None
 
 
+def darknet_at(binary: Path) -> DarknetInstall:
+    """The Darknet install of this binary (either fork; its library beside it), e.g. for benchmarks."""
+    return _install_from_path(Path(binary), "binary")
+
+
 def _install_from_path(binary: Path, variable: str) -> DarknetInstall:
     if binary.is_dir():
         binary = binary / "darknet"
