@@ -214,6 +214,54 @@ cuda_make_args() {  # GPU=1 knobs: prints make arguments, edits the Makefile's f
     printf '%s\n' "GPU=1" "CUDNN=${HARNESS_DARKNET_CUDNN:-0}" "NVCC=$nvcc" "ARCH=$arch"
 }
 
+make_and_stage() {  # $1 tree, $2 target, $3 gpu (1: no run check), then make arguments; prints build seconds
+    local tree=$1 target=$2 gpu=$3
+    shift 3
+    log "make -j$JOBS $*  (in $tree)"
+    local started=$SECONDS
+    make -C "$tree" -j"$JOBS" "$@" >&2 || die "make failed in $tree"
+    if [ ! -x "$tree/darknet" ] || [ ! -f "$tree/libdarknet.so" ]; then die "build produced no darknet/libdarknet.so"; fi
+    # Smoke test: the usage line proves it runs (darknet exits 0 and prints usage with no args).
+    "$tree/darknet" 2>&1 | grep -q "usage" || [ "$gpu" = 1 ] || die "built darknet does not run"
+    rm -rf "$target.tmp"; mkdir -p "$target.tmp"/{bin,lib,include}
+    cp "$tree/darknet" "$target.tmp/bin/"
+    cp "$tree/libdarknet.so" "$target.tmp/lib/"
+    cp "$tree/include/darknet.h" "$target.tmp/include/"
+    echo $((SECONDS - started))
+}
+
+already_built() {  # $1 target: prints it and succeeds when its stamp exists (and no --force)
+    [ -f "$1/.stamp" ] && [ "$FORCE" = 0 ] || return 1
+    log "already built: $1 (remove it or use --force to rebuild)"
+    echo "$1"
+}
+
+has_arg() {  # $1 wanted, then arguments: prints true/false
+    local wanted=$1 arg
+    shift
+    for arg in "$@"; do [ "$arg" = "$wanted" ] && { echo true; return; }; done
+    echo false
+}
+
+publish() {  # $1 target, $2 build seconds, then key=value stamp fields (true/false: booleans)
+    local target=$1 seconds=$2
+    shift 2
+    python3 - "$target.tmp/.stamp" "$seconds" "$@" <<'PY'
+import datetime, json, sys
+stamp = {}
+for field in sys.argv[3:]:
+    key, _, value = field.partition("=")
+    stamp[key] = {"true": True, "false": False}.get(value, value)
+stamp.update(build_seconds=int(sys.argv[2]),
+             built=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
+with open(sys.argv[1], "w") as handle:
+    json.dump(stamp, handle, indent=1)
+PY
+    rm -rf "$target"; mv "$target.tmp" "$target"
+    log "built in ${seconds}s: $target"
+    echo "$target"
+}
+
 build_variant() {
     local srcdir version gpu opts opencv blas key_text variant target
     srcdir=$(fetch_sources)
@@ -233,10 +281,7 @@ build_variant() {
         variant="omp"
     fi
     target="$CACHE/darknet-$version-$variant-$(short_hash "$key_text")"
-    if [ -f "$target/.stamp" ] && [ "$FORCE" = 0 ]; then
-        log "already built: $target (remove it or use --force to rebuild)"
-        echo "$target"; return
-    fi
+    already_built "$target" && return
     WORK=$(mktemp -d "${TMPDIR:-/tmp}/darknet-build.XXXXXX")
     trap 'rm -rf "$WORK"' EXIT
     local work=$WORK
@@ -251,33 +296,13 @@ build_variant() {
         mapfile -t gpu_args < <(cuda_make_args "$tree")
         make_args+=("${gpu_args[@]}")
     fi
-    log "make -j$JOBS ${make_args[*]}  (in $tree)"
-    local started=$SECONDS
-    make -C "$tree" -j"$JOBS" "${make_args[@]}" >&2 || die "make failed in $tree"
-    local seconds=$((SECONDS - started))
-    [ -x "$tree/darknet" ] && [ -f "$tree/libdarknet.so" ] || die "build produced no darknet/libdarknet.so"
-    # Smoke test: the usage line proves it runs (darknet exits 0 and prints usage with no args).
-    "$tree/darknet" 2>&1 | grep -q "usage" || [ "$gpu" = 1 ] || die "built darknet does not run"
-    rm -rf "$target.tmp"; mkdir -p "$target.tmp"/{bin,lib,include}
-    cp "$tree/darknet" "$target.tmp/bin/"
-    cp "$tree/libdarknet.so" "$tree/libdarknet.a" "$target.tmp/lib/"
-    cp "$tree/include/darknet.h" "$target.tmp/include/"
+    local seconds
+    seconds=$(make_and_stage "$tree" "$target" "$gpu" "${make_args[@]}")
+    cp "$tree/libdarknet.a" "$target.tmp/lib/"
     cp -r "$tree/debian/patches" "$target.tmp/debian-patches"
-    STAMP_VERSION=$version STAMP_VARIANT=$variant STAMP_GPU=$gpu STAMP_OPENCV=$opencv STAMP_OPTS=$opts STAMP_BLAS=$blas \
-    STAMP_KEY=$key_text STAMP_MAKE="${make_args[*]}" STAMP_SECONDS=$seconds python3 - "$target.tmp/.stamp" <<'PY'
-import datetime, json, os, sys
-env = os.environ
-stamp = {"debian_version": env["STAMP_VERSION"], "variant": env["STAMP_VARIANT"], "openmp": True,
-         "blas": env["STAMP_BLAS"],
-         "gpu": env["STAMP_GPU"] == "1", "opencv": env["STAMP_OPENCV"] == "1", "opts": env["STAMP_OPTS"],
-         "key": env["STAMP_KEY"], "make_args": env["STAMP_MAKE"], "build_seconds": int(env["STAMP_SECONDS"]),
-         "built": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
-with open(sys.argv[1], "w") as handle:
-    json.dump(stamp, handle, indent=1)
-PY
-    rm -rf "$target"; mv "$target.tmp" "$target"
-    log "built in ${seconds}s: $target"
-    echo "$target"
+    publish "$target" "$seconds" debian_version="$version" variant="$variant" openmp=true blas="$blas" \
+        gpu="$([ "$gpu" = 1 ] && echo true || echo false)" opencv="$([ "$opencv" = 1 ] && echo true || echo false)" \
+        opts="$opts" key="$key_text" make_args="${make_args[*]}"
 }
 
 build_alexeyab() {
@@ -293,42 +318,20 @@ build_alexeyab() {
     case "$make_line" in *AVX=1*) key_text+=";cpu=$(grep -m1 'model name' /proc/cpuinfo | tr -s '\t' ' ' || true)" ;; esac
     if [ "$gpu" = 1 ]; then variant="gpu"; else variant="cpu"; fi
     target="$CACHE/darknet-alexeyab-${commit:0:8}-$variant-$(short_hash "$key_text")"
-    if [ -f "$target/.stamp" ] && [ "$FORCE" = 0 ]; then
-        log "already built: $target (remove it or use --force to rebuild)"
-        echo "$target"; return
-    fi
+    already_built "$target" && return
     WORK=$(mktemp -d "${TMPDIR:-/tmp}/darknet-alexeyab.XXXXXX")
     trap 'rm -rf "$WORK"' EXIT
     cp -r "$tree/." "$WORK/"
-    log "make -j$JOBS ${make_args[*]}  (AlexeyAB ${commit:0:8}, in $WORK)"
-    local started=$SECONDS
-    make -C "$WORK" -j"$JOBS" "${make_args[@]}" >&2 || die "make failed in $WORK"
-    local seconds=$((SECONDS - started))
-    [ -x "$WORK/darknet" ] && [ -f "$WORK/libdarknet.so" ] || die "build produced no darknet/libdarknet.so"
-    "$WORK/darknet" 2>&1 | grep -q "usage" || [ "$gpu" = 1 ] || die "built AlexeyAB darknet does not run"
-    rm -rf "$target.tmp"; mkdir -p "$target.tmp"/{bin,lib,include}
-    cp "$WORK/darknet" "$target.tmp/bin/"
-    cp "$WORK/libdarknet.so" "$target.tmp/lib/"
-    cp "$WORK/include/darknet.h" "$target.tmp/include/"
-    STAMP_COMMIT=$commit STAMP_SHA=$sha STAMP_GPU=$gpu STAMP_KEY=$key_text STAMP_MAKE="${make_args[*]}" \
-    STAMP_ORIGIN="$(sed -n 's/^origin=//p' "$tree/.harness-source")" STAMP_SECONDS=$seconds \
-    python3 - "$target.tmp/.stamp" <<'PY'
-import datetime, json, os, sys
-env = os.environ
-make = env["STAMP_MAKE"].split()
-stamp = {"fork": "alexeyab", "commit": env["STAMP_COMMIT"], "source_sha256": env["STAMP_SHA"],
-         "source_origin": env["STAMP_ORIGIN"], "variant": "gpu" if env["STAMP_GPU"] == "1" else "cpu",
-         "openmp": "OPENMP=1" in make, "avx": "AVX=1" in make, "gpu": env["STAMP_GPU"] == "1",
-         "opencv": "OPENCV=1" in make, "blas": "none",
-         "opts": next((m[5:] for m in make if m.startswith("OPTS=")), "-Ofast (upstream Makefile)"),
-         "key": env["STAMP_KEY"], "make_args": env["STAMP_MAKE"], "build_seconds": int(env["STAMP_SECONDS"]),
-         "built": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
-with open(sys.argv[1], "w") as handle:
-    json.dump(stamp, handle, indent=1)
-PY
-    rm -rf "$target"; mv "$target.tmp" "$target"
-    log "built in ${seconds}s: $target"
-    echo "$target"
+    log "AlexeyAB ${commit:0:8}"
+    local seconds
+    seconds=$(make_and_stage "$WORK" "$target" "$gpu" "${make_args[@]}")
+    local opts="-Ofast (upstream Makefile)" arg
+    for arg in "${make_args[@]}"; do case "$arg" in OPTS=*) opts=${arg#OPTS=} ;; esac; done
+    publish "$target" "$seconds" fork=alexeyab commit="$commit" source_sha256="$sha" \
+        source_origin="$(sed -n 's/^origin=//p' "$tree/.harness-source")" variant="$variant" \
+        openmp="$(has_arg OPENMP=1 "${make_args[@]}")" avx="$(has_arg AVX=1 "${make_args[@]}")" \
+        gpu="$([ "$gpu" = 1 ] && echo true || echo false)" opencv="$(has_arg OPENCV=1 "${make_args[@]}")" \
+        blas=none opts="$opts" key="$key_text" make_args="${make_args[*]}"
 }
 
 if [ "$FORK" = alexeyab ]; then

@@ -98,15 +98,14 @@ def render_tiny_yolo(out_dir: Path, dataset: Path, darknet: str = "pjreddie", **
                        backup_dir=out_dir / "backup", results_dir=out_dir / "results", overrides=settings)
 
 
-@pytest.fixture(scope="session")
-def darknet_tiny_model(darknet_install, darknet_tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """A REAL 4-iteration Darknet training on the tiny set; keys: files, result, images, names."""
+def _tiny_model(install, dataset: Path, root: Path) -> dict:
+    """A REAL 4-iteration training of ``install`` (its fork's cfg) on the tiny set; keys: files, result,
+    root, images, names."""
     from harness.frameworks.darknet.driver import train_darknet
 
-    root = tmp_path_factory.mktemp("darknet_tiny_model")
-    files = render_tiny_yolo(root / "rendered", darknet_tiny_dataset)
-    result = train_darknet(files["data"], files["cfg"], root / "run", install=darknet_install, show_progress=False)
-    darknet = darknet_tiny_dataset / "darknet"
+    files = render_tiny_yolo(root / "rendered", dataset, darknet=install.fork)
+    result = train_darknet(files["data"], files["cfg"], root / "run", install=install, show_progress=False)
+    darknet = dataset / "darknet"
     return {
         "files": files,
         "result": result,
@@ -129,21 +128,15 @@ def alexeyab_install():
 
 
 @pytest.fixture(scope="session")
-def alexeyab_tiny_model(alexeyab_install, darknet_tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """A REAL 4-iteration AlexeyAB training on the tiny set (cfg with letter_box=1); same keys as darknet_tiny_model."""
-    from harness.frameworks.darknet.driver import train_darknet
+def darknet_tiny_model(darknet_install, darknet_tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A REAL 4-iteration Darknet (pjreddie) training on the tiny set: see _tiny_model."""
+    return _tiny_model(darknet_install, darknet_tiny_dataset, tmp_path_factory.mktemp("darknet_tiny_model"))
 
-    root = tmp_path_factory.mktemp("alexeyab_tiny_model")
-    files = render_tiny_yolo(root / "rendered", darknet_tiny_dataset, darknet="alexeyab")
-    result = train_darknet(files["data"], files["cfg"], root / "run", install=alexeyab_install, show_progress=False)
-    darknet = darknet_tiny_dataset / "darknet"
-    return {
-        "files": files,
-        "result": result,
-        "root": root,
-        "images": [Path(p) for p in (darknet / "valid.txt").read_text().split()],
-        "names": (darknet / "obj.names").read_text().split(),
-    }
+
+@pytest.fixture(scope="session")
+def alexeyab_tiny_model(alexeyab_install, darknet_tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The same on AlexeyAB's Darknet (cfg with letter_box=1)."""
+    return _tiny_model(alexeyab_install, darknet_tiny_dataset, tmp_path_factory.mktemp("alexeyab_tiny_model"))
 
 
 def pytest_sessionfinish(session, exitstatus) -> None:  # noqa: ARG001
