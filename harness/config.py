@@ -25,6 +25,13 @@ RUN_FILE = "run.json"
 PROTOCOLS = ("voc07", "voc12")
 DARKNET_FORKS = ("pjreddie", "alexeyab")    # pjreddie: the paper's Darknet (default); alexeyab: the maintained fork
 DEFAULT_DARKNET = "pjreddie"
+
+
+def check_darknet(fork: str) -> str:
+    """``fork`` when it names a Darknet the harness drives, else ValueError naming the known ones."""
+    if fork not in DARKNET_FORKS:
+        raise ValueError(f"unknown Darknet {fork!r}; known: {', '.join(DARKNET_FORKS)}")
+    return fork
 LIMIT_KEYS = ("test_images", "classification_images", "timing_images", "timing_warmup")
 
 
@@ -161,8 +168,7 @@ def resolve_experiment(
     ``network`` is the SSD body variant (``harness.render.ssd.NetVariant`` fields); ``darknet`` the
     Darknet fork that renders, trains and runs a YOLO model (ignored for SSD).
     """
-    if darknet not in DARKNET_FORKS:
-        raise ValueError(f"unknown Darknet {darknet!r}; known: {', '.join(DARKNET_FORKS)}")
+    check_darknet(darknet)
     run_dir = Path(run_dir).resolve()
     solver, cfg, ssd_batch = {}, {}, None
     if spec.framework == "caffe":
@@ -213,6 +219,4 @@ def with_darknet(config: ExperimentConfig, darknet: Optional[str]) -> Experiment
     """The same trained Darknet model run by another Darknet (``None``: the one it was trained with)."""
     if darknet is None or config.framework != "darknet":
         return config
-    if darknet not in DARKNET_FORKS:
-        raise ValueError(f"unknown Darknet {darknet!r}; known: {', '.join(DARKNET_FORKS)}")
-    return replace(config, darknet=darknet)
+    return replace(config, darknet=check_darknet(darknet))

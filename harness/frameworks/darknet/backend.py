@@ -18,6 +18,7 @@ class DarknetBackend:
     def __init__(self, config: ExperimentConfig, labelmap: LabelMap, dataset_dir: Optional[Path] = None) -> None:
         self.config, self.labelmap, self.dataset_dir = config, labelmap, dataset_dir
         self.dir = config.model_dir
+        self._install = None
 
     @staticmethod
     def inspect() -> list[FrameworkStatus]:
@@ -31,7 +32,7 @@ class DarknetBackend:
         """The Darknet this experiment uses (``config.darknet``), found once."""
         from harness.frameworks.darknet.driver import find_darknet
 
-        if getattr(self, "_install", None) is None:
+        if self._install is None:
             self._install = find_darknet(fork=self.config.darknet or "pjreddie")
         return self._install
 

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
+from harness.config import DARKNET_FORKS as FORKS
+from harness.config import check_darknet
 from harness.data.darknet import darknet_label_path
 from harness.device import Device
 from harness.frameworks.darknet.cfg import CfgSummary, DarknetInputError, summarize_cfg, write_cfg_copy
@@ -35,7 +37,6 @@ from harness.parse.darknet_log import (
 from harness.paths import cache_dir
 
 INSTALL_HINT = "bash scripts/install_darknet.sh"
-FORKS = ("pjreddie", "alexeyab")   # pjreddie: the paper's (default); alexeyab: the maintained fork
 INSTALL_HINTS = {"pjreddie": INSTALL_HINT, "alexeyab": INSTALL_HINT + " --fork alexeyab"}
 DEBIAN_BINARY = Path("/usr/bin/darknet")
 DEBIAN_LIBRARY = Path("/usr/lib/darknet/libdarknet.so")
@@ -83,13 +84,6 @@ class DarknetInstall:
         return f"{prefix}-cpu-openmp" if self.openmp else f"{prefix}-cpu-1thread"
 
 
-def check_fork(fork: str) -> str:
-    """``fork`` if it is a known Darknet, else ValueError naming the known ones."""
-    if fork not in FORKS:
-        raise ValueError(f"unknown Darknet {fork!r}; known: {', '.join(FORKS)}")
-    return fork
-
-
 def find_darknet(prefer: str = "auto", fork: str = "pjreddie") -> DarknetInstall:
     """The Darknet to use. pjreddie: $HARNESS_DARKNET, else the cached OpenMP build, else Debian's.
     alexeyab: $HARNESS_DARKNET_ALEXEYAB (or $HARNESS_DARKNET when it is AlexeyAB's), else the cached
@@ -97,7 +91,7 @@ def find_darknet(prefer: str = "auto", fork: str = "pjreddie") -> DarknetInstall
 
     ``prefer``: "auto", "omp"/"cpu" (cached CPU build), "gpu" (cached GPU=1 build) or "debian".
     """
-    check_fork(fork)
+    check_darknet(fork)
     if prefer == "auto":
         from_env = _install_from_env(fork)
         if from_env is not None:
