@@ -102,12 +102,14 @@ YOLO_LEARNING_CHECK = LearningCheck(
                "scales": [0.1, 0.1], "learning_rate": 0.001, "burn_in": 50},
 )
 # The same check on AlexeyAB's Darknet (its own [net] letter_box=1, the harness's -O3 build): same model, size,
-# batch and schedule as the pjreddie one so the two forks are compared on equal terms (docs/benchmarks.md).
+# batch, learning rate and burn-in; 300 iterations (steps at the same fractions) and scored at the end only,
+# because AlexeyAB trains ~1.5-2x slower here and `make demo` must stay <= 15 min. Measured (docs/benchmarks.md):
+# with pjreddie's 400-iteration schedule it reached 17.4 % VOC07 (18.2 % without letter_box) — below 25 %.
 YOLO_ALEXEYAB_LEARNING_CHECK = LearningCheck(
     name="learning-check_yolov3-tiny_160_alexeyab",
     model="yolov3-tiny",
     size=160,
-    overrides=dict(YOLO_LEARNING_CHECK.overrides),
+    overrides={**YOLO_LEARNING_CHECK.overrides, "max_batches": 300, "steps": [255, 280]},
     darknet="alexeyab",
 )
 # Not a paper model: SSD300's templates at 160x160, VGG channels x0.125, BatchNorm, no random-crop
@@ -156,7 +158,7 @@ SMOKE = Profile(
     # The learning checks are scored half-way and at the end (the paper profile's periodic path, with
     # a resume between, on both frameworks); the 2-4-iteration Table 1 rows only at the end, which
     # still gives each its results.csv row and best weights (a scoring costs as much as training them).
-    eval_every={YOLO_LEARNING_CHECK.name: 200, YOLO_ALEXEYAB_LEARNING_CHECK.name: 200, SSD_LEARNING_CHECK.name: 150},
+    eval_every={YOLO_LEARNING_CHECK.name: 200, SSD_LEARNING_CHECK.name: 150},
     learning_checks=(YOLO_LEARNING_CHECK, YOLO_ALEXEYAB_LEARNING_CHECK, SSD_LEARNING_CHECK),
 )
 
