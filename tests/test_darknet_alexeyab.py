@@ -179,3 +179,42 @@ def test_detector_map_equals_harness_alexeyab_protocol(points: int, alexeyab_ins
     assert abs(ours["map"] - theirs["map"]) <= 0.001, (ours["map"], theirs)
     for name, ap in theirs["classes"].items():
         assert abs(ours["classes"][name]["ap"] - ap) <= 0.0001, (name, ours["classes"][name], ap)
+
+
+# ----------------------------------------------------------------------------- the option, end to end
+
+
+@pytest.mark.slow
+def test_train_with_darknet_alexeyab_records_it_everywhere(alexeyab_install, bccd_root: Path, tmp_path: Path) -> None:
+    """`harness train yolov3-tiny --darknet alexeyab` as a subprocess from another folder: config.json,
+    summary.json, Table 1/2 and provenance say AlexeyAB; its training log became loss.csv/results.csv."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    voc = tmp_path / "voc"
+    for sub in ("Annotations", "JPEGImages", "ImageSets/Main"):
+        (voc / sub).mkdir(parents=True)
+    for split, count in (("trainval", 8), ("test", 4)):
+        ids = (bccd_root / f"ImageSets/Main/{split}.txt").read_text().split()[:count]
+        (voc / f"ImageSets/Main/{split}.txt").write_text("\n".join(ids) + "\n")
+        for image_id in ids:
+            shutil.copy(bccd_root / "Annotations" / f"{image_id}.xml", voc / "Annotations")
+            (voc / "JPEGImages" / f"{image_id}.jpg").symlink_to(bccd_root / "JPEGImages" / f"{image_id}.jpg")
+    (tmp_path / "cwd").mkdir()
+    done = subprocess.run([sys.executable, "-m", "harness", "train", "yolov3-tiny", "--size", "128", "--profile", "smoke",
+                           "--data", "../voc", "--project", "../runs", "--name", "ab", "--device", "cpu",
+                           "--darknet", "alexeyab", "--iterations", "4", "--batch-size", "2"],
+                          cwd=tmp_path / "cwd", capture_output=True, text=True, timeout=1200,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    run = tmp_path / "runs" / "ab"
+    model = run / "models" / "yolov3-tiny_128"
+    assert json.loads((model / "config.json").read_text())["darknet"] == "alexeyab"
+    assert json.loads((model / "summary.json").read_text())["darknet"] == "alexeyab"
+    assert "letter_box=1" in (model / "rendered" / "yolov3-tiny.cfg").read_text()
+    assert [r["iteration"] for r in loss_rows(model / "results.csv")] == ["4"]
+    assert "darknet (alexeyab)" in (run / "table1.csv").read_text()
+    table2 = (run / "table2.csv").read_text()
+    assert "darknet (alexeyab)" in table2 and "darknet-alexeyab-cpu" in table2
