@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from harness.data.convert import convert_dataset  # noqa: E402
-from harness.frameworks.darknet.driver import find_darknet, train_darknet  # noqa: E402
+from harness.frameworks.darknet.driver import darknet_at, find_darknet, train_darknet  # noqa: E402
 from harness.render.yolo import render_yolo  # noqa: E402
 from tests.support.darknet import write_random_weights  # noqa: E402
 
@@ -63,8 +63,7 @@ def time_one(binary: str, cfg: Path, weights: Path, image: Path, n: int, warmup:
     """Child-process mode: time one build's libdarknet on one cfg, print JSON."""
     from harness.frameworks.darknet.libdarknet import time_darknet
 
-    os.environ["HARNESS_DARKNET"] = binary
-    print(json.dumps(time_darknet(cfg, weights, [image], n=n, warmup=warmup, install=find_darknet())))
+    print(json.dumps(time_darknet(cfg, weights, [image], n=n, warmup=warmup, install=darknet_at(Path(binary)))))
 
 
 def cached_build(blas: str):
@@ -98,12 +97,19 @@ def converted_dataset(bccd: Path, work: Path) -> Path:
     return out
 
 
-def render(work: Path, dataset: Path, name: str, model: str, size: int, **overrides) -> dict:
+def render(work: Path, dataset: Path, name: str, model: str, size: int, darknet: str = "pjreddie",
+           **overrides) -> dict:
+    """``darknet="alexeyab"`` adds letter_box=1, so both forks letterbox (pjreddie ignores the key)."""
     out = (work / name).resolve()
     settings = {"subdivisions": 1, "random": 0}
     settings.update(overrides)
     return render_yolo(out, model=model, size=size, dataset=dataset, backup_dir=out / "backup",
-                       results_dir=out / "results", overrides=settings)
+                       results_dir=out / "results", overrides=settings, darknet=darknet)
+
+
+def cfg_flavour(installs: dict) -> str:
+    """Render for AlexeyAB whenever one of the compared builds is AlexeyAB's."""
+    return "alexeyab" if any(install.alexeyab for install in installs.values()) else "pjreddie"
 
 
 def training_speed(installs: dict, dataset: Path, work: Path, args) -> dict:
@@ -113,8 +119,8 @@ def training_speed(installs: dict, dataset: Path, work: Path, args) -> dict:
     losses: dict = {}
     for round_ in range(args.rounds):
         for flavour, install in installs.items():
-            files = render(work, dataset, f"train-{flavour}-{round_}", args.model, args.size, batch=args.batch,
-                           max_batches=args.iters, burn_in=0, learning_rate=0.0001)
+            files = render(work, dataset, f"train-{flavour}-{round_}", args.model, args.size, cfg_flavour(installs),
+                           batch=args.batch, max_batches=args.iters, burn_in=0, learning_rate=0.0001)
             result = train_darknet(files["data"], files["cfg"], work / f"run-{flavour}-{round_}", install=install,
                                    show_progress=False)
             rows = [line.split(",") for line in result.loss_csv.read_text().splitlines()[1:]]
@@ -137,7 +143,7 @@ def forward_speed(installs: dict, dataset: Path, work: Path, args) -> dict:
     image = Path((dataset / "darknet" / "valid.txt").read_text().split()[0])
     figures: dict = {}
     for model, size in (("yolov3", 320), ("yolov3-tiny", 416)):
-        files = render(work, dataset, f"fwd-{model}-{size}", model, size, batch=1)
+        files = render(work, dataset, f"fwd-{model}-{size}", model, size, cfg_flavour(installs), batch=1)
         weights = write_random_weights(files["cfg"], work / f"fwd-{model}-{size}.weights")
         for round_ in range(args.rounds):
             for flavour, install in installs.items():

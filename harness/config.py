@@ -23,6 +23,15 @@ from harness.engine.profiles import Profile, eval_interval, limit, ssd_solver, y
 CONFIG_FILE = "config.json"
 RUN_FILE = "run.json"
 PROTOCOLS = ("voc07", "voc12")
+DARKNET_FORKS = ("pjreddie", "alexeyab")    # pjreddie: the paper's Darknet (default); alexeyab: the maintained fork
+DEFAULT_DARKNET = "pjreddie"
+
+
+def check_darknet(fork: str) -> str:
+    """``fork`` when it names a Darknet the harness drives, else ValueError naming the known ones."""
+    if fork not in DARKNET_FORKS:
+        raise ValueError(f"unknown Darknet {fork!r}; known: {', '.join(DARKNET_FORKS)}")
+    return fork
 LIMIT_KEYS = ("test_images", "classification_images", "timing_images", "timing_warmup")
 
 
@@ -65,6 +74,7 @@ class ExperimentConfig:
     protocols: tuple = PROTOCOLS
     eval_interval: Optional[int] = None               # periodic evaluation; None: final weights only
     network: dict = field(default_factory=dict)       # Caffe only: SSD body variant (width, batch_norm); {} = paper's
+    darknet: Optional[str] = None                     # Darknet only: which Darknet (DARKNET_FORKS); None for Caffe
 
     @property
     def name(self) -> str:
@@ -93,6 +103,8 @@ class ExperimentConfig:
         for key in ("run_dir", "model_dir", "data", "classification", "init_weights"):
             values[key] = None if values.get(key) is None else Path(values[key])
         values["protocols"] = tuple(values.get("protocols") or PROTOCOLS)
+        if values["spec"].framework == "darknet":      # configs written before --darknet existed: pjreddie
+            values["darknet"] = values.get("darknet") or DEFAULT_DARKNET
         return cls(**values)
 
     def write(self) -> Path:
@@ -149,13 +161,16 @@ def resolve_experiment(
     role: str = "custom",
     eval_every: Optional[int] = None,
     network: Optional[dict] = None,
+    darknet: str = DEFAULT_DARKNET,
 ) -> ExperimentConfig:
     """Paper values, then the profile's, then the command line's: one frozen config.
 
     ``cfg_overrides`` are Darknet [net] values, or Caffe solver values for an SSD (a ``None``
     value there restores the renderer's default, e.g. ``test_iter`` from the test set size);
-    ``network`` is the SSD body variant (``harness.render.ssd.NetVariant`` fields).
+    ``network`` is the SSD body variant (``harness.render.ssd.NetVariant`` fields); ``darknet`` the
+    Darknet fork that renders, trains and runs a YOLO model (ignored for SSD).
     """
+    check_darknet(darknet)
     run_dir = Path(run_dir).resolve()
     solver, cfg, ssd_batch = {}, {}, None
     if spec.framework == "caffe":
@@ -169,6 +184,7 @@ def resolve_experiment(
         data=_absolute(data), classification=_absolute(classification), init_weights=_absolute(init_weights),
         ssd_batch_size=ssd_batch, solver=solver, cfg=cfg,
         limits={key: limit(profile, spec, key) for key in LIMIT_KEYS}, network=dict(network or {}),
+        darknet=darknet if spec.framework == "darknet" else None,
         eval_interval=eval_every if eval_every is not None else eval_interval(profile, spec, role))
 
 
@@ -211,3 +227,10 @@ def with_device(config: ExperimentConfig, device: Device) -> ExperimentConfig:
     """The same experiment on another device (e.g. detection on CPU of a GPU-trained model)."""
     solver = {**config.solver, "solver_mode": device.caffe_solver_mode} if config.solver else {}
     return replace(config, device=device, solver=solver)
+
+
+def with_darknet(config: ExperimentConfig, darknet: Optional[str]) -> ExperimentConfig:
+    """The same trained Darknet model run by another Darknet (``None``: the one it was trained with)."""
+    if darknet is None or config.framework != "darknet":
+        return config
+    return replace(config, darknet=check_darknet(darknet))

@@ -40,9 +40,12 @@ class Device:
         """``caffe train`` reads solver_mode from the solver; ``--gpu`` picks the card."""
         return [f"--gpu={self.index}"] if self.gpu else []
 
-    def darknet_args(self) -> list[str]:
-        """pjreddie and AlexeyAB both read ``-i N``; ``-nogpu`` keeps a GPU build on the CPU."""
-        return ["-i", str(self.index)] if self.gpu else ["-nogpu"]
+    def darknet_args(self, alexeyab: bool = False) -> list[str]:
+        """pjreddie and AlexeyAB both read ``-i N``; ``-nogpu`` keeps a pjreddie GPU build on the CPU.
+        AlexeyAB has no ``-nogpu`` (it would read it as the weights path): its CPU runs get nothing."""
+        if self.gpu:
+            return ["-i", str(self.index)]
+        return [] if alexeyab else ["-nogpu"]
 
     @classmethod
     def parse(cls, text: str) -> "Device":

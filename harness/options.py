@@ -13,6 +13,7 @@ import click
 
 from harness.data.options import DataOptions
 
+from harness.config import DARKNET_FORKS, DEFAULT_DARKNET
 from harness.device import CHOICES as DEVICE_CHOICES
 from harness.device import Device
 from harness.engine.profiles import PROFILES
@@ -47,6 +48,13 @@ SEED = click.option("--seed", type=int, default=0, show_default=True, help="Seed
 DEVICE = click.option("--device", default="auto", show_default=True, callback=_device,
                       help=f"{DEVICE_CHOICES}; auto: the GPU when one is visible and the framework build uses "
                            "CUDA, else the CPU (the choice is printed).")
+DARKNET = click.option("--darknet", type=click.Choice(DARKNET_FORKS), default=DEFAULT_DARKNET, show_default=True,
+                       help="Which Darknet renders, trains and runs the YOLO models: pjreddie (the paper's, "
+                            "Debian's 2018-09 source; the default, also for `reproduce table1`) or alexeyab "
+                            "(AlexeyAB's fork at the pinned commit; `install_darknet.sh --fork alexeyab`).")
+DARKNET_RUN = click.option("--darknet", type=click.Choice(DARKNET_FORKS), default=None,
+                           help="Run a Darknet model with this Darknet (pjreddie or alexeyab); default: the one "
+                                "it was trained with (its config.json).")
 OVERWRITE = click.option("--overwrite", is_flag=True,
                          help="Retrain experiments that already finished (default: reuse them).")
 
@@ -118,7 +126,7 @@ def data_options(func: Callable) -> Callable:
 def run_options(func: Callable) -> Callable:
     """The options every multi-step verb takes, in --help order (the data options as ``data_options``)."""
     func = data_options(func)
-    for option in reversed((PROFILE, DATA, CLASSIFICATION, NAME, PROJECT, SEED, DEVICE, OVERWRITE)):
+    for option in reversed((PROFILE, DATA, CLASSIFICATION, NAME, PROJECT, SEED, DEVICE, DARKNET, OVERWRITE)):
         func = option(func)
     return func
 

@@ -9,8 +9,18 @@
 #    with bin/darknet, lib/libdarknet.so, include/darknet.h and a .stamp file written last.
 #    Skipped when the stamp is present. `harness doctor` / find_darknet() prefer this build.
 # 3. HARNESS_DARKNET_GPU=1 builds GPU=1 instead, into darknet-<version>-gpu-sm<arch>-<key>/.
+# 4. --fork alexeyab: AlexeyAB's Darknet at the commit pinned in scripts/sources.lock (tree from
+#    scripts/fetch_source.sh: the HARNESS_SOURCES mirror checked by sha256, else git by commit),
+#    built with LIBSO=1 (libdarknet.so for the ctypes path) and its CPU switches
+#    (HARNESS_ALEXEYAB_MAKE, default "GPU=0 CUDNN=0 OPENCV=0 AVX=1 OPENMP=1 OPTS=-O3": upstream's
+#    -Ofast (-ffast-math) made its CPU training loss turn nan within 20-30 iterations on BCCD here,
+#    twice, where -O3 trained on; docs/darknet.md) into
+#      ${HARNESS_CACHE}/darknet-alexeyab-<commit 8>-<cpu|gpu-sm..>-<flags key>/
+#    (bin/darknet, lib/libdarknet.so, include/darknet.h, .stamp with fork, commit, source sha256,
+#    make arguments). No apt, no Debian binary.
 #
-# Options:  --no-apt     do not apt-get install the Debian binary (build only)
+# Options:  --fork pjreddie|alexeyab   which Darknet (default pjreddie, the paper's)
+#           --no-apt     do not apt-get install the Debian binary (build only)
 #           --apt-only   install the Debian binary, build nothing
 #           --force      rebuild even when the stamp exists
 # Environment (all optional):
@@ -44,9 +54,12 @@ set -euo pipefail
 log() { printf '[install_darknet] %s\n' "$*" >&2; }
 die() { printf '[install_darknet] ERROR: %s\n' "$*" >&2; exit 1; }
 
-DO_APT=1; DO_BUILD=1; FORCE=0
-for arg in "$@"; do
+DO_APT=1; DO_BUILD=1; FORCE=0; FORK=pjreddie
+while [ $# -gt 0 ]; do
+    arg=$1; shift
     case "$arg" in
+        --fork) FORK=${1:-}; shift || true ;;
+        --fork=*) FORK=${arg#--fork=} ;;
         --no-apt) DO_APT=0 ;;
         --apt-only) DO_BUILD=0 ;;
         --force) FORCE=1 ;;
@@ -54,6 +67,7 @@ for arg in "$@"; do
         *) die "unknown option '$arg' (see --help)" ;;
     esac
 done
+case "$FORK" in pjreddie|alexeyab) ;; *) die "--fork '$FORK': expected pjreddie or alexeyab" ;; esac
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null; then SUDO="sudo"; fi
@@ -200,6 +214,54 @@ cuda_make_args() {  # GPU=1 knobs: prints make arguments, edits the Makefile's f
     printf '%s\n' "GPU=1" "CUDNN=${HARNESS_DARKNET_CUDNN:-0}" "NVCC=$nvcc" "ARCH=$arch"
 }
 
+make_and_stage() {  # $1 tree, $2 target, $3 gpu (1: no run check), then make arguments; prints build seconds
+    local tree=$1 target=$2 gpu=$3
+    shift 3
+    log "make -j$JOBS $*  (in $tree)"
+    local started=$SECONDS
+    make -C "$tree" -j"$JOBS" "$@" >&2 || die "make failed in $tree"
+    if [ ! -x "$tree/darknet" ] || [ ! -f "$tree/libdarknet.so" ]; then die "build produced no darknet/libdarknet.so"; fi
+    # Smoke test: the usage line proves it runs (darknet exits 0 and prints usage with no args).
+    "$tree/darknet" 2>&1 | grep -q "usage" || [ "$gpu" = 1 ] || die "built darknet does not run"
+    rm -rf "$target.tmp"; mkdir -p "$target.tmp"/{bin,lib,include}
+    cp "$tree/darknet" "$target.tmp/bin/"
+    cp "$tree/libdarknet.so" "$target.tmp/lib/"
+    cp "$tree/include/darknet.h" "$target.tmp/include/"
+    echo $((SECONDS - started))
+}
+
+already_built() {  # $1 target: prints it and succeeds when its stamp exists (and no --force)
+    [ -f "$1/.stamp" ] && [ "$FORCE" = 0 ] || return 1
+    log "already built: $1 (remove it or use --force to rebuild)"
+    echo "$1"
+}
+
+has_arg() {  # $1 wanted, then arguments: prints true/false
+    local wanted=$1 arg
+    shift
+    for arg in "$@"; do [ "$arg" = "$wanted" ] && { echo true; return; }; done
+    echo false
+}
+
+publish() {  # $1 target, $2 build seconds, then key=value stamp fields (true/false: booleans)
+    local target=$1 seconds=$2
+    shift 2
+    python3 - "$target.tmp/.stamp" "$seconds" "$@" <<'PY'
+import datetime, json, sys
+stamp = {}
+for field in sys.argv[3:]:
+    key, _, value = field.partition("=")
+    stamp[key] = {"true": True, "false": False}.get(value, value)
+stamp.update(build_seconds=int(sys.argv[2]),
+             built=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
+with open(sys.argv[1], "w") as handle:
+    json.dump(stamp, handle, indent=1)
+PY
+    rm -rf "$target"; mv "$target.tmp" "$target"
+    log "built in ${seconds}s: $target"
+    echo "$target"
+}
+
 build_variant() {
     local srcdir version gpu opts opencv blas key_text variant target
     srcdir=$(fetch_sources)
@@ -219,10 +281,7 @@ build_variant() {
         variant="omp"
     fi
     target="$CACHE/darknet-$version-$variant-$(short_hash "$key_text")"
-    if [ -f "$target/.stamp" ] && [ "$FORCE" = 0 ]; then
-        log "already built: $target (remove it or use --force to rebuild)"
-        echo "$target"; return
-    fi
+    already_built "$target" && return
     WORK=$(mktemp -d "${TMPDIR:-/tmp}/darknet-build.XXXXXX")
     trap 'rm -rf "$WORK"' EXIT
     local work=$WORK
@@ -237,35 +296,48 @@ build_variant() {
         mapfile -t gpu_args < <(cuda_make_args "$tree")
         make_args+=("${gpu_args[@]}")
     fi
-    log "make -j$JOBS ${make_args[*]}  (in $tree)"
-    local started=$SECONDS
-    make -C "$tree" -j"$JOBS" "${make_args[@]}" >&2 || die "make failed in $tree"
-    local seconds=$((SECONDS - started))
-    [ -x "$tree/darknet" ] && [ -f "$tree/libdarknet.so" ] || die "build produced no darknet/libdarknet.so"
-    # Smoke test: the usage line proves it runs (darknet exits 0 and prints usage with no args).
-    "$tree/darknet" 2>&1 | grep -q "usage" || [ "$gpu" = 1 ] || die "built darknet does not run"
-    rm -rf "$target.tmp"; mkdir -p "$target.tmp"/{bin,lib,include}
-    cp "$tree/darknet" "$target.tmp/bin/"
-    cp "$tree/libdarknet.so" "$tree/libdarknet.a" "$target.tmp/lib/"
-    cp "$tree/include/darknet.h" "$target.tmp/include/"
+    local seconds
+    seconds=$(make_and_stage "$tree" "$target" "$gpu" "${make_args[@]}")
+    cp "$tree/libdarknet.a" "$target.tmp/lib/"
     cp -r "$tree/debian/patches" "$target.tmp/debian-patches"
-    STAMP_VERSION=$version STAMP_VARIANT=$variant STAMP_GPU=$gpu STAMP_OPENCV=$opencv STAMP_OPTS=$opts STAMP_BLAS=$blas \
-    STAMP_KEY=$key_text STAMP_MAKE="${make_args[*]}" STAMP_SECONDS=$seconds python3 - "$target.tmp/.stamp" <<'PY'
-import datetime, json, os, sys
-env = os.environ
-stamp = {"debian_version": env["STAMP_VERSION"], "variant": env["STAMP_VARIANT"], "openmp": True,
-         "blas": env["STAMP_BLAS"],
-         "gpu": env["STAMP_GPU"] == "1", "opencv": env["STAMP_OPENCV"] == "1", "opts": env["STAMP_OPTS"],
-         "key": env["STAMP_KEY"], "make_args": env["STAMP_MAKE"], "build_seconds": int(env["STAMP_SECONDS"]),
-         "built": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
-with open(sys.argv[1], "w") as handle:
-    json.dump(stamp, handle, indent=1)
-PY
-    rm -rf "$target"; mv "$target.tmp" "$target"
-    log "built in ${seconds}s: $target"
-    echo "$target"
+    publish "$target" "$seconds" debian_version="$version" variant="$variant" openmp=true blas="$blas" \
+        gpu="$([ "$gpu" = 1 ] && echo true || echo false)" opencv="$([ "$opencv" = 1 ] && echo true || echo false)" \
+        opts="$opts" key="$key_text" make_args="${make_args[*]}"
 }
 
+build_alexeyab() {
+    # AlexeyAB's pinned tree (verified by fetch_source.sh), built once per commit + make arguments.
+    local tree commit sha make_line gpu variant key_text target
+    tree=$(bash "$(dirname "${BASH_SOURCE[0]}")/fetch_source.sh" alexeyab-darknet) || die "no AlexeyAB source tree"
+    commit=$(sed -n 's/^commit=//p' "$tree/.harness-source")
+    sha=$(sed -n 's/^sha256=//p' "$tree/.harness-source")
+    make_line=${HARNESS_ALEXEYAB_MAKE:-GPU=0 CUDNN=0 OPENCV=0 AVX=1 OPENMP=1 OPTS=-O3}
+    read -ra make_args <<< "$make_line LIBSO=1"
+    gpu=0; case " $make_line " in *" GPU=1 "*) gpu=1 ;; esac
+    key_text="make=$make_line;gcc=$(gcc -dumpfullversion)"
+    case "$make_line" in *AVX=1*) key_text+=";cpu=$(grep -m1 'model name' /proc/cpuinfo | tr -s '\t' ' ' || true)" ;; esac
+    if [ "$gpu" = 1 ]; then variant="gpu"; else variant="cpu"; fi
+    target="$CACHE/darknet-alexeyab-${commit:0:8}-$variant-$(short_hash "$key_text")"
+    already_built "$target" && return
+    WORK=$(mktemp -d "${TMPDIR:-/tmp}/darknet-alexeyab.XXXXXX")
+    trap 'rm -rf "$WORK"' EXIT
+    cp -r "$tree/." "$WORK/"
+    log "AlexeyAB ${commit:0:8}"
+    local seconds
+    seconds=$(make_and_stage "$WORK" "$target" "$gpu" "${make_args[@]}")
+    local opts="-Ofast (upstream Makefile)" arg
+    for arg in "${make_args[@]}"; do case "$arg" in OPTS=*) opts=${arg#OPTS=} ;; esac; done
+    publish "$target" "$seconds" fork=alexeyab commit="$commit" source_sha256="$sha" \
+        source_origin="$(sed -n 's/^origin=//p' "$tree/.harness-source")" variant="$variant" \
+        openmp="$(has_arg OPENMP=1 "${make_args[@]}")" avx="$(has_arg AVX=1 "${make_args[@]}")" \
+        gpu="$([ "$gpu" = 1 ] && echo true || echo false)" opencv="$(has_arg OPENCV=1 "${make_args[@]}")" \
+        blas=none opts="$opts" key="$key_text" make_args="${make_args[*]}"
+}
+
+if [ "$FORK" = alexeyab ]; then
+    [ "$DO_BUILD" = 1 ] && build_alexeyab
+    exit 0
+fi
 [ "$DO_APT" = 1 ] && install_debian_binary
 if [ "$DO_BUILD" = 1 ]; then
     build_variant

@@ -78,6 +78,7 @@ if [ "${HARNESS_REQUIRE_LINTERS:-0}" = 1 ]; then step "ShellCheck" apt_install s
 if [ "${HARNESS_WITH_SLURM:-0}" = 1 ]; then step "Slurm + MUNGE (cluster tests)" apt_install slurmctld slurmd slurm-client munge; fi
 
 step "pip install -e .[test,caffe]" pip_install
-step "Darknet (OpenMP + OpenBLAS build)" bash scripts/install_darknet.sh
+step "Darknet pjreddie (OpenMP + OpenBLAS build)" bash scripts/install_darknet.sh
+step "Darknet AlexeyAB (pinned commit, LIBSO build, ~1 min)" bash scripts/install_darknet.sh --fork alexeyab
 step "Caffe-SSD (first build ~9 min)" bash scripts/install_caffe.sh
 echo "[setup] done"

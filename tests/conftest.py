@@ -87,26 +87,25 @@ def darknet_tiny_dataset(bccd_root: Path, tmp_path_factory: pytest.TempPathFacto
     return out
 
 
-def render_tiny_yolo(out_dir: Path, dataset: Path, **overrides) -> dict:
+def render_tiny_yolo(out_dir: Path, dataset: Path, darknet: str = "pjreddie", **overrides) -> dict:
     """yolov3-tiny at 128×128, batch 2, no multi-scale: a few CPU seconds per iteration."""
     from harness.render.yolo import render_yolo
 
     out_dir = out_dir.resolve()
     settings = {"batch": 2, "subdivisions": 1, "max_batches": 4, "random": 0, "burn_in": 0}
     settings.update(overrides)
-    return render_yolo(out_dir, model="yolov3-tiny", size=128, dataset=dataset,
+    return render_yolo(out_dir, model="yolov3-tiny", size=128, dataset=dataset, darknet=darknet,
                        backup_dir=out_dir / "backup", results_dir=out_dir / "results", overrides=settings)
 
 
-@pytest.fixture(scope="session")
-def darknet_tiny_model(darknet_install, darknet_tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """A REAL 4-iteration Darknet training on the tiny set; keys: files, result, images, names."""
+def _tiny_model(install, dataset: Path, root: Path) -> dict:
+    """A REAL 4-iteration training of ``install`` (its fork's cfg) on the tiny set; keys: files, result,
+    root, images, names."""
     from harness.frameworks.darknet.driver import train_darknet
 
-    root = tmp_path_factory.mktemp("darknet_tiny_model")
-    files = render_tiny_yolo(root / "rendered", darknet_tiny_dataset)
-    result = train_darknet(files["data"], files["cfg"], root / "run", install=darknet_install, show_progress=False)
-    darknet = darknet_tiny_dataset / "darknet"
+    files = render_tiny_yolo(root / "rendered", dataset, darknet=install.fork)
+    result = train_darknet(files["data"], files["cfg"], root / "run", install=install, show_progress=False)
+    darknet = dataset / "darknet"
     return {
         "files": files,
         "result": result,
@@ -114,6 +113,30 @@ def darknet_tiny_model(darknet_install, darknet_tiny_dataset: Path, tmp_path_fac
         "images": [Path(p) for p in (darknet / "valid.txt").read_text().split()],
         "names": (darknet / "obj.names").read_text().split(),
     }
+
+
+@pytest.fixture(scope="session")
+def alexeyab_install():
+    """AlexeyAB's Darknet (`install_darknet.sh --fork alexeyab`); skip when absent (fail under CI)."""
+    from harness.frameworks.darknet.driver import find_darknet
+    from harness.engine.types import NativeFrameworkError
+
+    try:
+        return find_darknet(fork="alexeyab")
+    except NativeFrameworkError as exc:
+        _missing_framework(f"AlexeyAB Darknet not found ({exc})")
+
+
+@pytest.fixture(scope="session")
+def darknet_tiny_model(darknet_install, darknet_tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A REAL 4-iteration Darknet (pjreddie) training on the tiny set: see _tiny_model."""
+    return _tiny_model(darknet_install, darknet_tiny_dataset, tmp_path_factory.mktemp("darknet_tiny_model"))
+
+
+@pytest.fixture(scope="session")
+def alexeyab_tiny_model(alexeyab_install, darknet_tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The same on AlexeyAB's Darknet (cfg with letter_box=1)."""
+    return _tiny_model(alexeyab_install, darknet_tiny_dataset, tmp_path_factory.mktemp("alexeyab_tiny_model"))
 
 
 def pytest_sessionfinish(session, exitstatus) -> None:  # noqa: ARG001

@@ -38,7 +38,7 @@ def test_ssd300_trains_resumes_and_detects(converted, tmp_path):
     assert all(math.isfinite(float(r["loss"])) for r in rows)
 
     labels = LabelMap.from_file(nets["labelmap"])
-    images = [converted.out_dir / "darknet/images" / f"{i}.jpg" for i in converted.test_ids]
+    images = [converted.out_dir / "darknet/JPEGImages" / f"{i}.jpg" for i in converted.test_ids]
     out = detect_caffe(nets["deploy"], resumed.weights, images, labels, tmp_path / "detections")
     dets = read_detections(out, class_names=labels.names)
     assert sorted(p.name for p in out.glob("*.txt")) == sorted(f"comp4_det_test_{n}.txt" for n in labels.names)

@@ -184,7 +184,7 @@ def test_missing_solver_names_the_file(caffe_install, tmp_path):
 def detections(trained, tmp_path_factory):
     nets, result, dataset = trained
     test_ids = dataset.test_ids
-    images = [dataset.out_dir / "darknet/images" / f"{i}.jpg" for i in test_ids]
+    images = [dataset.out_dir / "darknet/JPEGImages" / f"{i}.jpg" for i in test_ids]
     labels = LabelMap.from_file(dataset.out_dir / "caffe/labelmap.prototxt")
     out = tmp_path_factory.mktemp("caffe_det")
     pycaffe_dir = detect_caffe(nets["deploy"], result.weights, images, labels, out / "pycaffe")
@@ -267,7 +267,7 @@ def test_detect_caffe_rejects_missing_images_and_weights(trained, detections, tm
 
 def test_time_caffe_reports_batch1_latency(trained, tmp_path):
     nets, result, dataset = trained
-    images = [dataset.out_dir / "darknet/images" / f"{i}.jpg" for i in dataset.test_ids]
+    images = [dataset.out_dir / "darknet/JPEGImages" / f"{i}.jpg" for i in dataset.test_ids]
     timing = time_caffe(nets["deploy"], result.weights, images, n=5, warmup=1, out_path=tmp_path / "timing.json")
     assert timing["backend"] == "caffe-cpu" and timing["n_images"] == 5 and timing["warmup"] == 1
     assert 0 < timing["median_ms"] <= timing["p90_ms"]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import os
 import subprocess
 from pathlib import Path
@@ -106,3 +107,55 @@ def test_install_script_is_idempotent_and_stamped() -> None:
         assert "libopenblas" in ldd, ldd
     again = subprocess.run(["bash", str(SCRIPT), "--no-apt"], capture_output=True, text=True, timeout=60)
     assert "already built" in again.stderr and again.stdout.strip().splitlines()[-1] == str(target)
+
+
+def _lock_entry(name: str) -> list[str]:
+    lock = (SCRIPT.parent / "sources.lock").read_text().splitlines()
+    return next(line.split() for line in lock if line.startswith(name + " "))
+
+
+def test_alexeyab_build_is_cached_and_stamped_with_its_source() -> None:
+    """`--fork alexeyab`: the pinned tree (mirror checked by sha256), LIBSO, a stamp naming fork,
+    commit and source sha256; a second run only finds the stamp."""
+    env = {**os.environ}
+    mirror = SCRIPT.parents[2] / "shared" / "vendor"
+    if "HARNESS_SOURCES" not in env and mirror.is_dir():
+        env["HARNESS_SOURCES"] = str(mirror)
+    out = subprocess.run(["bash", str(SCRIPT), "--fork", "alexeyab"], capture_output=True, text=True, timeout=1200,
+                         env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    target = Path(out.stdout.strip().splitlines()[-1])
+    stamp = json.loads((target / ".stamp").read_text())
+    _, _, commit, sha256, _ = _lock_entry("alexeyab-darknet")
+    assert (stamp["fork"], stamp["commit"], stamp["source_sha256"]) == ("alexeyab", commit, sha256)
+    assert "LIBSO=1" in stamp["make_args"] and target.name.startswith(f"darknet-alexeyab-{commit[:8]}-cpu-")
+    assert (target / "lib" / "libdarknet.so").is_file() and (target / "include" / "darknet.h").is_file()
+    again = subprocess.run(["bash", str(SCRIPT), "--fork", "alexeyab"], capture_output=True, text=True, timeout=60,
+                           env=env)
+    assert "already built" in again.stderr and again.stdout.strip().splitlines()[-1] == str(target)
+    install = find_darknet(fork="alexeyab")
+    assert install.alexeyab and install.commit == commit
+
+
+def test_install_script_rejects_an_unknown_fork() -> None:
+    out = subprocess.run(["bash", str(SCRIPT), "--fork", "darknet2"], capture_output=True, text=True, timeout=60)
+    assert out.returncode != 0 and "--fork 'darknet2': expected pjreddie or alexeyab" in out.stderr
+
+
+def test_doctor_lists_both_darknets_with_commit_and_source_sha256(tmp_path: Path) -> None:
+    """`harness doctor --json` from another folder: pjreddie's and AlexeyAB's Darknet, each with its
+    fork, commit and source sha256 (the AlexeyAB one equal to scripts/sources.lock)."""
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "harness", "doctor", "--json"], capture_output=True, text=True,
+                         cwd=tmp_path, timeout=300,
+                         env={**os.environ, "PYTHONPATH": str(SCRIPT.parents[1])})
+    statuses = {s["name"]: s for s in json.loads(out.stdout)}
+    _, _, commit, sha256, _ = _lock_entry("alexeyab-darknet")
+    alexeyab, pjreddie = statuses["darknet-alexeyab"], statuses["darknet"]
+    if not alexeyab["usable"] or not pjreddie["usable"]:
+        pytest.skip(f"a Darknet is not built here: {alexeyab['missing'] + pjreddie['missing']}")
+    assert (alexeyab["details"]["fork"], alexeyab["details"]["commit"]) == ("alexeyab", commit)
+    assert alexeyab["details"]["source_sha256"] == sha256
+    assert pjreddie["details"]["fork"] == "pjreddie" and pjreddie["details"]["commit"].startswith("61c9d02e")
+    assert re.fullmatch(r"[0-9a-f]{64}", pjreddie["details"]["source_sha256"] or "")

@@ -162,7 +162,7 @@ def test_relative_and_absolute_symlinks_are_followed_and_convert_links_the_real_
     result = convert_dataset(root, tmp_path / "out", progress=False)
     assert len(result.train_ids) + len(result.test_ids) == 8
     for image_id in result.train_ids + result.test_ids:
-        copied = tmp_path / "out" / "darknet" / "images" / f"{image_id}.jpg"
+        copied = tmp_path / "out" / "darknet" / "JPEGImages" / f"{image_id}.jpg"
         assert not copied.is_symlink() and copied.read_bytes() == (store / "JPEGImages" / f"{image_id}.jpg").read_bytes()
     (broken,) = result.report.of_kind(voc.MISSING_IMAGE)
     assert broken.file.endswith("dangling.xml") and "broken symlink dangling.jpg -> ../../nowhere" in broken.message

@@ -88,7 +88,7 @@ def test_every_lmdb_record_decodes_to_the_same_image_and_boxes(bccd_converted, b
         seen = []
         for index, (key, record) in enumerate(caffe_lmdb.read_records(out / "caffe" / f"{split}_lmdb")):
             image_id = caffe_lmdb.key_image_id(key)
-            assert key == f"{index:08d}_darknet/images/{image_id}.jpg"
+            assert key == f"{index:08d}_darknet/JPEGImages/{image_id}.jpg"
             image = truth[image_id]
             datum = record.datum
             assert datum.encoded and record.HasField("type") and record.type == caffe_proto.BBOX
@@ -280,7 +280,7 @@ def test_defects_are_counted_and_non_jpeg_is_reencoded(tmp_path):
     assert validation["skipped_by_reason"] == {"missing image": 1, "unreadable image": 1, "zero-area box": 1}
     all_ids = set(result.train_ids) | set(result.test_ids)
     assert "garbage" not in all_ids and "noimage" not in all_ids and {"png", "zero"} <= all_ids
-    png_copy = tmp_path / "out" / "darknet" / "images" / "png.jpg"
+    png_copy = tmp_path / "out" / "darknet" / "JPEGImages" / "png.jpg"
     assert png_copy.read_bytes()[:2] == b"\xff\xd8"
     assert "garbage.jpg: unreadable image" in result.summary()
     report = result.report           # kept + skipped add up to what was read

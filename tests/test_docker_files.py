@@ -76,6 +76,10 @@ def test_every_download_is_checksummed(dockerfile):
 def test_alexeyab_pinned_by_commit_and_verified(dockerfile):
     commit = arg_default(dockerfile, "ALEXEYAB_COMMIT")
     assert re.fullmatch(r"[0-9a-f]{40}", commit)
+    lock = (Path(__file__).resolve().parents[1] / "scripts" / "sources.lock").read_text()
+    pinned = next(line.split()[2] for line in lock.splitlines() if line.startswith("alexeyab-darknet "))
+    assert commit == pinned, "the image and the CPU path must build the same AlexeyAB commit"
+    assert "HARNESS_DARKNET_ALEXEYAB=/opt/darknet-alexeyab/darknet" in dockerfile
     assert 'test "$(git rev-parse HEAD)" = "${ALEXEYAB_COMMIT}"' in dockerfile
     for flag in ("GPU=1", "CUDNN=1", "OPENCV=1", "LIBSO=1"):
         assert flag in dockerfile

@@ -13,7 +13,7 @@ import pytest
 
 from harness.config import ExperimentConfig
 from harness.data.splits import paper_split
-from harness.engine.profiles import SMOKE, SSD_LEARNING_CHECK, YOLO_LEARNING_CHECK
+from harness.engine.profiles import SMOKE, SSD_LEARNING_CHECK, YOLO_ALEXEYAB_LEARNING_CHECK, YOLO_LEARNING_CHECK
 from harness.engine.reproduce import table1_configs
 from harness.engine.run import RunSettings
 from harness.labels import LabelMap
@@ -81,7 +81,17 @@ def test_smoke_profile_has_both_learning_checks_scored_on_the_whole_test_split(t
     configs = _smoke_configs(tmp_path)
     checks = {name: c for name, c in configs.items() if c.role == "learning-check"}
     assert {c.framework for c in checks.values()} == {"caffe", "darknet"}
-    assert set(checks) == {YOLO_LEARNING_CHECK.name, SSD_LEARNING_CHECK.name}
+    assert set(checks) == {YOLO_LEARNING_CHECK.name, SSD_LEARNING_CHECK.name}      # make demo's two
+    # one YOLOv3-tiny check per Darknet, the same model and schedule (AlexeyAB's on request); Caffe has no Darknet
+    checks[YOLO_ALEXEYAB_LEARNING_CHECK.name] = table1_configs(
+        RunSettings(tmp_path / "run", SMOKE, device="cpu"), only=[YOLO_ALEXEYAB_LEARNING_CHECK.name])[0]
+    assert checks[YOLO_LEARNING_CHECK.name].darknet == "pjreddie"
+    assert checks[YOLO_ALEXEYAB_LEARNING_CHECK.name].darknet == "alexeyab"
+    same = ("batch", "subdivisions", "learning_rate", "burn_in", "scales", "max_batches", "steps")
+    ab, pj = checks[YOLO_ALEXEYAB_LEARNING_CHECK.name], checks[YOLO_LEARNING_CHECK.name]
+    assert (ab.spec.model, ab.spec.size) == (pj.spec.model, pj.spec.size)
+    assert all(ab.cfg[key] == pj.cfg[key] for key in same)
+    assert checks[SSD_LEARNING_CHECK.name].darknet is None
     for config in checks.values():
         assert config.limit("test_images") is None and config.limit("classification_images") is None
     # the Table 1 rows keep their few-image limits
@@ -101,6 +111,19 @@ def test_ssd_learning_check_config_carries_its_network_solver_and_batch(tmp_path
     assert ExperimentConfig.from_json(config.to_json()) == config
 
 
+def test_darknet_option_reaches_the_yolo_rows_only(tmp_path: Path) -> None:
+    """`--darknet alexeyab`: every YOLO row and the pjreddie-named check keep their own; SSD has none."""
+    configs = {c.name: c for c in table1_configs(RunSettings(tmp_path / "run", SMOKE, device="cpu",
+                                                             darknet="alexeyab"))}
+    assert configs["yolov3_320"].darknet == "alexeyab" and configs["ssd300_smin0.2"].darknet is None
+    assert configs[YOLO_LEARNING_CHECK.name].darknet == "alexeyab"      # the run's Darknet
+    assert configs["yolov3_320"].cfg == _smoke_configs(tmp_path / "p")["yolov3_320"].cfg
+    assert ExperimentConfig.from_json(configs["yolov3_320"].to_json()) == configs["yolov3_320"]
+    old = configs["yolov3_320"].to_json()
+    del old["darknet"]                                     # a config.json written before the option
+    assert ExperimentConfig.from_json(old).darknet == "pjreddie"
+
+
 def test_smoke_synthetic_set_gives_100_test_images_and_10_cells_per_class() -> None:
     ids = [f"smear_{i:06d}" for i in range(SMOKE.synthetic_images)]
     assert len(paper_split(ids, seed=0).test) >= 100
@@ -113,5 +136,7 @@ def test_only_a_learning_check_runs_just_that_check(tmp_path: Path) -> None:
     assert [c.name for c in only_check] == [SSD_LEARNING_CHECK.name]
     row_and_checks = [c.name for c in table1_configs(settings, only=["yolov3-tiny_416"])]
     assert row_and_checks == ["yolov3-tiny_416", YOLO_LEARNING_CHECK.name, SSD_LEARNING_CHECK.name]
+    assert [c.name for c in table1_configs(settings, only=[YOLO_ALEXEYAB_LEARNING_CHECK.name])] == \
+        [YOLO_ALEXEYAB_LEARNING_CHECK.name]                  # on request only
     assert [c.name for c in table1_configs(settings, only=["yolov3-tiny_416"], learning_check=False)] == \
         ["yolov3-tiny_416"]

@@ -47,6 +47,26 @@ def test_render_yolov3_tiny_flags(tmp_path, monkeypatch):
     assert "filters=24" in cfg and "classes=3" in cfg and "steps=5,9" in cfg and "batch=4" in cfg
 
 
+def test_render_yolo_for_each_darknet(tmp_path):
+    """`render yolov3-tiny --darknet alexeyab` (a subprocess, from another folder): the cfg asks AlexeyAB
+    to letterbox as pjreddie always does; the pjreddie cfg has no such key; a third name is a usage error."""
+    import os
+    import subprocess
+    import sys
+
+    def render(*extra):
+        return subprocess.run([sys.executable, "-m", "harness", "render", "yolov3-tiny", "--classes", "3", *extra],
+                              cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                              env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+
+    assert render("--darknet", "alexeyab", "--out", "ab").returncode == 0
+    assert render("--out", "pj").returncode == 0
+    assert "letter_box=1" in (tmp_path / "ab/yolov3-tiny.cfg").read_text()
+    assert "letter_box" not in (tmp_path / "pj/yolov3-tiny.cfg").read_text()
+    bad = render("--darknet", "darknet2")
+    assert bad.returncode == 2 and "darknet2" in bad.stderr
+
+
 def test_render_table1_renders_what_reproduce_trains(tmp_path, monkeypatch):
     """Same options and run folder as `reproduce table1`; relative --project from another cwd."""
     (tmp_path / "work").mkdir()
@@ -57,7 +77,10 @@ def test_render_table1_renders_what_reproduce_trains(tmp_path, monkeypatch):
     dirs = sorted(p.name for p in models.iterdir())
     assert dirs == sorted(["ssd300_smin0.2", "ssd300_smin0.1", "ssd512_smin0.2", "yolov3_320", "yolov3_416",
                            "yolov3_608", "yolov3-tiny_416", "learning-check_yolov3-tiny_160",
-                           "learning-check_ssd160_w0.125"])
+                           "learning-check_yolov3-tiny_160_alexeyab", "learning-check_ssd160_w0.125"])
+    cfg = "yolov3-tiny.cfg"
+    assert "letter_box=1" in (models / "learning-check_yolov3-tiny_160_alexeyab/rendered" / cfg).read_text()
+    assert "letter_box" not in (models / "learning-check_yolov3-tiny_160/rendered" / cfg).read_text()
     assert (models / "yolov3_608/rendered/yolov3.cfg").read_text().count("width=608") == 1
     priors = [l for l in parse_prototxt(models / "ssd300_smin0.1/rendered/deploy.prototxt")["layer"]
               if first(l, "type") == "PriorBox"]

@@ -8,6 +8,7 @@ import click
 
 from harness.count.backends import BACKENDS
 from harness.data.atomic import write_json
+from harness.options import DARKNET_RUN
 
 
 @click.command()
@@ -29,9 +30,10 @@ from harness.data.atomic import write_json
                    "(Darknet), the only GPU path; auto: opencv on the CPU, native on a GPU. The network is "
                    "loaded once for all slides.")
 @click.option("--device", default="auto", show_default=True, help="cpu, gpu, gpu:N or auto.")
+@DARKNET_RUN
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def count(model_dir: Path, slides_root: Path, slides_csv: Optional[Path], out: Path, thresholds: Optional[Path],
-          classes_file: Optional[Path], backend: str, device: str, quiet: bool) -> None:
+          classes_file: Optional[Path], backend: str, device: str, darknet: Optional[str], quiet: bool) -> None:
     """Differential count per slide: differential.csv, cells.csv, skipped.csv, count.json, slide_<id>.html, index.html.
 
     Exit status: 0 when every image of every slide was counted, 1 when an image or a slide
@@ -48,7 +50,7 @@ def count(model_dir: Path, slides_root: Path, slides_csv: Optional[Path], out: P
 
     try:
         rules = load_thresholds(thresholds)
-        model = load_trained_model(model_dir, "cpu" if backend == "opencv" and device == "auto" else device)
+        model = load_trained_model(model_dir, "cpu" if backend == "opencv" and device == "auto" else device, darknet)
         backend = choose_backend(backend, model.device)
         roles = roles_for_model(model.labelmap.names, classes_file, model_dir)
     except (OSError, ValueError) as exc:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import json
+import logging
 import os
 import shutil
 import time
@@ -35,7 +36,8 @@ from harness.data.voc import MISSING_ANNOTATION, UNREADABLE_IMAGE, split_file
 from harness.labels import LabelMap
 from harness.progress import progress_bar
 
-FORMAT_VERSION = 1
+log = logging.getLogger(__name__)
+FORMAT_VERSION = 2   # 2: Darknet images in darknet/JPEGImages/ (read by pjreddie and AlexeyAB alike)
 NOT_IN_SPLIT = "not in any split"
 SMALL_TEST_SET = "small test set"
 REENCODED = "re-encoded to JPEG"
@@ -226,7 +228,13 @@ def _prepare_out_dir(out_dir: Path, fingerprint: str, overwrite: bool) -> bool:
     """Record what is being converted; refuse to mix two different conversions in one directory."""
     state = _state_path(out_dir)
     if state.is_file():
-        previous = json.loads(state.read_text()).get("fingerprint")
+        recorded = json.loads(state.read_text())
+        previous = recorded.get("fingerprint")
+        if recorded.get("format", 1) != FORMAT_VERSION:
+            log.info("%s: conversion of an older layout (format %s); converting again", out_dir, recorded.get("format", 1))
+            _remove_outputs(out_dir)
+            previous = None
+            overwrite = True
         if previous == fingerprint:
             _remove_temporaries(out_dir)
             return True
@@ -239,13 +247,13 @@ def _prepare_out_dir(out_dir: Path, fingerprint: str, overwrite: bool) -> bool:
                          f"use an empty or new --out (or --overwrite)")
     elif overwrite and out_dir.is_dir():
         _remove_outputs(out_dir)
-    write_text(state, json.dumps({"fingerprint": fingerprint}) + "\n")
+    write_text(state, json.dumps({"fingerprint": fingerprint, "format": FORMAT_VERSION}) + "\n")
     return False
 
 
 def _remove_temporaries(out_dir: Path) -> None:
     """Half-written files of an interrupted run (atomic writes leave only these behind)."""
-    for folder in ("darknet/images", "darknet/labels", "darknet", "caffe", "splits", "."):
+    for folder in (f"darknet/{darknet.DARKNET_IMAGE_DIR}", "darknet/labels", "darknet", "caffe", "splits", "."):
         for tmp in (out_dir / folder).glob(".*.tmp*"):
             tmp.unlink(missing_ok=True)
 
@@ -287,7 +295,7 @@ def _convert_split(out_dir: Path, split: str, images: list[ImageAnnotation], lab
         present = _present_keys(partial_dir)
     tasks = []
     for index, image in enumerate(images):
-        key = caffe_lmdb.record_key(index, f"darknet/images/{image.image_id}.jpg")
+        key = caffe_lmdb.record_key(index, f"darknet/{darknet.DARKNET_IMAGE_DIR}/{image.image_id}.jpg")
         need_record = present is not None and key not in present
         if not need_record and _darknet_done(darknet_dir, image.image_id):
             stats["reused"] += 1

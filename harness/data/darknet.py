@@ -1,9 +1,13 @@
-"""Darknet's side of the converted dataset: YOLO label files and the label-path rule.
+"""Darknet's side of the converted dataset: YOLO label files and the label-path rules.
 
-Darknet never gets told where labels are: it rewrites each image path (first ``images`` →
-``labels``, ``JPEGImages`` → ``labels``, ``raw`` → ``labels``, then the extension → ``.txt``,
-each once, anywhere in the full path).  ``darknet_label_path`` replays that rule so the
-converter can refuse output paths the rule would rewrite to the wrong file.
+Darknet never gets told where labels are: it rewrites each image path. pjreddie: ``images`` →
+``labels``, ``JPEGImages`` → ``labels``, ``raw`` → ``labels``, then the extension → ``.txt``, each
+once, anywhere in the full path. AlexeyAB (``replace_image_to_label``): only COCO's
+``/images/{train,val}{2014,2017}/`` and ``/JPEGImages/`` → ``/labels/``, then the extension at the
+end — it has no ``images`` rule, and a missing label file only prints "Can't open label file"
+and trains on no boxes. So the converted layout is ``darknet/JPEGImages/<id>.jpg`` beside
+``darknet/labels/<id>.txt``, which both rules map alike; ``darknet_label_path`` replays each
+fork's rule so the converter can refuse output paths either rule would rewrite to the wrong file.
 
 Coordinates follow Darknet's own ``voc_label.py``: ``cx = ((xmin + xmax) / 2 - 1) / W`` and
 ``w = (xmax - xmin) / W`` for 1-based VOC boxes; ``detector valid`` prints ``cx - w/2 + 1`` and
@@ -17,16 +21,29 @@ from typing import Optional, Union
 from harness.data.annotations import Box, ImageAnnotation
 from harness.labels import LabelMap
 
-# (search, replacement) in the order Darknet's fill_truth_detection applies them.
+# (search, replacement) in the order pjreddie's fill_truth_detection applies them (first match anywhere).
 _LABEL_PATH_RULES = (
     ("images", "labels"), ("JPEGImages", "labels"), ("raw", "labels"),
     (".jpg", ".txt"), (".png", ".txt"), (".JPG", ".txt"), (".JPEG", ".txt"),
 )
+# AlexeyAB 59596d78 src/utils.c replace_image_to_label: directory rules (first match anywhere), then
+# extensions replaced only at the end of the path.
+_ALEXEYAB_DIR_RULES = tuple((f"{sep}images{sep}{split}{sep}", f"{sep}labels{sep}{split}{sep}")
+                            for sep, split in (("/", "train2017"), ("/", "val2017"))) + (
+    ("/JPEGImages/", "/labels/"),
+    ("\\images\\train2017\\", "\\labels\\train2017\\"), ("\\images\\val2017\\", "\\labels\\val2017\\"),
+    ("\\images\\train2014\\", "\\labels\\train2014\\"), ("\\images\\val2014\\", "\\labels\\val2014\\"),
+    ("/images/train2014/", "/labels/train2014/"), ("/images/val2014/", "/labels/val2014/"),
+    ("\\JPEGImages\\", "\\labels\\"),
+)
+_ALEXEYAB_EXTENSIONS = (".jpg", ".JPG", ".jpeg", ".JPEG", ".png", ".PNG", ".bmp", ".BMP", ".ppm", ".PPM",
+                        ".tiff", ".TIFF")
+DARKNET_IMAGE_DIR = "JPEGImages"   # the converted layout's image folder: both forks map it to labels/
 MAX_PATH = 4095   # Darknet copies paths into 4096-byte buffers
 
 
-def darknet_label_path(image_path: str, cwd: Optional[Union[str, Path]] = None) -> str:
-    """The label file Darknet will open for ``image_path`` (each rule replaces its first match).
+def darknet_label_path(image_path: str, cwd: Optional[Union[str, Path]] = None, fork: str = "pjreddie") -> str:
+    """The label file Darknet ``fork`` (pjreddie or alexeyab) will open for ``image_path``.
 
     The harness's one label-path rule: every place that maps an image to its label calls this.
     The rule applies to the path *as written in the image list*; a relative result is then opened
@@ -34,16 +51,27 @@ def darknet_label_path(image_path: str, cwd: Optional[Union[str, Path]] = None) 
     containing ``images`` or ``raw`` is not rewritten, exactly as Darknet does not rewrite it.
     """
     path = str(image_path)
-    for search, replacement in _LABEL_PATH_RULES:
-        path = path.replace(search, replacement, 1)
+    if fork == "alexeyab":
+        for search, replacement in _ALEXEYAB_DIR_RULES:
+            path = path.replace(search, replacement, 1)
+        path = path.strip(" \t")            # its trim()
+        for extension in _ALEXEYAB_EXTENSIONS:
+            if path.endswith(extension):
+                path = path[: -len(extension)] + ".txt"
+    elif fork == "pjreddie":
+        for search, replacement in _LABEL_PATH_RULES:
+            path = path.replace(search, replacement, 1)
+    else:
+        raise ValueError(f"unknown Darknet {fork!r}: pjreddie or alexeyab")
     if cwd is not None and not Path(path).is_absolute():
         path = str(Path(cwd) / path)
     return path
 
 
 def darknet_image_file(darknet_dir: Path, image_id: str) -> Path:
-    """Where the converter puts an image for Darknet: ``DARKNET_DIR/images/<id>.jpg``."""
-    return Path(darknet_dir) / "images" / f"{image_id}.jpg"
+    """Where the converter puts an image for Darknet: ``DARKNET_DIR/JPEGImages/<id>.jpg`` (the one
+    folder name both forks' label rules turn into ``labels``)."""
+    return Path(darknet_dir) / DARKNET_IMAGE_DIR / f"{image_id}.jpg"
 
 
 def darknet_label_file(darknet_dir: Path, image_id: str) -> Path:
@@ -53,7 +81,7 @@ def darknet_label_file(darknet_dir: Path, image_id: str) -> Path:
 
 
 def check_darknet_paths(darknet_dir: Path, image_ids: list[str]) -> None:
-    """Raise ValueError if Darknet would look for any label somewhere other than labels/<id>.txt."""
+    """Raise ValueError if either Darknet would look for any label somewhere other than labels/<id>.txt."""
     darknet_dir = Path(darknet_dir).resolve()
     if any(ch.isspace() for ch in str(darknet_dir)):
         raise ValueError(f"{darknet_dir}: output path contains whitespace; Darknet's .data parser "
@@ -66,11 +94,12 @@ def check_darknet_paths(darknet_dir: Path, image_ids: list[str]) -> None:
     for image_id in image_ids:
         image = str(darknet_image_file(darknet_dir, image_id))
         wanted = str(darknet_dir / "labels" / f"{image_id}.txt")
-        got = darknet_label_path(image)
-        if got != wanted:
-            raise ValueError(f"Darknet's label-path rule would read {got!r} for {image!r} (wanted {wanted!r}): "
-                             f"choose an output directory without 'images', 'JPEGImages', 'raw' or '.jpg' "
-                             f"in its path")
+        for fork in ("pjreddie", "alexeyab"):
+            got = darknet_label_path(image, fork=fork)
+            if got != wanted:
+                raise ValueError(f"{fork} Darknet's label-path rule would read {got!r} for {image!r} (wanted "
+                                 f"{wanted!r}): choose an output directory without 'images', 'JPEGImages', "
+                                 f"'raw' or '.jpg' in its path")
         if len(image) > MAX_PATH:
             raise ValueError(f"{image}: path longer than Darknet's {MAX_PATH}-byte buffer")
 

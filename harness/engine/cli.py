@@ -11,7 +11,7 @@ import click
 
 from harness.config import ModelSpec
 from harness.engine.profiles import profile as get_profile
-from harness.options import DEVICE, existing_dir, run_options, runner_options
+from harness.options import DARKNET_RUN, DEVICE, existing_dir, run_options, runner_options
 
 def _train_options(func):
     """run_options plus what only a single training takes."""
@@ -34,7 +34,7 @@ def _train_options(func):
 
 
 def _run_train(spec, data, classification, profile_name, iterations, batch_size, init_weights, name, project,
-               seed, device, overwrite, runner, image, data_options, eval_interval=None, **slurm) -> None:
+               seed, device, darknet, overwrite, runner, image, data_options, eval_interval=None, **slurm) -> None:
     """One experiment through the same config resolution and run rules as ``reproduce``."""
     from harness.engine.experiment import stop_on_sigterm
     from harness.engine.run import RunSettings, exit_for
@@ -47,7 +47,7 @@ def _run_train(spec, data, classification, profile_name, iterations, batch_size,
                         writable=[project])
     stop_on_sigterm()
     settings = RunSettings(project / (name or spec.name), get_profile(profile_name), seed, data, classification,
-                           device, data_options=data_options)
+                           device, darknet=darknet, data_options=data_options)
     config = settings.config_for(spec, role=_role(spec, profile_name), init_weights=init_weights,
                                  iterations=iterations, batch_size=batch_size, eval_every=eval_interval)
     outcome = get_runner(runner).submit(Submission(settings, [config], overwrite, pop_slurm_options(slurm)))
@@ -124,7 +124,9 @@ _yolo_command("yolov3-tiny", 416)
 @click.option("--image-set", default=None, help="VOC only: split name or ids file. Default: all images.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path, resolve_path=True), required=True)
 @DEVICE
-def detect(model_dir: Path, images: Path, image_set: Optional[str], out: Path, device: str) -> None:
+@DARKNET_RUN
+def detect(model_dir: Path, images: Path, image_set: Optional[str], out: Path, device: str,
+           darknet: Optional[str]) -> None:
     """Run a trained model (a MODEL_DIR from `harness train`) and write per-class VOC detection
     files plus detections.csv (one row per box, with the original file name)."""
     from harness.engine.detect_images import detection_inputs, write_detections_csv
@@ -132,7 +134,7 @@ def detect(model_dir: Path, images: Path, image_set: Optional[str], out: Path, d
     from harness.frameworks import backend_for
 
     try:
-        model = load_trained_model(model_dir, device)
+        model = load_trained_model(model_dir, device, darknet)
         labelmap = model.labelmap                                            # the model's own classes
         inputs = detection_inputs(images, image_set, labelmap, out)
     except (OSError, ValueError) as exc:

@@ -258,7 +258,8 @@ def _run_locked(config: ExperimentConfig, data: PreparedData, overwrite: bool) -
     if plan == "resume" and _started_before(model_dir):
         print(f"[{config.name}] unfinished run with this config in {model_dir}: resuming")
     config.write()
-    summary: dict[str, Any] = {"experiment": config.name, "framework": config.framework, "model": config.spec.model,
+    summary: dict[str, Any] = {"experiment": config.name, "framework": config.framework, "darknet": config.darknet,
+                               "model": config.spec.model,
                                "size": config.spec.size, "smin": config.spec.smin, "smax": config.spec.smax,
                                "profile": config.profile, "comparable_with_paper": config.comparable_with_paper,
                                "role": config.role, "device": str(config.device), "config": "config.json",
@@ -511,14 +512,16 @@ class TrainedModel:
         return self.config.device
 
 
-def load_trained_model(model_dir: Path, device: str) -> TrainedModel:
-    """:func:`trained_model` with its label map, on ``device`` (cpu, gpu, gpu:N or auto)."""
-    from harness.config import with_device
+def load_trained_model(model_dir: Path, device: str, darknet: Optional[str] = None) -> TrainedModel:
+    """:func:`trained_model` with its label map, on ``device`` (cpu, gpu, gpu:N or auto), run by
+    ``darknet`` (a Darknet model only; None: the Darknet it was trained with)."""
+    from harness.config import with_darknet, with_device
     from harness.device import resolve_device
 
     config, files, weights = trained_model(model_dir)
     labelmap = LabelMap.from_file(files.get("names") or files["labelmap"])
-    return TrainedModel(with_device(config, resolve_device(device, config.framework)), files, weights, labelmap)
+    config = with_darknet(with_device(config, resolve_device(device, config.framework)), darknet)
+    return TrainedModel(config, files, weights, labelmap)
 
 
 def trained_model(model_dir: Path) -> tuple[ExperimentConfig, dict[str, Path], Path]:

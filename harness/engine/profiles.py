@@ -3,9 +3,9 @@
 ``paper`` trains with the paper's hyperparameters (harness/paper.py) and is the only profile whose
 results are comparable with the paper. ``smoke`` runs the same seven models through the same code
 paths with few iterations and small batches so the whole pipeline fits a 2-core CPU; its numbers
-check plumbing, not accuracy. ``smoke`` adds two extra, clearly-labelled learning checks, one per
-framework (YOLOv3-tiny on Darknet, a compact SSD on Caffe), that train long enough on CPU to show
-real learning on the synthetic set, scored on its whole test split.
+check plumbing, not accuracy. ``smoke`` adds extra, clearly-labelled learning checks, one per
+framework build (YOLOv3-tiny on pjreddie's and on AlexeyAB's Darknet, a compact SSD on Caffe), that
+train long enough on CPU to show real learning on the synthetic set, scored on its whole test split.
 """
 from __future__ import annotations
 
@@ -32,6 +32,9 @@ class LearningCheck:
     smax: Optional[float] = None
     batch_size: Optional[int] = None        # Caffe training batch (Darknet's is in overrides)
     network: dict[str, Any] = field(default_factory=dict)
+    # Run only when named (reproduce table1 --only NAME): not part of `make demo` (see its comment).
+    on_request: bool = False
+    darknet: Optional[str] = None           # a Darknet check's own Darknet (None: the run's --darknet)
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,19 @@ YOLO_LEARNING_CHECK = LearningCheck(
     overrides={"batch": 4, "subdivisions": 1, "max_batches": 400, "steps": [340, 370],
                "scales": [0.1, 0.1], "learning_rate": 0.001, "burn_in": 50},
 )
+# The same check on AlexeyAB's Darknet (its own [net] letter_box=1, the harness's -O3 build): the same model,
+# size and schedule as pjreddie's. It does not reach 25 % yet — 17.4 % VOC07 with this 400-iteration schedule,
+# 18.2 % without letter_box, 11.1-14.7 % with shorter or faster ones (docs/benchmarks.md; cause not isolated) —
+# and AlexeyAB trains ~1.5-2x slower here, so it runs on request only (`reproduce table1 --profile smoke
+# --only learning-check_yolov3-tiny_160_alexeyab`), not in `make demo`.
+YOLO_ALEXEYAB_LEARNING_CHECK = LearningCheck(
+    name="learning-check_yolov3-tiny_160_alexeyab",
+    model="yolov3-tiny",
+    size=160,
+    overrides=dict(YOLO_LEARNING_CHECK.overrides),
+    darknet="alexeyab",
+    on_request=True,
+)
 # Not a paper model: SSD300's templates at 160x160, VGG channels x0.125, BatchNorm, no random-crop
 # sampling (measured: 4x faster learning here, docs/benchmarks.md), Smin 0.1 / Smax 0.5 (the
 # synthetic cells are 4-21 % of the image side). The Caffe test phase runs once, on the
@@ -140,13 +156,14 @@ SMOKE = Profile(
         "ssd": dict(_FEW),
         "yolov3": {**_FEW, "yolo_overrides": {"batch": 1, "max_batches": 2, "steps": [1, 2]}},
         YOLO_LEARNING_CHECK.name: dict(_LEARNING_CHECK_LIMITS),
+        YOLO_ALEXEYAB_LEARNING_CHECK.name: dict(_LEARNING_CHECK_LIMITS),
         SSD_LEARNING_CHECK.name: dict(_LEARNING_CHECK_LIMITS),
     },
     # The learning checks are scored half-way and at the end (the paper profile's periodic path, with
     # a resume between, on both frameworks); the 2-4-iteration Table 1 rows only at the end, which
     # still gives each its results.csv row and best weights (a scoring costs as much as training them).
     eval_every={YOLO_LEARNING_CHECK.name: 200, SSD_LEARNING_CHECK.name: 150},
-    learning_checks=(YOLO_LEARNING_CHECK, SSD_LEARNING_CHECK),
+    learning_checks=(YOLO_LEARNING_CHECK, YOLO_ALEXEYAB_LEARNING_CHECK, SSD_LEARNING_CHECK),
 )
 
 # Real data on a 2-core CPU in minutes to an hour (issue 23): the recipe that learns here — learning

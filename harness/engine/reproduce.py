@@ -45,7 +45,8 @@ def _frameworks() -> list[dict]:
 
     for name in FRAMEWORKS:
         try:
-            statuses.append(asdict(backend_class(name).inspect()))
+            found = backend_class(name).inspect()
+            statuses += [asdict(s) for s in (found if isinstance(found, (list, tuple)) else [found])]
         except Exception as exc:  # noqa: BLE001 - provenance records what could not be inspected
             statuses.append({"name": name, "usable": False, "missing": [str(exc)]})
     return statuses
@@ -56,7 +57,8 @@ def table1_configs(settings: RunSettings, only: Sequence[str] = (), init_weights
     """The resolved configs of the selected Table 1 rows and the profile's learning checks.
 
     ``only`` names Table 1 rows and/or learning checks; naming only learning checks runs just
-    those (e.g. to re-measure them), naming only rows runs those rows plus the learning checks.
+    those (e.g. to re-measure them), naming only rows runs those rows plus the learning checks
+    (those marked ``on_request`` only when named).
     """
     checks = settings.profile.all_learning_checks()
     named_checks = [name for name in only if name in {c.name for c in checks}]
@@ -67,7 +69,7 @@ def table1_configs(settings: RunSettings, only: Sequence[str] = (), init_weights
                for exp in experiments]
     if learning_check:
         configs += [learning_check_config(settings, check) for check in checks
-                    if not named_checks or check.name in named_checks]
+                    if check.name in named_checks or not (named_checks or check.on_request)]
     return configs
 
 
@@ -75,19 +77,19 @@ def learning_check_config(settings: RunSettings, check: LearningCheck) -> Experi
     """One learning check's config: same resolution as a Table 1 row, its own overrides."""
     spec = ModelSpec(check.name, check.framework, check.model, check.size, check.smin, check.smax)
     return settings.config_for(spec, role="learning-check", cfg_overrides=dict(check.overrides),
-                               batch_size=check.batch_size, network=dict(check.network))
+                               batch_size=check.batch_size, network=dict(check.network), darknet=check.darknet)
 
 
 def reproduce_table1(run_dir: Path, profile_: Profile, data: Optional[Path] = None,
                      classification: Optional[Path] = None, only: Sequence[str] = (),
                      init_weights_ssd: Optional[Path] = None, init_weights_yolo: Optional[Path] = None,
                      seed: int = 0, learning_check: bool = True, device: str = "auto",
-                     overwrite: bool = False, jobs: int = 1,
+                     overwrite: bool = False, jobs: int = 1, darknet: str = "pjreddie",
                      data_options: DataOptions = DataOptions()) -> tuple[Path, list[dict]]:
     """Run the experiments, then build the report; returns the report's path and the summaries."""
     from harness.report.builder import build_report
 
-    settings = RunSettings(Path(run_dir).resolve(), profile_, seed, data, classification, device,
+    settings = RunSettings(Path(run_dir).resolve(), profile_, seed, data, classification, device, darknet=darknet,
                            data_options=data_options)
     run_dir = settings.run_dir
     stop_on_sigterm()
@@ -120,6 +122,7 @@ def write_provenance(run_dir: Path, prepared, configs: Sequence[ExperimentConfig
     provenance.update(profile=configs[0].profile if configs else None,
                       experiments=[c.name for c in configs if c.role == "table1"],
                       devices={c.name: str(c.device) for c in configs},
+                      darknet={c.name: c.darknet for c in configs if c.darknet},
                       init_weights={"ssd": str(ssd) if ssd else None, "yolo": str(yolo) if yolo else None},
                       initialisation_note=None if (ssd and yolo) else FROM_SCRATCH_NOTE,
                       synthetic_data=prepared.synthetic, seconds=None if seconds is None else round(seconds, 1))
@@ -176,7 +179,7 @@ def reproduce() -> None:
                    "then measured while other experiments run (timing.json says so).")
 @runner_options
 def table1(profile_name: str, data: Optional[Path], classification: Optional[Path], name: Optional[str],
-           project: Path, seed: int, device: str, overwrite: bool, only: tuple[str, ...],
+           project: Path, seed: int, device: str, darknet: str, overwrite: bool, only: tuple[str, ...],
            init_weights_ssd: Optional[Path], init_weights_yolo: Optional[Path], learning_check: bool, jobs: int,
            runner: str, image: Optional[str], data_options: DataOptions, **slurm) -> None:
     """All seven Table 1 models: train, evaluate (VOC07 + VOC12), classify, time, report.
@@ -200,7 +203,7 @@ def table1(profile_name: str, data: Optional[Path], classification: Optional[Pat
         if jobs != 1:
             raise click.UsageError("--jobs is for the local runner; with --runner slurm use --max-parallel")
         _submit_to_slurm(RunSettings(run_dir.resolve(), get_profile(profile_name), seed, data, classification, device,
-                                     data_options=data_options),
+                                     darknet=darknet, data_options=data_options),
                          only_valid, init_weights_ssd, init_weights_yolo, learning_check, overwrite,
                          pop_slurm_options(slurm))
         return
@@ -208,6 +211,6 @@ def table1(profile_name: str, data: Optional[Path], classification: Optional[Pat
                                          only=only_valid, init_weights_ssd=init_weights_ssd,
                                          init_weights_yolo=init_weights_yolo, seed=seed,
                                          learning_check=learning_check, device=device, overwrite=overwrite,
-                                         jobs=jobs, data_options=data_options)
+                                         jobs=jobs, darknet=darknet, data_options=data_options)
     click.secho(f"\nreport: {report}", fg="green", bold=True)
     exit_for(summaries, run_dir)

@@ -34,6 +34,7 @@ class RunSettings:
     device: str = "auto"
     synthetic: Optional[tuple[int, int]] = None   # (smears, cells) of the synthetic set; see sized()
     data_options: DataOptions = DataOptions()     # --class-map, --labelmap, --dedupe, ... (one vocabulary)
+    darknet: str = "pjreddie"                     # which Darknet runs the YOLO models (config.DARKNET_FORKS)
 
     def identity(self) -> dict:
         """The values the run's data depends on: changing them under one run name is refused."""
@@ -57,12 +58,14 @@ class RunSettings:
     def config_for(self, spec: ModelSpec, *, role: str, init_weights: Optional[Path] = None,
                    iterations: Optional[int] = None, batch_size: Optional[int] = None,
                    cfg_overrides: Optional[dict] = None, eval_every: Optional[int] = None,
-                   network: Optional[dict] = None) -> ExperimentConfig:
+                   network: Optional[dict] = None, darknet: Optional[str] = None) -> ExperimentConfig:
+        """``darknet``: a learning check's own Darknet; default the run's."""
         device = resolve_device(self.device, spec.framework)
         return resolve_experiment(spec, self.profile, device=device, run_dir=self.run_dir, seed=self.seed,
                                   data=self.data, classification=self.classification, init_weights=init_weights,
                                   iterations=iterations, batch_size=batch_size, cfg_overrides=cfg_overrides,
-                                  role=role, eval_every=eval_every, network=network)
+                                  role=role, eval_every=eval_every, network=network,
+                                  darknet=darknet or self.darknet)
 
 
 def check_run(settings: RunSettings, overwrite: bool) -> None:
@@ -88,7 +91,7 @@ def check_run(settings: RunSettings, overwrite: bool) -> None:
 
 def write_run_file(settings: RunSettings, configs: Sequence[ExperimentConfig]) -> Path:
     settings.run_dir.mkdir(parents=True, exist_ok=True)
-    record = {"identity": settings.identity(), "device_choice": settings.device,
+    record = {"identity": settings.identity(), "device_choice": settings.device, "darknet": settings.darknet,
               "experiments": {c.name: {"config": recorded_path(c.model_dir / "config.json", settings.run_dir),
                                        "device": str(c.device)} for c in configs}}
     path = settings.run_dir / RUN_FILE
@@ -214,7 +217,7 @@ def settings_of(run_dir: Path) -> RunSettings:
     synthetic = tuple(identity["synthetic"]) if identity.get("synthetic") else None
     return RunSettings(Path(run_dir), get_profile(identity["profile"]), identity["seed"], optional["data"],
                        optional["classification"], record.get("device_choice", "auto"), synthetic,
-                       DataOptions.from_identity(identity.get("data_options")))
+                       DataOptions.from_identity(identity.get("data_options")), record.get("darknet", "pjreddie"))
 
 
 def exit_for(summaries: Sequence[dict], run_dir: Path) -> None:

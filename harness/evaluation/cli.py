@@ -16,7 +16,10 @@ from harness.evaluation.evaluator import MEAN_OVER, PROTOCOLS
               help="Split name ('test' -> ImageSets/Main/test.txt) or a file of image ids. Default: every XML.")
 @click.option("--detections", "det_path", required=True, type=click.Path(exists=True, path_type=Path),
               help="Directory of <prefix><class>.txt files (Darknet valid / Caffe-SSD VOC), or a .json/.csv file.")
-@click.option("--protocol", type=click.Choice(PROTOCOLS), default="voc07", show_default=True)
+@click.option("--protocol", type=click.Choice(PROTOCOLS), default="voc07", show_default=True,
+              help="voc07 / voc12: the VOC devkit; coco: pycocotools' mAP@[.5:.95]; alexeyab: AlexeyAB Darknet's "
+                   "`detector map` (its label-file truth, matching, --points and mean over all classes; "
+                   "docs/evaluation.md).")
 @click.option("--iou", type=float, default=0.5, show_default=True, help="IoU threshold (voc07/voc12; coco uses .50:.95).")
 @click.option("--labelmap", "labelmap_path", default=None, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="obj.names or labelmap.prototxt. Default: inferred from the ground truth.")
@@ -26,12 +29,15 @@ from harness.evaluation.evaluator import MEAN_OVER, PROTOCOLS
 @click.option("--mean-over", type=click.Choice(tuple(MEAN_OVER)), default="present", show_default=True,
               help="mAP over scored classes with ground-truth objects (present), or over all scored classes with "
                    "empty ones as 0 (all: Caffe DetectionEvaluate / Darknet 'detector map').")
+@click.option("--points", type=click.IntRange(min=0), default=0, show_default=True,
+              help="alexeyab protocol only: detector map's -points (0: its area under the curve, its default; "
+                   "11: VOC2007 11-point; 101: COCO-style).")
 @click.option("--classification", is_flag=True, help="Also write classification.json (top-1 on single-object images).")
 @click.option("--strict", is_flag=True, help="Fail on detections for images not in the ground truth.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
 def evaluate(gt_root: Path, image_set: str | None, det_path: Path, protocol: str, iou: float,
-             labelmap_path: Path | None, prefix: str | None, mean_over: str, classification: bool, strict: bool,
-             out_dir: Path) -> None:
+             labelmap_path: Path | None, prefix: str | None, mean_over: str, points: int, classification: bool,
+             strict: bool, out_dir: Path) -> None:
     """Write OUT/metrics.json (and OUT/classification.json) with one exact evaluator."""
     from harness.data.voc import load_voc
     from harness.evaluation.classification import classification_report
@@ -43,7 +49,7 @@ def evaluate(gt_root: Path, image_set: str | None, det_path: Path, protocol: str
         dataset = load_voc(gt_root, image_set, labelmap)
         dets = read_detections(det_path, class_names=dataset.labelmap.names, prefix=prefix)
         metrics = evaluate_detections(dataset.images, dets, dataset.labelmap, protocol, iou, strict=strict,
-                                      mean_over=mean_over)
+                                      mean_over=mean_over, points=points)
         report = classification_report(dataset.images, dets, dataset.labelmap) if classification else None
     except (DetectionFormatError, EvaluationError, FileNotFoundError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc

@@ -6,7 +6,9 @@ objects has an undefined AP (``null``), not zero. ``mean_over="all"`` averages e
 class with those counted as 0, the rule of Caffe's ``DetectionEvaluate`` (Solver::TestDetection
 divides by the number of labels) and of AlexeyAB Darknet's ``detector map``, so either
 framework's own number can be reproduced. Unscored classes (the paper's NRBC, gPLT, SM,
-Artefact) get their AP reported with ``"scored": false``.
+Artefact) get their AP reported with ``"scored": false``. The ``alexeyab`` protocol is AlexeyAB
+Darknet's ``detector map`` (harness/evaluation/alexeyab.py): its ground truth, matching and
+``-points`` rule, and its mean over every class of the label map (``mean_over="network"``).
 """
 from __future__ import annotations
 
@@ -16,13 +18,15 @@ from typing import Sequence
 import numpy as np
 
 from harness.data.annotations import ImageAnnotation
-from harness.evaluation import coco, voc
+from harness.evaluation import alexeyab, coco, voc
 from harness.evaluation.detections import ClassDetections, Detections
 from harness.evaluation.ground_truth import GroundTruth, build_ground_truth
 from harness.labels import LabelMap
 
-PROTOCOLS = ("voc07", "voc12", "coco")
+PROTOCOLS = ("voc07", "voc12", "coco", "alexeyab")
 MEAN_OVER = {
+    "network": "mean AP over every class of the label map, scored or not, a class without objects as 0 "
+               "(AlexeyAB Darknet 'detector map', which divides by the network's classes; the alexeyab protocol's rule)",
     "present": "mean AP over the scored classes with at least one non-difficult ground-truth object",
     "all": "mean AP over all scored classes; a class without ground-truth objects counts as AP 0 "
            "(Caffe DetectionEvaluate / Darknet 'detector map' rule)",
@@ -37,13 +41,20 @@ class EvaluationError(ValueError):
 
 def evaluate_detections(gt: Sequence[ImageAnnotation], dets: Detections, labelmap: LabelMap,
                         protocol: str = "voc07", iou: float = 0.5, strict: bool = False,
-                        mean_over: str = "present") -> dict:
+                        mean_over: str = "present", points: int = 0) -> dict:
     """Score ``dets`` against ``gt``; returns the metrics.json dict (see docs/evaluation.md).
 
     Unknown class names always raise. Detections on image ids that are not in ``gt`` raise
     with ``strict=True``; otherwise they are left out and counted under ``warnings``.
-    ``mean_over`` ("present" | "all") is the mean-over-classes rule, see the module docstring.
+    ``mean_over`` ("present" | "all") is the mean-over-classes rule, see the module docstring; the
+    ``alexeyab`` protocol always uses its own ("network") and ``points`` (detector map's ``-points``:
+    0 its area under the curve, 11 VOC2007's 11 points, 101 COCO-style).
     """
+    if protocol == "alexeyab":
+        mean_over = "network"
+        if points < 0 or points == 1:
+            raise EvaluationError(f"points must be 0 (area under the curve) or >= 2, got {points}")
+        gt = alexeyab.label_file_truth(gt, labelmap)
     if protocol not in PROTOCOLS:
         raise EvaluationError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
     if mean_over not in MEAN_OVER:
@@ -61,6 +72,8 @@ def evaluate_detections(gt: Sequence[ImageAnnotation], dets: Detections, labelma
         image_index, scores, boxes = _resolve_images(dets[name], truth, unknown)
         if protocol == "coco":
             classes[name], pr[name] = _coco_class(image_index, scores, boxes, truth, name, warnings)
+        elif protocol == "alexeyab":
+            classes[name], pr[name] = _alexeyab_class(image_index, scores, boxes, truth, name, iou, points)
         else:
             classes[name], pr[name] = _voc_class(image_index, scores, boxes, truth, name, protocol, iou)
         classes[name]["scored"] = name in labelmap.scored
@@ -75,6 +88,7 @@ def evaluate_detections(gt: Sequence[ImageAnnotation], dets: Detections, labelma
         "map_classes": map_classes,
         "mean_over": mean_over,
         "mean_rule": MEAN_OVER[mean_over],
+        **({"points": points} if protocol == "alexeyab" else {}),
         "n_images": len(truth.image_ids),
         "n_detections": int(sum(c["n_det"] for c in classes.values())),
         "classes": classes,
@@ -85,6 +99,8 @@ def evaluate_detections(gt: Sequence[ImageAnnotation], dets: Detections, labelma
 
 def _map_classes(labelmap: LabelMap, classes: dict, mean_over: str) -> list[str]:
     """The classes the mAP averages: see MEAN_OVER (``ap`` null counts as 0 under "all")."""
+    if mean_over == "network":
+        return list(labelmap.names)
     if mean_over == "all":
         return list(labelmap.scored_names)
     return [n for n in labelmap.scored_names if classes[n]["npos"] > 0]
@@ -163,6 +179,14 @@ def _voc_class(image_index, scores, boxes, truth: GroundTruth, name: str, protoc
     ap = ap_fn(recall, precision) if matches.npos > 0 else None
     entry = _counts(ap, matches.npos, matches.tp, matches.fp, recall)
     entry["n_ignored_difficult"] = matches.n_ignored
+    return entry, pr_curve(recall, precision, matches.scores, matches.tp)
+
+
+def _alexeyab_class(image_index, scores, boxes, truth: GroundTruth, name: str, iou: float, points: int):
+    """detector map's matching and AP; a class without objects scores 0 (it prints 0.00 %)."""
+    matches = alexeyab.match_alexeyab(image_index, scores, boxes, truth.by_class[name], iou)
+    recall, precision = voc.precision_recall(matches)
+    entry = _counts(alexeyab.ap_alexeyab(recall, precision, points), matches.npos, matches.tp, matches.fp, recall)
     return entry, pr_curve(recall, precision, matches.scores, matches.tp)
 
 

@@ -148,5 +148,10 @@ def read_per_image(det_dir: Path, labelmap: "LabelMap") -> PerImage:
 
 
 def inspect_all() -> list["FrameworkStatus"]:
-    """Every registered framework's status, in registry order."""
-    return [backend_class(name).inspect() for name in FRAMEWORKS]
+    """Every registered framework's status, in registry order; a framework with several builds
+    (Darknet: pjreddie and AlexeyAB) gives one status per build."""
+    statuses: list = []
+    for name in FRAMEWORKS:
+        found = backend_class(name).inspect()
+        statuses += list(found) if isinstance(found, (list, tuple)) else [found]
+    return statuses

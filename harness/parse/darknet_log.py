@@ -1,4 +1,4 @@
-"""Read pjreddie Darknet's training log: iteration lines to ``loss.csv``, plus the failure signs.
+"""Read a Darknet training log (pjreddie's or AlexeyAB's): iteration lines to ``loss.csv``, plus the failure signs.
 
 Darknet prints one line per iteration (``printf("%ld: %f, %f avg, %f rate, %lf seconds, %d images")``)
 and reports most failures only as text (``Couldn't open file: …``) while exiting 0, so the log
@@ -22,6 +22,9 @@ ITERATION_LINE = re.compile(
     r"(?P<seconds>\S+) seconds, (?P<images>\d+) images(?:, \S+ hours left)?\s*$"
 )
 COULD_NOT_OPEN = re.compile(r"Couldn't open file: (?P<path>.*?)\s*$")
+# AlexeyAB prints this for a missing label file and trains on no boxes (exit 0); pjreddie's
+# "Couldn't open file: …labels/x.txt" is the same finding (it then segfaults or exits).
+CANNOT_OPEN_LABEL = re.compile(r"Can't open label file\..*?: (?P<path>.*?)\s*$")
 SAVING_WEIGHTS = re.compile(r"Saving weights to (?P<path>.*?)\s*$")
 LOSS_CSV_HEADER = ("iteration", "loss", "avg_loss", "lr", "seconds")
 
@@ -63,6 +66,15 @@ class DarknetLogFindings:
     steps: list[DarknetStep] = field(default_factory=list)
     could_not_open: list[str] = field(default_factory=list)
     saved_weights: list[str] = field(default_factory=list)
+    missing_labels: list[str] = field(default_factory=list)   # label files either fork could not open
+
+    @property
+    def label_problem(self) -> Optional[str]:
+        """A sentence naming the first unopenable label file and how many there were, or None."""
+        if not self.missing_labels:
+            return None
+        return (f"Darknet could not open {len(self.missing_labels)} label file(s), e.g. {self.missing_labels[0]!r} "
+                "(AlexeyAB then trains without those boxes and exits 0; pjreddie stops or crashes)")
 
     @property
     def last_iteration(self) -> int:
@@ -82,9 +94,15 @@ def scan_darknet_log(lines: Iterable[str]) -> DarknetLogFindings:
         if step is not None:
             findings.steps.append(step)
             continue
+        label = CANNOT_OPEN_LABEL.search(line)
+        if label:
+            findings.missing_labels.append(label["path"])
+            continue
         missing = COULD_NOT_OPEN.search(line)
         if missing:
             findings.could_not_open.append(missing["path"])
+            if missing["path"].endswith(".txt"):
+                findings.missing_labels.append(missing["path"])
             continue
         saved = SAVING_WEIGHTS.search(line)
         if saved:
@@ -115,6 +133,20 @@ def _cell(value: Optional[float]) -> str:
     if value is None:
         return ""
     return repr(float(value)) if math.isfinite(value) else str(value)
+
+
+MAP_CLASS_LINE = re.compile(r"class_id = (?P<index>\d+), name = (?P<name>.*?), ap = (?P<ap>\S+)%")
+MAP_MEAN_LINE = re.compile(r"mean average precision \(mAP@(?P<iou>\S+)\) = (?P<map>\S+),")
+
+
+def parse_darknet_map(text: str) -> dict:
+    """AlexeyAB ``detector map`` output: ``{"map": float, "iou": float, "classes": {name: ap}}`` (APs as
+    fractions; per-class APs are printed with 4 digits, the mAP with 6). ValueError without a mAP line."""
+    classes = {m["name"]: float(m["ap"]) / 100.0 for m in MAP_CLASS_LINE.finditer(text)}
+    mean = MAP_MEAN_LINE.search(text)
+    if mean is None:
+        raise ValueError("no 'mean average precision (mAP@…) = …' line in the detector map output")
+    return {"map": float(mean["map"]), "iou": float(mean["iou"]), "classes": classes}
 
 
 def log_to_loss_csv(log_path: Path, csv_path: Path) -> DarknetLogFindings:

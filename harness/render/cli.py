@@ -8,7 +8,7 @@ import click
 
 from harness import paper
 from harness.data.options import DataOptions
-from harness.options import DEVICE, run_options
+from harness.options import DARKNET, DEVICE, run_options
 
 
 def _csv_ints(ctx: click.Context, param: click.Parameter, value: Optional[str]) -> Optional[list[int]]:
@@ -142,10 +142,11 @@ def _yolo_command(model: str, default_size: int):
     @click.option("--random", type=click.IntRange(0, 1), help="Multi-scale training (default 0).")
     @click.option("--thresh", type=float, help="[yolo] thresh (default 0.005).")
     @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help=f"Output dir (default rendered/{model}_<size>).")
+    @DARKNET
     def command(size: int, labelmap: Optional[Path], classes: Optional[int], dataset: Optional[Path],
                 train_list: Optional[Path], valid_list: Optional[Path], backup_dir: Optional[Path],
                 results_dir: Optional[Path], anchors: Optional[str], labels_dir: Optional[Path], anchor_seed: int,
-                out: Optional[Path], **overrides: Any) -> None:
+                out: Optional[Path], darknet: str, **overrides: Any) -> None:
         from harness.render.yolo import render_yolo
 
         out = out or Path("rendered") / f"{model}_{size}"
@@ -153,7 +154,7 @@ def _yolo_command(model: str, default_size: int):
             files = render_yolo(out, model=model, size=size, labelmap=labelmap, classes=classes, dataset=dataset,
                                 train_list=train_list, valid_list=valid_list, backup_dir=backup_dir,
                                 results_dir=results_dir, anchors=anchors, labels_dir=labels_dir,
-                                anchor_seed=anchor_seed, overrides=overrides)
+                                anchor_seed=anchor_seed, overrides=overrides, darknet=darknet)
         except (ValueError, FileNotFoundError) as exc:
             _fail(exc)
         first_line = files["cfg"].read_text().splitlines()[1].lstrip("# ")
@@ -172,7 +173,7 @@ yolov3_tiny_command = _yolo_command("yolov3-tiny", 416)
 @click.option("--only", multiple=True, help="Render only these experiments (repeatable).")
 @click.option("--learning-check/--no-learning-check", default=True, show_default=True)
 def table1_command(profile_name: str, data: Optional[Path], classification: Optional[Path], name: Optional[str],
-                   project: Path, seed: int, device: str, overwrite: bool, only: tuple[str, ...],
+                   project: Path, seed: int, device: str, darknet: str, overwrite: bool, only: tuple[str, ...],
                    learning_check: bool, data_options: DataOptions) -> None:
     """Render exactly the files `harness reproduce table1` (same options) trains, into the same
     run folder (PROJECT/NAME/models/<experiment>/rendered), without training."""
@@ -186,7 +187,7 @@ def table1_command(profile_name: str, data: Optional[Path], classification: Opti
     except KeyError as exc:
         raise click.BadParameter(str(exc.args[0]), param_hint="--only") from None
     settings = RunSettings(project / (name or f"table1-{profile_name}"), get_profile(profile_name), seed, data,
-                           classification, device, data_options=data_options)
+                           classification, device, darknet=darknet, data_options=data_options)
     configs = table1_configs(settings, only_valid, learning_check=learning_check)
     settings = settings.sized(configs)
     check_run(settings, overwrite)

@@ -76,12 +76,15 @@ def render_yolo(
     labels_dir: Optional[PathLike] = None,
     anchor_seed: int = 0,
     overrides: Optional[dict] = None,
+    darknet: str = "pjreddie",
 ) -> dict[str, Path]:
     """Write ``<model>.cfg``, ``obj.data`` and ``obj.names`` into ``out_dir`` (keys cfg, data, names).
 
     ``anchors``: None/"stock", an explicit list or "w,h, w,h, ..." string, or "auto" (k-means over
     ``labels_dir`` or the labels of ``train_list``). ``overrides``: [net] keys (batch, subdivisions,
     learning_rate, max_batches, steps, scales, burn_in, ...) and [yolo] keys (random, thresh, ...).
+    ``darknet``: the Darknet that will read the cfg; ``alexeyab`` adds ``letter_box=1`` to [net] so its
+    inference letterboxes as pjreddie's does (pjreddie only warns "Unused field").
     """
     if model not in MODELS:
         raise ValueError(f"unknown YOLO model {model!r}; choose one of {', '.join(MODELS)}")
@@ -120,6 +123,7 @@ def render_yolo(
         "names_file": paths["names"],
         "backup_dir": paths["backup"],
         "results_dir": paths["results"],
+        "darknet": darknet,
     }
     env = environment(CFG_TEMPLATES)
     written = {

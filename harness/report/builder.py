@@ -210,6 +210,7 @@ def framework_identity(framework: dict) -> str:
                                                 else "OFF (no distort_param / expand_param)"))
     else:
         parts = [details.get("upstream"), f"commit {details['commit']}" if details.get("commit") else None,
+                 f"source sha256 {details['source_sha256']}" if details.get("source_sha256") else None,
                  details.get("backend")]
     return ", ".join(str(part) for part in parts if part)
 

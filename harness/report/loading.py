@@ -69,6 +69,12 @@ class ExperimentRun:
         return str(self.summary.get("framework") or "?")
 
     @property
+    def framework_build(self) -> str:
+        """The framework as the tables name it: a Darknet run says which Darknet (``darknet (alexeyab)``)."""
+        fork = self.summary.get("darknet")
+        return f"{self.framework} ({fork})" if self.framework == "darknet" and fork else self.framework
+
+    @property
     def profile(self) -> str:
         return str(self.summary.get("profile") or "unknown")
 

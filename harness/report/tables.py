@@ -197,7 +197,7 @@ def write_table1_csv(entries: list[Table1Entry], path: Path) -> Path:
 def _table1_csv_line(exp: ExperimentRun, row: APRow) -> list:
     diff = row.diff
     return [
-        exp.name, exp.framework, exp.profile, exp.status, _yes_no(exp.comparable), exp.not_comparable_because,
+        exp.name, exp.framework_build, exp.profile, exp.status, _yes_no(exp.comparable), exp.not_comparable_because,
         row.name, _yes_no(row.scored), _cell(row.ours["voc07"]), _cell(row.ours["voc12"]), _cell(row.paper.value), row.paper.note,
         _cell(diff["voc07"]), _cell(diff["voc12"]), _cell(row.npos), exp.message,
     ]

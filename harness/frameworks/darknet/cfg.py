@@ -130,6 +130,8 @@ class CfgSummary:
     classes: int
     yolo_layers: int
     problems: list[str] = field(default_factory=list)
+    letter_box: bool = False       # AlexeyAB's [net] letter_box (pjreddie always letterboxes at inference)
+    nms_kinds: set = field(default_factory=set)   # AlexeyAB's [yolo] nms_kind values (greedynms default)
 
 
 def summarize_cfg(cfg_path: PathLike) -> CfgSummary:
@@ -140,6 +142,7 @@ def summarize_cfg(cfg_path: PathLike) -> CfgSummary:
         batch=int(net.get("batch", 1)), subdivisions=int(net.get("subdivisions", 1)),
         max_batches=int(net.get("max_batches", 0)), width=int(net.get("width", 0)),
         height=int(net.get("height", 0)), classes=0, yolo_layers=0,
+        letter_box=int(net.get("letter_box", 0)) != 0,
     )
     for index, section in enumerate(sections):
         name, options = section.name, section.options
@@ -147,6 +150,7 @@ def summarize_cfg(cfg_path: PathLike) -> CfgSummary:
             continue
         summary.yolo_layers += 1
         summary.classes = int(options.get("classes", 20))
+        summary.nms_kinds.add(options.get("nms_kind", "greedynms"))
         expected = _expected_filters(name, options)
         conv = _previous_conv(sections, index)
         if conv is not None and expected is not None and int(conv.get("filters", 1)) != expected:

@@ -23,12 +23,15 @@ class LibDarknetDetector:
 
     description = "libdarknet (ctypes) in a child process"
 
-    def __init__(self, files: dict, weights: Path, labelmap, device: Device, work: Path) -> None:
+    def __init__(self, files: dict, weights: Path, labelmap, device: Device, work: Path, install=None) -> None:
         from harness.frameworks.darknet.libdarknet import guarded_network
 
         self.labelmap = labelmap
-        self.net = guarded_network(files["cfg"], weights, device=device, log_path=Path(work) / "libdarknet.log")
+        self.net = guarded_network(files["cfg"], weights, install=install, device=device,
+                                   log_path=Path(work) / "libdarknet.log")
         self.classes = self.net.call("classes")          # loads the network now: load errors name the model
+        fork = install.fork if install is not None else "pjreddie"
+        self.description = f"libdarknet (ctypes, {fork}) in a child process"
 
     def detect_batches(self, batches: Sequence[Batch], work: Path) -> BatchResults:
         return detect_each(self._detect, batches, work)
@@ -37,7 +40,7 @@ class LibDarknetDetector:
         from harness.frameworks.darknet.libdarknet import write_detection_files
 
         dets = [replace(d, image_id=image_id) for image_id, path in batch
-                for d in self.net.call("detect", path, thresh=DARKNET_THRESH, doing=f"detecting {path}")]
+                for d in self.net.call("detect", path, doing=f"detecting {path}")]
         write_detection_files(dets, self.labelmap.names[: self.classes], work / "detections")
         return read_per_image(work / "detections", self.labelmap)
 
@@ -70,10 +73,12 @@ class OpenCVDarknetDetector:
         self.net = None
 
 
-def open_darknet_detector(files: dict, weights: Path, labelmap, engine: str, device: Device, work: Path):
-    """``native`` → :class:`LibDarknetDetector` on ``device``; ``opencv`` → :class:`OpenCVDarknetDetector`."""
+def open_darknet_detector(files: dict, weights: Path, labelmap, engine: str, device: Device, work: Path,
+                          install=None):
+    """``native`` → :class:`LibDarknetDetector` on ``device`` (``install``: which Darknet, default pjreddie's);
+    ``opencv`` → :class:`OpenCVDarknetDetector`."""
     if engine == "native":
-        return LibDarknetDetector(files, weights, labelmap, device, work)
+        return LibDarknetDetector(files, weights, labelmap, device, work, install)
     if engine == "opencv":
         return OpenCVDarknetDetector(files, weights, labelmap, work)
     raise ValueError(f"no {engine!r} detector for framework 'darknet'; known: native, opencv")

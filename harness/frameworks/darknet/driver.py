@@ -1,4 +1,5 @@
-"""Find, inspect and drive pjreddie Darknet (Debian's binary or the harness's OpenMP build).
+"""Find, inspect and drive Darknet: pjreddie's (Debian's binary or the harness's OpenMP build) or
+AlexeyAB's fork (the harness's LIBSO build of the pinned commit); ``fork`` picks which.
 
 Darknet reports most failures only as text and still exits 0 (missing backup dir, missing label
 file, names file too short), and segfaults on others (``valid`` with < 4 images, missing results
@@ -19,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
+from harness.config import DARKNET_FORKS as FORKS
+from harness.config import check_darknet
 from harness.data.darknet import darknet_label_path
 from harness.device import Device
 from harness.frameworks.darknet.cfg import CfgSummary, DarknetInputError, summarize_cfg, write_cfg_copy
@@ -28,12 +31,14 @@ from harness.parse.darknet_log import (
     DarknetLogFindings,
     latest_per_iteration,
     parse_darknet_line,
+    parse_darknet_map,
     read_darknet_log,
     write_loss_csv,
 )
 from harness.paths import cache_dir
 
 INSTALL_HINT = "bash scripts/install_darknet.sh"
+INSTALL_HINTS = {"pjreddie": INSTALL_HINT, "alexeyab": INSTALL_HINT + " --fork alexeyab"}
 DEBIAN_BINARY = Path("/usr/bin/darknet")
 DEBIAN_LIBRARY = Path("/usr/lib/darknet/libdarknet.so")
 PATH_BUFFER = 256              # char buff[256] for backup weight paths in train_detector
@@ -57,52 +62,89 @@ class DarknetInstall:
     alexeyab: bool = False       # AlexeyAB's fork: other CLI flags, weight names and C API
 
     @property
+    def fork(self) -> str:
+        """``pjreddie`` or ``alexeyab`` (one of :data:`FORKS`)."""
+        return "alexeyab" if self.alexeyab else "pjreddie"
+
+    @property
+    def commit(self) -> Optional[str]:
+        """The source commit: the AlexeyAB stamp's, or the git hash in Debian's version string."""
+        if self.stamp.get("commit"):
+            return self.stamp["commit"]
+        found = re.search(r"git\d{8}\.([0-9a-f]{7,40})", self.version)
+        return found.group(1) if found else None
+
+    @property
     def backend(self) -> str:
         """Short description used in timing.json and reports."""
+        prefix = "darknet-alexeyab" if self.alexeyab else "darknet"
         if self.gpu:
-            return "darknet-gpu"
+            return f"{prefix}-gpu"
         if self.stamp.get("blas") == "openblas":
-            return "darknet-cpu-openblas"
-        return "darknet-cpu-openmp" if self.openmp else "darknet-cpu-1thread"
+            return f"{prefix}-cpu-openblas"
+        return f"{prefix}-cpu-openmp" if self.openmp else f"{prefix}-cpu-1thread"
 
 
-def find_darknet(prefer: str = "auto") -> DarknetInstall:
-    """The Darknet to use: $HARNESS_DARKNET, else the cached OpenMP build, else Debian's.
+def find_darknet(prefer: str = "auto", fork: str = "pjreddie") -> DarknetInstall:
+    """The Darknet to use. pjreddie: $HARNESS_DARKNET, else the cached OpenMP build, else Debian's.
+    alexeyab: $HARNESS_DARKNET_ALEXEYAB (or $HARNESS_DARKNET when it is AlexeyAB's), else the cached
+    build of ``install_darknet.sh --fork alexeyab``.
 
-    ``prefer``: "auto", "omp", "gpu" (cached GPU=1 build) or "debian".
+    ``prefer``: "auto", "omp"/"cpu" (cached CPU build), "gpu" (cached GPU=1 build) or "debian".
     """
-    if prefer == "auto" and os.environ.get("HARNESS_DARKNET"):
-        return _install_from_env()
-    candidates = {
-        "omp": lambda: _cached_build("omp"),
-        "gpu": lambda: _cached_build("gpu"),
-        "debian": _debian_install,
-    }
-    order = ["omp", "debian"] if prefer == "auto" else [prefer]
+    check_darknet(fork)
+    if prefer == "auto":
+        from_env = _install_from_env(fork)
+        if from_env is not None:
+            return from_env
+    if fork == "alexeyab":
+        candidates = {"cpu": lambda: _cached_build("cpu", "alexeyab"), "gpu": lambda: _cached_build("gpu", "alexeyab")}
+        candidates["omp"] = candidates["cpu"]
+        order = ["cpu"] if prefer == "auto" else [prefer]
+    else:
+        candidates = {"omp": lambda: _cached_build("omp"), "gpu": lambda: _cached_build("gpu"),
+                      "debian": _debian_install}
+        order = ["omp", "debian"] if prefer == "auto" else [prefer]
     for name in order:
         if name not in candidates:
-            raise ValueError(f"unknown Darknet preference {prefer!r} (auto, omp, gpu, debian)")
+            raise ValueError(f"unknown {fork} Darknet preference {prefer!r} (auto, {', '.join(candidates)})")
         found = candidates[name]()
         if found is not None:
             return found
-    raise NativeFrameworkError(f"Darknet not found (looked for: {', '.join(order)}); install it with: {INSTALL_HINT}")
+    raise NativeFrameworkError(f"{fork} Darknet not found (looked for: {', '.join(order)}); "
+                               f"install it with: {INSTALL_HINTS[fork]}")
 
 
-def _install_from_env() -> DarknetInstall:
-    binary = Path(os.environ["HARNESS_DARKNET"])
+def _install_from_env(fork: str) -> Optional[DarknetInstall]:
+    """$HARNESS_DARKNET_ALEXEYAB for AlexeyAB; $HARNESS_DARKNET for whichever fork it turns out to be."""
+    variable = "HARNESS_DARKNET_ALEXEYAB" if fork == "alexeyab" and os.environ.get("HARNESS_DARKNET_ALEXEYAB") \
+        else "HARNESS_DARKNET"
+    if not os.environ.get(variable):
+        return None
+    install = _install_from_path(Path(os.environ[variable]), variable)
+    return install if install.fork == fork else None
+
+
+def darknet_at(binary: Path) -> DarknetInstall:
+    """The Darknet install of this binary (either fork; its library beside it), e.g. for benchmarks."""
+    return _install_from_path(Path(binary), "binary")
+
+
+def _install_from_path(binary: Path, variable: str) -> DarknetInstall:
     if binary.is_dir():
         binary = binary / "darknet"
     if not (binary.is_file() and os.access(binary, os.X_OK)):
-        raise NativeFrameworkError(f"HARNESS_DARKNET={binary}: not an executable Darknet binary")
-    library = os.environ.get("HARNESS_DARKNET_LIB")
+        raise NativeFrameworkError(f"{variable}={binary}: not an executable Darknet binary")
+    library = os.environ.get("HARNESS_DARKNET_LIB") if variable == "HARNESS_DARKNET" else None
     lib_path = Path(library) if library else _library_beside(binary)
     if library and not lib_path.is_file():
         raise NativeFrameworkError(f"HARNESS_DARKNET_LIB={library}: no such file")
     data = binary.read_bytes()
     stamp = _stamp_beside(binary)     # a build of scripts/install_darknet.sh (e.g. the GPU image's)
+    alexeyab = stamp.get("fork") == "alexeyab" or b"dont_show" in data
     return DarknetInstall(binary, lib_path, "custom", version=stamp.get("debian_version", ""),
                           openmp=b"libgomp" in data, gpu=b"libcudart" in data or b"cudaMalloc" in data,
-                          stamp=stamp, alexeyab=b"dont_show" in data)
+                          stamp=stamp, alexeyab=alexeyab)
 
 
 def _stamp_beside(binary: Path) -> dict:
@@ -122,22 +164,26 @@ def _library_beside(binary: Path) -> Optional[Path]:
     return None
 
 
-def _cached_build(variant: str) -> Optional[DarknetInstall]:
-    """Newest complete build (``.stamp`` written last by the install script) of this variant."""
+def _cached_build(variant: str, fork: str = "pjreddie") -> Optional[DarknetInstall]:
+    """Newest complete build (``.stamp`` written last by the install script) of this fork and variant."""
     builds = []
-    for directory in cache_dir().glob(f"darknet-*-{variant}*"):
+    pattern = f"darknet-alexeyab-*-{variant}*" if fork == "alexeyab" else f"darknet-*-{variant}*"
+    for directory in cache_dir().glob(pattern):
         stamp_path = directory / ".stamp"
         binary = directory / "bin" / "darknet"
         if stamp_path.is_file() and binary.is_file():
             builds.append((stamp_path.stat().st_mtime, directory, binary))
+    stamps = {directory: json.loads((directory / ".stamp").read_text()) for _, directory, _ in builds}
+    builds = [b for b in builds if stamps[b[1]].get("fork", "pjreddie") == fork]
     if not builds:
         return None
     _, directory, binary = max(builds)
-    stamp = json.loads((directory / ".stamp").read_text())
+    stamp = stamps[directory]
     library = directory / "lib" / "libdarknet.so"
     return DarknetInstall(binary, library if library.is_file() else None, variant,
-                          version=stamp.get("debian_version", ""), openmp=bool(stamp.get("openmp")),
-                          gpu=bool(stamp.get("gpu")), stamp=stamp)
+                          version=stamp.get("debian_version") or f"alexeyab@{stamp.get('commit', '')[:8]}",
+                          openmp=bool(stamp.get("openmp")), gpu=bool(stamp.get("gpu")), stamp=stamp,
+                          alexeyab=fork == "alexeyab")
 
 
 def _debian_install() -> Optional[DarknetInstall]:
@@ -160,37 +206,52 @@ def _dpkg_version(package: str) -> str:
     return out.stdout.strip() if out.returncode == 0 else ""
 
 
-def inspect_darknet(prefer: str = "auto") -> FrameworkStatus:
-    """What ``harness doctor`` shows: which Darknet, its version/commit, CPU/GPU, OpenMP."""
+def inspect_darknet(prefer: str = "auto", fork: str = "pjreddie") -> FrameworkStatus:
+    """What ``harness doctor`` shows: which Darknet, its fork, version/commit, source sha256, CPU/GPU, OpenMP."""
+    name = "darknet" if fork == "pjreddie" else f"darknet-{fork}"
     try:
-        install = find_darknet(prefer)
+        install = find_darknet(prefer, fork)
     except NativeFrameworkError as exc:
-        return FrameworkStatus("darknet", False, missing=[str(exc)], install_hint=INSTALL_HINT)
+        return FrameworkStatus(name, False, missing=[str(exc)], install_hint=INSTALL_HINTS[fork])
     missing = []
     runs = _binary_runs(install.binary)
     if not runs:
         missing.append(f"{install.binary} does not run (no usage line)")
     if install.library is None:
         missing.append("libdarknet.so not found: in-process (ctypes) inference and timing unavailable")
-    commit = re.search(r"git\d{8}\.([0-9a-f]{7,40})", install.version)
     details = {
+        "fork": install.fork,
         "flavour": install.flavour,
         "binary": str(install.binary),
         "library": str(install.library) if install.library else None,
         "openmp": install.openmp,
         "threads": _openmp_threads() if install.openmp else 1,
-        "commit": commit.group(1) if commit else None,
-        "upstream": ("pjreddie/darknet" if install.flavour != "custom" or install.stamp
-                     else "AlexeyAB/darknet (detected)" if install.alexeyab else "unknown (HARNESS_DARKNET)"),
+        "commit": install.commit,
+        "source_sha256": install.stamp.get("source_sha256") or _debian_orig_sha256(install),
+        "upstream": ("AlexeyAB/darknet" if install.alexeyab else "pjreddie/darknet"
+                     if install.flavour != "custom" or install.stamp else "unknown (HARNESS_DARKNET)"),
         "backend": install.backend,
     }
     if install.stamp:
         details["build"] = {k: install.stamp.get(k) for k in ("opts", "make_args", "built")}
     return FrameworkStatus(
-        "darknet", runs, version=install.version, location=str(install.binary),
+        name, runs, version=install.version, location=str(install.binary),
         device="GPU" if install.gpu else "CPU", details=details, missing=missing,
-        install_hint="" if runs and install.flavour != "debian" else INSTALL_HINT + "  (builds the faster OpenMP variant)",
+        install_hint="" if runs and install.flavour != "debian" else INSTALL_HINTS[fork] + "  (builds the faster OpenMP variant)",
     )
+
+
+def _debian_orig_sha256(install: DarknetInstall) -> Optional[str]:
+    """sha256 of Debian's orig tarball the pjreddie build came from (Debian's .dsc lists it)."""
+    if install.alexeyab or not install.version:
+        return None
+    upstream = install.version.rsplit("-", 1)[0]
+    for dsc in sorted(cache_dir().glob(f"src/darknet-debian/darknet_{install.version}.dsc")):
+        found = re.search(r"^ ([0-9a-f]{64}) \d+ darknet_" + re.escape(upstream) + r"\.orig\.tar\.\w+$",
+                          dsc.read_text(), re.M)
+        if found:
+            return found.group(1)
+    return None
 
 
 def _binary_runs(binary: Path) -> bool:
@@ -323,7 +384,8 @@ def train_darknet(
         done = _already_trained(data_path, cfg_path, workdir)
         if done is not None:
             return done
-    plan = plan_training(data_path, cfg_path, init_weights=init_weights, clear=clear, resume=resume)
+    plan = plan_training(data_path, cfg_path, init_weights=init_weights, clear=clear, resume=resume,
+                         fork=install.fork)
     argv = train_argv(install, plan, device)
     log_path = workdir / "train.log"
     run = run_native(argv, log_path, parse_darknet_line, display_total or plan.cfg.max_batches, cwd=plan.cwd,
@@ -345,12 +407,12 @@ def train_argv(install: DarknetInstall, plan: "TrainPlan", device: Device = Devi
         argv.append("-clear")
     if install.alexeyab:
         argv.append("-dont_show")     # its OpenCV builds otherwise open a loss-chart window
-    return argv + device.darknet_args()
+    return argv + device.darknet_args(install.alexeyab)
 
 
 def plan_training(data_path: Path, cfg_path: Path, *, init_weights: Optional[Path] = None,
-                  clear: bool = False, resume: bool = True) -> TrainPlan:
-    """Check what Darknet would get wrong silently; collect every problem in one error."""
+                  clear: bool = False, resume: bool = True, fork: str = "pjreddie") -> TrainPlan:
+    """Check what Darknet ``fork`` would get wrong silently; collect every problem in one error."""
     data_path, cfg_path = Path(data_path).resolve(), Path(cfg_path).resolve()
     options = read_data_file(data_path)
     cwd = data_path.parent
@@ -366,7 +428,7 @@ def plan_training(data_path: Path, cfg_path: Path, *, init_weights: Optional[Pat
         problems.append(f"{data_path}: no train= entry")
     else:
         images = read_image_list(resolve(train_list, cwd))
-        problems += _training_image_problems(images, resolve(train_list, cwd), cwd, cfg.classes)
+        problems += _training_image_problems(images, resolve(train_list, cwd), cwd, cfg.classes, fork)
     problems += _names_problems(options, cwd, cfg.classes, data_path)
     if cfg.max_batches <= 0:
         problems.append(f"{cfg_path}: max_batches must be > 0")
@@ -395,8 +457,10 @@ def _backup_problems(backup_dir: Path, base: str) -> list[str]:
     return problems
 
 
-def _training_image_problems(images: list[str], list_path: Path, cwd: Path, classes: int) -> list[str]:
-    """Every image and its label file must exist and parse; report counts and the first few."""
+def _training_image_problems(images: list[str], list_path: Path, cwd: Path, classes: int,
+                             fork: str = "pjreddie") -> list[str]:
+    """Every image and its label file (by ``fork``'s path rule) must exist and parse; report counts
+    and the first few."""
     if not images:
         return [f"{list_path}: no images listed"]
     missing_images, missing_labels, bad_labels = [], [], []
@@ -407,9 +471,9 @@ def _training_image_problems(images: list[str], list_path: Path, cwd: Path, clas
         if not image_path.is_file():
             missing_images.append(image)
             continue
-        label = Path(darknet_label_path(image, cwd))
+        label = Path(darknet_label_path(image, cwd, fork))
         if not label.is_file():
-            missing_labels.append(f"{image} -> {label}")
+            missing_labels.append(f"{image} -> {label} ({fork}'s label-path rule)")
             continue
         bad_labels += _label_file_problems(label, classes)
     problems = []
@@ -521,7 +585,10 @@ def check_training(plan: TrainPlan, run: NativeRun, findings: DarknetLogFindings
     """The run's evidence, not its exit code: final weights, finite loss, no unopened files."""
     final = plan.backup_dir / f"{plan.base}_final.weights"
     problems = []
-    if findings.could_not_open:
+    if findings.label_problem:
+        problems.append(f"{findings.label_problem} (log: {run.log_path}); each fork finds labels by its own "
+                        "path rule (harness.data.darknet.darknet_label_path)")
+    elif findings.could_not_open:
         problems.append(f"Darknet could not open {findings.could_not_open[0]!r}: " + _open_cause(
             findings.could_not_open[0], plan))
     if run.crashed:
@@ -545,8 +612,6 @@ def check_training(plan: TrainPlan, run: NativeRun, findings: DarknetLogFindings
 def _open_cause(path: str, plan: TrainPlan) -> str:
     if path.startswith(str(plan.backup_dir)) or path.endswith((".weights", ".backup")):
         return "the backup directory is missing or not writable"
-    if path.endswith(".txt"):
-        return "a label file is missing (Darknet rewrites images→labels, .jpg→.txt)"
     return "a file named in the .data/.cfg is missing"
 
 
@@ -588,11 +653,40 @@ def detect_darknet_valid(data_path: Path, cfg_path: Path, weights: Path, out_dir
     return out_dir
 
 
+def darknet_map(data_path: Path, cfg_path: Path, weights: Path, out_dir: Path, *, install: DarknetInstall,
+                points: int = 0, iou: float = 0.5, timeout: Optional[float] = None) -> dict:
+    """AlexeyAB's own evaluator, ``detector map`` over the .data file's ``valid=`` list (its labels by
+    its label-path rule): ``{"map", "iou", "classes": {name: ap}, "log"}``; output in ``out_dir/map.log``."""
+    if not install.alexeyab:
+        raise NativeFrameworkError(f"{install.binary}: `detector map` is AlexeyAB's; this is pjreddie's Darknet")
+    data_path, cfg_path, weights = Path(data_path).resolve(), Path(cfg_path).resolve(), Path(weights).resolve()
+    out_dir = Path(out_dir).resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    options = read_data_file(data_path)
+    cfg = summarize_cfg(cfg_path)
+    images, _ = _check_valid_inputs(options, data_path.parent, cfg, weights, data_path, out_dir, allow_short=True)
+    missing = [i for i in images if not Path(darknet_label_path(i, data_path.parent, "alexeyab")).is_file()]
+    if missing:
+        raise DarknetInputError(f"{data_path}: {len(missing)} valid image(s) without a label file by AlexeyAB's "
+                                f"rule (detector map would count no objects there), e.g. {missing[:3]}")
+    argv = [str(install.binary), "detector", "map", str(data_path), str(cfg_path), str(weights), "-dont_show",
+            "-points", str(points), "-iou_thresh", str(iou), *Device("cpu").darknet_args(True)]
+    log_path = out_dir / "map.log"
+    run = run_native(argv, log_path, lambda line: None, None, cwd=data_path.parent, label="darknet map",
+                     timeout=timeout, show_progress=False)
+    try:
+        result = parse_darknet_map(log_path.read_text(errors="replace"))
+    except ValueError as exc:
+        raise NativeFrameworkError(f"darknet detector map failed ({run.describe_returncode()}): {exc}",
+                                   run.log_tail()) from None
+    return {**result, "log": log_path}
+
+
 def valid_argv(install: DarknetInstall, data_path: Path, cfg_path: Path, weights: Path,
                device: Device = Device("cpu")) -> list[str]:
     """``darknet detector valid <data> <cfg> <weights> (-i N | -nogpu)``."""
     return [str(install.binary), "detector", "valid", str(data_path), str(cfg_path), str(weights),
-            *device.darknet_args()]
+            *device.darknet_args(install.alexeyab)]
 
 
 def _valid_list_length(options: dict[str, str], cwd: Path) -> int:

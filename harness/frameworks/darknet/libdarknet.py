@@ -1,9 +1,14 @@
 """In-process Darknet inference through libdarknet.so (ctypes), for timing and small image sets.
 
-The struct layouts below mirror ``/usr/lib/darknet/include/darknet.h`` (pjreddie 2018-09):
-``box``, ``detection``, ``image``. libdarknet has two traps that would take the Python process
-down or silently give wrong answers, so they are guarded here: a missing cfg/weights file calls
-``exit(0)``, and a missing/undecodable image becomes a blank 10×10 image.
+Both forks are bound from their own ``include/darknet.h``: pjreddie 2018-09 (``load_network``,
+``network_predict_image``, ``detection{bbox, classes, prob, mask, objectness, sort_class}``) and
+AlexeyAB 59596d78 (``load_network_custom``, ``network_predict_ptr``, ``get_network_boxes(…, letter)``,
+``detection`` with ``best_class_idx`` after ``classes`` and ``uc, points, embeddings,
+embedding_size, sim, track_id`` at the end). :class:`DetectionRules` are each tool's hard-coded
+steps (threshold, NMS, letterbox, box units), so the same network reproduces ``detector valid``
+(either fork) or AlexeyAB's ``detector map``. libdarknet has two traps that would take the Python
+process down or silently give wrong answers, so they are guarded here: a missing cfg/weights file
+calls ``exit(0)``, and a missing/undecodable image becomes a blank 10×10 image.
 """
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ import ctypes
 import statistics
 import time
 from ctypes import POINTER, Structure, c_char_p, c_float, c_int, c_void_p
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -29,6 +34,22 @@ VALID_HIER_THRESH = 0.5
 VALID_NMS = 0.45
 
 
+@dataclass(frozen=True)
+class DetectionRules:
+    """One Darknet tool's hard-coded detection steps (src/detector.c of its fork)."""
+
+    tool: str
+    thresh: float
+    hier_thresh: float
+    nms: float
+    letterbox: Optional[bool]     # None: the cfg's [net] letter_box decides (AlexeyAB); True: always
+    normalized: bool = False      # boxes as get_network_boxes(relative) gives them to `detector map`: unclipped
+
+
+PJREDDIE_VALID = DetectionRules("pjreddie detector valid", VALID_THRESH, VALID_HIER_THRESH, VALID_NMS, True)
+ALEXEYAB_VALID = DetectionRules("alexeyab detector valid", 0.001, 0.5, 0.6, None)
+ALEXEYAB_MAP = DetectionRules("alexeyab detector map", 0.005, 0.0, 0.45, None, normalized=True)
+
 class BOX(Structure):
     _fields_ = [("x", c_float), ("y", c_float), ("w", c_float), ("h", c_float)]
 
@@ -36,6 +57,15 @@ class BOX(Structure):
 class DETECTION(Structure):
     _fields_ = [("bbox", BOX), ("classes", c_int), ("prob", POINTER(c_float)), ("mask", POINTER(c_float)),
                 ("objectness", c_float), ("sort_class", c_int)]
+
+
+class DETECTION_ALEXEYAB(Structure):
+    """AlexeyAB 59596d78 include/darknet.h ``struct detection``."""
+
+    _fields_ = [("bbox", BOX), ("classes", c_int), ("best_class_idx", c_int), ("prob", POINTER(c_float)),
+                ("mask", POINTER(c_float)), ("objectness", c_float), ("sort_class", c_int),
+                ("uc", POINTER(c_float)), ("points", c_int), ("embeddings", POINTER(c_float)),
+                ("embedding_size", c_int), ("sim", c_float), ("track_id", c_int)]
 
 
 class IMAGE(Structure):
@@ -63,23 +93,51 @@ class RawDetection:
 _LIBRARIES: dict[str, ctypes.CDLL] = {}
 
 
-def load_library(path: Path) -> ctypes.CDLL:
-    """Load libdarknet once per path and declare the prototypes used here."""
+def load_library(path: Path, alexeyab: bool = False) -> ctypes.CDLL:
+    """Load libdarknet once per path and declare the prototypes of its fork's darknet.h."""
     key = str(path)
     if key in _LIBRARIES:
         return _LIBRARIES[key]
     if not Path(path).is_file():
         raise NativeFrameworkError(f"libdarknet not found at {path}; install with: bash scripts/install_darknet.sh")
     lib = ctypes.CDLL(key, mode=ctypes.RTLD_LOCAL)   # two builds may be loaded side by side
-    if hasattr(lib, "load_network_custom"):
-        raise NativeFrameworkError(f"{path} is AlexeyAB's libdarknet: its detection struct and API differ from "
-                                   "pjreddie's darknet.h used here; use detect_darknet_valid instead")
-    _declare(lib)
+    if hasattr(lib, "load_network_custom") != alexeyab:
+        actual = "AlexeyAB's" if hasattr(lib, "load_network_custom") else "pjreddie's"
+        raise NativeFrameworkError(f"{path} is {actual} libdarknet, but it was found as the "
+                                   f"{'alexeyab' if alexeyab else 'pjreddie'} Darknet: their structs and API differ")
+    _declare_alexeyab(lib) if alexeyab else _declare(lib)
     _LIBRARIES[key] = lib
     return lib
 
 
+def _set_signatures(lib: ctypes.CDLL, signatures: dict) -> None:
+    for name, (argtypes, restype) in signatures.items():
+        function = getattr(lib, name)
+        function.argtypes = argtypes
+        function.restype = restype
+
+
+def _declare_alexeyab(lib: ctypes.CDLL) -> None:
+    """AlexeyAB 59596d78 include/darknet.h (LIB_API functions; network passed by pointer)."""
+    _set_signatures(lib, {
+        "load_network_custom": ([c_char_p, c_char_p, c_int, c_int], c_void_p),
+        "free_network_ptr": ([c_void_p], None),
+        "network_width": ([c_void_p], c_int),
+        "network_height": ([c_void_p], c_int),
+        "load_image_color": ([c_char_p, c_int, c_int], IMAGE),
+        "free_image": ([IMAGE], None),
+        "letterbox_image": ([IMAGE, c_int, c_int], IMAGE),
+        "resize_image": ([IMAGE, c_int, c_int], IMAGE),
+        "network_predict_ptr": ([c_void_p, POINTER(c_float)], POINTER(c_float)),
+        "get_network_boxes": ([c_void_p, c_int, c_int, c_float, c_float, POINTER(c_int), c_int, POINTER(c_int),
+                               c_int], POINTER(DETECTION_ALEXEYAB)),
+        "do_nms_sort": ([POINTER(DETECTION_ALEXEYAB), c_int, c_int, c_float], None),
+        "free_detections": ([POINTER(DETECTION_ALEXEYAB), c_int], None),
+    })
+
+
 def _declare(lib: ctypes.CDLL) -> None:
+    """pjreddie 2018-09 include/darknet.h."""
     signatures = {
         "load_network": ([c_char_p, c_char_p, c_int], c_void_p),
         "free_network": ([c_void_p], None),
@@ -96,10 +154,7 @@ def _declare(lib: ctypes.CDLL) -> None:
         "do_nms_sort": ([POINTER(DETECTION), c_int, c_int, c_float], None),
         "free_detections": ([POINTER(DETECTION), c_int], None),
     }
-    for name, (argtypes, restype) in signatures.items():
-        function = getattr(lib, name)
-        function.argtypes = argtypes
-        function.restype = restype
+    _set_signatures(lib, signatures)
 
 
 class DarknetNetwork:
@@ -114,18 +169,27 @@ class DarknetNetwork:
             raise NativeFrameworkError(f"{install.binary}: no libdarknet.so beside it (set HARNESS_DARKNET_LIB)")
         cfg_path = Path(cfg_path).resolve()
         self._check_files(cfg_path, weights)
-        self.classes = summarize_cfg(cfg_path).classes
-        self.lib = load_library(install.library)
+        cfg = summarize_cfg(cfg_path)
+        self.classes, self.letter_box = cfg.classes, cfg.letter_box
+        self.alexeyab = install.alexeyab
+        if self.alexeyab and cfg.nms_kinds - {"greedynms"}:
+            raise DarknetInputError(f"{cfg_path}: nms_kind {sorted(cfg.nms_kinds)}: only greedynms (do_nms_sort) is "
+                                    "bound here")
+        self.lib = load_library(install.library, self.alexeyab)
         self.install = install
         _select_device(self.lib, install, device)
         weights_arg = str(Path(weights).resolve()).encode() if weights else None
         log_path = Path(log_path) if log_path else cfg_path.parent / "libdarknet.log"
         with native_output_to(log_path):
-            self.net = self.lib.load_network(str(cfg_path).encode(), weights_arg, 0)
+            if self.alexeyab:     # = validate_detector's parse_network_cfg_custom(cfg, 1, 1) + load_weights + fuse
+                self.net = self.lib.load_network_custom(str(cfg_path).encode(), weights_arg, 0, 1)
+            else:
+                self.net = self.lib.load_network(str(cfg_path).encode(), weights_arg, 0)
         if not self.net:
             raise NativeFrameworkError(f"libdarknet could not load {cfg_path} (its output: {log_path})",
                                        read_log_tail(log_path))
-        self.lib.set_batch_network(self.net, 1)
+        if not self.alexeyab:
+            self.lib.set_batch_network(self.net, 1)
         self.width = self.lib.network_width(self.net)
         self.height = self.lib.network_height(self.net)
 
@@ -145,8 +209,13 @@ class DarknetNetwork:
 
     def close(self) -> None:
         if getattr(self, "net", None):
-            self.lib.free_network(self.net)
+            (self.lib.free_network_ptr if self.alexeyab else self.lib.free_network)(self.net)
             self.net = None
+
+    @property
+    def valid_rules(self) -> DetectionRules:
+        """The steps of this fork's ``detector valid``."""
+        return ALEXEYAB_VALID if self.alexeyab else PJREDDIE_VALID
 
     def load_image(self, image_path: Path) -> IMAGE:
         """load_image_color with both failure traps turned into errors: an OPENCV=1 build returns a
@@ -162,23 +231,59 @@ class DarknetNetwork:
             raise DarknetInputError(f"{image_path}: Darknet could not decode this image")
         return image
 
-    def detect(self, image_path: Path, thresh: float = VALID_THRESH, nms: float = VALID_NMS) -> list[RawDetection]:
-        """Letterboxed forward pass + boxes + NMS, exactly the steps of ``detector valid``."""
+    def detect(self, image_path: Path, rules: Optional[DetectionRules] = None,
+               thresh: Optional[float] = None) -> list[RawDetection]:
+        """Forward pass + boxes + NMS, exactly the steps of ``rules`` (default: this fork's
+        ``detector valid``); ``thresh`` replaces the rules' threshold."""
+        rules = rules or self.valid_rules
+        if thresh is not None:
+            rules = replace(rules, thresh=thresh)
+        if rules.normalized and not self.alexeyab:
+            raise ValueError(f"{rules.tool}: AlexeyAB's rules need AlexeyAB's libdarknet, not {self.install.library}")
         image = self.load_image(image_path)
         try:
-            self.lib.network_predict_image(self.net, image)
-            return self._detections(image_id(str(image_path)), image.w, image.h, thresh, nms)
+            self._predict(image, rules)
+            return self._detections(image_id(str(image_path)), image.w, image.h, rules)
         finally:
             self.lib.free_image(image)
 
-    def _detections(self, name: str, width: int, height: int, thresh: float, nms: float) -> list[RawDetection]:
-        count = c_int(0)
-        dets = self.lib.get_network_boxes(self.net, width, height, thresh, VALID_HIER_THRESH, None, 0,
-                                          ctypes.byref(count))
+    def _letterbox(self, rules: DetectionRules) -> bool:
+        return self.letter_box if rules.letterbox is None else rules.letterbox
+
+    def _predict(self, image: IMAGE, rules: DetectionRules) -> None:
+        """pjreddie: network_predict_image (letterboxes). AlexeyAB: letterbox_image or resize_image
+        (its valid/map load LETTERBOX_DATA or IMAGE_DATA), then network_predict_ptr."""
+        if not self.alexeyab:
+            self.lib.network_predict_image(self.net, image)
+            return
+        prepare = self.lib.letterbox_image if self._letterbox(rules) else self.lib.resize_image
+        sized = prepare(image, self.width, self.height)
         try:
-            if nms:
-                self.lib.do_nms_sort(dets, count.value, self.classes, nms)
-            return [d for i in range(count.value) for d in _voc_rows(name, dets[i], width, height)]
+            self.lib.network_predict_ptr(self.net, sized.data)
+        finally:
+            self.lib.free_image(sized)
+
+    def _get_boxes(self, width: int, height: int, rules: DetectionRules, count: c_int):
+        """get_network_boxes as the rules' tool calls it (AlexeyAB's map: normalised boxes)."""
+        if not self.alexeyab:
+            return self.lib.get_network_boxes(self.net, width, height, rules.thresh, rules.hier_thresh, None, 0,
+                                              ctypes.byref(count))
+        letter = int(self._letterbox(rules))
+        if rules.normalized:
+            w, h, relative = (width, height, 1) if letter else (1, 1, 0)
+        else:
+            w, h, relative = width, height, 0
+        return self.lib.get_network_boxes(self.net, w, h, rules.thresh, rules.hier_thresh, None, relative,
+                                          ctypes.byref(count), letter)
+
+    def _detections(self, name: str, width: int, height: int, rules: DetectionRules) -> list[RawDetection]:
+        count = c_int(0)
+        dets = self._get_boxes(width, height, rules, count)
+        try:
+            if rules.nms:
+                self.lib.do_nms_sort(dets, count.value, self.classes, rules.nms)
+            rows = _map_rows if rules.normalized else _voc_rows
+            return [d for i in range(count.value) for d in rows(name, dets[i], width, height)]
         finally:
             self.lib.free_detections(dets, count.value)
 
@@ -200,15 +305,16 @@ class DarknetNetwork:
             self.lib.free_image(image)
 
     def _timed_once(self, image: IMAGE) -> tuple[float, float, float]:
-        count = c_int(0)
+        count, rules = c_int(0), self.valid_rules
+        predict = self.lib.network_predict_ptr if self.alexeyab else self.lib.network_predict
+        prepare = self.lib.letterbox_image if self._letterbox(rules) else self.lib.resize_image
         wall, cpu = time.perf_counter(), time.process_time()
-        boxed = self.lib.letterbox_image(image, self.width, self.height)
+        boxed = prepare(image, self.width, self.height)
         before_forward = time.perf_counter()
-        self.lib.network_predict(self.net, boxed.data)
+        predict(self.net, boxed.data)
         after_forward = time.perf_counter()
-        dets = self.lib.get_network_boxes(self.net, image.w, image.h, VALID_THRESH, VALID_HIER_THRESH, None, 0,
-                                          ctypes.byref(count))
-        self.lib.do_nms_sort(dets, count.value, self.classes, VALID_NMS)
+        dets = self._get_boxes(image.w, image.h, rules, count)
+        self.lib.do_nms_sort(dets, count.value, self.classes, rules.nms)
         ended, cpu_ended = time.perf_counter(), time.process_time()
         self.lib.free_detections(dets, count.value)
         self.lib.free_image(boxed)
@@ -262,15 +368,27 @@ def _voc_rows(name: str, det: DETECTION, width: int, height: int) -> list[RawDet
             for k in range(det.classes) if det.prob[k] != 0.0]
 
 
+def _map_rows(name: str, det, width: int, height: int) -> list[RawDetection]:
+    """A normalised box as AlexeyAB's ``detector map`` scores it, in 1-based pixels and *unclipped*
+    (x·W − w·W/2 + 1, the VOC → YOLO convention inverted), so the ``alexeyab`` protocol gets it back."""
+    box = det.bbox
+    x, y, w, h = box.x * width, box.y * height, box.w * width, box.h * height
+    return [RawDetection(name, k, det.prob[k], x - w / 2 + 1, y - h / 2 + 1, x + w / 2 + 1, y + h / 2 + 1,
+                         det.objectness)
+            for k in range(det.classes) if det.prob[k] > 0.0]
+
+
 def _as_c_float(value: float) -> float:
     return c_float(value).value
 
 
 def detect_darknet_ctypes(cfg_path: Path, weights: Path, images: Sequence[Path], class_names: Sequence[str],
                           out_dir: Optional[Path] = None, *, install: Optional[DarknetInstall] = None,
-                          thresh: float = VALID_THRESH, device: Device = Device("cpu")) -> list[RawDetection]:
-    """Detect on ``images`` with libdarknet in a child process (:func:`guarded_network`); with ``out_dir``
-    also write ``comp4_det_test_<class>.txt`` (and libdarknet's output to ``out_dir/libdarknet.log``)."""
+                          thresh: Optional[float] = None, device: Device = Device("cpu"),
+                          rules: Optional[DetectionRules] = None) -> list[RawDetection]:
+    """Detect on ``images`` by ``rules`` (default: the fork's ``detector valid``) with libdarknet in a
+    child process (:func:`guarded_network`); with ``out_dir`` also write ``comp4_det_test_<class>.txt``
+    (and libdarknet's output to ``out_dir/libdarknet.log``)."""
     _check_unique_ids(images)
     log_path = Path(out_dir) / "libdarknet.log" if out_dir is not None else None
     with guarded_network(cfg_path, weights, install, device, log_path) as net:
@@ -278,9 +396,9 @@ def detect_darknet_ctypes(cfg_path: Path, weights: Path, images: Sequence[Path],
         if len(class_names) < classes:
             raise DarknetInputError(f"{len(class_names)} class names for a network with {classes} classes")
         detections = [d for image in images
-                      for d in net.call("detect", image, thresh=thresh, doing=f"detecting {image}")]
+                      for d in net.call("detect", image, rules=rules, thresh=thresh, doing=f"detecting {image}")]
     if out_dir is not None:
-        write_detection_files(detections, class_names[: classes], out_dir)
+        write_detection_files(detections, class_names[: classes], out_dir, exact=bool(rules and rules.normalized))
     return detections
 
 
@@ -303,18 +421,22 @@ def _check_unique_ids(images: Sequence[Path]) -> None:
         seen[key] = image
 
 
-def write_detection_files(detections: Sequence[RawDetection], class_names: Sequence[str], out_dir: Path) -> list[Path]:
+def write_detection_files(detections: Sequence[RawDetection], class_names: Sequence[str], out_dir: Path,
+                          exact: bool = False) -> list[Path]:
     """Per-class ``comp4_det_test_<class>.txt`` with valid's own ``printf`` format.
 
     Written here rather than through the evaluation writer because Darknet emits boxes that
     clamping inverts (a centre beyond the image edge gives xmin > xmax): the files must hold
     exactly what ``detector valid`` would write, and the evaluation reader decides what to skip.
+    ``exact``: 9 significant digits instead of ``%f`` (``detector map`` ranks unrounded float scores).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     lines: dict[int, list[str]] = {k: [] for k in range(len(class_names))}
     for d in detections:
-        lines[d.class_index].append(f"{d.image_id} {d.score:f} {d.xmin:f} {d.ymin:f} {d.xmax:f} {d.ymax:f}\n")
+        values = (d.score, d.xmin, d.ymin, d.xmax, d.ymax)
+        text = " ".join(f"{v:.9g}" if exact else f"{v:f}" for v in values)
+        lines[d.class_index].append(f"{d.image_id} {text}\n")
     paths = []
     for k, name in enumerate(class_names):
         path = out_dir / f"comp4_det_test_{name}.txt"
