@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
-from harness.config import DARKNET_FORKS as FORKS
 from harness.config import check_darknet
 from harness.data.darknet import darknet_label_path
 from harness.device import Device
@@ -63,7 +62,7 @@ class DarknetInstall:
 
     @property
     def fork(self) -> str:
-        """``pjreddie`` or ``alexeyab`` (one of :data:`FORKS`)."""
+        """``pjreddie`` or ``alexeyab`` (one of :data:`harness.config.DARKNET_FORKS`)."""
         return "alexeyab" if self.alexeyab else "pjreddie"
 
     @property
