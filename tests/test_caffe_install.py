@@ -100,8 +100,10 @@ def test_harness_caffe_root_pointing_at_an_incomplete_tree_is_reported(tmp_path,
 
 
 def test_proto_dialect_from_caffe_proto_text():
-    assert proto_dialect("optional OldResizeParameter old_resize_param = 8;") == "brocolli"
-    assert proto_dialect("optional ResizeParameter resize_param = 8;\noptional DistortionParameter distort_param = 9;") == "weiliu89"
+    ssd = "message AnnotatedDataParameter {}\n"
+    assert proto_dialect(ssd + "optional OldResizeParameter old_resize_param = 8;") == "brocolli"
+    assert proto_dialect(ssd + "optional ResizeParameter resize_param = 8;\noptional DistortionParameter distort_param = 9;") == "weiliu89"
+    assert proto_dialect("optional ResizeParameter resize_param = 8; distort_param") == "unknown"   # no SSD layers
     assert proto_dialect("message Foo {}") == "unknown"
 
 
