@@ -14,7 +14,7 @@ import pytest
 
 from harness.render.dialect import dialect_from_proto_text, ssd_augmentation_in
 from harness.render.prototxt import first, parse_prototxt
-from harness.render.ssd import render_ssd
+from harness.render.ssd import NetVariant, render_ssd
 from harness.render.verify import parse_with_caffe_proto
 
 
@@ -90,8 +90,12 @@ def test_augmentation_reader_sees_only_real_fields(tmp_path):
     weiliu89 = render_ssd(tmp_path / "w", dialect="weiliu89")["train"]
     brocolli = render_ssd(tmp_path / "b", dialect="brocolli")["train"]
     assert "distort_param" in brocolli.read_text()
-    assert ssd_augmentation_in(weiliu89) == {"distort_param": True, "expand_param": True}
-    assert ssd_augmentation_in(brocolli) == {"distort_param": False, "expand_param": False}
+    crops = "random-crop batch_sampler"
+    assert ssd_augmentation_in(weiliu89) == {"distort_param": True, "expand_param": True, crops: True}
+    assert ssd_augmentation_in(brocolli) == {"distort_param": False, "expand_param": False, crops: True}
+    compact = render_ssd(tmp_path / "c", size=160, dialect="weiliu89",
+                         variant=NetVariant(width=0.125, batch_norm=True, crop_sampling=False, expansion=False))["train"]
+    assert ssd_augmentation_in(compact) == {"distort_param": True, "expand_param": False, crops: False}
 
 
 def test_augmentation_unknown_without_a_data_transform(tmp_path):

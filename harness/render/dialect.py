@@ -76,9 +76,11 @@ def detect_dialect(requested: str = "auto") -> DialectChoice:
                                      "no caffe.proto under $HARNESS_CAFFE_ROOT or the harness cache)")
 
 
-# SSD's data augmentation beyond sampling and mirroring: photometric distortion and zoom-out
-# expansion. Only weiliu89's Caffe has these TransformationParameter fields.
+# SSD's data augmentation beyond mirroring (examples/ssd/ssd_pascal.py): photometric distortion,
+# zoom-out expansion (TransformationParameter fields only weiliu89's Caffe has) and random crops
+# (batch_samplers beyond the whole-image one).
 SSD_AUGMENTATION_FIELDS = ("distort_param", "expand_param")
+RANDOM_CROPS = "random-crop batch_sampler"
 
 
 def dialect_has_ssd_augmentation(dialect: str) -> bool:
@@ -94,5 +96,11 @@ def ssd_augmentation_in(train_prototxt: Path) -> dict[str, bool]:
     from harness.render.prototxt import parse_prototxt
 
     net = parse_prototxt(Path(train_prototxt))
-    transforms = [t for layer in net.get("layer", []) for t in layer.get("transform_param", [])]
-    return {name: any(bool(t.get(name)) for t in transforms) for name in SSD_AUGMENTATION_FIELDS} if transforms else {}
+    layers = net.get("layer", [])
+    transforms = [t for layer in layers for t in layer.get("transform_param", [])]
+    if not transforms:
+        return {}
+    found = {name: any(bool(t.get(name)) for t in transforms) for name in SSD_AUGMENTATION_FIELDS}
+    samplers = [len(p.get("batch_sampler", [])) for layer in layers for p in layer.get("annotated_data_param", [])]
+    found[RANDOM_CROPS] = any(n > 1 for n in samplers)
+    return found
