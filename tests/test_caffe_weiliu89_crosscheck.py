@@ -29,7 +29,7 @@ from harness.data.convert import convert_dataset
 from harness.data.voc import load_voc
 from harness.parse.caffe_log import parse_caffe_log
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.caffe]
 
 MAX_MAP_DIFFERENCE = 0.001
 ZERO_AREA_IMAGES = 2
