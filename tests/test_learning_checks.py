@@ -73,6 +73,15 @@ def test_variant_without_expansion_keeps_the_photometric_distortion(tmp_path: Pa
     assert "no random-crop sampling, no zoom-out expansion" in train.splitlines()[0]
 
 
+def test_variant_without_distortion_renders_no_distort_param(tmp_path: Path) -> None:
+    files = render_ssd(tmp_path / "nodistort", size=160, smin=0.1, smax=0.5, classes=15, num_test_image=4,
+                       dialect="weiliu89", variant=NetVariant(width=0.125, crop_sampling=False, expansion=False,
+                                                              distortion=False))
+    train = files["train"].read_text()
+    assert "distort_param {" not in train and "expand_param {" not in train
+    assert "no zoom-out expansion, no photometric distortion" in train.splitlines()[0]
+
+
 def test_default_variant_is_ssd300_unchanged(tmp_path: Path) -> None:
     deploy = render_ssd(tmp_path / "ssd300", classes=15, num_test_image=4)["deploy"].read_text()
     channels = _channels(deploy)
@@ -101,7 +110,8 @@ def test_smoke_profile_has_both_learning_checks_scored_on_the_whole_test_split(t
 def test_ssd_learning_check_config_carries_its_network_solver_and_batch(tmp_path: Path) -> None:
     config = _smoke_configs(tmp_path)[SSD_LEARNING_CHECK.name]
     assert config.spec.size == 160 and config.spec.smin == 0.1 and config.spec.smax == 0.5
-    assert config.network == {"width": 0.125, "batch_norm": True, "crop_sampling": False, "expansion": False}
+    assert config.network == {"width": 0.125, "batch_norm": True, "crop_sampling": False, "expansion": False,
+                              "distortion": False}
     assert config.ssd_batch_size == SSD_LEARNING_CHECK.batch_size
     assert config.solver["max_iter"] == SSD_LEARNING_CHECK.overrides["max_iter"]
     # Caffe tests once, on the final weights, over the whole test split (test_iter from its size)
