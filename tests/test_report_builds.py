@@ -42,6 +42,19 @@ def test_run_trained_without_augmentation_is_marked(tmp_path):
            "darknet-cpu-openmp" in md
 
 
+def test_relative_rendered_path_in_summary_is_read_from_the_experiment_folder(tmp_path):
+    """summary.json records paths relative to its folder: the † check must not read them from the cwd."""
+    import json
+
+    run_dir = make_run(tmp_path)["run_dir"]
+    model = run_dir / "models" / SSD
+    render_ssd(tmp_path / "b", dialect="brocolli")["train"].replace(model / "rendered" / "train.prototxt")
+    summary = json.loads((model / "summary.json").read_text())
+    summary["rendered"] = {"train": "rendered/train.prototxt"}
+    (model / "summary.json").write_text(json.dumps(summary))
+    assert f"| {SSD} † |" in _report(run_dir, BROCOLLI)
+
+
 def test_run_with_the_papers_augmentation_is_not_marked(tmp_path):
     run_dir = make_run(tmp_path)["run_dir"]
     render_ssd(tmp_path / "w", dialect="weiliu89")["train"].replace(run_dir / "models" / SSD / "rendered" / "train.prototxt")
