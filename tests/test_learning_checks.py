@@ -64,22 +64,15 @@ def test_variant_without_crop_sampling_keeps_only_the_whole_image_sampler(tmp_pa
     assert "no random-crop sampling" in train.splitlines()[0]
 
 
-def test_variant_without_expansion_keeps_the_photometric_distortion(tmp_path: Path) -> None:
-    files = render_ssd(tmp_path / "noexpand", size=160, smin=0.1, smax=0.5, classes=15, num_test_image=4,
-                       dialect="weiliu89", variant=NetVariant(width=0.125, batch_norm=True, crop_sampling=False,
-                                                              expansion=False))
+@pytest.mark.parametrize("distortion, named", [(True, "no zoom-out expansion"),
+                                               (False, "no zoom-out expansion, no photometric distortion")])
+def test_variant_can_leave_out_expansion_and_distortion(tmp_path: Path, distortion: bool, named: str) -> None:
+    files = render_ssd(tmp_path / "v", size=160, smin=0.1, smax=0.5, classes=15, num_test_image=4, dialect="weiliu89",
+                       variant=NetVariant(width=0.125, crop_sampling=False, expansion=False, distortion=distortion))
     train = files["train"].read_text()
-    assert "expand_param" not in train and "distort_param {" in train
-    assert "no random-crop sampling, no zoom-out expansion" in train.splitlines()[0]
-
-
-def test_variant_without_distortion_renders_no_distort_param(tmp_path: Path) -> None:
-    files = render_ssd(tmp_path / "nodistort", size=160, smin=0.1, smax=0.5, classes=15, num_test_image=4,
-                       dialect="weiliu89", variant=NetVariant(width=0.125, crop_sampling=False, expansion=False,
-                                                              distortion=False))
-    train = files["train"].read_text()
-    assert "distort_param {" not in train and "expand_param {" not in train
-    assert "no zoom-out expansion, no photometric distortion" in train.splitlines()[0]
+    assert "expand_param {" not in train and ("distort_param {" in train) == distortion
+    header = train.splitlines()[0]
+    assert named in header and ("no photometric distortion" in header) != distortion
 
 
 def test_default_variant_is_ssd300_unchanged(tmp_path: Path) -> None:
