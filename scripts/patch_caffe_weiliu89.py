@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Source fixes weiliu89/caffe (`ssd` branch, 2016-2018 code) needs on the GPU image's Ubuntu 22.04.
+"""Source fixes weiliu89/caffe (`ssd` branch, 2016-2018 code) needs on Debian 12 and the GPU image's Ubuntu 22.04.
 
 The paper's Caffe predates OpenCV 4, protobuf >= 3.7's CodedInputStream API and CUDA 13. Each fix is
 valid on the old libraries too, so one source tree builds everywhere:
@@ -12,6 +12,11 @@ valid on the old libraries too, so one source tree builds everywhere:
 3. CUDA 13 removed three cudaDeviceProp fields Caffe::DeviceQuery prints: the fix from
    scripts/patch_caffe_gpu.py, applied when the BVLC DeviceQuery code is there (a warning otherwise:
    only a CUDA 13 base needs it; the image's default base is CUDA 11.8).
+4. SampleBBox (src/caffe/util/sampler.cpp, SSD's random-crop batch_sampler) computes the sampled box
+   as scale * sqrt(aspect_ratio) in float, which can round to 1 + 1.2e-7; the following
+   caffe_rng_uniform(0, 1 - width) then aborts training with `math_functions.cpp:250 Check failed:
+   a <= b (0 vs. -1.19209e-07)`. Width and height are clamped to 1, as the unmerged upstream commit
+   4ca51d9f ("Make sure bbox_width & bbox_height <= 1.0") does.
 cuDNN is not patched: Caffe's cuDNN code calls cudnnGetConvolutionForwardAlgorithm, gone in cuDNN 8,
 so scripts/install_caffe.sh builds with USE_CUDNN := 0 (docs/gpu.md).
 
@@ -33,6 +38,8 @@ TWO_ARG_LIMIT = re.compile(r"SetTotalBytesLimit\(\s*kProtoReadBytesLimit\s*,\s*\
 ONE_ARG_LIMIT = "SetTotalBytesLimit(kProtoReadBytesLimit)"
 LINE_AA_FILES = ("src/caffe/util/bbox_util.cpp", "src/caffe/util/im_transforms.cpp")
 MARKER = ".harness-patched-weiliu89"
+SAMPLER_CPP = "src/caffe/util/sampler.cpp"
+SAMPLED_SIZE = {"bbox_width": "scale * sqrt(aspect_ratio)", "bbox_height": "scale / sqrt(aspect_ratio)"}
 
 
 def fix_total_bytes_limit(root: Path) -> int:
@@ -60,6 +67,24 @@ def rewrite_line_aa(root: Path) -> int:
             path.write_text(new_text)
             total += count
     return total
+
+
+def clamp_sampled_bbox(root: Path) -> int:
+    """Sampled crop width/height clamped to <= 1 (item 4 of the module doc); returns lines changed."""
+    path = root / SAMPLER_CPP
+    text = path.read_text()
+    changed = 0
+    for name, expression in SAMPLED_SIZE.items():
+        old = f"float {name} = {expression};"
+        new = f"float {name} = std::min<float>({expression}, 1.f);"
+        if old in text:
+            text = text.replace(old, new)
+            changed += 1
+        elif new not in text:
+            raise SourceChanged(f"{path}: no `{old}` to clamp")
+    if changed:
+        path.write_text(text)
+    return changed
 
 
 def fix_device_query(root: Path) -> str:
@@ -91,12 +116,14 @@ def main(argv: list[str]) -> int:
     fix_build_dir(root)
     try:
         limits = fix_total_bytes_limit(root)
+        clamps = clamp_sampled_bbox(root)
     except SourceChanged as exc:
         print(f"[patch_caffe_weiliu89] {exc}; Caffe source changed?", file=sys.stderr)
         return 1
     device_query = fix_device_query(root)
-    (root / MARKER).write_text("opencv4-names protobuf-total-bytes-limit device-query\n")
-    print(f"[patch_caffe_weiliu89] {opencv} OpenCV names, {limits} SetTotalBytesLimit calls, {device_query}")
+    (root / MARKER).write_text("opencv4-names protobuf-total-bytes-limit sampler-clamp device-query\n")
+    print(f"[patch_caffe_weiliu89] {opencv} OpenCV names, {limits} SetTotalBytesLimit calls, "
+          f"{clamps} SampleBBox clamps, {device_query}")
     return 0
 
 

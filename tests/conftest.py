@@ -50,6 +50,29 @@ def caffe_install():
         _missing_framework(f"Caffe-SSD build not found ({exc})")
 
 
+def pinned_source(name: str) -> Path:
+    """The verified source tree scripts/fetch_source.sh gives for ``name`` (mirror ../shared/vendor when
+    HARNESS_SOURCES is unset); skip without it here, fail where frameworks are required."""
+    import subprocess
+
+    repo = Path(__file__).resolve().parents[1]
+    env = dict(os.environ)
+    vendor = repo.parent / "shared/vendor"
+    if not env.get("HARNESS_SOURCES") and vendor.is_dir():
+        env["HARNESS_SOURCES"] = str(vendor)
+    done = subprocess.run(["bash", str(repo / "scripts/fetch_source.sh"), name], env=env,
+                          capture_output=True, text=True, timeout=600)
+    if done.returncode != 0:
+        _missing_framework(f"no {name} source: {done.stderr.strip()[-300:]}")
+    return Path(done.stdout.strip())
+
+
+@pytest.fixture(scope="session")
+def weiliu89_source() -> Path:
+    """weiliu89/caffe `ssd` at the pinned commit (unpatched, as fetched)."""
+    return pinned_source("weiliu89-caffe")
+
+
 # ----------------------------------------------------------------------------- darknet fixtures
 
 

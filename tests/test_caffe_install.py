@@ -100,8 +100,10 @@ def test_harness_caffe_root_pointing_at_an_incomplete_tree_is_reported(tmp_path,
 
 
 def test_proto_dialect_from_caffe_proto_text():
-    assert proto_dialect("optional OldResizeParameter old_resize_param = 8;") == "brocolli"
-    assert proto_dialect("optional ResizeParameter resize_param = 8;\noptional DistortionParameter distort_param = 9;") == "weiliu89"
+    ssd = "message AnnotatedDataParameter {}\n"
+    assert proto_dialect(ssd + "optional OldResizeParameter old_resize_param = 8;") == "brocolli"
+    assert proto_dialect(ssd + "optional ResizeParameter resize_param = 8;\noptional DistortionParameter distort_param = 9;") == "weiliu89"
+    assert proto_dialect("optional ResizeParameter resize_param = 8; distort_param") == "unknown"   # no SSD layers
     assert proto_dialect("message Foo {}") == "unknown"
 
 
@@ -137,5 +139,21 @@ def test_inspect_caffe_lists_the_ssd_layers(caffe_install):
     status = inspect_caffe()
     assert status.usable, status.missing
     assert status.details["layers"] == list(SSD_LAYERS)
-    assert status.details["dialect"] in ("brocolli", "weiliu89")
     assert status.device in ("CPU", "GPU") and status.version
+
+
+@pytest.mark.caffe
+def test_doctor_names_the_pinned_weiliu89_build(caffe_install):
+    """`harness doctor --json`: fork, commit and source sha256 of the build, as scripts/sources.lock pins them."""
+    import json
+
+    if caffe_install.source != "cache":
+        pytest.skip("HARNESS_CAFFE_ROOT names another Caffe build")
+    lock = {f[0]: f for f in (line.split() for line in (SCRIPTS / "sources.lock").read_text().splitlines())
+            if f and not f[0].startswith("#")}
+    _name, _repo, commit, sha256, _prefix = lock["weiliu89-caffe"]
+    done = subprocess.run([sys.executable, "-m", "harness", "doctor", "--json"], capture_output=True, text=True, timeout=300)
+    caffe = next(s for s in json.loads(done.stdout) if s["name"] == "caffe")
+    assert caffe["details"]["dialect"] == "weiliu89" and caffe["details"]["fork"] == "weiliu89/caffe, ssd branch"
+    assert (caffe["details"]["commit"], caffe["details"]["source_sha256"]) == (commit, sha256)
+    assert caffe["details"]["ssd_augmentation"] is True

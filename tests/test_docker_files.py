@@ -68,7 +68,8 @@ def test_every_download_is_checksummed(dockerfile):
             assert re.search(rf"--checksum=sha256:{SHA256}\b", line), f"ADD without checksum: {line}"
         if "curl " in line or "wget " in line:
             pytest.fail(f"download outside ADD --checksum: {line}")
-    for name in ("WEILIU89", "ALEXEYAB"):      # git-fetched sources: commit id + archive sha256 hook
+    # weiliu89 comes through scripts/fetch_source.sh (mirror sha256 or commit-checked git fetch: tests/test_sources.py)
+    for name in ("ALEXEYAB",):      # git-fetched sources: commit id + archive sha256 hook
         assert re.search(rf'\[ -z "\${{{name}_TREE_SHA256}}" \] \|\| \[ "\${{tree_sha}}" = "\${{{name}_TREE_SHA256}}" \]',
                          dockerfile), f"{name}: git archive sha256 not enforced when given"
 
@@ -86,14 +87,15 @@ def test_alexeyab_pinned_by_commit_and_verified(dockerfile):
 
 
 def test_caffe_is_the_papers_weiliu89_ssd_pinned_by_commit(dockerfile):
-    commit = arg_default(dockerfile, "WEILIU89_COMMIT")
-    assert re.fullmatch(r"[0-9a-f]{40}", commit)
+    """The image builds with install_caffe.sh, which builds the sources.lock commit through fetch_source.sh."""
     joined = " ".join(instructions(dockerfile))
-    assert "git remote add origin https://github.com/weiliu89/caffe.git" in joined
-    assert 'git fetch -q --depth 1 origin "${WEILIU89_COMMIT}"' in joined
-    assert 'test "$(git rev-parse HEAD)" = "${WEILIU89_COMMIT}"' in joined
-    assert "HARNESS_CAFFE_FORK=weiliu89" in joined and 'HARNESS_CAFFE_COMMIT="${WEILIU89_COMMIT}"' in joined
-    assert "brocolli" not in joined.lower(), "the GPU image must not build the CPU path's brocolli fork"
+    assert "bash scripts/install_caffe.sh" in joined and "COPY scripts/ scripts/" in dockerfile
+    script = (ROOT / "scripts" / "install_caffe.sh").read_text()
+    assert 'fetch_source.sh" "$SOURCE_NAME"' in script and "SOURCE_NAME=weiliu89-caffe" in script
+    lock = [line.split() for line in (ROOT / "scripts/sources.lock").read_text().splitlines()
+            if line.startswith("weiliu89-caffe ")]
+    assert lock and lock[0][1] == "https://github.com/weiliu89/caffe" and re.fullmatch(r"[0-9a-f]{40}", lock[0][2])
+    assert "brocolli" not in joined.lower(), "the GPU image must build the paper's weiliu89 Caffe"
 
 
 def test_debian_darknet_checksums_match_the_dsc(dockerfile):
@@ -112,15 +114,13 @@ def test_debian_darknet_checksums_match_the_dsc(dockerfile):
 
 def test_frameworks_are_built_by_the_shared_install_scripts(dockerfile):
     assert "HARNESS_CAFFE_GPU=1" in dockerfile and "scripts/install_caffe.sh" in dockerfile
-    assert "HARNESS_CAFFE_SOURCE_DIR=/tmp/caffe-weiliu89" in dockerfile
     # install_caffe.sh applies the weiliu89 source fixes itself (tests/test_caffe_patch_weiliu89.py)
     assert "patch_caffe_weiliu89.py" in (ROOT / "scripts" / "install_caffe.sh").read_text()
     assert "HARNESS_DARKNET_GPU=1" in dockerfile and "scripts/install_darknet.sh" in dockerfile
 
 
 @pytest.mark.parametrize("script, knobs", [
-    ("install_caffe.sh", ["HARNESS_CAFFE_GPU", "CUDA_DIR", "CUDA_ARCH", "HARNESS_CAFFE_FORK",
-                          "HARNESS_CAFFE_COMMIT", "HARNESS_CAFFE_SOURCE_DIR", "HARNESS_CAFFE_SOURCE_SHA256"]),
+    ("install_caffe.sh", ["HARNESS_CAFFE_GPU", "CUDA_DIR", "CUDA_ARCH"]),
     ("install_darknet.sh", ["HARNESS_DARKNET_GPU", "CUDA_PATH", "CUDA_ARCH", "HARNESS_DARKNET_SOURCES",
                             "HARNESS_DARKNET_OPTS", "HARNESS_DARKNET_OPENCV", "--no-apt"]),
 ])

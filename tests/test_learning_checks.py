@@ -64,6 +64,17 @@ def test_variant_without_crop_sampling_keeps_only_the_whole_image_sampler(tmp_pa
     assert "no random-crop sampling" in train.splitlines()[0]
 
 
+@pytest.mark.parametrize("distortion, named", [(True, "no zoom-out expansion"),
+                                               (False, "no zoom-out expansion, no photometric distortion")])
+def test_variant_can_leave_out_expansion_and_distortion(tmp_path: Path, distortion: bool, named: str) -> None:
+    files = render_ssd(tmp_path / "v", size=160, smin=0.1, smax=0.5, classes=15, num_test_image=4, dialect="weiliu89",
+                       variant=NetVariant(width=0.125, crop_sampling=False, expansion=False, distortion=distortion))
+    train = files["train"].read_text()
+    assert "expand_param {" not in train and ("distort_param {" in train) == distortion
+    header = train.splitlines()[0]
+    assert named in header and ("no photometric distortion" in header) != distortion
+
+
 def test_default_variant_is_ssd300_unchanged(tmp_path: Path) -> None:
     deploy = render_ssd(tmp_path / "ssd300", classes=15, num_test_image=4)["deploy"].read_text()
     channels = _channels(deploy)
@@ -102,7 +113,8 @@ def test_smoke_profile_has_both_learning_checks_scored_on_the_whole_test_split(t
 def test_ssd_learning_check_config_carries_its_network_solver_and_batch(tmp_path: Path) -> None:
     config = _smoke_configs(tmp_path)[SSD_LEARNING_CHECK.name]
     assert config.spec.size == 160 and config.spec.smin == 0.1 and config.spec.smax == 0.5
-    assert config.network == {"width": 0.125, "batch_norm": True, "crop_sampling": False}
+    assert config.network == {"width": 0.125, "batch_norm": True, "crop_sampling": False, "expansion": False,
+                              "distortion": False}
     assert config.ssd_batch_size == SSD_LEARNING_CHECK.batch_size
     assert config.solver["max_iter"] == SSD_LEARNING_CHECK.overrides["max_iter"]
     # Caffe tests once, on the final weights, over the whole test split (test_iter from its size)

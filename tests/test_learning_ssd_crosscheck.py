@@ -39,7 +39,7 @@ def trained_ssd(caffe_install, tmp_path_factory):
     voc = synthesize(work / "synthetic", 200, seed=5, progress=False)
     converted = convert_dataset(voc, work / "dataset", seed=5)
     files = render_ssd(work / "rendered", size=160, smin=0.1, smax=0.5, labelmap=converted.labelmap,
-                       dataset=converted.out_dir, batch_size=8, variant=NetVariant(width=0.125, batch_norm=True, crop_sampling=False),
+                       dataset=converted.out_dir, batch_size=8, variant=NetVariant(width=0.125, batch_norm=True, crop_sampling=False, expansion=False),
                        snapshot_prefix=work / "weights" / "ssd", detection_out_dir=work / "caffe_out",
                        solver={"type": "Adam", "base_lr": 0.002, "max_iter": ITERATIONS, "stepvalue": [ITERATIONS], "snapshot": ITERATIONS,
                                "display": 10, "average_loss": 10, "test_interval": ITERATIONS, "random_seed": 1})

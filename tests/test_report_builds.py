@@ -17,6 +17,7 @@ BROCOLLI = {"name": "caffe", "usable": True, "version": "1.0.0", "location": "/c
 WEILIU89 = {"name": "caffe", "usable": True, "version": "1.0.0-rc3", "location": "/opt/leukonet-harness/caffe-gpu",
             "device": "GPU", "details": {"dialect": "weiliu89", "fork": "weiliu89/caffe, ssd branch",
                                          "commit": "4817bf8b4200b35ada8ed0dc378dceaf38c539e4",
+                                         "source_sha256": "069adc248bf5a678c935be12a13b43a30a1ebe7906654079c2a6aef363ad1cbc",
                                          "build": "GPU (CUDA, no cuDNN)", "ssd_augmentation": True}}
 DARKNET = {"name": "darknet", "usable": True, "version": "0.0.0+git20180914.61c9d02e-2", "location": "/usr/bin/darknet",
            "device": "CPU", "details": {"upstream": "pjreddie/darknet", "commit": "61c9d02e",
@@ -41,6 +42,19 @@ def test_run_trained_without_augmentation_is_marked(tmp_path):
            "darknet-cpu-openmp" in md
 
 
+def test_relative_rendered_path_in_summary_is_read_from_the_experiment_folder(tmp_path):
+    """summary.json records paths relative to its folder: the † check must not read them from the cwd."""
+    import json
+
+    run_dir = make_run(tmp_path)["run_dir"]
+    model = run_dir / "models" / SSD
+    render_ssd(tmp_path / "b", dialect="brocolli")["train"].replace(model / "rendered" / "train.prototxt")
+    summary = json.loads((model / "summary.json").read_text())
+    summary["rendered"] = {"train": "rendered/train.prototxt"}
+    (model / "summary.json").write_text(json.dumps(summary))
+    assert f"| {SSD} † |" in _report(run_dir, BROCOLLI)
+
+
 def test_run_with_the_papers_augmentation_is_not_marked(tmp_path):
     run_dir = make_run(tmp_path)["run_dir"]
     render_ssd(tmp_path / "w", dialect="weiliu89")["train"].replace(run_dir / "models" / SSD / "rendered" / "train.prototxt")
@@ -48,7 +62,8 @@ def test_run_with_the_papers_augmentation_is_not_marked(tmp_path):
     html = (run_dir / "report.html").read_text()
     assert "WITHOUT THE PAPER'S SSD AUGMENTATION" not in md and "augmentation-banner" not in html
     assert f"| {SSD} |" in md
-    assert "weiliu89/caffe, ssd branch, commit 4817bf8b4200b35ada8ed0dc378dceaf38c539e4, dialect weiliu89, " \
+    assert "weiliu89/caffe, ssd branch, commit 4817bf8b4200b35ada8ed0dc378dceaf38c539e4, source sha256 " \
+           "069adc248bf5a678c935be12a13b43a30a1ebe7906654079c2a6aef363ad1cbc, dialect weiliu89, " \
            "GPU (CUDA, no cuDNN), SSD augmentation on (distort_param, expand_param)" in md
 
 
@@ -71,5 +86,5 @@ def test_build_identity_reads_the_stamp_and_makefile_config(tmp_path):
     (tmp_path / "Makefile.config").write_text("CPU_ONLY := 1\nBLAS := open\n")
     (tmp_path / ".harness-build-complete").unlink()
     assert build_identity(tmp_path, "brocolli") == {
-        "fork": "brocolli-caffe 9.0.2 (PyPI sdist)", "commit": None, "source_sha256": None,
+        "fork": "brocolli-caffe (an SSD fork without distort/expand)", "commit": None, "source_sha256": None,
         "build": "CPU (open BLAS)", "ssd_augmentation": False}

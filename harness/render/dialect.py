@@ -1,8 +1,9 @@
 """Which caffe.proto the rendered prototxts must parse under.
 
-The paper used weiliu89's SSD Caffe; the fork built here (brocolli-caffe 9.0.2) renamed
-``resize_param`` to ``old_resize_param`` and lacks several SSD fields (docs/rendering.md lists them).
-A stock ssd_pascal prototxt does not parse there, so the renderer writes the installed dialect.
+The paper used weiliu89's SSD Caffe, the one scripts/install_caffe.sh builds. Other SSD forks differ:
+brocolli-caffe (a PyPI fork the harness built before) renamed ``resize_param`` to
+``old_resize_param`` and lacks distort/expand and several other SSD fields (docs/rendering.md lists
+them); a stock ssd_pascal prototxt does not parse there. The renderer writes the installed dialect.
 """
 from __future__ import annotations
 
@@ -12,10 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from harness.paths import cache_dir
 
 DIALECTS = ("weiliu89", "brocolli")
-BROCOLLI_BUILD = "caffe-brocolli-9.0.2"
 
 
 @dataclass(frozen=True)
@@ -28,7 +27,7 @@ def dialect_from_proto_text(text: str, origin: str) -> DialectChoice:
     """Classify a caffe.proto (or generated caffe_pb2 source) by the SSD fields it defines."""
     if "AnnotatedDataParameter" not in text:
         raise ValueError(f"{origin}: this Caffe has no SSD layers (no AnnotatedDataParameter); "
-                         "build weiliu89's SSD Caffe or brocolli-caffe")
+                         "build weiliu89's SSD Caffe (bash scripts/install_caffe.sh)")
     if "old_resize_param" in text:
         return DialectChoice("brocolli", f"brocolli (old_resize_param) from {origin}")
     if "resize_param" in text and "distort_param" in text:
@@ -55,7 +54,9 @@ def candidate_proto_files() -> list[Path]:
     root = os.environ.get("HARNESS_CAFFE_ROOT")
     if root:
         candidates.append(Path(root) / "src/caffe/proto/caffe.proto")
-    candidates.append(cache_dir() / BROCOLLI_BUILD / "src/caffe/proto/caffe.proto")
+    from harness.frameworks.caffe.driver import default_build_root
+
+    candidates.append(default_build_root() / "src/caffe/proto/caffe.proto")
     return candidates
 
 
@@ -75,9 +76,11 @@ def detect_dialect(requested: str = "auto") -> DialectChoice:
                                      "no caffe.proto under $HARNESS_CAFFE_ROOT or the harness cache)")
 
 
-# SSD's data augmentation beyond sampling and mirroring: photometric distortion and zoom-out
-# expansion. Only weiliu89's Caffe has these TransformationParameter fields.
+# SSD's data augmentation beyond mirroring (examples/ssd/ssd_pascal.py): photometric distortion,
+# zoom-out expansion (TransformationParameter fields only weiliu89's Caffe has) and random crops
+# (batch_samplers beyond the whole-image one).
 SSD_AUGMENTATION_FIELDS = ("distort_param", "expand_param")
+RANDOM_CROPS = "random-crop batch_sampler"
 
 
 def dialect_has_ssd_augmentation(dialect: str) -> bool:
@@ -93,5 +96,11 @@ def ssd_augmentation_in(train_prototxt: Path) -> dict[str, bool]:
     from harness.render.prototxt import parse_prototxt
 
     net = parse_prototxt(Path(train_prototxt))
-    transforms = [t for layer in net.get("layer", []) for t in layer.get("transform_param", [])]
-    return {name: any(bool(t.get(name)) for t in transforms) for name in SSD_AUGMENTATION_FIELDS} if transforms else {}
+    layers = net.get("layer", [])
+    transforms = [t for layer in layers for t in layer.get("transform_param", [])]
+    if not transforms:
+        return {}
+    found = {name: any(bool(t.get(name)) for t in transforms) for name in SSD_AUGMENTATION_FIELDS}
+    samplers = [len(p.get("batch_sampler", [])) for layer in layers for p in layer.get("annotated_data_param", [])]
+    found[RANDOM_CROPS] = any(n > 1 for n in samplers)
+    return found

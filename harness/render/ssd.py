@@ -68,12 +68,15 @@ BN_MOVING_AVERAGE_FRACTION = 0.95   # Caffe's default 0.999 averages over ~1000 
 @dataclass(frozen=True)
 class NetVariant:
     """How a rendered SSD differs from SSD300/512: a channel width multiplier, BatchNorm after
-    every base/extra convolution, and optionally no random-crop sampling (from-scratch training on
-    CPU needs these to learn in minutes). ``NetVariant()`` is SSD300/512 exactly."""
+    every base/extra convolution, and optionally no random-crop sampling, zoom-out expansion or
+    photometric distortion
+    (from-scratch training on CPU needs these to learn in minutes). ``NetVariant()`` is SSD300/512 exactly."""
 
     width: float = 1.0
     batch_norm: bool = False
     crop_sampling: bool = True    # SSD's 6 random-crop batch samplers in the train data layer
+    expansion: bool = True        # SSD's zoom-out expand_param (weiliu89 dialect)
+    distortion: bool = True       # SSD's photometric distort_param (weiliu89 dialect)
 
     def channels(self, full: int) -> int:
         return max(1, round(full * self.width))
@@ -81,7 +84,9 @@ class NetVariant:
     def describe(self) -> str:
         parts = [f"VGG width x{self.width:g}"] if self.width != 1.0 else []
         parts += ["BatchNorm"] if self.batch_norm else []
-        return ", ".join(parts + ([] if self.crop_sampling else ["no random-crop sampling"]))
+        parts += [] if self.crop_sampling else ["no random-crop sampling"]
+        parts += [] if self.expansion else ["no zoom-out expansion"]
+        return ", ".join(parts + ([] if self.distortion else ["no photometric distortion"]))
 
 
 def extra_layers(size: int, variant: NetVariant) -> list[ExtraLayer]:
@@ -226,6 +231,8 @@ def render_ssd(
         "fc_channels": variant.channels(FC_CHANNELS),
         "batch_norm": {"moving_average_fraction": BN_MOVING_AVERAGE_FRACTION} if variant.batch_norm else None,
         "crop_sampling": variant.crop_sampling,
+        "expansion": variant.expansion,
+        "distortion": variant.distortion,
         "num_priors": ssd_num_priors(size, smin, smax),
         "batch_size": batch_size,
         "test_batch_size": test_batch_size,

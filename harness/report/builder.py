@@ -204,6 +204,7 @@ def framework_identity(framework: dict) -> str:
     details = framework.get("details") or {}
     if framework.get("name") == "caffe":
         parts = [details.get("fork"), f"commit {details['commit']}" if details.get("commit") else None,
+                 f"source sha256 {details['source_sha256']}" if details.get("source_sha256") else None,
                  f"dialect {details['dialect']}" if details.get("dialect") else None, details.get("build")]
         if "ssd_augmentation" in details:
             parts.append("SSD augmentation " + ("on (distort_param, expand_param)" if details["ssd_augmentation"]

@@ -117,14 +117,16 @@ class ExperimentRun:
 
     @property
     def missing_augmentation(self) -> list[str]:
-        """SSD augmentations (distort_param, expand_param) the paper used but this Caffe run did not."""
+        """SSD augmentations (distort_param, expand_param, random crops) the paper used but this Caffe run did not."""
         if self.framework != "caffe":
             return []
+        from harness.paths import from_recorded
         from harness.render.dialect import ssd_augmentation_in
 
-        train = (self.summary.get("rendered") or {}).get("train") or self.directory / "rendered" / "train.prototxt"
+        recorded = (self.summary.get("rendered") or {}).get("train")   # relative to the summary's folder
+        train = from_recorded(recorded, self.directory) if recorded else self.directory / "rendered" / "train.prototxt"
         try:
-            found = ssd_augmentation_in(Path(train))
+            found = ssd_augmentation_in(train)
         except (OSError, ValueError):
             return []          # no rendered net to read: nothing can be said either way
         return [name for name, present in found.items() if not present]

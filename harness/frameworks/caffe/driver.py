@@ -30,10 +30,9 @@ from harness.device import Device, describe_device
 from harness.engine.process import describe_returncode, run_native
 from harness.engine.types import FrameworkStatus, NativeFrameworkError, Progress, TrainResult
 from harness.parse.caffe_log import CaffeLog, CaffeLogParser, parse_caffe_log, run_marker, write_loss_csv
-from harness.paths import cache_dir
+from harness.paths import cache_dir, pinned_commit
 
-CAFFE_VERSION = "9.0.2"
-CACHE_KEY = f"caffe-brocolli-{CAFFE_VERSION}"
+SOURCE_NAME = "weiliu89-caffe"        # scripts/sources.lock: the commit install_caffe.sh builds
 INSTALL_HINT = "bash scripts/install_caffe.sh"
 SSD_LAYERS = ("AnnotatedData", "PriorBox", "DetectionOutput", "DetectionEvaluate",
               "MultiBoxLoss", "Normalize", "Permute", "SmoothL1Loss")
@@ -72,14 +71,14 @@ class CaffeInstall:
 
 
 def default_build_root(gpu: Optional[bool] = None) -> Path:
-    """Where scripts/install_caffe.sh builds (same keys as the script)."""
+    """Where scripts/install_caffe.sh builds the pinned weiliu89 commit (same key as the script)."""
     if gpu is None:
         gpu = os.environ.get("HARNESS_CAFFE_GPU") == "1"
-    return cache_dir() / (CACHE_KEY + ("-cuda" if gpu else ""))
+    return cache_dir() / (f"caffe-weiliu89-ssd-{pinned_commit(SOURCE_NAME)[:12]}" + ("-cuda" if gpu else ""))
 
 
 def find_caffe() -> CaffeInstall:
-    """``$HARNESS_CAFFE_ROOT`` (any Caffe with the SSD layers, e.g. weiliu89's) or the cached build."""
+    """``$HARNESS_CAFFE_ROOT`` (any Caffe with the SSD layers) or the cached weiliu89 build."""
     explicit = os.environ.get("HARNESS_CAFFE_ROOT")
     if explicit:
         return _install_at(Path(explicit).expanduser().resolve(), "HARNESS_CAFFE_ROOT")
@@ -144,7 +143,7 @@ def inspect_caffe() -> FrameworkStatus:
     return status
 
 
-FORK_BY_DIALECT = {"brocolli": f"brocolli-caffe {CAFFE_VERSION} (PyPI sdist)",
+FORK_BY_DIALECT = {"brocolli": "brocolli-caffe (an SSD fork without distort/expand)",
                    "weiliu89": "weiliu89/caffe, ssd branch"}
 
 
@@ -178,12 +177,13 @@ def build_identity(root: Path, dialect: str) -> dict:
 
 
 def proto_dialect(proto_text: str) -> str:
-    """``brocolli`` (old_resize_param, no distort_param), ``weiliu89`` or ``unknown``."""
-    if "old_resize_param" in proto_text:
-        return "brocolli"
-    if re.search(r"\bresize_param\b", proto_text) and "distort_param" in proto_text:
-        return "weiliu89"
-    return "unknown"
+    """The renderer's dialect of this caffe.proto (harness.render.dialect), or ``unknown``."""
+    from harness.render.dialect import dialect_from_proto_text
+
+    try:
+        return dialect_from_proto_text(proto_text, "caffe.proto").dialect
+    except ValueError:
+        return "unknown"
 
 
 def _tool_version(install: CaffeInstall, missing: list) -> str:
