@@ -31,7 +31,7 @@ step() {
   local what=$1; shift
   local started=$SECONDS mark
   mark=$(wc -l < "$LOG")
-  printf '[setup] %-34s' "$what"
+  printf '[setup] %-58s' "$what"
   [ "$VERBOSE" = 1 ] && echo
   if { if [ "$VERBOSE" = 1 ]; then "$@" 2>&1 | tee -a "$LOG"; else "$@" >>"$LOG" 2>&1; fi; }; then
     local output; output=$(tail -n +"$((mark + 1))" "$LOG")
