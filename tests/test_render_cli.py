@@ -77,7 +77,11 @@ def test_render_table1_renders_what_reproduce_trains(tmp_path, monkeypatch):
     dirs = sorted(p.name for p in models.iterdir())
     assert dirs == sorted(["ssd300_smin0.2", "ssd300_smin0.1", "ssd512_smin0.2", "yolov3_320", "yolov3_416",
                            "yolov3_608", "yolov3-tiny_416", "learning-check_yolov3-tiny_160",
-                           "learning-check_yolov3-tiny_160_alexeyab", "learning-check_ssd160_w0.125"])
+                           "learning-check_ssd160_w0.125"])
+    # the AlexeyAB check is rendered (and trained) when named, like reproduce's --only
+    named = run(["render", "table1", "--profile", "smoke", "--project", "../projects", "--device", "cpu",
+                 "--only", "learning-check_yolov3-tiny_160_alexeyab"], tmp_path / "work", monkeypatch)
+    assert named.exit_code == 0, named.output
     cfg = "yolov3-tiny.cfg"
     assert "letter_box=1" in (models / "learning-check_yolov3-tiny_160_alexeyab/rendered" / cfg).read_text()
     assert "letter_box" not in (models / "learning-check_yolov3-tiny_160/rendered" / cfg).read_text()

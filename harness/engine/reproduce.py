@@ -73,6 +73,15 @@ def table1_configs(settings: RunSettings, only: Sequence[str] = (), init_weights
     return configs
 
 
+def checked_only(profile_: Profile, only: Sequence[str]) -> list[str]:
+    """--only's names: Table 1 rows (paper.experiment) or the profile's learning checks."""
+    check_names = {c.name for c in profile_.all_learning_checks()}
+    try:
+        return [n if n in check_names else paper.experiment(n).name for n in only]
+    except KeyError as exc:
+        raise click.BadParameter(str(exc.args[0]), param_hint="--only") from None
+
+
 def learning_check_config(settings: RunSettings, check: LearningCheck) -> ExperimentConfig:
     """One learning check's config: same resolution as a Table 1 row, its own overrides."""
     spec = ModelSpec(check.name, check.framework, check.model, check.size, check.smin, check.smax)
@@ -194,11 +203,7 @@ def table1(profile_name: str, data: Optional[Path], classification: Optional[Pat
         rerun_in_docker(image, read_only=[p for p in (data, classification, init_weights_ssd, init_weights_yolo,
                                                       data_options.class_map, data_options.labelmap)
                                           if p is not None], writable=[project])
-    check_names = {c.name for c in get_profile(profile_name).all_learning_checks()}
-    try:
-        only_valid = [n if n in check_names else paper.experiment(n).name for n in only]
-    except KeyError as exc:
-        raise click.BadParameter(str(exc.args[0]), param_hint="--only") from None
+    only_valid = checked_only(get_profile(profile_name), only)
     if runner == "slurm":
         if jobs != 1:
             raise click.UsageError("--jobs is for the local runner; with --runner slurm use --max-parallel")

@@ -179,13 +179,10 @@ def table1_command(profile_name: str, data: Optional[Path], classification: Opti
     run folder (PROJECT/NAME/models/<experiment>/rendered), without training."""
     from harness.engine.experiment import render_experiment
     from harness.engine.profiles import profile as get_profile
-    from harness.engine.reproduce import table1_configs
+    from harness.engine.reproduce import checked_only, table1_configs
     from harness.engine.run import RunSettings, check_run, plan_all, record_and_prepare
 
-    try:
-        only_valid = [paper.experiment(n).name for n in only]
-    except KeyError as exc:
-        raise click.BadParameter(str(exc.args[0]), param_hint="--only") from None
+    only_valid = checked_only(get_profile(profile_name), only)
     settings = RunSettings(project / (name or f"table1-{profile_name}"), get_profile(profile_name), seed, data,
                            classification, device, darknet=darknet, data_options=data_options)
     configs = table1_configs(settings, only_valid, learning_check=learning_check)

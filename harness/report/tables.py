@@ -211,7 +211,7 @@ def write_table2_csv(entries: list[Table2Entry], path: Path) -> Path:
 def _table2_csv_line(e: Table2Entry) -> list:
     paper = e.paper
     return [
-        e.run.name, e.run.framework, e.run.profile, e.run.status, _yes_no(e.run.comparable),
+        e.run.name, e.run.framework_build, e.run.profile, e.run.status, _yes_no(e.run.comparable),
         e.run.not_comparable_because, _cell(e.run.train_iterations), _cell(e.train_hours),
         _cell(paper.train_hours if paper else None), _cell(e.hours_ratio),
         _cell(e.median_ms), _cell(e.p90_ms), _cell(e.n_images), e.device, e.backend,

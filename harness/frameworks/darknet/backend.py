@@ -23,7 +23,8 @@ class DarknetBackend:
     @staticmethod
     def inspect() -> list[FrameworkStatus]:
         """One status per Darknet (pjreddie, alexeyab): ``harness doctor`` lists both."""
-        from harness.frameworks.darknet.driver import FORKS, inspect_darknet
+        from harness.config import DARKNET_FORKS as FORKS
+        from harness.frameworks.darknet.driver import inspect_darknet
 
         return [inspect_darknet(fork=fork) for fork in FORKS]
 
