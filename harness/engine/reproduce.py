@@ -37,16 +37,23 @@ def select_experiments(only: Sequence[str]) -> list[paper.Experiment]:
     return [paper.experiment(name) for name in only]
 
 
-def _frameworks() -> list[dict]:
+def _frameworks(configs: Sequence[ExperimentConfig]) -> list[dict]:
+    """The builds this run used, as ``harness doctor`` describes them (Darknet: each fork its
+    experiments ran on); a framework that cannot be inspected is recorded with the reason."""
     from dataclasses import asdict
 
-    statuses = []
     from harness.frameworks import FRAMEWORKS, backend_class
 
+    used = {c.framework if not c.darknet or c.darknet == "pjreddie" else f"{c.framework}-{c.darknet}"
+            for c in configs}
+    statuses = []
     for name in FRAMEWORKS:
+        if not any(u == name or u.startswith(name + "-") for u in used):
+            continue
         try:
             found = backend_class(name).inspect()
-            statuses += [asdict(s) for s in (found if isinstance(found, (list, tuple)) else [found])]
+            statuses += [asdict(s) for s in (found if isinstance(found, (list, tuple)) else [found])
+                         if s.name in used]
         except Exception as exc:  # noqa: BLE001 - provenance records what could not be inspected
             statuses.append({"name": name, "usable": False, "missing": [str(exc)]})
     return statuses
@@ -127,7 +134,7 @@ def write_provenance(run_dir: Path, prepared, configs: Sequence[ExperimentConfig
     ssd = next((c.init_weights for c in configs if c.framework == "caffe" and c.init_weights), None)
     yolo = next((c.init_weights for c in configs if c.spec.model == "yolov3" and c.init_weights), None)
     provenance = collect_provenance(run_dir, data_dir=prepared.voc_root, rendered_files=rendered,
-                                    seeds={"data": seed}, frameworks=_frameworks())
+                                    seeds={"data": seed}, frameworks=_frameworks(configs))
     provenance.update(profile=configs[0].profile if configs else None,
                       experiments=[c.name for c in configs if c.role == "table1"],
                       devices={c.name: str(c.device) for c in configs},
