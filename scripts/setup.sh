@@ -80,5 +80,5 @@ if [ "${HARNESS_WITH_SLURM:-0}" = 1 ]; then step "Slurm + MUNGE (cluster tests)"
 step "pip install -e .[test,caffe]" pip_install
 step "Darknet pjreddie (OpenMP + OpenBLAS build)" bash scripts/install_darknet.sh
 step "Darknet AlexeyAB (pinned commit, LIBSO build, ~1 min)" bash scripts/install_darknet.sh --fork alexeyab
-step "Caffe-SSD (first build ~9 min)" bash scripts/install_caffe.sh
+step "Caffe-SSD weiliu89 (first build 4-8 min)" bash scripts/install_caffe.sh
 echo "[setup] done"
