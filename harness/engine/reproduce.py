@@ -39,24 +39,17 @@ def select_experiments(only: Sequence[str]) -> list[paper.Experiment]:
 
 def _frameworks(configs: Sequence[ExperimentConfig]) -> list[dict]:
     """The builds this run used, as ``harness doctor`` describes them (Darknet: each fork its
-    experiments ran on); a framework that cannot be inspected is recorded with the reason."""
+    experiments ran on); when the builds cannot be inspected, the reason is recorded."""
     from dataclasses import asdict
 
-    from harness.frameworks import FRAMEWORKS, backend_class
+    from harness.frameworks import inspect_all
 
     used = {c.framework if not c.darknet or c.darknet == "pjreddie" else f"{c.framework}-{c.darknet}"
             for c in configs}
-    statuses = []
-    for name in FRAMEWORKS:
-        if not any(u == name or u.startswith(name + "-") for u in used):
-            continue
-        try:
-            found = backend_class(name).inspect()
-            statuses += [asdict(s) for s in (found if isinstance(found, (list, tuple)) else [found])
-                         if s.name in used]
-        except Exception as exc:  # noqa: BLE001 - provenance records what could not be inspected
-            statuses.append({"name": name, "usable": False, "missing": [str(exc)]})
-    return statuses
+    try:
+        return [asdict(s) for s in inspect_all() if s.name in used]
+    except Exception as exc:  # noqa: BLE001 - provenance records what could not be inspected
+        return [{"name": name, "usable": False, "missing": [str(exc)]} for name in sorted(used)]
 
 
 def table1_configs(settings: RunSettings, only: Sequence[str] = (), init_weights_ssd: Optional[Path] = None,
