@@ -3,6 +3,7 @@ labels, RBC/WBC/Platelets sets such as BCCD, the 5-part differential, or a user'
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 from pathlib import Path
 
@@ -85,7 +86,7 @@ def test_users_table_must_name_every_class_and_use_known_roles(tmp_path: Path):
 
 def test_not_counted_class_is_listed_but_not_counted():
     table = load_roles(Path(__file__).resolve().parents[1] / "harness/count/roles/paper-15.json")
-    roles = type(table)(**{**table.__dict__, "roles": {**table.roles, "Artefact": "not_counted"}})
+    roles = dataclasses.replace(table, roles={**table.roles, "Artefact": "not_counted"})
     result = SlideResult("s", roles, fields=1)
     result.cells = [Cell("f", (10, 10, 20, 20), "Artefact", 0.9), Cell("f", (30, 30, 40, 40), "LYM", 0.9)]
     assert [c.label for c in result.counted] == ["LYM"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Iterable, Optional
 
@@ -38,14 +39,19 @@ class ClassRoles:
 
     def role(self, label: str) -> str:
         """Classes match whatever their case ('platelets' = 'Platelets'); unknown ones are not counted."""
-        return self._folded().get(label.casefold(), "not_counted")
+        return self._folded_roles.get(label.casefold(), "not_counted")
 
-    def _folded(self) -> dict[str, str]:
+    # Built once per table (role() and category() run for every cell of every slide).
+    @cached_property
+    def _folded_roles(self) -> dict[str, str]:
         return {name.casefold(): role for name, role in self.roles.items()}
 
+    @cached_property
+    def _folded_categories(self) -> dict[str, str]:
+        return {name.casefold(): cat for name, cat in self.categories.items()}
+
     def category(self, label: str) -> Optional[str]:
-        folded = {name.casefold(): cat for name, cat in self.categories.items()}
-        return folded.get(label.casefold())
+        return self._folded_categories.get(label.casefold())
 
     def classes_with(self, role: str) -> list[str]:
         return [name for name, r in self.roles.items() if r == role]
@@ -65,7 +71,7 @@ class ClassRoles:
                 if self.classes_with(top) and self.classes_with(bottom)]
 
     def covers(self, classes: Iterable[str]) -> bool:
-        return all(name.casefold() in self._folded() for name in classes)
+        return all(name.casefold() in self._folded_roles for name in classes)
 
     def display_name(self, label: str) -> str:
         long = self.long_names.get(label)
