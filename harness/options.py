@@ -5,6 +5,7 @@ caller's working directory; nothing downstream sees a relative user path.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 from pathlib import Path
 from typing import Callable, Optional
@@ -78,7 +79,7 @@ DATA_OPTIONS = (
     click.option("--allow-suspect-classes", is_flag=True,
                  help="Go on even when class names look like typos of each other (no --labelmap given)."),
 )
-DATA_OPTION_NAMES = ("class_map", "labelmap", "dedupe", "allow_leakage", "allow_suspect_classes")
+DATA_OPTION_NAMES = tuple(f.name for f in dataclasses.fields(DataOptions))   # the click parameter names
 
 
 def parse_class_map(path: Optional[Path]):

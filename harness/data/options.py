@@ -1,7 +1,7 @@
 """The data options of every verb that reads a VOC root, as one value (kept import-light for the CLI)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Optional
 
@@ -23,10 +23,8 @@ class DataOptions:
             raise ValueError("--dedupe and --allow-leakage exclude each other: drop the test twins or keep them")
 
     def identity(self) -> dict:
-        return {"class_map": str(self.class_map) if self.class_map else None,
-                "labelmap": str(self.labelmap) if self.labelmap else None,
-                "dedupe": self.dedupe, "allow_leakage": self.allow_leakage,
-                "allow_suspect_classes": self.allow_suspect_classes}
+        """As run.json records it: paths as text."""
+        return {key: str(value) if isinstance(value, Path) else value for key, value in self.convert_kwargs().items()}
 
     @classmethod
     def from_identity(cls, record: Optional[dict]) -> "DataOptions":
@@ -36,6 +34,5 @@ class DataOptions:
                    bool(record.get("allow_leakage")), bool(record.get("allow_suspect_classes")))
 
     def convert_kwargs(self) -> dict:
-        """The keyword arguments of :func:`convert_dataset` these options stand for."""
-        return {"class_map": self.class_map, "labelmap": self.labelmap, "dedupe": self.dedupe,
-                "allow_leakage": self.allow_leakage, "allow_suspect_classes": self.allow_suspect_classes}
+        """The keyword arguments of :func:`convert_dataset` these options stand for (same names)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
