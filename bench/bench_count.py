@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from harness.config import ModelSpec, resolve_experiment  # noqa: E402
 from harness.device import Device  # noqa: E402
-from harness.engine.profiles import SMOKE  # noqa: E402
+from harness.core.profiles import SMOKE  # noqa: E402
 from harness.frameworks import backend_for  # noqa: E402
 from harness.labels import LabelMap  # noqa: E402
 

@@ -3,6 +3,7 @@
 Sub-commands are imported lazily so that ``harness render …`` does not pay for importing the
 evaluation or framework modules.
 """
+
 from __future__ import annotations
 
 import errno
@@ -34,7 +35,7 @@ class LazyGroup(click.Group):
         """Faults of the machine (disk full, read-only or forbidden folder, a vanished file) and files of
         ours cut short by them end any verb with one line naming the path and what to do, exit status 1,
         never a traceback."""
-        from harness.data.atomic import CorruptFileError
+        from harness.core.atomic import CorruptFileError
 
         try:
             return super().invoke(ctx)
@@ -72,11 +73,16 @@ def describe_os_error(exc: OSError) -> str:
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="harness")
-@click.option("-v", "--verbose", is_flag=True, default=False,
-              help="Stream the native frameworks' output (also kept in the log files whose paths are printed).")
+@click.option(
+    "-v",
+    "--verbose",
+    is_flag=True,
+    default=False,
+    help="Stream the native frameworks' output (also kept in the log files whose paths are printed).",
+)
 def main(verbose: bool) -> None:
     """Reproduce Wang et al. 2019 (PLoS ONE e0218808) on native Caffe-SSD and Darknet."""
     if verbose:
         import os
 
-        os.environ["HARNESS_VERBOSE"] = "1"     # child processes (pycaffe workers) see it too
+        os.environ["HARNESS_VERBOSE"] = "1"  # child processes (pycaffe workers) see it too

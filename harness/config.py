@@ -10,20 +10,22 @@ and timing read only this object, whether the call came from ``render``, ``train
 Path rule (docs/architecture.md): every path in a config is absolute, resolved at the CLI
 boundary against the caller's working directory.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Optional
 
 from harness import paper
+from harness.core.profiles import Profile, eval_interval, limit, ssd_solver, yolo_overrides
 from harness.device import Device
-from harness.engine.profiles import Profile, eval_interval, limit, ssd_solver, yolo_overrides
 
 CONFIG_FILE = "config.json"
 RUN_FILE = "run.json"
 PROTOCOLS = ("voc07", "voc12")
-DARKNET_FORKS = ("pjreddie", "alexeyab")    # pjreddie: the paper's Darknet (default); alexeyab: the maintained fork
+DARKNET_FORKS = ("pjreddie", "alexeyab")  # pjreddie: the paper's Darknet (default); alexeyab: the maintained fork
 DEFAULT_DARKNET = "pjreddie"
 
 
@@ -32,6 +34,8 @@ def check_darknet(fork: str) -> str:
     if fork not in DARKNET_FORKS:
         raise ValueError(f"unknown Darknet {fork!r}; known: {', '.join(DARKNET_FORKS)}")
     return fork
+
+
 LIMIT_KEYS = ("test_images", "classification_images", "timing_images", "timing_warmup")
 
 
@@ -40,16 +44,22 @@ class ModelSpec:
     """What network to build: a paper row (harness.paper.Experiment) or a user's choice."""
 
     name: str
-    framework: str          # "caffe" | "darknet"
-    model: str              # "ssd" | "yolov3" | "yolov3-tiny"
+    framework: str  # "caffe" | "darknet"
+    model: str  # "ssd" | "yolov3" | "yolov3-tiny"
     size: int
     smin: Optional[float] = None
     smax: Optional[float] = None
 
     @classmethod
-    def of(cls, experiment: Any) -> "ModelSpec":
-        return cls(experiment.name, experiment.framework, experiment.model, experiment.size,
-                   getattr(experiment, "smin", None), getattr(experiment, "smax", None))
+    def of(cls, experiment: Any) -> ModelSpec:
+        return cls(
+            experiment.name,
+            experiment.framework,
+            experiment.model,
+            experiment.size,
+            getattr(experiment, "smin", None),
+            getattr(experiment, "smax", None),
+        )
 
 
 @dataclass(frozen=True)
@@ -59,22 +69,22 @@ class ExperimentConfig:
     spec: ModelSpec
     profile: str
     comparable_with_paper: bool
-    role: str                            # "table1" (a paper row), "learning-check" or "custom"
+    role: str  # "table1" (a paper row), "learning-check" or "custom"
     device: Device
     seed: int
     run_dir: Path
     model_dir: Path
-    data: Optional[Path]                 # VOC root; None: the embedded synthetic set
+    data: Optional[Path]  # VOC root; None: the embedded synthetic set
     classification: Optional[Path]
     init_weights: Optional[Path]
-    ssd_batch_size: Optional[int] = None              # Caffe only; None: the paper's
-    solver: dict = field(default_factory=dict)        # Caffe solver overrides (incl. solver_mode)
-    cfg: dict = field(default_factory=dict)           # Darknet [net]/[yolo] overrides
-    limits: dict = field(default_factory=dict)        # test/classification/timing image counts
+    ssd_batch_size: Optional[int] = None  # Caffe only; None: the paper's
+    solver: dict = field(default_factory=dict)  # Caffe solver overrides (incl. solver_mode)
+    cfg: dict = field(default_factory=dict)  # Darknet [net]/[yolo] overrides
+    limits: dict = field(default_factory=dict)  # test/classification/timing image counts
     protocols: tuple = PROTOCOLS
-    eval_interval: Optional[int] = None               # periodic evaluation; None: final weights only
-    network: dict = field(default_factory=dict)       # Caffe only: SSD body variant (width, batch_norm); {} = paper's
-    darknet: Optional[str] = None                     # Darknet only: which Darknet (DARKNET_FORKS); None for Caffe
+    eval_interval: Optional[int] = None  # periodic evaluation; None: final weights only
+    network: dict = field(default_factory=dict)  # Caffe only: SSD body variant (width, batch_norm); {} = paper's
+    darknet: Optional[str] = None  # Darknet only: which Darknet (DARKNET_FORKS); None for Caffe
 
     @property
     def name(self) -> str:
@@ -96,27 +106,27 @@ class ExperimentConfig:
         return data
 
     @classmethod
-    def from_json(cls, data: dict) -> "ExperimentConfig":
+    def from_json(cls, data: dict) -> ExperimentConfig:
         values = dict(data)
         values["spec"] = ModelSpec(**values["spec"])
         values["device"] = Device.parse(values["device"])
         for key in ("run_dir", "model_dir", "data", "classification", "init_weights"):
             values[key] = None if values.get(key) is None else Path(values[key])
         values["protocols"] = tuple(values.get("protocols") or PROTOCOLS)
-        if values["spec"].framework == "darknet":      # configs written before --darknet existed: pjreddie
+        if values["spec"].framework == "darknet":  # configs written before --darknet existed: pjreddie
             values["darknet"] = values.get("darknet") or DEFAULT_DARKNET
         return cls(**values)
 
     def write(self) -> Path:
         """``MODEL_DIR/config.json``: what this experiment was (or will be) trained with."""
-        from harness.data.atomic import write_json
+        from harness.core.atomic import write_json
 
         return write_json(self.model_dir / CONFIG_FILE, self.to_json())
 
 
 def read_config(model_dir: Path) -> Optional[ExperimentConfig]:
     """MODEL_DIR/config.json, or None when there is none; an unreadable one raises ValueError saying what to do."""
-    from harness.data.atomic import read_json
+    from harness.core.atomic import read_json
 
     path = Path(model_dir) / CONFIG_FILE
     if not path.is_file():
@@ -125,8 +135,9 @@ def read_config(model_dir: Path) -> Optional[ExperimentConfig]:
     try:
         return ExperimentConfig.from_json(data)
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
-        raise ValueError(f"{path}: not a harness experiment config ({exc}); rerun the experiment with "
-                         "--overwrite to write a new one") from None
+        raise ValueError(
+            f"{path}: not a harness experiment config ({exc}); rerun the experiment with --overwrite to write a new one"
+        ) from None
 
 
 def config_differences(old: ExperimentConfig, new: ExperimentConfig) -> list[str]:
@@ -179,13 +190,25 @@ def resolve_experiment(
     else:
         cfg = _darknet_cfg({**yolo_overrides(profile, spec), **(cfg_overrides or {})}, iterations, batch_size)
     return ExperimentConfig(
-        spec=spec, profile=profile.name, comparable_with_paper=profile.comparable_with_paper, role=role,
-        device=device, seed=seed, run_dir=run_dir, model_dir=run_dir / "models" / spec.name,
-        data=_absolute(data), classification=_absolute(classification), init_weights=_absolute(init_weights),
-        ssd_batch_size=ssd_batch, solver=solver, cfg=cfg,
-        limits={key: limit(profile, spec, key) for key in LIMIT_KEYS}, network=dict(network or {}),
+        spec=spec,
+        profile=profile.name,
+        comparable_with_paper=profile.comparable_with_paper,
+        role=role,
+        device=device,
+        seed=seed,
+        run_dir=run_dir,
+        model_dir=run_dir / "models" / spec.name,
+        data=_absolute(data),
+        classification=_absolute(classification),
+        init_weights=_absolute(init_weights),
+        ssd_batch_size=ssd_batch,
+        solver=solver,
+        cfg=cfg,
+        limits={key: limit(profile, spec, key) for key in LIMIT_KEYS},
+        network=dict(network or {}),
         darknet=darknet if spec.framework == "darknet" else None,
-        eval_interval=eval_every if eval_every is not None else eval_interval(profile, spec, role))
+        eval_interval=eval_every if eval_every is not None else eval_interval(profile, spec, role),
+    )
 
 
 def _caffe_solver(base: dict, iterations: Optional[int], device: Device) -> dict:

@@ -5,6 +5,7 @@ The device reaches every native call from here alone: Caffe's ``solver_mode`` an
 and time. ``auto`` picks the GPU only when one is visible *and* the framework's build can use it,
 and says why either way.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -17,9 +18,9 @@ CHOICES = "cpu, gpu, gpu:N or auto"
 
 @dataclass(frozen=True)
 class Device:
-    kind: str            # "cpu" | "gpu"
+    kind: str  # "cpu" | "gpu"
     index: int = 0
-    reason: str = field(default="", compare=False)   # why auto chose it; not part of its identity
+    reason: str = field(default="", compare=False)  # why auto chose it; not part of its identity
 
     def __post_init__(self) -> None:
         if self.kind not in ("cpu", "gpu") or self.index < 0:
@@ -48,7 +49,7 @@ class Device:
         return [] if alexeyab else ["-nogpu"]
 
     @classmethod
-    def parse(cls, text: str) -> "Device":
+    def parse(cls, text: str) -> Device:
         """``cpu``, ``gpu`` (= gpu:0) or ``gpu:N``; ``auto`` is resolved by :func:`resolve_device`."""
         value = str(text).strip().lower()
         if value == "cpu":
@@ -82,7 +83,7 @@ def framework_has_gpu_build(framework: str) -> bool:
         from harness.frameworks.darknet.driver import find_darknet
 
         return find_darknet("gpu").gpu
-    except Exception:  # noqa: BLE001 - no build at all: the CPU is the only choice
+    except Exception:
         return False
 
 

@@ -3,11 +3,12 @@
 Wang et al. 2019 train 15 labels: 11 leukocyte classes that are scored in Table 1, and four
 non-leukocyte labels (NRBC, gPLT, SM, Artefact) that are trained but not scored.
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
 
 
 @dataclass(frozen=True)
@@ -66,18 +67,19 @@ class LabelMap:
     scored: frozenset[str]
 
     @classmethod
-    def paper(cls) -> "LabelMap":
-        return cls(tuple(l.abbr for l in PAPER_LABELS), frozenset(l.abbr for l in PAPER_LABELS if l.scored))
+    def paper(cls) -> LabelMap:
+        return cls(tuple(lb.abbr for lb in PAPER_LABELS), frozenset(lb.abbr for lb in PAPER_LABELS if lb.scored))
 
     @classmethod
-    def from_names(cls, names: Iterable[str], scored: Iterable[str] | None = None) -> "LabelMap":
+    def from_names(cls, names: Iterable[str], scored: Iterable[str] | None = None) -> LabelMap:
         """Every class is scored unless said otherwise, except that the paper's own labels keep the
         paper's rule (NRBC, gPLT, SM, Artefact trained but not scored) wherever the map comes from."""
         names = tuple(names)
         for name in names:
             if class_name_problem(name):
-                raise ValueError(f"class name {name!r}: {class_name_problem(name)}; rename it (data convert "
-                                 "--class-map 'old: new')")
+                raise ValueError(
+                    f"class name {name!r}: {class_name_problem(name)}; rename it (data convert --class-map 'old: new')"
+                )
         if len(set(names)) != len(names):
             raise ValueError(f"duplicate class names in label map: {names}")
         if not names:
@@ -88,7 +90,7 @@ class LabelMap:
         return cls(names, frozenset(scored))
 
     @classmethod
-    def from_file(cls, path: str | Path) -> "LabelMap":
+    def from_file(cls, path: str | Path) -> LabelMap:
         """Read Darknet ``obj.names`` (one name per line) or an SSD ``labelmap.prototxt``."""
         path = Path(path)
         try:

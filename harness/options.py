@@ -3,6 +3,7 @@
 Every path option is resolved here, at the CLI boundary (``resolve_path=True``), against the
 caller's working directory; nothing downstream sees a relative user path.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -12,12 +13,11 @@ from typing import Callable, Optional
 
 import click
 
-from harness.data.options import DataOptions
-
 from harness.config import DARKNET_FORKS, DEFAULT_DARKNET
+from harness.core.profiles import PROFILES
+from harness.data.options import DataOptions
 from harness.device import CHOICES as DEVICE_CHOICES
 from harness.device import Device
-from harness.engine.profiles import PROFILES
 
 
 def _device(ctx: click.Context, param: click.Parameter, value: str) -> str:
@@ -33,31 +33,63 @@ def existing_dir(**kwargs) -> click.Path:
     return click.Path(exists=True, file_okay=False, path_type=Path, resolve_path=True, **kwargs)
 
 
-PROFILE = click.option("--profile", "profile_name", type=click.Choice(sorted(PROFILES)), default="paper",
-                       show_default=True,
-                       help="paper: the paper's hyperparameters (GPU work); smoke: few iterations, checks the pipeline; "
-                            "cpu: a schedule that learns on a 2-core CPU (YOLOv3-tiny). --iterations scales any.")
-DATA = click.option("--data", type=existing_dir(), default=None,
-                    help="VOC root (Annotations/, JPEGImages/, ImageSets/Main/ optional). "
-                         "Default: the embedded synthetic set.")
-CLASSIFICATION = click.option("--classification", type=existing_dir(), default=None,
-                              help="VOC root of single-object images for the Fig 10 classification test.")
+PROFILE = click.option(
+    "--profile",
+    "profile_name",
+    type=click.Choice(sorted(PROFILES)),
+    default="paper",
+    show_default=True,
+    help="paper: the paper's hyperparameters (GPU work); smoke: few iterations, checks the pipeline; "
+    "cpu: a schedule that learns on a 2-core CPU (YOLOv3-tiny). --iterations scales any.",
+)
+DATA = click.option(
+    "--data",
+    type=existing_dir(),
+    default=None,
+    help="VOC root (Annotations/, JPEGImages/, ImageSets/Main/ optional). Default: the embedded synthetic set.",
+)
+CLASSIFICATION = click.option(
+    "--classification",
+    type=existing_dir(),
+    default=None,
+    help="VOC root of single-object images for the Fig 10 classification test.",
+)
 NAME = click.option("--name", default=None, help="Run name: results go to PROJECT/NAME.")
-PROJECT = click.option("--project", type=click.Path(file_okay=False, path_type=Path, resolve_path=True),
-                       default="runs", show_default=True, help="Folder that holds the runs.")
+PROJECT = click.option(
+    "--project",
+    type=click.Path(file_okay=False, path_type=Path, resolve_path=True),
+    default="runs",
+    show_default=True,
+    help="Folder that holds the runs.",
+)
 SEED = click.option("--seed", type=int, default=0, show_default=True, help="Seed of the synthetic set and split.")
-DEVICE = click.option("--device", default="auto", show_default=True, callback=_device,
-                      help=f"{DEVICE_CHOICES}; auto: the GPU when one is visible and the framework build uses "
-                           "CUDA, else the CPU (the choice is printed).")
-DARKNET = click.option("--darknet", type=click.Choice(DARKNET_FORKS), default=DEFAULT_DARKNET, show_default=True,
-                       help="Which Darknet renders, trains and runs the YOLO models: pjreddie (the paper's, "
-                            "Debian's 2018-09 source; the default, also for `reproduce table1`) or alexeyab "
-                            "(AlexeyAB's fork at the pinned commit; `install_darknet.sh --fork alexeyab`).")
-DARKNET_RUN = click.option("--darknet", type=click.Choice(DARKNET_FORKS), default=None,
-                           help="Run a Darknet model with this Darknet (pjreddie or alexeyab); default: the one "
-                                "it was trained with (its config.json).")
-OVERWRITE = click.option("--overwrite", is_flag=True,
-                         help="Retrain experiments that already finished (default: reuse them).")
+DEVICE = click.option(
+    "--device",
+    default="auto",
+    show_default=True,
+    callback=_device,
+    help=f"{DEVICE_CHOICES}; auto: the GPU when one is visible and the framework build uses "
+    "CUDA, else the CPU (the choice is printed).",
+)
+DARKNET = click.option(
+    "--darknet",
+    type=click.Choice(DARKNET_FORKS),
+    default=DEFAULT_DARKNET,
+    show_default=True,
+    help="Which Darknet renders, trains and runs the YOLO models: pjreddie (the paper's, "
+    "Debian's 2018-09 source; the default, also for `reproduce table1`) or alexeyab "
+    "(AlexeyAB's fork at the pinned commit; `install_darknet.sh --fork alexeyab`).",
+)
+DARKNET_RUN = click.option(
+    "--darknet",
+    type=click.Choice(DARKNET_FORKS),
+    default=None,
+    help="Run a Darknet model with this Darknet (pjreddie or alexeyab); default: the one "
+    "it was trained with (its config.json).",
+)
+OVERWRITE = click.option(
+    "--overwrite", is_flag=True, help="Retrain experiments that already finished (default: reuse them)."
+)
 
 
 def _input_file() -> click.Path:
@@ -66,20 +98,32 @@ def _input_file() -> click.Path:
 
 # What a conversion may fix or accept in a VOC root: one vocabulary for every verb that reads one
 # (data convert, train, reproduce, render table1); the error messages of the data stage name them.
-CLASS_MAP = click.option("--class-map", type=_input_file(), default=None,
-                         help="File of 'old: new' lines ('name: <drop>' removes those objects), applied before "
-                              "anything else.")
-LABELMAP = click.option("--labelmap", type=_input_file(), default=None,
-                        help="obj.names or labelmap.prototxt: the classes and their order. Default: inferred from "
-                             "the data.")
-DATA_OPTIONS = (
-    CLASS_MAP, LABELMAP,
-    click.option("--dedupe", is_flag=True, help="Drop each test image that has a twin (exact or near duplicate) in train."),
-    click.option("--allow-leakage", is_flag=True, help="Go on even when test images have a twin in train."),
-    click.option("--allow-suspect-classes", is_flag=True,
-                 help="Go on even when class names look like typos of each other (no --labelmap given)."),
+CLASS_MAP = click.option(
+    "--class-map",
+    type=_input_file(),
+    default=None,
+    help="File of 'old: new' lines ('name: <drop>' removes those objects), applied before anything else.",
 )
-DATA_OPTION_NAMES = tuple(f.name for f in dataclasses.fields(DataOptions))   # the click parameter names
+LABELMAP = click.option(
+    "--labelmap",
+    type=_input_file(),
+    default=None,
+    help="obj.names or labelmap.prototxt: the classes and their order. Default: inferred from the data.",
+)
+DATA_OPTIONS = (
+    CLASS_MAP,
+    LABELMAP,
+    click.option(
+        "--dedupe", is_flag=True, help="Drop each test image that has a twin (exact or near duplicate) in train."
+    ),
+    click.option("--allow-leakage", is_flag=True, help="Go on even when test images have a twin in train."),
+    click.option(
+        "--allow-suspect-classes",
+        is_flag=True,
+        help="Go on even when class names look like typos of each other (no --labelmap given).",
+    ),
+)
+DATA_OPTION_NAMES = tuple(f.name for f in dataclasses.fields(DataOptions))  # the click parameter names
 
 
 def parse_class_map(path: Optional[Path]):
@@ -114,6 +158,7 @@ def _checked_data_options(values: dict) -> DataOptions:
 
 def data_options(func: Callable) -> Callable:
     """Adds the data options; the verb receives them as one ``data_options: DataOptions``."""
+
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         kwargs["data_options"] = _checked_data_options({key: kwargs.pop(key) for key in DATA_OPTION_NAMES})
@@ -132,16 +177,21 @@ def run_options(func: Callable) -> Callable:
     return func
 
 
-RUNNER_CHOICES = ("local", "docker", "slurm")   # harness.runners.RUNNERS (kept import-light here)
+RUNNER_CHOICES = ("local", "docker", "slurm")  # harness.runners.RUNNERS (kept import-light here)
 SLURM_KEYS = ("partition", "time", "cpus_per_task", "mem", "gres", "max_parallel", "extra", "wait")
 
 
 def runner_options(func: Callable) -> Callable:
     """``--runner`` and each runner's own options; collected into ``runner_opts`` by the verb."""
     options = (
-        click.option("--runner", type=click.Choice(RUNNER_CHOICES), default="local", show_default=True,
-                     help="local: here, one experiment after another (reproduce: --jobs N at once); docker: this command inside the harness "
-                          "GPU image; slurm: one sbatch job-array task per experiment plus a report job."),
+        click.option(
+            "--runner",
+            type=click.Choice(RUNNER_CHOICES),
+            default="local",
+            show_default=True,
+            help="local: here, one experiment after another (reproduce: --jobs N at once); docker: this command inside the harness "
+            "GPU image; slurm: one sbatch job-array task per experiment plus a report job.",
+        ),
         click.option("--image", default=None, help="Docker image for --runner docker."),
         click.option("--partition", default=None, help="slurm: sbatch --partition."),
         click.option("--time", "time", default=None, help="slurm: sbatch --time per task, e.g. 2-00:00:00."),
@@ -149,10 +199,17 @@ def runner_options(func: Callable) -> Callable:
         click.option("--mem", default=None, help="slurm: sbatch --mem per task, e.g. 32G."),
         click.option("--gres", default=None, help="slurm: sbatch --gres per task, e.g. gpu:1."),
         click.option("--max-parallel", type=int, default=None, help="slurm: at most K tasks at once (--array=0-N%K)."),
-        click.option("--sbatch-arg", "extra", multiple=True, help="slurm: extra sbatch flag (repeatable), "
-                                                                  "e.g. --sbatch-arg=--account=lab."),
-        click.option("--wait", is_flag=True, help="slurm: block with a live table until the jobs end; "
-                                                  "exit 1 if any experiment failed."),
+        click.option(
+            "--sbatch-arg",
+            "extra",
+            multiple=True,
+            help="slurm: extra sbatch flag (repeatable), e.g. --sbatch-arg=--account=lab.",
+        ),
+        click.option(
+            "--wait",
+            is_flag=True,
+            help="slurm: block with a live table until the jobs end; exit 1 if any experiment failed.",
+        ),
     )
     for option in reversed(options):
         func = option(func)

@@ -3,14 +3,15 @@
 Templates live at the top of the repository (``prototxt_templates/``, ``cfg_templates/``) so
 that framework users can read and edit them as plain Caffe/Darknet files.
 """
+
 from __future__ import annotations
 
 import hashlib
 import os
 import re
 import sys
+from collections.abc import Container
 from pathlib import Path
-from typing import Container
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # A non-editable install puts the templates under <prefix>/share (setup.cfg data_files).

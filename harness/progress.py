@@ -4,14 +4,16 @@ Without a terminal (CI, Slurm, ``make demo 2>&1 | tee log``) a tqdm bar writes e
 behind a ``\\r`` into the log: one 1500-step loop becomes a 200 KB line. There a loop prints
 ``desc n/total unit (rate, ETA)`` at most every ``HARNESS_PROGRESS_SECONDS`` (default 30) and one
 final ``desc total/total unit in 35.6 s (rate)``, the same rule as training progress
-(harness.engine.process).
+(harness.core.process).
 """
+
 from __future__ import annotations
 
 import os
 import sys
 import time
-from typing import Iterator, Protocol, Sequence, TypeVar
+from collections.abc import Iterator, Sequence
+from typing import Protocol, TypeVar
 
 T = TypeVar("T")
 
@@ -19,20 +21,15 @@ T = TypeVar("T")
 class ProgressBar(Protocol):
     """What the loops use of a bar: tqdm and :class:`LineProgress` both provide it."""
 
-    def update(self, n: int = 1) -> object:
-        ...
+    def update(self, n: int = 1) -> object: ...
 
-    def set_postfix_str(self, s: str = "") -> None:
-        ...
+    def set_postfix_str(self, s: str = "") -> None: ...
 
-    def close(self) -> None:
-        ...
+    def close(self) -> None: ...
 
-    def __enter__(self) -> ProgressBar:
-        ...
+    def __enter__(self) -> ProgressBar: ...
 
-    def __exit__(self, *exc: object) -> None:
-        ...
+    def __exit__(self, *exc: object) -> None: ...
 
 
 def progress_bar(total: int, desc: str, unit: str, enabled: bool = True) -> ProgressBar:
@@ -59,7 +56,7 @@ def progress_seconds() -> float:
 
 def clock(seconds: float) -> str:
     """``m:ss`` or ``h:mm:ss``: ETAs and durations readable at a glance."""
-    minutes, secs = divmod(int(round(seconds)), 60)
+    minutes, secs = divmod(round(seconds), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 

@@ -1,5 +1,6 @@
 """Declared, registered peers (framework backends, runners): a name maps to "module:Class", imported
 only when used, so a missing optional dependency of one peer never breaks the others."""
+
 from __future__ import annotations
 
 import importlib

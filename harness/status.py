@@ -3,6 +3,7 @@
 Reads only the run directory (run.json, summaries, logs, locks) plus, for Slurm runs, what
 ``squeue`` still lists; so it answers the same way for a local, Docker or cluster run.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,8 +17,8 @@ import click
 @dataclass
 class ExperimentStatus:
     name: str
-    state: str                         # pending | running | done | failed | not started
-    scheduler: str = ""                # e.g. "4_1 RUNNING" (Slurm)
+    state: str  # pending | running | done | failed | not started
+    scheduler: str = ""  # e.g. "4_1 RUNNING" (Slurm)
     iterations: Optional[int] = None
     last_loss: Optional[float] = None
     best_map: Optional[float] = None
@@ -46,7 +47,7 @@ def training_progress(model_dir: Path, framework: str) -> tuple[Optional[int], O
 
 def best_map(model_dir: Path) -> Optional[float]:
     """The final VOC07 mAP; a truncated metrics file raises CorruptFileError (one line at the CLI)."""
-    from harness.data.atomic import read_json
+    from harness.core.atomic import read_json
 
     path = model_dir / "metrics_voc07.json"
     return read_json(path, "metrics file (metrics_voc07.json)").get("map") if path.is_file() else None
@@ -67,20 +68,28 @@ def _state(summary: dict, locked: bool, scheduler_state: Optional[str], configur
 
 
 def experiment_status(name: str, model_dir: Path, framework: str, task: Optional[dict]) -> ExperimentStatus:
+    from harness.core.locks import is_locked
     from harness.engine.experiment import read_summary
-    from harness.engine.locks import is_locked
 
     summary = read_summary(model_dir) or {}
     scheduler_state = (task or {}).get("state")
     state = _state(summary, is_locked(model_dir), scheduler_state, (model_dir / "config.json").is_file())
     if state == "pending" and task and scheduler_state is None and not summary:
-        state = "failed"      # squeue forgot the task and it left no summary: killed hard
+        state = "failed"  # squeue forgot the task and it left no summary: killed hard
     iterations, loss = training_progress(model_dir, framework)
     log = summary.get("log") or (str(model_dir / "train.log") if (model_dir / "train.log").is_file() else "")
-    if task and (state == "failed" and not summary.get("log") or not log):
+    if task and ((state == "failed" and not summary.get("log")) or not log):
         log = task["log"]
-    return ExperimentStatus(name, state, f"{task['job']} {scheduler_state or '-'}" if task else "", iterations,
-                            loss, best_map(model_dir), log, summary)
+    return ExperimentStatus(
+        name,
+        state,
+        f"{task['job']} {scheduler_state or '-'}" if task else "",
+        iterations,
+        loss,
+        best_map(model_dir),
+        log,
+        summary,
+    )
 
 
 def run_status(run_dir: Path, queue: Optional[dict] = None) -> list[ExperimentStatus]:
@@ -109,8 +118,11 @@ def format_table(rows: list[ExperimentStatus]) -> str:
         return "-" if value is None else (f"{value:.{digits}g}" if isinstance(value, float) else str(value))
 
     header = f"{'experiment':34s} {'state':11s} {'slurm':18s} {'iter':>6s} {'loss':>9s} {'mAP07':>7s}  log"
-    lines = [header] + [f"{r.name:34s} {r.state:11s} {r.scheduler or '-':18s} {cell(r.iterations):>6s} "
-                        f"{cell(r.last_loss):>9s} {cell(r.best_map):>7s}  {r.log or '-'}" for r in rows]
+    lines = [header] + [
+        f"{r.name:34s} {r.state:11s} {r.scheduler or '-':18s} {cell(r.iterations):>6s} "
+        f"{cell(r.last_loss):>9s} {cell(r.best_map):>7s}  {r.log or '-'}"
+        for r in rows
+    ]
     return "\n".join(lines)
 
 
@@ -124,7 +136,7 @@ def status(run_dir: Path, as_json: bool) -> None:
         raise click.UsageError(f"{run_dir} holds no run.json: not a harness run directory")
     try:
         rows = run_status(run_dir)
-    except ValueError as exc:                       # a corrupt run.json or config.json, named in the message
+    except ValueError as exc:  # a corrupt run.json or config.json, named in the message
         raise click.ClickException(str(exc)) from None
     except KeyError as exc:
         raise click.ClickException(f"{run_dir / 'run.json'}: no field {exc}: not a harness run record") from None

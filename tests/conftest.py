@@ -80,7 +80,7 @@ def weiliu89_source() -> Path:
 def darknet_install():
     """Darknet (Debian's or the OpenMP build of scripts/install_darknet.sh); skip when absent."""
     from harness.frameworks.darknet.driver import find_darknet
-    from harness.engine.types import NativeFrameworkError
+    from harness.core.types import NativeFrameworkError
 
     try:
         return find_darknet()
@@ -142,7 +142,7 @@ def _tiny_model(install, dataset: Path, root: Path) -> dict:
 def alexeyab_install():
     """AlexeyAB's Darknet (`install_darknet.sh --fork alexeyab`); skip when absent (fail under CI)."""
     from harness.frameworks.darknet.driver import find_darknet
-    from harness.engine.types import NativeFrameworkError
+    from harness.core.types import NativeFrameworkError
 
     try:
         return find_darknet(fork="alexeyab")

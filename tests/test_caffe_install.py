@@ -17,7 +17,7 @@ from harness.frameworks.caffe.driver import (
     read_solver,
     with_max_iter,
 )
-from harness.engine.types import NativeFrameworkError
+from harness.core.types import NativeFrameworkError
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 

@@ -19,7 +19,7 @@ from harness.frameworks.caffe.driver import (
     time_caffe,
     train_caffe,
 )
-from harness.engine.types import NativeFrameworkError
+from harness.core.types import NativeFrameworkError
 from harness.evaluation.detections import read_detections
 from harness.labels import LabelMap
 from harness.parse.caffe_log import parse_caffe_log

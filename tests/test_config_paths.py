@@ -18,7 +18,7 @@ import pytest
 
 from harness.config import ExperimentConfig, ModelSpec, read_config, resolve_experiment
 from harness.device import Device
-from harness.engine.profiles import SMOKE
+from harness.core.profiles import SMOKE
 
 REPO = Path(__file__).resolve().parents[1]
 PATH_KEYS = ("run_dir", "model_dir")
@@ -107,7 +107,7 @@ def test_render_ssd_writes_the_devices_solver_mode(tmp_path: Path, device: str, 
 
 def test_caffe_refuses_a_solver_rendered_for_another_device(tmp_path: Path, caffe_install) -> None:
     from harness.frameworks.caffe.driver import train_caffe
-    from harness.engine.types import NativeFrameworkError
+    from harness.core.types import NativeFrameworkError
     from harness.render.ssd import render_ssd
 
     files = render_ssd(tmp_path / "net", classes=2, solver={"solver_mode": "CPU"})
@@ -118,7 +118,7 @@ def test_caffe_refuses_a_solver_rendered_for_another_device(tmp_path: Path, caff
 def test_resumed_training_time_is_the_sum_of_its_segments(tmp_path: Path) -> None:
     """The accounting itself (each framework's resume is tested against the real binaries)."""
     from harness.engine.experiment import SEGMENTS_FILE, _timed_training, read_segments
-    from harness.engine.types import TrainResult
+    from harness.core.types import TrainResult
 
     class Interrupted:
         def train(self, files, until=None, **display):

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from harness.data.darknet import darknet_label_path
-from harness.engine.process import run_native
-from harness.engine.types import NativeFrameworkError
+from harness.core.process import run_native
+from harness.core.types import NativeFrameworkError
 from harness.frameworks.darknet.cfg import write_cfg_copy
 from harness.frameworks.darknet.driver import (check_training, detect_darknet_valid, plan_training, read_image_list,
                                                train_argv, train_darknet)

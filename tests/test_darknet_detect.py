@@ -10,7 +10,7 @@ from harness.frameworks.darknet.driver import detect_darknet_valid
 from harness.frameworks.darknet.libdarknet import DarknetNetwork, detect_darknet_ctypes, time_darknet
 from harness.frameworks.darknet.opencv import detect_opencv_darknet
 from tests.support.darknet import match_detections, write_random_weights
-from harness.engine.process import run_native
+from harness.core.process import run_native
 from harness.frameworks import TIMED_SPAN
 
 pytestmark = pytest.mark.darknet

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from harness.frameworks.darknet.driver import find_darknet, inspect_darknet
-from harness.engine.types import NativeFrameworkError
+from harness.core.types import NativeFrameworkError
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "install_darknet.sh"
 DEBIAN = Path("/usr/bin/darknet")

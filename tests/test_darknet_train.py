@@ -20,8 +20,8 @@ from harness.frameworks.darknet.driver import (
     train_argv,
     train_darknet,
 )
-from harness.engine.process import run_native
-from harness.engine.types import NativeFrameworkError
+from harness.core.process import run_native
+from harness.core.types import NativeFrameworkError
 from harness.parse.darknet_log import parse_darknet_line, read_darknet_log
 
 pytestmark = pytest.mark.darknet

@@ -343,7 +343,7 @@ def test_cli_labelmap_option(tmp_path):
 
 
 def test_relinking_an_existing_link_leaves_no_temporary(tmp_path):
-    from harness.data.atomic import link_or_copy
+    from harness.core.atomic import link_or_copy
 
     src = tmp_path / "a.jpg"
     src.write_bytes(b"x")

@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from harness.cli import main
-from harness.engine.profiles import SMOKE, LearningCheck, limit
+from harness.core.profiles import SMOKE, LearningCheck, limit
 from harness.engine.reproduce import reproduce_table1
 
 pytestmark = [pytest.mark.slow, pytest.mark.caffe, pytest.mark.darknet]

@@ -204,7 +204,7 @@ def test_caffe_detect_and_count_name_a_truncated_jpeg_and_keep_the_good_images(c
 def test_a_native_exit_fails_the_call_not_the_process(model: Path, fields: Path, tmp_path: Path) -> None:
     """Past the image rule (called directly), libdarknet exit(0)s on the truncated JPEG: in its child
     process that is an error naming the image, and the next image is detected by a fresh child."""
-    from harness.engine.child import NativeExitError
+    from harness.core.child import NativeExitError
     from harness.engine.experiment import trained_model
     from harness.frameworks.darknet.libdarknet import guarded_network
 
@@ -432,7 +432,7 @@ def test_report_on_a_truncated_metrics_file_names_it(run_copy: Path, tmp_path: P
 
 
 def test_atomic_write_leaves_the_old_file_when_the_disk_is_full(tmp_path: Path) -> None:
-    from harness.data.atomic import write_text
+    from harness.core.atomic import write_text
 
     with tmpfs(tmp_path / "small", size="16k") as small:
         write_text(small / "metrics.json", json.dumps({"map": 0.5}))
@@ -547,7 +547,7 @@ def test_darknet_valid_progress_never_passes_the_list_length() -> None:
 def test_training_time_leaves_out_a_segment_whose_work_was_discarded(tmp_path: Path) -> None:
     """A segment interrupted before its first checkpoint is redone from scratch: its time is not training time."""
     from harness.engine.experiment import _timed_training, read_segments, training_seconds
-    from harness.engine.types import TrainResult
+    from harness.core.types import TrainResult
 
     class Trainer:                       # the framework's train(): first interrupted, then a fresh full run
         calls = 0

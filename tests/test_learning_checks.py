@@ -13,7 +13,7 @@ import pytest
 
 from harness.config import ExperimentConfig
 from harness.data.splits import paper_split
-from harness.engine.profiles import SMOKE, SSD_LEARNING_CHECK, YOLO_ALEXEYAB_LEARNING_CHECK, YOLO_LEARNING_CHECK
+from harness.core.profiles import SMOKE, SSD_LEARNING_CHECK, YOLO_ALEXEYAB_LEARNING_CHECK, YOLO_LEARNING_CHECK
 from harness.engine.reproduce import table1_configs
 from harness.engine.run import RunSettings
 from harness.labels import LabelMap

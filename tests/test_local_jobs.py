@@ -18,7 +18,7 @@ import pytest
 
 from harness.config import ExperimentConfig, ModelSpec, resolve_experiment
 from harness.device import Device
-from harness.engine.profiles import SMOKE
+from harness.core.profiles import SMOKE
 from harness.runners.local import child_environment, start_order, threads_per_job
 
 ROWS = ("--only", "yolov3-tiny_416", "--only", "ssd300_smin0.2", "--no-learning-check")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.engine.periodic import (
+from harness.core.periodic import (
     RESULTS_FILE,
     evaluation_points,
     keep_if_best,
@@ -27,7 +27,7 @@ from harness.engine.periodic import (
     read_results,
     record_result,
 )
-from harness.engine.profiles import PAPER, SMOKE, eval_interval
+from harness.core.profiles import PAPER, SMOKE, eval_interval
 
 PROTOCOLS = ("voc07", "voc12")
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.engine import process
-from harness.engine.process import describe_returncode, line_buffered, read_log_tail, run_native
-from harness.engine.types import NativeFrameworkError, Progress
+from harness.core import process
+from harness.core.process import describe_returncode, line_buffered, read_log_tail, run_native
+from harness.core.types import NativeFrameworkError, Progress
 
 STEP = re.compile(r"^(\d+): loss=(\S+)$")
 
@@ -191,8 +191,8 @@ def test_progress_bar_renders_when_forced(tmp_path: Path, capsys: pytest.Capture
 HARNESS_SCRIPT = """
 import sys
 from pathlib import Path
-from harness.engine.process import run_native
-from harness.engine.types import NativeFrameworkError
+from harness.core.process import run_native
+from harness.core.types import NativeFrameworkError
 child = [sys.executable, "-u", "-c", "import os, time; print('pid', os.getpid()); time.sleep(60)"]
 try:
     run_native(child, Path(sys.argv[1]), lambda line: None, None)

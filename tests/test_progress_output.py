@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.engine.process import native_output_to
+from harness.core.process import native_output_to
 
 
 def test_c_level_output_goes_to_the_log_not_the_console(tmp_path: Path, capfd, monkeypatch) -> None:
@@ -47,8 +47,8 @@ def test_libdarknet_layer_table_lands_in_its_log(darknet_tiny_model: dict, capfd
 
 def test_without_a_terminal_training_progress_is_a_plain_line_now_and_then(capfd, monkeypatch) -> None:
     """CI and Slurm logs get `label it/total loss … it/s ETA` lines, not thousands of bar redraws."""
-    from harness.engine.process import _ProgressDisplay
-    from harness.engine.types import Progress
+    from harness.core.process import _ProgressDisplay
+    from harness.core.types import Progress
 
     monkeypatch.delenv("HARNESS_VERBOSE", raising=False)
     monkeypatch.setenv("HARNESS_PROGRESS_SECONDS", "3600")
@@ -65,8 +65,8 @@ def test_without_a_terminal_training_progress_is_a_plain_line_now_and_then(capfd
 
 
 def test_progress_line_rate_and_eta_count_from_the_first_parsed_iteration() -> None:
-    from harness.engine.process import _ProgressDisplay
-    from harness.engine.types import Progress
+    from harness.core.process import _ProgressDisplay
+    from harness.core.types import Progress
 
     display = _ProgressDisplay("ssd", 300, False)
     assert not display.enabled

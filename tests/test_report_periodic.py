@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from harness.engine.periodic import record_result
+from harness.core.periodic import record_result
 from harness.evaluation.evaluator import pr_curve
 from harness.evaluation.voc import ap_voc12
 from harness.report.figures import plot_loss_curves, precision_envelope, wrapped

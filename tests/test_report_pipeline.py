@@ -19,7 +19,7 @@ evaluation = pytest.importorskip("harness.evaluation")
 classification = pytest.importorskip("harness.evaluation.classification")
 detections_io = pytest.importorskip("harness.evaluation.detections")
 caffe_log = pytest.importorskip("harness.parse.caffe_log")
-from harness.engine.types import Progress  # noqa: E402
+from harness.core.types import Progress  # noqa: E402
 
 LABELS = LabelMap.from_names(["Platelets", "RBC", "WBC"])
 

@@ -9,7 +9,7 @@ import shutil
 import pytest
 
 import harness
-from harness.engine.types import FrameworkStatus
+from harness.core.types import FrameworkStatus
 from harness.report.provenance import collect_provenance, hash_dataset, write_provenance
 
 

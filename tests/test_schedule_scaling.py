@@ -7,7 +7,7 @@ from pathlib import Path
 
 from harness.config import ModelSpec, resolve_experiment, scaled_steps
 from harness.device import Device
-from harness.engine.profiles import PAPER, SMOKE
+from harness.core.profiles import PAPER, SMOKE
 
 YOLO = ModelSpec("yolov3_416", "darknet", "yolov3", 416)
 SSD = ModelSpec("ssd300_smin0.2", "caffe", "ssd", 300, 0.2, 0.9)
@@ -47,7 +47,7 @@ def test_scaled_steps_keep_their_count_for_darknets_scales():
 
 
 def test_cpu_profile_is_the_recipe_that_learns_and_scales_with_the_run(tmp_path: Path):
-    from harness.engine.profiles import profile
+    from harness.core.profiles import profile
 
     tiny = ModelSpec("yolov3-tiny_320", "darknet", "yolov3-tiny", 320)
     full = resolve(tiny, profile("cpu"), None, tmp_path).cfg

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from harness.config import ModelSpec
-from harness.engine.locks import ExperimentBusy, experiment_lock, is_locked
-from harness.engine.profiles import SMOKE
+from harness.core.locks import ExperimentBusy, experiment_lock, is_locked
+from harness.core.profiles import SMOKE
 from harness.engine.run import RunSettings, write_run_file
 from harness.status import run_status
 

@@ -5,14 +5,16 @@ of agreement (bias ± 1.96 SD of the differences, SD with n-1). Per flag: sensit
 specificity over slides. The yardstick is the sampling imprecision of a manual 100- or 200-cell
 differential: the exact (Clopper–Pearson) binomial 95 % interval that Rümke's tables give.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional
 
+from harness.core.atomic import save_figure
 from harness.count.differential import SlideResult
-from harness.data.atomic import save_figure
 
 MANUAL_COUNTS = (100, 200)
 
@@ -65,15 +67,19 @@ def sensitivity_specificity(pairs: Sequence[tuple[bool, bool]]) -> dict:
     fn = sum(t and not p for p, t in pairs)
     tn = sum(not p and not t for p, t in pairs)
     fp = sum(p and not t for p, t in pairs)
-    return {"tp": tp, "fp": fp, "fn": fn, "tn": tn,
-            "sensitivity": tp / (tp + fn) if tp + fn else None,
-            "specificity": tn / (tn + fp) if tn + fp else None}
+    return {
+        "tp": tp,
+        "fp": fp,
+        "fn": fn,
+        "tn": tn,
+        "sensitivity": tp / (tp + fn) if tp + fn else None,
+        "specificity": tn / (tn + fp) if tn + fp else None,
+    }
 
 
 def agreement(results: list[SlideResult]) -> Optional[dict]:
     """Statistics over the slides that have ground truth and leukocytes on both sides."""
-    pairs = [(r.differential, r.truth) for r in results
-             if r.truth is not None and r.truth.wbc and r.differential.wbc]
+    pairs = [(r.differential, r.truth) for r in results if r.truth is not None and r.truth.wbc and r.differential.wbc]
     if not pairs:
         return None
     roles = results[0].roles
@@ -82,12 +88,22 @@ def agreement(results: list[SlideResult]) -> Optional[dict]:
         pred = [p.percent(name) for p, _ in pairs]
         true = [t.percent(name) for _, t in pairs]
         r = pearson(true, pred)
-        per_class[name] = {"predicted": pred, "true": true, "r": r, "r2": None if r is None else r * r,
-                           "bland_altman": bland_altman(pred, true)}
-    flags = {flag: sensitivity_specificity([(flag in p.flags(), flag in t.flags()) for p, t in pairs])
-             for flag in roles.flags}
-    return {"slides": [r.slide for r in results if r.truth is not None and r.truth.wbc and r.differential.wbc],
-            "per_class": per_class, "flags": flags}
+        per_class[name] = {
+            "predicted": pred,
+            "true": true,
+            "r": r,
+            "r2": None if r is None else r * r,
+            "bland_altman": bland_altman(pred, true),
+        }
+    flags = {
+        flag: sensitivity_specificity([(flag in p.flags(), flag in t.flags()) for p, t in pairs])
+        for flag in roles.flags
+    }
+    return {
+        "slides": [r.slide for r in results if r.truth is not None and r.truth.wbc and r.differential.wbc],
+        "per_class": per_class,
+        "flags": flags,
+    }
 
 
 def plot_agreement(stats: dict, out_dir: Path) -> dict[str, Path]:
@@ -109,7 +125,7 @@ def plot_agreement(stats: dict, out_dir: Path) -> dict[str, Path]:
         fig, axes = plt.subplots(rows, columns, figsize=(3.5 * columns, 3.3 * rows), squeeze=False)
         for ax, name in zip(axes.flat, names):
             _panel(ax, kind, name, stats["per_class"][name], grid, bands)
-        for ax in list(axes.flat)[len(names):]:
+        for ax in list(axes.flat)[len(names) :]:
             ax.axis("off")
         fig.tight_layout()
         paths[kind] = out_dir / f"agreement_{kind}.png"

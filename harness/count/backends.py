@@ -10,10 +10,11 @@ The detectors themselves are the frameworks' (:meth:`harness.frameworks.Framewor
 in ``harness/frameworks/<framework>/detectors.py``); this module only picks the engine and runs
 one detector over every slide, each slide one batch.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from harness.device import Device
 from harness.frameworks import Batch, BatchResults, backend_for
@@ -28,8 +29,10 @@ def choose_backend(requested: str, device: Device) -> str:
     if requested == "auto":
         return "native" if device.gpu else "opencv"
     if requested == "opencv" and device.gpu:
-        raise ValueError(f"--backend opencv runs on the CPU only (OpenCV here has no CUDA); with --device {device} "
-                         "use --backend native (or auto)")
+        raise ValueError(
+            f"--backend opencv runs on the CPU only (OpenCV here has no CUDA); with --device {device} "
+            "use --backend native (or auto)"
+        )
     return requested
 
 

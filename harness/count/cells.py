@@ -9,16 +9,18 @@ runner-up. A cell is *uncertain* when its score is below ``top_score_below`` or 
 scores at least ``runner_up_ratio_at_least`` times the top score. A cell whose box comes within
 ``margin_px`` of the image edge is cut by the border: listed, never counted.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Optional
 
 
 @dataclass
 class Cell:
     image_id: str
-    box: tuple[float, float, float, float]    # xmin ymin xmax ymax, VOC pixels
+    box: tuple[float, float, float, float]  # xmin ymin xmax ymax, VOC pixels
     label: str
     score: float
     runner_up: str = ""
@@ -38,8 +40,9 @@ def iou(a: Sequence[float], b: Sequence[float]) -> float:
     return float(inter / (area(a) + area(b) - inter))
 
 
-def cells_of_image(image_id: str, boxes: list[tuple[str, float, tuple]], size: tuple[int, int],
-                   rules: dict) -> list[Cell]:
+def cells_of_image(
+    image_id: str, boxes: list[tuple[str, float, tuple]], size: tuple[int, int], rules: dict
+) -> list[Cell]:
     """Group one image's (class, score, box) detections into cells by the rule above."""
     det, unc = rules["detection"], rules["uncertain"]
     cells: list[Cell] = []
@@ -52,8 +55,9 @@ def cells_of_image(image_id: str, boxes: list[tuple[str, float, tuple]], size: t
             home.runner_up, home.runner_up_score = label, float(score)
     for cell in cells:
         cell.border = touches_border(cell.box, size, rules["border"]["margin_px"])
-        cell.uncertain = (cell.score < unc["top_score_below"]
-                          or cell.runner_up_score >= unc["runner_up_ratio_at_least"] * cell.score)
+        cell.uncertain = (
+            cell.score < unc["top_score_below"] or cell.runner_up_score >= unc["runner_up_ratio_at_least"] * cell.score
+        )
     return cells
 
 

@@ -1,18 +1,20 @@
 """One slide's count: the differential over the model's leukocyte categories, the other roles'
 counts per field and their ratios, and the flags — all as the class-roles table says."""
+
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable, Optional
+from typing import Optional
 
 from harness.count.roles import RATIOS, ClassRoles
 
 
 @dataclass
 class Differential:
-    counts: dict[str, int]                       # every detected label, border cells excluded
+    counts: dict[str, int]  # every detected label, border cells excluded
     roles: ClassRoles
-    fields: int = 0                              # fields the counts come from (per-field figures)
+    fields: int = 0  # fields the counts come from (per-field figures)
 
     def role_total(self, role: str) -> int:
         return sum(n for label, n in self.counts.items() if self.roles.role(label) == role)
@@ -22,8 +24,11 @@ class Differential:
         return self.role_total("leukocyte")
 
     def category_count(self, category: str) -> int:
-        return sum(n for label, n in self.counts.items()
-                   if self.roles.role(label) == "leukocyte" and self.roles.category(label) == category)
+        return sum(
+            n
+            for label, n in self.counts.items()
+            if self.roles.role(label) == "leukocyte" and self.roles.category(label) == category
+        )
 
     def percent(self, category: str) -> Optional[float]:
         """Percent of the differential; None when the slide has no leukocytes to divide by."""
@@ -52,12 +57,16 @@ class Differential:
                     raised.append(name)
             elif "ratio" in rule:
                 value = self.ratio(rule["ratio"])
-                if value is not None and (value < rule.get("below", float("-inf"))
-                                          or value > rule.get("above", float("inf"))):
+                if value is not None and (
+                    value < rule.get("below", float("-inf")) or value > rule.get("above", float("inf"))
+                ):
                     raised.append(name)
-            elif "nrbc_per_100_wbc_at_least" in rule:
-                if self.wbc and self.nrbc_per_100_wbc >= rule["nrbc_per_100_wbc_at_least"]:
-                    raised.append(name)
+            elif (
+                "nrbc_per_100_wbc_at_least" in rule
+                and self.wbc
+                and self.nrbc_per_100_wbc >= rule["nrbc_per_100_wbc_at_least"]
+            ):
+                raised.append(name)
         return raised
 
 
@@ -72,14 +81,14 @@ def count_labels(labels: Iterable[str], roles: ClassRoles, fields: int = 0) -> D
 class SlideResult:
     slide: str
     roles: ClassRoles
-    fields: int = 0                                # images read
-    skipped: dict[str, str] = field(default_factory=dict)   # file -> why
-    cells: list = field(default_factory=list)      # harness.count.cells.Cell
-    truth: Optional[Differential] = None          # from VOC annotations, same border rule
-    error: str = ""                                # the slide could not be counted at all
-    seconds: float = 0.0                           # detection wall time
-    files: dict = field(default_factory=dict)      # image id -> the user's file name
-    paths: dict = field(default_factory=dict)      # image id -> readable image path (crops)
+    fields: int = 0  # images read
+    skipped: dict[str, str] = field(default_factory=dict)  # file -> why
+    cells: list = field(default_factory=list)  # harness.count.cells.Cell
+    truth: Optional[Differential] = None  # from VOC annotations, same border rule
+    error: str = ""  # the slide could not be counted at all
+    seconds: float = 0.0  # detection wall time
+    files: dict = field(default_factory=dict)  # image id -> the user's file name
+    paths: dict = field(default_factory=dict)  # image id -> readable image path (crops)
 
     def is_counted(self, cell) -> bool:
         """Cut by the border, or of a class the table does not count: detected, listed, not counted."""

@@ -1,13 +1,14 @@
 """slide_<id>.html (differential beside reference ranges, flags, cell gallery) and index.html."""
+
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
 from typing import Optional
 
+from harness.core.atomic import write_text
 from harness.count.differential import SlideResult
 from harness.count.roles import ClassRoles
-from harness.data.atomic import write_text
 from harness.paths import safe_file_name
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -19,21 +20,36 @@ def _environment():
 
     from harness.report.builder import format_number
 
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)),
-                             autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",)),
-                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",)),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
     env.filters.update(num=format_number)
     return env
 
 
-def write_pages(results: list[SlideResult], roles: ClassRoles, out: Path, model: str,
-                stats: Optional[dict], figures: dict[str, Path]) -> dict[str, Path]:
+def write_pages(
+    results: list[SlideResult],
+    roles: ClassRoles,
+    out: Path,
+    model: str,
+    stats: Optional[dict],
+    figures: dict[str, Path],
+) -> dict[str, Path]:
     """slide_<name>.html per slide and index.html; slide names (user data) become safe file names
     (:func:`harness.paths.safe_file_name`), and pages or crops of an earlier count in ``out`` are removed
     first so the folder shows this count only."""
     env = _environment()
-    shared = {"roles": roles, "wbc": roles.differential, "nrbc": bool(roles.classes_with("nrbc")),
-              "ratios": roles.ratios(), "model": model}
+    shared = {
+        "roles": roles,
+        "wbc": roles.differential,
+        "nrbc": bool(roles.classes_with("nrbc")),
+        "ratios": roles.ratios(),
+        "model": model,
+    }
     outside = [c for c, role in roles.roles.items() if role not in ("leukocyte", "not_counted")]
     per_field = [role for role in ("leukocyte", "red_cell", "platelet") if roles.classes_with(role)]
     files = page_names([r.slide for r in results])
@@ -42,16 +58,33 @@ def write_pages(results: list[SlideResult], roles: ClassRoles, out: Path, model:
     for result in results:
         gallery = write_crops(result, out / "crops" / files[result.slide], f"crops/{files[result.slide]}")
         page = out / f"slide_{files[result.slide]}.html"
-        write_text(page, env.get_template("slide.html.j2").render(
-            r=result, d=result.differential, truth=result.truth, outside=outside, gallery=gallery,
-            per_field=per_field, ranges=roles.reference_ranges, ratio_ranges=roles.reference_ratios,
-            flag_texts={k: v["text"] for k, v in roles.flags.items()}, **shared))
+        write_text(
+            page,
+            env.get_template("slide.html.j2").render(
+                r=result,
+                d=result.differential,
+                truth=result.truth,
+                outside=outside,
+                gallery=gallery,
+                per_field=per_field,
+                ranges=roles.reference_ranges,
+                ratio_ranges=roles.reference_ratios,
+                flag_texts={k: v["text"] for k, v in roles.flags.items()},
+                **shared,
+            ),
+        )
         pages[result.slide] = page
     index = out / "index.html"
-    write_text(index, env.get_template("index.html.j2").render(
-        results=results, stats=stats, **shared,
-        pages={slide: page.name for slide, page in pages.items()},
-        figures={k: p.relative_to(out).as_posix() for k, p in figures.items()}))
+    write_text(
+        index,
+        env.get_template("index.html.j2").render(
+            results=results,
+            stats=stats,
+            **shared,
+            pages={slide: page.name for slide, page in pages.items()},
+            figures={k: p.relative_to(out).as_posix() for k, p in figures.items()},
+        ),
+    )
     pages["index"] = index
     return pages
 
@@ -88,10 +121,16 @@ def write_crops(result: SlideResult, crop_dir: Path, href: str) -> dict[str, lis
             name = f"cell_{index:05d}.jpg"
             if not cv2.imwrite(str(crop_dir / name), _crop(pixels, cell.box)):
                 raise OSError(f"{crop_dir / name}: cannot write the cell crop (disk full or read-only?)")
-            group = ("cut by the border (not counted)" if cell.border else cell.label
-                     if result.is_counted(cell) else f"{cell.label} (class not counted)")
-            gallery.setdefault(group, []).append({"src": f"{href}/{name}", "cell": cell,
-                                                  "file": result.files.get(image_id, image_id)})
+            group = (
+                "cut by the border (not counted)"
+                if cell.border
+                else cell.label
+                if result.is_counted(cell)
+                else f"{cell.label} (class not counted)"
+            )
+            gallery.setdefault(group, []).append(
+                {"src": f"{href}/{name}", "cell": cell, "file": result.files.get(image_id, image_id)}
+            )
     order = list(result.roles.roles)
     return dict(sorted(gallery.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)))
 

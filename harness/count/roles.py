@@ -7,19 +7,23 @@ reference ranges, ratio ranges and flags. Built-in tables: the paper's 15 labels
 sets such as BCCD, and the five-part differential; a model with other classes needs ``--classes FILE``
 (or a ``class_roles.json`` in its model folder).
 """
+
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Optional
 
 ROLES = ("leukocyte", "nrbc", "red_cell", "platelet", "other", "not_counted")
 BUILTIN_DIR = Path(__file__).with_name("roles")
-MODEL_ROLES_FILE = "class_roles.json"        # beside config.json: the model's own table, if any
-RATIOS = {"platelets_per_1000_rbc": ("platelet", "red_cell", 1000.0),
-          "wbc_per_1000_rbc": ("leukocyte", "red_cell", 1000.0)}
+MODEL_ROLES_FILE = "class_roles.json"  # beside config.json: the model's own table, if any
+RATIOS = {
+    "platelets_per_1000_rbc": ("platelet", "red_cell", 1000.0),
+    "wbc_per_1000_rbc": ("leukocyte", "red_cell", 1000.0),
+}
 
 
 class ClassRolesError(ValueError):
@@ -30,11 +34,11 @@ class ClassRolesError(ValueError):
 class ClassRoles:
     name: str
     source: Path
-    roles: dict[str, str]                       # class -> role
-    categories: dict[str, str]                  # leukocyte class -> differential category
+    roles: dict[str, str]  # class -> role
+    categories: dict[str, str]  # leukocyte class -> differential category
     long_names: dict[str, str] = field(default_factory=dict)
-    reference_ranges: dict = field(default_factory=dict)    # category -> [low, high]; "_source"
-    reference_ratios: dict = field(default_factory=dict)    # ratio name -> [low, high]; "_source"
+    reference_ranges: dict = field(default_factory=dict)  # category -> [low, high]; "_source"
+    reference_ratios: dict = field(default_factory=dict)  # ratio name -> [low, high]; "_source"
     flags: dict = field(default_factory=dict)
 
     def role(self, label: str) -> str:
@@ -67,8 +71,9 @@ class ClassRoles:
 
     def ratios(self) -> list[str]:
         """The ratios this label set can give (platelets per 1000 RBC needs red cells and platelets)."""
-        return [name for name, (top, bottom, _) in RATIOS.items()
-                if self.classes_with(top) and self.classes_with(bottom)]
+        return [
+            name for name, (top, bottom, _) in RATIOS.items() if self.classes_with(top) and self.classes_with(bottom)
+        ]
 
     def covers(self, classes: Iterable[str]) -> bool:
         return all(name.casefold() in self._folded_roles for name in classes)
@@ -89,7 +94,7 @@ def load_roles(path: Path) -> ClassRoles:
     except (OSError, ValueError) as exc:
         raise ClassRolesError(f"{path}: cannot read the class-roles table: {exc}") from None
     if not isinstance(data, dict) or not isinstance(data.get("classes"), dict) or not data["classes"]:
-        raise ClassRolesError(f"{path}: a class-roles table needs a non-empty \"classes\" object")
+        raise ClassRolesError(f'{path}: a class-roles table needs a non-empty "classes" object')
     roles, categories = {}, {}
     for name, entry in data["classes"].items():
         role = entry.get("role") if isinstance(entry, dict) else entry
@@ -98,9 +103,16 @@ def load_roles(path: Path) -> ClassRoles:
         roles[name] = role
         if role == "leukocyte":
             categories[name] = (entry.get("category") if isinstance(entry, dict) else None) or name
-    roles_table = ClassRoles(data.get("name") or path.stem, path.resolve(), roles, categories,
-                             dict(data.get("long_names", {})), dict(data.get("reference_ranges_percent", {})),
-                             dict(data.get("reference_ratios", {})), dict(data.get("flags", {})))
+    roles_table = ClassRoles(
+        data.get("name") or path.stem,
+        path.resolve(),
+        roles,
+        categories,
+        dict(data.get("long_names", {})),
+        dict(data.get("reference_ranges_percent", {})),
+        dict(data.get("reference_ratios", {})),
+        dict(data.get("flags", {})),
+    )
     _check_flags(roles_table, path)
     return roles_table
 
@@ -110,14 +122,17 @@ def _check_flags(table: ClassRoles, path: Path) -> None:
         if "categories" in rule:
             unknown = [c for c in rule["categories"] if c not in table.differential]
             if unknown or "percent_above" not in rule:
-                raise ClassRolesError(f"{path}: flag {name!r} needs percent_above and categories of the "
-                                      f"differential (unknown: {unknown})")
+                raise ClassRolesError(
+                    f"{path}: flag {name!r} needs percent_above and categories of the differential (unknown: {unknown})"
+                )
         elif "ratio" in rule:
             if rule["ratio"] not in RATIOS or not ({"below", "above"} & set(rule)):
                 raise ClassRolesError(f"{path}: flag {name!r} needs a ratio of {', '.join(RATIOS)} and below/above")
         elif "nrbc_per_100_wbc_at_least" not in rule:
-            raise ClassRolesError(f"{path}: flag {name!r} is none of categories/percent_above, ratio/below|above, "
-                                  "nrbc_per_100_wbc_at_least")
+            raise ClassRolesError(
+                f"{path}: flag {name!r} is none of categories/percent_above, ratio/below|above, "
+                "nrbc_per_100_wbc_at_least"
+            )
         if "text" not in rule:
             raise ClassRolesError(f"{path}: flag {name!r} has no text")
 
@@ -126,8 +141,9 @@ def builtin_tables() -> list[ClassRoles]:
     return [load_roles(path) for path in sorted(BUILTIN_DIR.glob("*.json"))]
 
 
-def roles_for_model(classes: Iterable[str], explicit: Optional[Path] = None,
-                    model_dir: Optional[Path] = None) -> ClassRoles:
+def roles_for_model(
+    classes: Iterable[str], explicit: Optional[Path] = None, model_dir: Optional[Path] = None
+) -> ClassRoles:
     """``--classes FILE``, else the model folder's ``class_roles.json``, else the first built-in table
     that knows every class of the model. Classes missing from the chosen table are an error: a
     class the count would ignore must be said so (role ``not_counted``)."""
@@ -136,12 +152,16 @@ def roles_for_model(classes: Iterable[str], explicit: Optional[Path] = None,
         table = load_roles(explicit if explicit is not None else Path(model_dir) / MODEL_ROLES_FILE)
         missing = [c for c in classes if not table.covers([c])]
         if missing:
-            raise ClassRolesError(f"{table.source}: the model's classes {missing} are not in this class-roles "
-                                  "table (give them a role; 'not_counted' if the count should ignore them)")
+            raise ClassRolesError(
+                f"{table.source}: the model's classes {missing} are not in this class-roles "
+                "table (give them a role; 'not_counted' if the count should ignore them)"
+            )
         return table
     for table in builtin_tables():
         if table.covers(classes):
             return table
     names = ", ".join(t.name for t in builtin_tables())
-    raise ClassRolesError(f"no built-in class-roles table ({names}) knows all of the model's classes {classes}: "
-                          "give --classes FILE (format in docs/count.md)")
+    raise ClassRolesError(
+        f"no built-in class-roles table ({names}) knows all of the model's classes {classes}: "
+        "give --classes FILE (format in docs/count.md)"
+    )

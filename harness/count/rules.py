@@ -3,6 +3,7 @@
 What each class means (differential categories, reference ranges, flags) is the model's class-roles
 table (:mod:`harness.count.roles`), not this file.
 """
+
 from __future__ import annotations
 
 import json
@@ -23,8 +24,10 @@ def load_thresholds(path: Optional[Path] = None) -> dict:
         raise ValueError(f"{path}: cannot read thresholds: {exc}") from None
     moved = [k for k in MOVED_TO_ROLES if k in rules]
     if moved:
-        raise ValueError(f"{path}: {moved} now belong to the class-roles table of the model's label set "
-                         "(harness/count/roles/*.json, --classes FILE; docs/count.md): move them there")
+        raise ValueError(
+            f"{path}: {moved} now belong to the class-roles table of the model's label set "
+            "(harness/count/roles/*.json, --classes FILE; docs/count.md): move them there"
+        )
     missing = [k for k in SECTIONS if k not in rules]
     if missing:
         raise ValueError(f"{path}: thresholds file lacks section(s) {missing}")

@@ -1,4 +1,5 @@
 """Count every slide with one trained model, its network loaded once; a failing slide never aborts the others."""
+
 from __future__ import annotations
 
 import time
@@ -20,19 +21,26 @@ if TYPE_CHECKING:
 @dataclass
 class Throughput:
     backend: str
-    detail: str = ""                      # what runs the forward pass (the detector's description)
+    detail: str = ""  # what runs the forward pass (the detector's description)
     fields: int = 0
-    seconds: float = 0.0                  # detection only, the network load excluded
-    wall_seconds: float = 0.0             # load + detection + cell grouping
+    seconds: float = 0.0  # detection only, the network load excluded
+    wall_seconds: float = 0.0  # load + detection + cell grouping
 
     @property
     def fields_per_s(self) -> float:
         return self.fields / self.seconds if self.seconds else 0.0
 
 
-def count_slides(model: TrainedModel, backend: str, slides: list[SlideFields], work: Path, rules: dict,
-                 roles: ClassRoles, progress: bool = True,
-                 echo: Callable[[str], None] = print) -> tuple[list[SlideResult], Throughput]:
+def count_slides(
+    model: TrainedModel,
+    backend: str,
+    slides: list[SlideFields],
+    work: Path,
+    rules: dict,
+    roles: ClassRoles,
+    progress: bool = True,
+    echo: Callable[[str], None] = print,
+) -> tuple[list[SlideResult], Throughput]:
     """Detect on every readable slide with ``backend`` (one network load) and group boxes into cells."""
     from harness.count.backends import detect_slides, open_detector
 
@@ -42,10 +50,9 @@ def count_slides(model: TrainedModel, backend: str, slides: list[SlideFields], w
     try:
         detector = open_detector(backend, model.config, model.files, model.weights, model.labelmap, work)
         detail = detector.description
-    except Exception as exc:  # noqa: BLE001 - the network did not load: no slide can be counted
+    except Exception as exc:
         detector, detail = exc, f"{backend} {model.framework} detector (did not load: {exc})"
-    echo(f"backend: {backend} = {detail} on {model.device}; "
-         f"network loaded once for {len(slides)} slide(s)")
+    echo(f"backend: {backend} = {detail} on {model.device}; network loaded once for {len(slides)} slide(s)")
     speed = Throughput(backend, detail)
     bar = progress_bar(len(todo), f"count [{backend}]", "slide", progress)
     inputs = [_fields_list(fields) for _, fields in todo]
@@ -92,19 +99,33 @@ def _line(result: SlideResult, backend: str) -> str:
     if result.error:
         return f"{result.slide}: not counted: {result.error}"
     rate = result.fields / result.seconds if result.seconds else 0.0
-    return (f"{result.slide}: {result.fields} field(s), {len(result.counted)} cell(s) counted, "
-            f"{rate:.1f} fields/s ({backend})" + (f"; {len(result.skipped)} skipped" if result.skipped else "")
-            + (f"; {result.note}" if result.note else ""))
+    return (
+        f"{result.slide}: {result.fields} field(s), {len(result.counted)} cell(s) counted, "
+        f"{rate:.1f} fields/s ({backend})"
+        + (f"; {len(result.skipped)} skipped" if result.skipped else "")
+        + (f"; {result.note}" if result.note else "")
+    )
 
 
 def _paths(fields: SlideFields) -> dict[str, Path]:
-    return {(im.image_id if isinstance(im, ImageAnnotation) else Path(im).stem):
-            (im.image_path if isinstance(im, ImageAnnotation) else Path(im)) for im in fields.images}
+    return {
+        (im.image_id if isinstance(im, ImageAnnotation) else Path(im).stem): (
+            im.image_path if isinstance(im, ImageAnnotation) else Path(im)
+        )
+        for im in fields.images
+    }
 
 
 def truth_differential(images: list[ImageAnnotation], margin: float, roles: ClassRoles):
     """Ground truth under the same border and class rules as the predictions."""
-    return count_labels((box.name for im in images for box in im.objects
-                         if roles.role(box.name) != "not_counted"
-                         and not touches_border((box.xmin, box.ymin, box.xmax, box.ymax), (im.width, im.height), margin)),
-                        roles, len(images))
+    return count_labels(
+        (
+            box.name
+            for im in images
+            for box in im.objects
+            if roles.role(box.name) != "not_counted"
+            and not touches_border((box.xmin, box.ymin, box.xmax, box.ymax), (im.width, im.height), margin)
+        ),
+        roles,
+        len(images),
+    )

@@ -1,4 +1,5 @@
 """Which slides and fields to count: one folder per slide (plain images or a VOC root), or a VOC root + slides.csv."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -6,24 +7,25 @@ from pathlib import Path
 from typing import Optional
 
 from harness.data.annotations import ImageAnnotation
+from harness.data.detect_inputs import IMAGE_SUFFIXES, detection_inputs
 from harness.data.imageinfo import UNREADABLE
-from harness.engine.detect_images import IMAGE_SUFFIXES, detection_inputs
 from harness.labels import LabelMap
 
 
 @dataclass
 class SlideFields:
     slide: str
-    images: list                                  # ImageAnnotation (annotated) or Path (plain, staged)
-    files: dict[str, str]                         # image id -> the user's file name
-    sizes: dict[str, tuple[int, int]]             # image id -> (width, height)
+    images: list  # ImageAnnotation (annotated) or Path (plain, staged)
+    files: dict[str, str]  # image id -> the user's file name
+    sizes: dict[str, tuple[int, int]]  # image id -> (width, height)
     skipped: dict[str, str] = field(default_factory=dict)
     annotated: bool = False
-    error: str = ""                               # the slide could not be read at all
+    error: str = ""  # the slide could not be read at all
 
 
-def plan_slides(root: Path, labelmap: LabelMap, work: Path,
-                slides_csv: Optional[Path] = None) -> tuple[list[SlideFields], dict[str, str]]:
+def plan_slides(
+    root: Path, labelmap: LabelMap, work: Path, slides_csv: Optional[Path] = None
+) -> tuple[list[SlideFields], dict[str, str]]:
     """Every slide's fields, and the images of a VOC root that no slide claims (mode 2 only).
 
     Mode 1: ``root`` holds one folder per slide. Mode 2: ``root`` is a VOC root and ``slides.csv``
@@ -38,8 +40,10 @@ def plan_slides(root: Path, labelmap: LabelMap, work: Path,
             raise ValueError(f"{root}: --slides-csv needs --slides to be a VOC root (Annotations/, JPEGImages/)")
         return voc_slides(root, slides_csv, labelmap)
     if is_voc_root(root):
-        raise ValueError(f"{root}: a VOC root without {SLIDES_CSV}; add {root / SLIDES_CSV} (columns image_id,slide) "
-                         "or pass --slides-csv FILE, or give a folder with one sub-folder per slide")
+        raise ValueError(
+            f"{root}: a VOC root without {SLIDES_CSV}; add {root / SLIDES_CSV} (columns image_id,slide) "
+            "or pass --slides-csv FILE, or give a folder with one sub-folder per slide"
+        )
     return [_folder_slide(slide_dir, labelmap, work / slide_dir.name) for slide_dir in find_slides(root)], {}
 
 
@@ -76,11 +80,17 @@ def slide_fields(slide_dir: Path, labelmap: LabelMap, work: Path) -> SlideFields
         if not candidates:
             raise
         return SlideFields(slide_dir.name, [], {}, {}, {p.name: UNREADABLE for p in candidates})
-    fields = SlideFields(slide_dir.name, [], {}, {}, {Path(name).name: why for name, why in inputs.skipped.items()},
-                         annotated=(slide_dir / "Annotations").is_dir())
+    fields = SlideFields(
+        slide_dir.name,
+        [],
+        {},
+        {},
+        {Path(name).name: why for name, why in inputs.skipped.items()},
+        annotated=(slide_dir / "Annotations").is_dir(),
+    )
     if fields.annotated:
         _voc_skips(slide_dir, inputs, fields)
-    for image in inputs.images:                   # decoded by detection_inputs (the one image rule)
+    for image in inputs.images:  # decoded by detection_inputs (the one image rule)
         path = image.image_path if isinstance(image, ImageAnnotation) else Path(image)
         image_id = image.image_id if isinstance(image, ImageAnnotation) else path.stem
         fields.images.append(image)

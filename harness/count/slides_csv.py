@@ -4,14 +4,15 @@
 silently: an id listed without a usable image is a skipped image of its slide (with the reason),
 and an image of the VOC root that slides.csv does not list is *unassigned* (skipped.csv, exit 1).
 """
+
 from __future__ import annotations
 
 import csv
 from pathlib import Path
 
 from harness.count.slides import SlideFields
+from harness.data.detect_inputs import IMAGE_SUFFIXES
 from harness.data.imageinfo import checked_size
-from harness.engine.detect_images import IMAGE_SUFFIXES
 from harness.labels import LabelMap
 
 SLIDES_CSV = "slides.csv"
@@ -35,8 +36,10 @@ def read_slides_csv(path: Path) -> dict[str, str]:
             columns = [c.strip() for c in reader.fieldnames or []]
             missing = [c for c in REQUIRED if c not in columns]
             if missing:
-                raise SlidesCsvError(f"{path}: missing column(s) {', '.join(missing)} (found: {', '.join(columns) or 'none'}); "
-                                     "slides.csv needs a header line 'image_id,slide'")
+                raise SlidesCsvError(
+                    f"{path}: missing column(s) {', '.join(missing)} (found: {', '.join(columns) or 'none'}); "
+                    "slides.csv needs a header line 'image_id,slide'"
+                )
             rows = [(_cells(path, row, reader.line_num), reader.line_num) for row in reader]
     except OSError as exc:
         raise SlidesCsvError(f"{path}: cannot read slides.csv: {exc}") from None
@@ -49,8 +52,10 @@ def _cells(path: Path, row: dict, line: int) -> dict[str, str]:
     """One row's cells by column; a row with more cells than the header has columns is refused (an
     unquoted comma in a slide name would otherwise shift it into another column)."""
     if None in row:
-        raise SlidesCsvError(f"{path}:{line}: {len(row[None])} more value(s) than the header has columns "
-                             f"({', '.join(k for k in row if k is not None)}); quote names that contain a comma")
+        raise SlidesCsvError(
+            f"{path}:{line}: {len(row[None])} more value(s) than the header has columns "
+            f"({', '.join(k for k in row if k is not None)}); quote names that contain a comma"
+        )
     return {k.strip(): (v or "").strip() for k, v in row.items()}
 
 
@@ -63,7 +68,9 @@ def _mapping(path: Path, rows: list[tuple[dict, int]]) -> dict[str, str]:
         if not image_id or not slide:
             raise SlidesCsvError(f"{path}:{line}: empty {'image_id' if not image_id else 'slide'}")
         if mapping.get(image_id, slide) != slide:
-            raise SlidesCsvError(f"{path}:{line}: image {image_id!r} is on two slides ({mapping[image_id]!r}, {slide!r})")
+            raise SlidesCsvError(
+                f"{path}:{line}: image {image_id!r} is on two slides ({mapping[image_id]!r}, {slide!r})"
+            )
         mapping[image_id] = slide
     if not mapping:
         raise SlidesCsvError(f"{path}: no rows (expected 'image_id,slide' lines)")
@@ -85,8 +92,9 @@ def voc_slides(root: Path, slides_csv: Path, labelmap: LabelMap) -> tuple[list[S
     slides = {name: SlideFields(name, [], {}, {}, annotated=True) for name in sorted(set(mapping.values()))}
     for image_id, slide in mapping.items():
         _add(slides[slide], image_id, kept.get(image_id), files.get(image_id), root)
-    unassigned = {files.get(i, f"{i}.xml"): "not listed in slides.csv" for i in sorted(set(files) | set(kept))
-                  if i not in mapping}
+    unassigned = {
+        files.get(i, f"{i}.xml"): "not listed in slides.csv" for i in sorted(set(files) | set(kept)) if i not in mapping
+    }
     return list(slides.values()), unassigned
 
 
@@ -94,9 +102,11 @@ def _add(fields: SlideFields, image_id: str, image, file_name, root: Path) -> No
     """One listed image: counted when the VOC reader kept it and OpenCV can read it, else skipped."""
     if image is None:
         name = file_name or image_id
-        fields.skipped[name] = ("listed in slides.csv but dropped by the VOC check (unreadable image or bad "
-                                "annotation)" if file_name or (root / "Annotations" / f"{image_id}.xml").is_file()
-                                else f"listed in slides.csv but no such image in {root / 'JPEGImages'}")
+        fields.skipped[name] = (
+            "listed in slides.csv but dropped by the VOC check (unreadable image or bad annotation)"
+            if file_name or (root / "Annotations" / f"{image_id}.xml").is_file()
+            else f"listed in slides.csv but no such image in {root / 'JPEGImages'}"
+        )
         return
     size, why = checked_size(image.image_path)
     if size is None:

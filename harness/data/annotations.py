@@ -3,6 +3,7 @@
 Boxes keep the Pascal VOC convention: pixel coordinates, 1-based, inclusive
 (``width = xmax - xmin + 1``), exactly as the VOC devkit and Darknet's ``valid`` output use them.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

@@ -7,6 +7,7 @@ split (the dataset's ImageSets, else the paper's 7/100 draw with twins kept toge
 classes in test) and names each test image that has a twin in train.  ``harness data check``
 prints and writes it (``harness.data.audit_report``); ``harness data convert`` runs it first.
 """
+
 from __future__ import annotations
 
 import time
@@ -52,7 +53,7 @@ class Twin:
     first: str
     second: str
     kind: str
-    distance: int          # differing pHash bits (0 for exact copies)
+    distance: int  # differing pHash bits (0 for exact copies)
 
 
 @dataclass(frozen=True)
@@ -68,8 +69,8 @@ class Leak:
 @dataclass
 class DatasetAudit:
     dataset: VocDataset
-    split: Split                     # ids of kept images only
-    own_split: bool                  # the dataset's ImageSets (True) or the paper rule (False)
+    split: Split  # ids of kept images only
+    own_split: bool  # the dataset's ImageSets (True) or the paper rule (False)
     facts: dict[str, ImageFacts]
     twins: list[Twin]
     leaks: list[Leak]
@@ -77,7 +78,7 @@ class DatasetAudit:
     class_map: Optional[ClassMap] = None
     workers: int = 1
     seconds: float = 0.0
-    dropped: list[str] = field(default_factory=list)     # test twins removed by ``dedupe``
+    dropped: list[str] = field(default_factory=list)  # test twins removed by ``dedupe``
 
     @property
     def report(self) -> ValidationReport:
@@ -88,15 +89,18 @@ class DatasetAudit:
         return _connected(self.twins)
 
     def summary(self, max_messages: int = 50) -> str:
-        lines = [f"label map: {', '.join(self.dataset.labelmap.names)}",
-                 f"split: {self.split.source}: train {len(self.split.train)} images, "
-                 f"test {len(self.split.test)} images",
-                 f"images decoded: {len(self.facts)} ({self.workers} processes, {self.seconds:.1f} s)",
-                 f"duplicates: {sum(t.kind == EXACT for t in self.twins)} exact pairs, "
-                 f"{sum(t.kind == NEAR for t in self.twins)} near pairs (pHash <= {NEAR_DUPLICATE_BITS} bits); "
-                 f"leakage: {len(self.leaks)} test images with a twin in train"]
-        lines += [f"  leak: test {leak.test_id} = train {leak.train_id} ({_twin_words(leak.kind, leak.distance)})"
-                  for leak in self.leaks[:max_messages]]
+        lines = [
+            f"label map: {', '.join(self.dataset.labelmap.names)}",
+            f"split: {self.split.source}: train {len(self.split.train)} images, test {len(self.split.test)} images",
+            f"images decoded: {len(self.facts)} ({self.workers} processes, {self.seconds:.1f} s)",
+            f"duplicates: {sum(t.kind == EXACT for t in self.twins)} exact pairs, "
+            f"{sum(t.kind == NEAR for t in self.twins)} near pairs (pHash <= {NEAR_DUPLICATE_BITS} bits); "
+            f"leakage: {len(self.leaks)} test images with a twin in train",
+        ]
+        lines += [
+            f"  leak: test {leak.test_id} = train {leak.train_id} ({_twin_words(leak.kind, leak.distance)})"
+            for leak in self.leaks[:max_messages]
+        ]
         lines += [f"suspect class: {s.name!r} ({s.objects} objects) {s.reason}" for s in self.suspects]
         return "\n".join(lines) + "\n" + self.report.summary(max_messages=max_messages)
 
@@ -104,10 +108,15 @@ class DatasetAudit:
         return {
             "voc_root": str(self.dataset.root),
             "labels": list(self.dataset.labelmap.names),
-            "class_map": None if self.class_map is None else
-            {"file": self.class_map.source, "rules": self.class_map.rules},
-            "split": {"source": self.split.source, "own_image_sets": self.own_split,
-                      "train": self.split.train, "test": self.split.test},
+            "class_map": None
+            if self.class_map is None
+            else {"file": self.class_map.source, "rules": self.class_map.rules},
+            "split": {
+                "source": self.split.source,
+                "own_image_sets": self.own_split,
+                "train": self.split.train,
+                "test": self.split.test,
+            },
             "near_duplicate_bits": NEAR_DUPLICATE_BITS,
             "twins": [asdict(t) for t in self.twins],
             "leaks": [asdict(leak) for leak in self.leaks],
@@ -159,6 +168,7 @@ def audit_dataset(
 
 # ----------------------------------------------------------------------------- decoding
 
+
 def scan_image(job: tuple[str, str, int, int]) -> Union[ImageFacts, tuple[str, str]]:
     """Worker: read, decode (size-checked) and fingerprint one image; ``(id, why)`` when it fails."""
     image_id, path, width, height = job
@@ -194,6 +204,7 @@ def _scan(dataset: VocDataset, workers: int) -> dict[str, ImageFacts]:
 
 # ----------------------------------------------------------------------------- duplicates and leakage
 
+
 def find_twins(facts: list[ImageFacts]) -> list[Twin]:
     """Exact copies (same SHA-256) and near-duplicates (pHash within NEAR_DUPLICATE_BITS), each pair once."""
     twins = {}
@@ -204,7 +215,7 @@ def find_twins(facts: list[ImageFacts]) -> list[Twin]:
     by_hash: dict[str, list[str]] = {}
     for fact in facts:
         by_hash.setdefault(fact.sha256, []).append(fact.image_id)
-    for ids in by_hash.values():      # byte-identical files always have equal pHashes; kept for clarity
+    for ids in by_hash.values():  # byte-identical files always have equal pHashes; kept for clarity
         for other in ids[1:]:
             twins.setdefault((ids[0], other), Twin(ids[0], other, EXACT, 0))
     return sorted(twins.values(), key=lambda t: (t.first, t.second))
@@ -247,12 +258,24 @@ def _report_twins(audit: DatasetAudit) -> None:
     paths = {im.image_id: str(im.image_path) for im in audit.dataset.images}
     leaked = {leak.test_id: leak for leak in audit.leaks}
     for twin in audit.twins:
-        audit.report.add(Problem(paths[twin.second], DUPLICATE_IMAGE, WARNING,
-                                 f"{_twin_words(twin.kind, twin.distance)} with {Path(paths[twin.first]).name}"))
+        audit.report.add(
+            Problem(
+                paths[twin.second],
+                DUPLICATE_IMAGE,
+                WARNING,
+                f"{_twin_words(twin.kind, twin.distance)} with {Path(paths[twin.first]).name}",
+            )
+        )
     for test_id, leak in leaked.items():
-        audit.report.add(Problem(paths[test_id], LEAKAGE, WARNING,
-                                 f"test image is {_twin_words(leak.kind, leak.distance)} with train image "
-                                 f"{Path(paths[leak.train_id]).name}: the test score would be inflated"))
+        audit.report.add(
+            Problem(
+                paths[test_id],
+                LEAKAGE,
+                WARNING,
+                f"test image is {_twin_words(leak.kind, leak.distance)} with train image "
+                f"{Path(paths[leak.train_id]).name}: the test score would be inflated",
+            )
+        )
 
 
 def _drop_test_twins(audit: DatasetAudit) -> None:
@@ -262,32 +285,55 @@ def _drop_test_twins(audit: DatasetAudit) -> None:
         return
     for image in audit.dataset.images:
         if image.image_id in drop:
-            audit.report.add(Problem(str(image.image_path), LEAKAGE_DROPPED, SKIP_IMAGE,
-                                     "dropped from test (--dedupe): its twin is in train"))
+            audit.report.add(
+                Problem(
+                    str(image.image_path),
+                    LEAKAGE_DROPPED,
+                    SKIP_IMAGE,
+                    "dropped from test (--dedupe): its twin is in train",
+                )
+            )
             audit.report.unkeep([b.name for b in image.objects])
     audit.dataset.images = [im for im in audit.dataset.images if im.image_id not in drop]
-    audit.split = Split(audit.split.train, [i for i in audit.split.test if i not in drop],
-                        audit.split.source + f", {len(drop)} test twins dropped", audit.split.origin)
+    audit.split = Split(
+        audit.split.train,
+        [i for i in audit.split.test if i not in drop],
+        audit.split.source + f", {len(drop)} test twins dropped",
+        audit.split.origin,
+    )
     audit.dropped = sorted(drop)
     audit.leaks = []
 
 
 # ----------------------------------------------------------------------------- classes and split
 
+
 def _flag_suspect_classes(dataset: VocDataset) -> list[SuspectClass]:
     """With an inferred label map: names that look like typos of another, with the files they are in."""
     if dataset.labelmap == LabelMap.paper():
         return []
-    suspects = suspect_class_names(dataset.report.objects_per_class, known=(l.abbr for l in PAPER_LABELS))
+    suspects = suspect_class_names(dataset.report.objects_per_class, known=(label.abbr for label in PAPER_LABELS))
     for suspect in suspects:
-        files = [str(dataset.root / "Annotations" / f"{im.image_id}.xml") for im in dataset.images
-                 if any(b.name == suspect.name for b in im.objects)]
-        hint = (f"likely a typo: map it with --class-map ('{suspect.name}: {suspect.similar_to}')"
-                if suspect.similar_to else "check it, or map it with --class-map")
+        files = [
+            str(dataset.root / "Annotations" / f"{im.image_id}.xml")
+            for im in dataset.images
+            if any(b.name == suspect.name for b in im.objects)
+        ]
+        hint = (
+            f"likely a typo: map it with --class-map ('{suspect.name}: {suspect.similar_to}')"
+            if suspect.similar_to
+            else "check it, or map it with --class-map"
+        )
         shown = ", ".join(Path(f).name for f in files[:5]) + (f" and {len(files) - 5} more" if len(files) > 5 else "")
-        dataset.report.add(Problem(files[0], SUSPECT_CLASS, WARNING,
-                                   f"class {suspect.name!r} ({suspect.objects} objects) {suspect.reason}; "
-                                   f"{hint}; in {shown}", class_name=suspect.name))
+        dataset.report.add(
+            Problem(
+                files[0],
+                SUSPECT_CLASS,
+                WARNING,
+                f"class {suspect.name!r} ({suspect.objects} objects) {suspect.reason}; {hint}; in {shown}",
+                class_name=suspect.name,
+            )
+        )
     return suspects
 
 
@@ -297,8 +343,9 @@ def _choose_split(root: Path, dataset: VocDataset, twins: list[Twin], seed: int)
     kept = set(dataset.ids)
     own = dataset_split(root)
     if own is not None:
-        return Split([i for i in own.train if i in kept], [i for i in own.test if i in kept], own.source,
-                     own.origin), True
+        return Split(
+            [i for i in own.train if i in kept], [i for i in own.test if i in kept], own.source, own.origin
+        ), True
     all_ids = [p.stem for p in (root / "Annotations").glob("*.xml")]
     classes = {im.image_id: [b.name for b in im.objects] for im in dataset.images}
     drawn = paper_split(all_ids, seed, groups=_connected(twins), classes=classes)
@@ -318,5 +365,7 @@ def _refuse_empty(audit: DatasetAudit, whole_dataset: bool) -> None:
         return
     for name, ids in (("train", audit.split.train), ("test", audit.split.test)):
         if not sum(objects.get(i, 0) for i in ids):
-            raise EmptyDatasetError(f"{where}: the {name} split ({audit.split.source}) has {len(ids)} usable "
-                                    f"images and no object: nothing to {'train' if name == 'train' else 'score'} on")
+            raise EmptyDatasetError(
+                f"{where}: the {name} split ({audit.split.source}) has {len(ids)} usable "
+                f"images and no object: nothing to {'train' if name == 'train' else 'score'} on"
+            )

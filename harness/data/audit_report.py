@@ -4,6 +4,7 @@ What a detector must cover is drawn next to what it is given: the box-size scatt
 SSD default-box shapes (Smin/Smax rule of ``harness.render.priors``) and the stock YOLO anchors,
 both as a fraction of the image (SSD and Darknet resize the whole image to the network input).
 """
+
 from __future__ import annotations
 
 import json
@@ -16,7 +17,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 import harness
-from harness.data.atomic import save_figure, write_text
+from harness.core.atomic import save_figure, write_text
 from harness.data.audit import DatasetAudit
 from harness.data.fingerprint import NEAR_DUPLICATE_BITS
 from harness.data.report import ACTIONS
@@ -24,7 +25,7 @@ from harness.data.report import ACTIONS
 REPORT_HTML = "dataset_report.html"
 REPORT_JSON = "dataset.json"
 DPI = 100
-SSD_SHOWN = ((300, 0.1, 0.9), (300, 0.2, 0.9))          # the paper's SSD300 settings
+SSD_SHOWN = ((300, 0.1, 0.9), (300, 0.2, 0.9))  # the paper's SSD300 settings
 YOLO_SHOWN = (("yolov3", 416), ("yolov3-tiny", 416))
 
 
@@ -36,12 +37,14 @@ def write_dataset_report(audit: DatasetAudit, out_dir: Path) -> dict[str, Path]:
     write_text(written["json"], json.dumps({**audit.to_dict(), "statistics": stats}, indent=1, default=str) + "\n")
     written.update(_figures(audit, stats, out_dir))
     written["html"] = out_dir / REPORT_HTML
-    write_text(written["html"], _render_html(audit, stats, {k: p.name for k, p in written.items()
-                                                            if k.startswith("fig")}))
+    write_text(
+        written["html"], _render_html(audit, stats, {k: p.name for k, p in written.items() if k.startswith("fig")})
+    )
     return written
 
 
 # ----------------------------------------------------------------------------- numbers
+
 
 def _split_of(audit: DatasetAudit) -> dict[str, str]:
     side = {i: "train" for i in audit.split.train}
@@ -65,14 +68,19 @@ def dataset_statistics(audit: DatasetAudit) -> dict:
             boxes.append((box.name, width, height, width / image.width, height / image.height))
     return {
         "images_per_split": dict(images_per_split),
-        "objects_per_class": {split: {n: counts.get(n, 0) for n in names}
-                              for split, counts in per_split.items() if images_per_split[split]},
+        "objects_per_class": {
+            split: {n: counts.get(n, 0) for n in names}
+            for split, counts in per_split.items()
+            if images_per_split[split]
+        },
         "boxes_per_image": dict(sorted(Counter(len(im.objects) for im in audit.dataset.images).items())),
-        "image_sizes": {f"{w}x{h}": c for (w, h), c in
-                        Counter((im.width, im.height) for im in audit.dataset.images).most_common()},
+        "image_sizes": {
+            f"{w}x{h}": c for (w, h), c in Counter((im.width, im.height) for im in audit.dataset.images).most_common()
+        },
         "box_size": _box_size_summary(boxes),
-        "boxes": [{"class": b[0], "w": b[1], "h": b[2], "w_frac": round(b[3], 5), "h_frac": round(b[4], 5)}
-                  for b in boxes],
+        "boxes": [
+            {"class": b[0], "w": b[1], "h": b[2], "w_frac": round(b[3], 5), "h_frac": round(b[4], 5)} for b in boxes
+        ],
     }
 
 
@@ -80,11 +88,20 @@ def _box_size_summary(boxes: list[tuple]) -> dict:
     if not boxes:
         return {}
     table = np.array([b[1:] for b in boxes], dtype=float)
-    columns = {"width_px": table[:, 0], "height_px": table[:, 1], "width_frac": table[:, 2],
-               "height_frac": table[:, 3], "aspect_w_over_h": table[:, 0] / table[:, 1]}
-    return {key: {q: round(float(np.percentile(values, p)), 4) for q, p in
-                  (("min", 0), ("p5", 5), ("median", 50), ("p95", 95), ("max", 100))}
-            for key, values in columns.items()}
+    columns = {
+        "width_px": table[:, 0],
+        "height_px": table[:, 1],
+        "width_frac": table[:, 2],
+        "height_frac": table[:, 3],
+        "aspect_w_over_h": table[:, 0] / table[:, 1],
+    }
+    return {
+        key: {
+            q: round(float(np.percentile(values, p)), 4)
+            for q, p in (("min", 0), ("p5", 5), ("median", 50), ("p95", 95), ("max", 100))
+        }
+        for key, values in columns.items()
+    }
 
 
 def default_box_shapes() -> dict[str, list[tuple[float, float]]]:
@@ -104,21 +121,25 @@ def default_box_shapes() -> dict[str, list[tuple[float, float]]]:
         shapes[f"SSD{size} default boxes, Smin {smin} Smax {smax}"] = boxes
     for model, size in YOLO_SHOWN:
         anchors = MODELS[model][1]
-        shapes[f"{model} stock anchors at {size}"] = [(anchors[i] / size, anchors[i + 1] / size)
-                                                      for i in range(0, len(anchors), 2)]
+        shapes[f"{model} stock anchors at {size}"] = [
+            (anchors[i] / size, anchors[i + 1] / size) for i in range(0, len(anchors), 2)
+        ]
     return shapes
 
 
 # ----------------------------------------------------------------------------- figures
+
 
 def _save(fig: Figure, path: Path) -> Path:
     return save_figure(fig, path, DPI)
 
 
 def _figures(audit: DatasetAudit, stats: dict, out_dir: Path) -> dict[str, Path]:
-    figures = {"fig_classes": _plot_classes(stats, out_dir / "dataset_objects_per_class.png"),
-               "fig_boxes_per_image": _plot_boxes_per_image(stats, out_dir / "dataset_boxes_per_image.png"),
-               "fig_image_sizes": _plot_image_sizes(audit, out_dir / "dataset_image_sizes.png")}
+    figures = {
+        "fig_classes": _plot_classes(stats, out_dir / "dataset_objects_per_class.png"),
+        "fig_boxes_per_image": _plot_boxes_per_image(stats, out_dir / "dataset_boxes_per_image.png"),
+        "fig_image_sizes": _plot_image_sizes(audit, out_dir / "dataset_image_sizes.png"),
+    }
     if stats["boxes"]:
         figures["fig_box_sizes"] = _plot_box_sizes(stats, out_dir / "dataset_box_sizes.png")
         figures["fig_aspect"] = _plot_aspect(stats, out_dir / "dataset_aspect_ratio.png")
@@ -164,12 +185,25 @@ def _plot_box_sizes(stats: dict, path: Path) -> Path:
         fractions.scatter([b["w_frac"] for b in mine], [b["h_frac"] for b in mine], s=6, alpha=0.5, label=name)
     markers = iter(("s", "^", "x", "+"))
     for label, shapes in default_box_shapes().items():
-        fractions.scatter([w for w, _ in shapes], [h for _, h in shapes], marker=next(markers), s=40,
-                          facecolors="none" if "SSD" in label else None, edgecolors="black" if "SSD" in label else None,
-                          color=None if "SSD" in label else "black", linewidths=0.9, label=label)
+        fractions.scatter(
+            [w for w, _ in shapes],
+            [h for _, h in shapes],
+            marker=next(markers),
+            s=40,
+            facecolors="none" if "SSD" in label else None,
+            edgecolors="black" if "SSD" in label else None,
+            color=None if "SSD" in label else "black",
+            linewidths=0.9,
+            label=label,
+        )
     pixels.set(xlabel="box width (px)", ylabel="box height (px)", title="Box sizes in pixels")
-    fractions.set(xlabel="width / image width", ylabel="height / image height", xscale="log", yscale="log",
-                  title="As a fraction of the image, with SSD default boxes and YOLO anchors")
+    fractions.set(
+        xlabel="width / image width",
+        ylabel="height / image height",
+        xscale="log",
+        yscale="log",
+        title="As a fraction of the image, with SSD default boxes and YOLO anchors",
+    )
     pixels.legend(fontsize=7, markerscale=2)
     fractions.legend(fontsize=7, markerscale=1, loc="lower right")
     return _save(fig, path)
@@ -190,7 +224,9 @@ def _plot_image_sizes(audit: DatasetAudit, path: Path) -> Path:
     sizes = Counter((im.width, im.height) for im in audit.dataset.images)
     fig = Figure(figsize=(5.5, 3.6), layout="constrained")
     ax = fig.add_subplot()
-    ax.scatter([w for w, _ in sizes], [h for _, h in sizes], s=[20 + 200 * c / max(sizes.values()) for c in sizes.values()])
+    ax.scatter(
+        [w for w, _ in sizes], [h for _, h in sizes], s=[20 + 200 * c / max(sizes.values()) for c in sizes.values()]
+    )
     for (w, h), c in sizes.most_common(8):
         ax.annotate(f"{w}x{h} ({c})", (w, h), fontsize=7, xytext=(4, 4), textcoords="offset points")
     ax.set(xlabel="image width (px)", ylabel="image height (px)", title="Image sizes (marker size = count)")
@@ -199,15 +235,25 @@ def _plot_image_sizes(audit: DatasetAudit, path: Path) -> Path:
 
 # ----------------------------------------------------------------------------- HTML
 
+
 def _render_html(audit: DatasetAudit, stats: dict, figures: dict[str, str]) -> str:
     from harness.report.builder import _environment
 
     report = audit.report
     paths = {im.image_id: im.image_path.name for im in audit.dataset.images}
-    return _environment().get_template("dataset_report.html.j2").render(
-        title=f"Dataset report — {audit.dataset.root.name}",
-        generated=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        harness_version=harness.__version__,
-        audit=audit, stats=stats, figures=figures, validation=report.to_dict(),
-        counts_by_action={action: sorted(report.by_kind(action).items()) for action in ACTIONS},
-        paths=paths, near_bits=NEAR_DUPLICATE_BITS)
+    return (
+        _environment()
+        .get_template("dataset_report.html.j2")
+        .render(
+            title=f"Dataset report — {audit.dataset.root.name}",
+            generated=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            harness_version=harness.__version__,
+            audit=audit,
+            stats=stats,
+            figures=figures,
+            validation=report.to_dict(),
+            counts_by_action={action: sorted(report.by_kind(action).items()) for action in ACTIONS},
+            paths=paths,
+            near_bits=NEAR_DUPLICATE_BITS,
+        )
+    )

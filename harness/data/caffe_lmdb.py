@@ -9,10 +9,11 @@ appearance with ``group_label`` = class index + 1 (0 is background), ``instance_
 multiplies by width/height again, so its VOC-format output is back in the same 1-based
 coordinates the ground truth uses.
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import lmdb
 
@@ -58,8 +59,9 @@ def datum_boxes(record, labelmap: LabelMap) -> list[Box]:
         name = labelmap.names[group.group_label - 1]
         for annotation in group.annotation:
             b = annotation.bbox
-            boxes.append(Box(name, b.xmin * width, b.ymin * height, b.xmax * width, b.ymax * height,
-                             difficult=b.difficult))
+            boxes.append(
+                Box(name, b.xmin * width, b.ymin * height, b.xmax * width, b.ymax * height, difficult=b.difficult)
+            )
     return boxes
 
 

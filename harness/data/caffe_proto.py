@@ -7,6 +7,7 @@ written with these classes are byte-compatible with what ``convert_annoset`` wri
 the ``AnnotatedData`` layer reads.  A private descriptor pool keeps these definitions from
 clashing with pycaffe's own ``caffe_pb2`` when both are imported in one process.
 """
+
 from __future__ import annotations
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
@@ -81,10 +82,7 @@ def _file_descriptor() -> descriptor_pb2.FileDescriptorProto:
 def _build_classes() -> dict[str, type]:
     pool = descriptor_pool.DescriptorPool()
     pool.Add(_file_descriptor())
-    return {
-        name: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"caffe.{name}"))
-        for name in _MESSAGES
-    }
+    return {name: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"caffe.{name}")) for name in _MESSAGES}
 
 
 _CLASSES = _build_classes()
@@ -96,5 +94,13 @@ Annotation = _CLASSES["Annotation"]
 AnnotationGroup = _CLASSES["AnnotationGroup"]
 AnnotatedDatum = _CLASSES["AnnotatedDatum"]
 
-__all__ = ["BBOX", "Datum", "LabelMapItem", "LabelMap", "NormalizedBBox", "Annotation",
-           "AnnotationGroup", "AnnotatedDatum"]
+__all__ = [
+    "BBOX",
+    "AnnotatedDatum",
+    "Annotation",
+    "AnnotationGroup",
+    "Datum",
+    "LabelMap",
+    "LabelMapItem",
+    "NormalizedBBox",
+]

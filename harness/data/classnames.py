@@ -10,17 +10,19 @@ A class map file has one ``old: new`` line per rule (``#`` starts a comment); ``
 Without a label map the audit flags names that look like typos of another name (the rules are
 in ``suspect_class_names``), so "Platlets" does not silently become a fourth class.
 """
+
 from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Optional
 
 DROP = "<drop>"
-RARE_OBJECTS = 10          # a class with fewer objects than this …
-RARE_FRACTION = 0.1        # … and under 10 % of the largest class is "rare"
+RARE_OBJECTS = 10  # a class with fewer objects than this …
+RARE_FRACTION = 0.1  # … and under 10 % of the largest class is "rare"
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,7 @@ def suspect_class_names(counts: Counter, known: Iterable[str] = ()) -> list[Susp
         elif len(name) == 1:
             suspects.append(SuspectClass(name, counts[name], "is a one-letter name"))
         elif counts[name] < RARE_OBJECTS and counts[name] < RARE_FRACTION * largest:
-            suspects.append(SuspectClass(name, counts[name],
-                                         f"is rare ({counts[name]} objects, the largest class has {largest})"))
+            suspects.append(
+                SuspectClass(name, counts[name], f"is rare ({counts[name]} objects, the largest class has {largest})")
+            )
     return suspects

@@ -6,6 +6,7 @@ label) runs in a process pool; the main process builds the records and is the on
 Every file is written atomically and each LMDB is filled under ``<name>.partial`` and renamed
 when complete, so an interrupted conversion resumes with the images and records already there.
 """
+
 from __future__ import annotations
 
 import errno
@@ -22,9 +23,9 @@ from typing import Optional
 
 import lmdb
 
+from harness.core.atomic import link_or_copy, write_bytes, write_text
 from harness.data import caffe_lmdb, darknet
 from harness.data.annotations import ImageAnnotation
-from harness.data.atomic import link_or_copy, write_bytes, write_text
 from harness.data.audit import DatasetAudit, audit_dataset
 from harness.data.audit_report import REPORT_HTML, write_dataset_report
 from harness.data.classnames import ClassMap, read_class_map
@@ -37,7 +38,7 @@ from harness.labels import LabelMap
 from harness.progress import progress_bar
 
 log = logging.getLogger(__name__)
-FORMAT_VERSION = 2   # 2: Darknet images in darknet/JPEGImages/ (read by pjreddie and AlexeyAB alike)
+FORMAT_VERSION = 2  # 2: Darknet images in darknet/JPEGImages/ (read by pjreddie and AlexeyAB alike)
 NOT_IN_SPLIT = "not in any split"
 SMALL_TEST_SET = "small test set"
 REENCODED = "re-encoded to JPEG"
@@ -59,19 +60,23 @@ class ConvertResult:
     counts: dict
     report: ValidationReport
     split_source: str = ""
-    resumed: bool = False          # True when earlier work in out_dir was reused
-    work: dict = field(default_factory=dict)   # {"converted": n, "reused": n}
+    resumed: bool = False  # True when earlier work in out_dir was reused
+    work: dict = field(default_factory=dict)  # {"converted": n, "reused": n}
     seconds: float = 0.0
 
     def summary(self) -> str:
-        lines = [f"converted dataset: {self.out_dir}",
-                 f"split: {self.split_source}",
-                 f"train: {len(self.train_ids)} images, test: {len(self.test_ids)} images"]
+        lines = [
+            f"converted dataset: {self.out_dir}",
+            f"split: {self.split_source}",
+            f"train: {len(self.train_ids)} images, test: {len(self.test_ids)} images",
+        ]
         for split in SPLITS:
             per_class = self.counts[split]["objects_per_class"]
             lines.append(f"{split} objects per class: " + ", ".join(f"{n}={c}" for n, c in per_class.items()))
-        lines.append(f"work: {self.work.get('converted', 0)} images converted now, "
-                     f"{self.work.get('reused', 0)} reused from an earlier run ({self.seconds:.1f} s)")
+        lines.append(
+            f"work: {self.work.get('converted', 0)} images converted now, "
+            f"{self.work.get('reused', 0)} reused from an earlier run ({self.seconds:.1f} s)"
+        )
         return "\n".join(lines) + "\n" + self.report.summary()
 
 
@@ -121,8 +126,7 @@ def convert_dataset(
         labelmap = LabelMap.from_file(labelmap)
     if isinstance(class_map, (str, Path)):
         class_map = read_class_map(class_map)
-    audit = audit_dataset(voc_root, labelmap=labelmap, class_map=class_map, seed=seed, workers=workers,
-                          dedupe=dedupe)
+    audit = audit_dataset(voc_root, labelmap=labelmap, class_map=class_map, seed=seed, workers=workers, dedupe=dedupe)
     _refuse_audit_findings(audit, allow_leakage, allow_suspect_classes)
     dataset, split = audit.dataset, audit.split
     report, labelmap = dataset.report, dataset.labelmap
@@ -131,69 +135,101 @@ def convert_dataset(
     darknet.check_darknet_paths(out_dir / "darknet", train + test)
 
     if len(test) < 4:
-        report.add(Problem(str(voc_root), SMALL_TEST_SET, WARNING,
-                           f"only {len(test)} test images: Darknet's `detector valid` crashes with fewer than 4"))
+        report.add(
+            Problem(
+                str(voc_root),
+                SMALL_TEST_SET,
+                WARNING,
+                f"only {len(test)} test images: Darknet's `detector valid` crashes with fewer than 4",
+            )
+        )
     fingerprint = _fingerprint(voc_root, labelmap, seed, train, test, by_id)
     resumed = _prepare_out_dir(out_dir, fingerprint, overwrite)
     done = _finished_result(out_dir, fingerprint, report)
     if done is None or not (out_dir / AUDIT_DIR / REPORT_HTML).is_file():
-        write_dataset_report(audit, out_dir / AUDIT_DIR)    # same fingerprint, same report: not redrawn on reuse
+        write_dataset_report(audit, out_dir / AUDIT_DIR)  # same fingerprint, same report: not redrawn on reuse
     if done is not None:
         return done
 
     order = {"train": _shuffled(train, seed), "test": list(test)}
     converted, reused, failed = 0, 0, set()
     for split_name in SPLITS:
-        stats = _convert_split(out_dir, split_name, [by_id[i] for i in order[split_name]], labelmap,
-                               workers, progress, report)
+        stats = _convert_split(
+            out_dir, split_name, [by_id[i] for i in order[split_name]], labelmap, workers, progress, report
+        )
         converted, reused = converted + stats["converted"], reused + stats["reused"]
         failed |= stats["failed"]
     kept = {name: [i for i in order[name] if i not in failed] for name in SPLITS}
     _write_lists(out_dir, labelmap, kept, by_id)
     result = ConvertResult(
-        out_dir=out_dir, labelmap=labelmap, train_ids=sorted(kept["train"]), test_ids=list(kept["test"]),
-        counts=_counts(kept, by_id, labelmap, report), report=report, split_source=split.source,
-        resumed=resumed or reused > 0, work={"converted": converted, "reused": reused},
-        seconds=time.monotonic() - started)
+        out_dir=out_dir,
+        labelmap=labelmap,
+        train_ids=sorted(kept["train"]),
+        test_ids=list(kept["test"]),
+        counts=_counts(kept, by_id, labelmap, report),
+        report=report,
+        split_source=split.source,
+        resumed=resumed or reused > 0,
+        work={"converted": converted, "reused": reused},
+        seconds=time.monotonic() - started,
+    )
     _write_summary(out_dir, result, fingerprint, voc_root, seed)
     return result
 
 
 # ----------------------------------------------------------------------------- audit and splits
 
+
 def _refuse_audit_findings(audit: DatasetAudit, allow_leakage: bool, allow_suspect_classes: bool) -> None:
     """A leaking split or typo classes would ruin the reproduction silently: stop and say which files."""
     if audit.leaks and not allow_leakage:
         shown = "; ".join(f"test {leak.test_id} = train {leak.train_id} ({leak.kind})" for leak in audit.leaks[:10])
-        raise LeakageError(f"{audit.dataset.root}: {len(audit.leaks)} test images have a twin in train ({shown}"
-                           f"{' ...' if len(audit.leaks) > 10 else ''}); use --dedupe to drop the test twins or "
-                           f"--allow-leakage to keep them ('harness data check' writes the full table)")
+        raise LeakageError(
+            f"{audit.dataset.root}: {len(audit.leaks)} test images have a twin in train ({shown}"
+            f"{' ...' if len(audit.leaks) > 10 else ''}); use --dedupe to drop the test twins or "
+            f"--allow-leakage to keep them ('harness data check' writes the full table)"
+        )
     typos = [s for s in audit.suspects if s.similar_to or len(s.name) == 1]
     if typos and not allow_suspect_classes:
         shown = "; ".join(f"{s.name!r} {s.reason}" for s in typos)
-        raise ValueError(f"{audit.dataset.root}: class names look like typos ({shown}); fix them with "
-                         f"--class-map FILE ('old: new' lines), give --labelmap, or --allow-suspect-classes")
-
+        raise ValueError(
+            f"{audit.dataset.root}: class names look like typos ({shown}); fix them with "
+            f"--class-map FILE ('old: new' lines), give --labelmap, or --allow-suspect-classes"
+        )
 
 
 def _reconcile_split(voc_root: Path, split: Split, by_id: dict, report: ValidationReport) -> tuple[list, list]:
     """Keep split ids that survived validation; report ids that are missing or in no split."""
     overlap = sorted(set(split.train) & set(split.test))
     if overlap:
-        raise ValueError(f"{voc_root}: {len(overlap)} image ids are in both the train and the test split "
-                         f"(e.g. {overlap[:5]}); fix ImageSets/Main")
+        raise ValueError(
+            f"{voc_root}: {len(overlap)} image ids are in both the train and the test split "
+            f"(e.g. {overlap[:5]}); fix ImageSets/Main"
+        )
     known = {p.stem for p in (voc_root / "Annotations").glob("*.xml")}
     for name, ids in (("train", split.train), ("test", split.test)):
         for image_id in ids:
             if image_id not in known:
                 report.images_total += 1
                 listed_in = split.origin.get(image_id) or split_file(voc_root, name)
-                report.add(Problem(str(listed_in), MISSING_ANNOTATION, SKIP_IMAGE,
-                                   f"id {image_id!r} is listed but Annotations/{image_id}.xml does not exist"))
+                report.add(
+                    Problem(
+                        str(listed_in),
+                        MISSING_ANNOTATION,
+                        SKIP_IMAGE,
+                        f"id {image_id!r} is listed but Annotations/{image_id}.xml does not exist",
+                    )
+                )
     in_split = set(split.train) | set(split.test)
     for image_id in sorted(set(by_id) - in_split):
-        report.add(Problem(str(by_id[image_id].image_path), NOT_IN_SPLIT, SKIP_IMAGE,
-                           "image is in neither the train nor the test image set"))
+        report.add(
+            Problem(
+                str(by_id[image_id].image_path),
+                NOT_IN_SPLIT,
+                SKIP_IMAGE,
+                "image is in neither the train nor the test image set",
+            )
+        )
         report.unkeep([b.name for b in by_id[image_id].objects])
     return [i for i in split.train if i in by_id], [i for i in split.test if i in by_id]
 
@@ -208,15 +244,37 @@ def _shuffled(ids: list[str], seed: int) -> list[str]:
 
 # ----------------------------------------------------------------------------- resume state
 
+
 def _fingerprint(voc_root: Path, labelmap: LabelMap, seed: int, train: list, test: list, by_id: dict) -> str:
     """Identity of a conversion: settings, splits, every kept box and each image file's size/mtime."""
-    digest = hashlib.sha256(json.dumps({"version": FORMAT_VERSION, "voc": str(voc_root), "labels": labelmap.names,
-                                        "seed": seed, "train": sorted(train), "test": test}).encode())
+    digest = hashlib.sha256(
+        json.dumps(
+            {
+                "version": FORMAT_VERSION,
+                "voc": str(voc_root),
+                "labels": labelmap.names,
+                "seed": seed,
+                "train": sorted(train),
+                "test": test,
+            }
+        ).encode()
+    )
     for image_id in sorted(train + test):
         image = by_id[image_id]
         stat = image.image_path.stat()
-        digest.update(repr((image_id, str(image.image_path), stat.st_size, stat.st_mtime_ns,
-                            image.width, image.height, image.objects)).encode())
+        digest.update(
+            repr(
+                (
+                    image_id,
+                    str(image.image_path),
+                    stat.st_size,
+                    stat.st_mtime_ns,
+                    image.width,
+                    image.height,
+                    image.objects,
+                )
+            ).encode()
+        )
     return digest.hexdigest()
 
 
@@ -231,7 +289,9 @@ def _prepare_out_dir(out_dir: Path, fingerprint: str, overwrite: bool) -> bool:
         recorded = json.loads(state.read_text())
         previous = recorded.get("fingerprint")
         if recorded.get("format", 1) != FORMAT_VERSION:
-            log.info("%s: conversion of an older layout (format %s); converting again", out_dir, recorded.get("format", 1))
+            log.info(
+                "%s: conversion of an older layout (format %s); converting again", out_dir, recorded.get("format", 1)
+            )
             _remove_outputs(out_dir)
             previous = None
             overwrite = True
@@ -239,12 +299,16 @@ def _prepare_out_dir(out_dir: Path, fingerprint: str, overwrite: bool) -> bool:
             _remove_temporaries(out_dir)
             return True
         if not overwrite:
-            raise ValueError(f"{out_dir} holds a conversion of different inputs (annotations, image files, "
-                             f"label map, seed or splits changed); use another --out or --overwrite")
+            raise ValueError(
+                f"{out_dir} holds a conversion of different inputs (annotations, image files, "
+                f"label map, seed or splits changed); use another --out or --overwrite"
+            )
         _remove_outputs(out_dir)
     elif out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
-        raise ValueError(f"{out_dir} is not empty and is not a conversion made by this tool; "
-                         f"use an empty or new --out (or --overwrite)")
+        raise ValueError(
+            f"{out_dir} is not empty and is not a conversion made by this tool; "
+            f"use an empty or new --out (or --overwrite)"
+        )
     elif overwrite and out_dir.is_dir():
         _remove_outputs(out_dir)
     write_text(state, json.dumps({"fingerprint": fingerprint, "format": FORMAT_VERSION}) + "\n")
@@ -275,21 +339,36 @@ def _finished_result(out_dir: Path, fingerprint: str, report: ValidationReport) 
         return None
     images = summary["counts"]["train"]["images"] + summary["counts"]["test"]["images"]
     return ConvertResult(
-        out_dir=out_dir, labelmap=LabelMap.from_names(summary["labels"]), train_ids=summary["splits"]["train"],
-        test_ids=summary["splits"]["test"], counts=summary["counts"], report=report,
-        split_source=summary["split_source"], resumed=True, work={"converted": 0, "reused": images})
+        out_dir=out_dir,
+        labelmap=LabelMap.from_names(summary["labels"]),
+        train_ids=summary["splits"]["train"],
+        test_ids=summary["splits"]["test"],
+        counts=summary["counts"],
+        report=report,
+        split_source=summary["split_source"],
+        resumed=True,
+        work={"converted": 0, "reused": images},
+    )
 
 
 # ----------------------------------------------------------------------------- per-image work
 
-def _convert_split(out_dir: Path, split: str, images: list[ImageAnnotation], labelmap: LabelMap,
-                   workers: int | None, progress: bool, report: ValidationReport) -> dict:
+
+def _convert_split(
+    out_dir: Path,
+    split: str,
+    images: list[ImageAnnotation],
+    labelmap: LabelMap,
+    workers: int | None,
+    progress: bool,
+    report: ValidationReport,
+) -> dict:
     final_dir = out_dir / "caffe" / f"{split}_lmdb"
     partial_dir = out_dir / "caffe" / f"{split}_lmdb.partial"
     darknet_dir = out_dir / "darknet"
     stats = {"converted": 0, "reused": 0, "failed": set()}
     if final_dir.is_dir():
-        present = None          # LMDB finished in an earlier run: only darknet files may be missing
+        present = None  # LMDB finished in an earlier run: only darknet files may be missing
     else:
         partial_dir.mkdir(parents=True, exist_ok=True)
         present = _present_keys(partial_dir)
@@ -318,12 +397,21 @@ def _present_keys(lmdb_dir: Path) -> set[bytes]:
 
 
 def _darknet_done(darknet_dir: Path, image_id: str) -> bool:
-    return darknet.darknet_image_file(darknet_dir, image_id).is_file() and \
-        darknet.darknet_label_file(darknet_dir, image_id).is_file()
+    return (
+        darknet.darknet_image_file(darknet_dir, image_id).is_file()
+        and darknet.darknet_label_file(darknet_dir, image_id).is_file()
+    )
 
 
-def _run_tasks(tasks: list[_Task], lmdb_dir: Path, workers: int | None, progress: bool,
-               report: ValidationReport, stats: dict, split: str) -> None:
+def _run_tasks(
+    tasks: list[_Task],
+    lmdb_dir: Path,
+    workers: int | None,
+    progress: bool,
+    report: ValidationReport,
+    stats: dict,
+    split: str,
+) -> None:
     workers = max(1, min(workers or default_workers(), len(tasks)))
     bar = progress_bar(len(tasks), f"convert {split}", "img", progress)
     # The pool is forked before the LMDB is opened: LMDB handles must not cross a fork.
@@ -423,6 +511,7 @@ def convert_image(task: _Task):
 
 # ----------------------------------------------------------------------------- lists and summary
 
+
 def _write_lists(out_dir: Path, labelmap: LabelMap, kept: dict, by_id: dict) -> None:
     names = "".join(f"{n}\n" for n in labelmap.names)
     write_text(out_dir / "labels.txt", names)
@@ -442,19 +531,28 @@ def _counts(kept: dict, by_id: dict, labelmap: LabelMap, report: ValidationRepor
     counts = {}
     for split in SPLITS:
         per_class = Counter(b.name for i in kept[split] for b in by_id[i].objects)
-        counts[split] = {"images": len(kept[split]), "objects": sum(per_class.values()),
-                         "objects_per_class": {n: per_class.get(n, 0) for n in labelmap.names},
-                         "images_without_objects": sum(1 for i in kept[split] if not by_id[i].objects)}
+        counts[split] = {
+            "images": len(kept[split]),
+            "objects": sum(per_class.values()),
+            "objects_per_class": {n: per_class.get(n, 0) for n in labelmap.names},
+            "images_without_objects": sum(1 for i in kept[split] if not by_id[i].objects),
+        }
     counts["validation"] = {k: v for k, v in report.to_dict().items() if k != "problems"}
     return counts
 
 
 def _write_summary(out_dir: Path, result: ConvertResult, fingerprint: str, voc_root: Path, seed: int) -> None:
     summary = {
-        "format_version": FORMAT_VERSION, "fingerprint": fingerprint, "voc_root": str(voc_root), "seed": seed,
-        "labels": list(result.labelmap.names), "split_source": result.split_source,
+        "format_version": FORMAT_VERSION,
+        "fingerprint": fingerprint,
+        "voc_root": str(voc_root),
+        "seed": seed,
+        "labels": list(result.labelmap.names),
+        "split_source": result.split_source,
         "splits": {"train": result.train_ids, "test": result.test_ids},
-        "counts": result.counts, "work": result.work, "seconds": round(result.seconds, 3),
+        "counts": result.counts,
+        "work": result.work,
+        "seconds": round(result.seconds, 3),
         "box_conventions": {
             "darknet": "cx=((xmin+xmax)/2-1)/W, w=(xmax-xmin)/W (Darknet voc_label.py; VOC 1-based boxes)",
             "caffe": "xmin/W, ymin/H, xmax/W, ymax/H (SSD convert_annoset; VOC 1-based boxes)",

@@ -13,6 +13,7 @@ Coordinates follow Darknet's own ``voc_label.py``: ``cx = ((xmin + xmax) / 2 - 1
 ``w = (xmax - xmin) / W`` for 1-based VOC boxes; ``detector valid`` prints ``cx - w/2 + 1`` and
 ``cx + w/2 + 1``, so a box goes VOC → YOLO → Darknet output unchanged.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -23,23 +24,46 @@ from harness.labels import LabelMap
 
 # (search, replacement) in the order pjreddie's fill_truth_detection applies them (first match anywhere).
 _LABEL_PATH_RULES = (
-    ("images", "labels"), ("JPEGImages", "labels"), ("raw", "labels"),
-    (".jpg", ".txt"), (".png", ".txt"), (".JPG", ".txt"), (".JPEG", ".txt"),
+    ("images", "labels"),
+    ("JPEGImages", "labels"),
+    ("raw", "labels"),
+    (".jpg", ".txt"),
+    (".png", ".txt"),
+    (".JPG", ".txt"),
+    (".JPEG", ".txt"),
 )
 # AlexeyAB 59596d78 src/utils.c replace_image_to_label: directory rules (first match anywhere), then
 # extensions replaced only at the end of the path.
-_ALEXEYAB_DIR_RULES = tuple((f"{sep}images{sep}{split}{sep}", f"{sep}labels{sep}{split}{sep}")
-                            for sep, split in (("/", "train2017"), ("/", "val2017"))) + (
+_ALEXEYAB_DIR_RULES = (
+    *tuple(
+        (f"{sep}images{sep}{split}{sep}", f"{sep}labels{sep}{split}{sep}")
+        for sep, split in (("/", "train2017"), ("/", "val2017"))
+    ),
     ("/JPEGImages/", "/labels/"),
-    ("\\images\\train2017\\", "\\labels\\train2017\\"), ("\\images\\val2017\\", "\\labels\\val2017\\"),
-    ("\\images\\train2014\\", "\\labels\\train2014\\"), ("\\images\\val2014\\", "\\labels\\val2014\\"),
-    ("/images/train2014/", "/labels/train2014/"), ("/images/val2014/", "/labels/val2014/"),
+    ("\\images\\train2017\\", "\\labels\\train2017\\"),
+    ("\\images\\val2017\\", "\\labels\\val2017\\"),
+    ("\\images\\train2014\\", "\\labels\\train2014\\"),
+    ("\\images\\val2014\\", "\\labels\\val2014\\"),
+    ("/images/train2014/", "/labels/train2014/"),
+    ("/images/val2014/", "/labels/val2014/"),
     ("\\JPEGImages\\", "\\labels\\"),
 )
-_ALEXEYAB_EXTENSIONS = (".jpg", ".JPG", ".jpeg", ".JPEG", ".png", ".PNG", ".bmp", ".BMP", ".ppm", ".PPM",
-                        ".tiff", ".TIFF")
-DARKNET_IMAGE_DIR = "JPEGImages"   # the converted layout's image folder: both forks map it to labels/
-MAX_PATH = 4095   # Darknet copies paths into 4096-byte buffers
+_ALEXEYAB_EXTENSIONS = (
+    ".jpg",
+    ".JPG",
+    ".jpeg",
+    ".JPEG",
+    ".png",
+    ".PNG",
+    ".bmp",
+    ".BMP",
+    ".ppm",
+    ".PPM",
+    ".tiff",
+    ".TIFF",
+)
+DARKNET_IMAGE_DIR = "JPEGImages"  # the converted layout's image folder: both forks map it to labels/
+MAX_PATH = 4095  # Darknet copies paths into 4096-byte buffers
 
 
 def darknet_label_path(image_path: str, cwd: Optional[Union[str, Path]] = None, fork: str = "pjreddie") -> str:
@@ -54,7 +78,7 @@ def darknet_label_path(image_path: str, cwd: Optional[Union[str, Path]] = None, 
     if fork == "alexeyab":
         for search, replacement in _ALEXEYAB_DIR_RULES:
             path = path.replace(search, replacement, 1)
-        path = path.strip(" \t")            # its trim()
+        path = path.strip(" \t")  # its trim()
         for extension in _ALEXEYAB_EXTENSIONS:
             if path.endswith(extension):
                 path = path[: -len(extension)] + ".txt"
@@ -84,22 +108,28 @@ def check_darknet_paths(darknet_dir: Path, image_ids: list[str]) -> None:
     """Raise ValueError if either Darknet would look for any label somewhere other than labels/<id>.txt."""
     darknet_dir = Path(darknet_dir).resolve()
     if any(ch.isspace() for ch in str(darknet_dir)):
-        raise ValueError(f"{darknet_dir}: output path contains whitespace; Darknet's .data parser "
-                         "deletes spaces and tabs, so no path with whitespace can work")
+        raise ValueError(
+            f"{darknet_dir}: output path contains whitespace; Darknet's .data parser "
+            "deletes spaces and tabs, so no path with whitespace can work"
+        )
     dotted = [i for i in image_ids if "." in i or any(ch.isspace() for ch in i) or "/" in i]
     if dotted:
-        raise ValueError(f"image ids with '.', '/' or whitespace cannot be used with Darknet (its valid "
-                         f"output cuts ids at the first '.', lists split on whitespace): "
-                         f"{dotted[:10]}{' ...' if len(dotted) > 10 else ''} — rename these images")
+        raise ValueError(
+            f"image ids with '.', '/' or whitespace cannot be used with Darknet (its valid "
+            f"output cuts ids at the first '.', lists split on whitespace): "
+            f"{dotted[:10]}{' ...' if len(dotted) > 10 else ''} — rename these images"
+        )
     for image_id in image_ids:
         image = str(darknet_image_file(darknet_dir, image_id))
         wanted = str(darknet_dir / "labels" / f"{image_id}.txt")
         for fork in ("pjreddie", "alexeyab"):
             got = darknet_label_path(image, fork=fork)
             if got != wanted:
-                raise ValueError(f"{fork} Darknet's label-path rule would read {got!r} for {image!r} (wanted "
-                                 f"{wanted!r}): choose an output directory without 'images', 'JPEGImages', "
-                                 f"'raw' or '.jpg' in its path")
+                raise ValueError(
+                    f"{fork} Darknet's label-path rule would read {got!r} for {image!r} (wanted "
+                    f"{wanted!r}): choose an output directory without 'images', 'JPEGImages', "
+                    f"'raw' or '.jpg' in its path"
+                )
         if len(image) > MAX_PATH:
             raise ValueError(f"{image}: path longer than Darknet's {MAX_PATH}-byte buffer")
 

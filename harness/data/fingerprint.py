@@ -7,17 +7,18 @@ in at most ``NEAR_DUPLICATE_BITS`` bits are near-duplicates.  Measured on BCCD (
 hash by ≤ 2 bits; distinct smears differ by ≥ 14 bits, except one pair (00037/00038, the same
 field refocused) at 4.  The threshold 8 sits in that gap.
 """
+
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
 NEAR_DUPLICATE_BITS = 8
 _POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
-_BLOCK_ROWS = 512                    # rows of the distance matrix held at once (memory bound)
+_BLOCK_ROWS = 512  # rows of the distance matrix held at once (memory bound)
 
 
 def content_hash(raw: bytes) -> str:
@@ -32,7 +33,7 @@ def perceptual_hash(image_bgr: np.ndarray) -> int:
     grey = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2GRAY) if image_bgr.ndim == 3 else image_bgr
     small = cv2.resize(grey, (32, 32), interpolation=cv2.INTER_AREA).astype(np.float32)
     low = cv2.dct(small)[:8, :8].flatten()
-    bits = low > np.median(low[1:])          # the DC term would dominate the median
+    bits = low > np.median(low[1:])  # the DC term would dominate the median
     return int.from_bytes(np.packbits(bits).tobytes(), "big")
 
 
@@ -49,10 +50,10 @@ def near_pairs(hashes: Sequence[int], max_distance: int = NEAR_DUPLICATE_BITS) -
     """Every pair (i < j) within ``max_distance`` bits; all pairs compared, block by block."""
     if len(hashes) < 2:
         return []
-    values = np.array([h & (2 ** 64 - 1) for h in hashes], dtype=np.uint64)
+    values = np.array([h & (2**64 - 1) for h in hashes], dtype=np.uint64)
     pairs = []
     for start in range(0, len(values), _BLOCK_ROWS):
-        block = values[start:start + _BLOCK_ROWS]
+        block = values[start : start + _BLOCK_ROWS]
         xor = block[:, None] ^ values[None, :]
         distance = _POPCOUNT[xor.view(np.uint8)].reshape(*xor.shape, 8).sum(axis=2)
         rows, cols = np.nonzero(distance <= max_distance)

@@ -5,6 +5,7 @@ decodes the pixels too and is what ``data check``, ``data convert``, ``detect`` 
 before a native library sees a file (libdarknet ``exit(0)``s on a truncated JPEG; OpenCV's
 ``imread`` silently returns a grey-filled one).
 """
+
 from __future__ import annotations
 
 import struct
@@ -43,15 +44,15 @@ def image_size(path: str | Path) -> tuple[int, int]:
 def _jpeg_size(fh, path: Path) -> tuple[int, int]:
     while True:
         byte = fh.read(1)
-        while byte and byte != b"\xff":          # skip to the next marker
+        while byte and byte != b"\xff":  # skip to the next marker
             byte = fh.read(1)
-        while byte == b"\xff":                   # fill bytes
+        while byte == b"\xff":  # fill bytes
             byte = fh.read(1)
         if not byte:
             raise ImageHeaderError(f"{path}: JPEG ends before its frame header (truncated file?)")
         marker = byte[0]
         if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
-            continue                             # markers without a length field
+            continue  # markers without a length field
         if marker == 0xD9:
             raise ImageHeaderError(f"{path}: JPEG has no frame header")
         raw_len = fh.read(2)
@@ -91,8 +92,9 @@ def decode_image(raw: bytes, width: int, height: int):
     if decoded is None:
         raise ImageDecodeError("image data cannot be decoded (truncated or corrupt file)")
     if decoded.shape[:2] != (height, width):
-        raise ImageDecodeError(f"decodes to {decoded.shape[1]}x{decoded.shape[0]} but its header says "
-                               f"{width}x{height} (EXIF rotation?)")
+        raise ImageDecodeError(
+            f"decodes to {decoded.shape[1]}x{decoded.shape[0]} but its header says {width}x{height} (EXIF rotation?)"
+        )
     return decoded
 
 

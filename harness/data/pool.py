@@ -1,4 +1,5 @@
 """One process pool helper for the data stage's per-image work (audit decoding, conversion)."""
+
 from __future__ import annotations
 
 import contextlib

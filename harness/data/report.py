@@ -3,6 +3,7 @@
 Nothing is dropped silently: each skipped image/object and each fix is a ``Problem`` here, and
 ``summary()`` ends every command with what was kept, fixed and skipped, and why.
 """
+
 from __future__ import annotations
 
 from collections import Counter
@@ -25,7 +26,7 @@ class Problem:
     kind: str
     action: str
     message: str
-    object_index: Optional[int] = None   # 0-based position of the <object> in the XML
+    object_index: Optional[int] = None  # 0-based position of the <object> in the XML
     class_name: Optional[str] = None
 
     def __str__(self) -> str:
@@ -57,7 +58,7 @@ class ValidationReport:
         self.images_kept -= 1
         self.objects_kept -= len(class_names)
         self.objects_per_class.subtract(class_names)
-        self.objects_per_class += Counter()          # drop zero counts
+        self.objects_per_class += Counter()  # drop zero counts
 
     @property
     def images_skipped(self) -> int:
@@ -73,7 +74,7 @@ class ValidationReport:
     def of_kind(self, kind: str) -> list[Problem]:
         return [p for p in self.problems if p.kind == kind]
 
-    def merge(self, other: "ValidationReport") -> None:
+    def merge(self, other: ValidationReport) -> None:
         """Fold in problems found by a later step (e.g. image decoding during conversion)."""
         self.problems.extend(other.problems)
         self.objects_per_class.update(other.objects_per_class)
@@ -103,8 +104,12 @@ class ValidationReport:
     def to_dict(self) -> dict:
         return {
             "images": {"read": self.images_total, "kept": self.images_kept, "skipped": self.images_skipped},
-            "objects": {"read": self.objects_total, "kept": self.objects_kept, "fixed": self.objects_fixed,
-                        "skipped": self.objects_skipped},
+            "objects": {
+                "read": self.objects_total,
+                "kept": self.objects_kept,
+                "fixed": self.objects_fixed,
+                "skipped": self.objects_skipped,
+            },
             "objects_per_class": dict(sorted(self.objects_per_class.items())),
             "skipped_by_reason": dict(sorted((self.by_kind(SKIP_IMAGE) + self.by_kind(SKIP_OBJECT)).items())),
             "fixed_by_reason": dict(sorted(self.by_kind(FIXED).items())),

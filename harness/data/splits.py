@@ -4,13 +4,14 @@ The paper draws 7 of every 100 images at random as the test set.  The draw here 
 a seeded SHA-256 hash, so it is reproducible across Python/numpy versions and an image's
 membership does not change when unrelated images are added or removed.
 """
+
 from __future__ import annotations
 
 import hashlib
 from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
 
 from harness.data.voc import read_ids, split_file
 
@@ -21,16 +22,21 @@ PAPER_TEST_FRACTION = 7 / 100
 class Split:
     train: list[str]
     test: list[str]
-    source: str          # e.g. "ImageSets/Main trainval.txt + test.txt" or "paper rule 7/100, seed 0"
-    origin: Mapping[str, Path] = field(default_factory=dict, compare=False)   # id -> ImageSets file listing it
+    source: str  # e.g. "ImageSets/Main trainval.txt + test.txt" or "paper rule 7/100, seed 0"
+    origin: Mapping[str, Path] = field(default_factory=dict, compare=False)  # id -> ImageSets file listing it
 
 
 def _rank(seed: int, image_id: str) -> str:
     return hashlib.sha256(f"{seed}:{image_id}".encode()).hexdigest()
 
 
-def paper_split(ids: Sequence[str], seed: int = 0, test_fraction: float = PAPER_TEST_FRACTION,
-                groups: Iterable[Iterable[str]] = (), classes: Mapping[str, Iterable[str]] | None = None) -> Split:
+def paper_split(
+    ids: Sequence[str],
+    seed: int = 0,
+    test_fraction: float = PAPER_TEST_FRACTION,
+    groups: Iterable[Iterable[str]] = (),
+    classes: Mapping[str, Iterable[str]] | None = None,
+) -> Split:
     """Seeded random test set of round(N * 7/100) images (at least 1 when N >= 2); rest is train.
 
     ``groups`` are sets of ids that must land on one side (duplicate images: a twin in each split
@@ -69,8 +75,9 @@ def _units(ordered: list[str], groups: Iterable[Iterable[str]]) -> list[tuple[st
     return units + [(i,) for i in ordered if i not in grouped]
 
 
-def _stratified_first(ranked: list[tuple[str, ...]], classes: Mapping[str, Iterable[str]],
-                      n_test: int) -> list[tuple[str, ...]]:
+def _stratified_first(
+    ranked: list[tuple[str, ...]], classes: Mapping[str, Iterable[str]], n_test: int
+) -> list[tuple[str, ...]]:
     """For each class, rarest first, the best-ranked unit holding it that fits in the test set (classes in
     one unit only are left out: drawing their only unit would take them out of training)."""
     unit_classes = [set().union(*(set(classes.get(i, ())) for i in unit)) for unit in ranked]
@@ -106,8 +113,12 @@ def dataset_split(voc_root: str | Path) -> Split | None:
         for image_id in read_ids(split_file(root, name)):
             origin.setdefault(image_id, split_file(root, name))
     train = [i for name in names for i in read_ids(split_file(root, name))]
-    return Split(list(dict.fromkeys(train)), list(dict.fromkeys(read_ids(test_file))),
-                 f"ImageSets/Main {source} (train) + test.txt (test)", origin)
+    return Split(
+        list(dict.fromkeys(train)),
+        list(dict.fromkeys(read_ids(test_file))),
+        f"ImageSets/Main {source} (train) + test.txt (test)",
+        origin,
+    )
 
 
 def choose_split(voc_root: str | Path, ids: Sequence[str], seed: int = 0) -> Split:

@@ -7,6 +7,7 @@ reaches clearly non-trivial mAP.  Every image is drawn from its own seeded gener
 (``default_rng([seed, set, index])``), so output is identical for a seed and independent of
 how many images are asked for.
 """
+
 from __future__ import annotations
 
 import json
@@ -18,14 +19,14 @@ from typing import Optional
 import cv2
 import numpy as np
 
+from harness.core.atomic import write_bytes, write_text
 from harness.data.annotations import Box, ImageAnnotation
-from harness.data.atomic import write_bytes, write_text
 from harness.data.splits import paper_split
 from harness.labels import LabelMap
 from harness.progress import track
 
 WIDTH, HEIGHT = 732, 574
-GENERATOR_VERSION = 1          # bump when the drawing changes: old sets are then rebuilt
+GENERATOR_VERSION = 1  # bump when the drawing changes: old sets are then rebuilt
 MARKER = "synth.json"
 JPEG_QUALITY = 90
 DETECTION_SET, CLASSIFICATION_SET = 1, 2
@@ -38,13 +39,13 @@ class CellStyle:
     diameter: tuple[int, int]
     cytoplasm: tuple[int, int, int]
     nucleus: tuple[int, int, int]
-    nucleus_shape: str            # round | eccentric | kidney | band | lobes | bilobed | folded | none
-    nucleus_fraction: float       # nucleus size relative to the cell
-    chromatin: float              # texture strength inside the nucleus
+    nucleus_shape: str  # round | eccentric | kidney | band | lobes | bilobed | folded | none
+    nucleus_fraction: float  # nucleus size relative to the cell
+    chromatin: float  # texture strength inside the nucleus
     granule_color: Optional[tuple[int, int, int]] = None
     granules: tuple[int, int] = (0, 0)
     granule_radius: tuple[int, int] = (1, 1)
-    irregular: float = 0.04       # outline wobble
+    irregular: float = 0.04  # outline wobble
     nucleoli: int = 0
     vacuoles: int = 0
     granules_over_nucleus: bool = False
@@ -52,26 +53,35 @@ class CellStyle:
 
 STYLES: dict[str, CellStyle] = {
     "Blast": CellStyle((88, 112), (190, 118, 104), (172, 104, 150), "round", 0.80, 6, nucleoli=3),
-    "PRO": CellStyle((96, 122), (205, 150, 146), (150, 70, 122), "eccentric", 0.58, 10,
-                     (105, 35, 150), (45, 80), (1, 2)),
-    "MYE": CellStyle((80, 100), (168, 176, 216), (150, 62, 112), "eccentric", 0.55, 12,
-                     (140, 105, 195), (60, 100), (1, 1)),
-    "MET": CellStyle((72, 90), (200, 186, 222), (148, 60, 110), "kidney", 0.62, 14,
-                     (160, 130, 205), (30, 60), (1, 1)),
-    "bNEU": CellStyle((68, 84), (214, 194, 222), (140, 48, 100), "band", 0.70, 14,
-                      (175, 150, 215), (20, 40), (1, 1)),
-    "sNEU": CellStyle((68, 84), (216, 196, 224), (138, 46, 98), "lobes", 0.70, 14,
-                      (175, 150, 215), (20, 40), (1, 1)),
+    "PRO": CellStyle(
+        (96, 122), (205, 150, 146), (150, 70, 122), "eccentric", 0.58, 10, (105, 35, 150), (45, 80), (1, 2)
+    ),
+    "MYE": CellStyle(
+        (80, 100), (168, 176, 216), (150, 62, 112), "eccentric", 0.55, 12, (140, 105, 195), (60, 100), (1, 1)
+    ),
+    "MET": CellStyle((72, 90), (200, 186, 222), (148, 60, 110), "kidney", 0.62, 14, (160, 130, 205), (30, 60), (1, 1)),
+    "bNEU": CellStyle((68, 84), (214, 194, 222), (140, 48, 100), "band", 0.70, 14, (175, 150, 215), (20, 40), (1, 1)),
+    "sNEU": CellStyle((68, 84), (216, 196, 224), (138, 46, 98), "lobes", 0.70, 14, (175, 150, 215), (20, 40), (1, 1)),
     "LYM": CellStyle((46, 60), (218, 178, 148), (132, 40, 84), "round", 0.84, 18),
     "MO": CellStyle((94, 120), (198, 178, 176), (166, 96, 142), "folded", 0.62, 9, vacuoles=6),
-    "EO": CellStyle((72, 88), (150, 172, 226), (150, 60, 112), "bilobed", 0.62, 12,
-                    (50, 105, 232), (160, 240), (2, 2)),
-    "BA": CellStyle((62, 78), (196, 164, 204), (160, 88, 136), "round", 0.55, 8,
-                    (92, 22, 62), (45, 80), (2, 3), granules_over_nucleus=True),
+    "EO": CellStyle((72, 88), (150, 172, 226), (150, 60, 112), "bilobed", 0.62, 12, (50, 105, 232), (160, 240), (2, 2)),
+    "BA": CellStyle(
+        (62, 78),
+        (196, 164, 204),
+        (160, 88, 136),
+        "round",
+        0.55,
+        8,
+        (92, 22, 62),
+        (45, 80),
+        (2, 3),
+        granules_over_nucleus=True,
+    ),
     "rLYM": CellStyle((74, 96), (196, 122, 92), (146, 56, 102), "eccentric", 0.50, 14, irregular=0.10),
     "NRBC": CellStyle((58, 70), (176, 160, 204), (88, 24, 52), "round", 0.55, 4),
-    "gPLT": CellStyle((32, 52), (212, 172, 196), (140, 60, 130), "none", 0.0, 0,
-                      (130, 52, 128), (15, 35), (1, 2), irregular=0.18),
+    "gPLT": CellStyle(
+        (32, 52), (212, 172, 196), (140, 60, 130), "none", 0.0, 0, (130, 52, 128), (15, 35), (1, 2), irregular=0.18
+    ),
     "SM": CellStyle((74, 120), (186, 128, 170), (170, 110, 160), "smudge", 0.0, 0, irregular=0.25),
     "Artefact": CellStyle((34, 70), (120, 70, 60), (70, 40, 40), "crystal", 0.0, 0, irregular=0.35),
 }
@@ -81,8 +91,9 @@ _RBC_RIM = (176, 164, 224)
 _RBC_CENTER = (200, 192, 234)
 
 
-def synthesize(out_dir: str | Path, n_images: int, seed: int = 0, classification_images: int = 0,
-               progress: bool = True) -> Path:
+def synthesize(
+    out_dir: str | Path, n_images: int, seed: int = 0, classification_images: int = 0, progress: bool = True
+) -> Path:
     """Write ``n_images`` smears (VOC layout, 7/100 test split) and an optional classification set.
 
     ``OUT/synth.json`` records the parameters once everything is written; calling again with the
@@ -92,16 +103,23 @@ def synthesize(out_dir: str | Path, n_images: int, seed: int = 0, classification
     out_dir = Path(out_dir)
     if n_images < 1 or classification_images < 0:
         raise ValueError(f"need n_images >= 1 and classification_images >= 0 (got {n_images}, {classification_images})")
-    params = {"generator_version": GENERATOR_VERSION, "images": n_images, "seed": seed,
-              "classification_images": classification_images, "width": WIDTH, "height": HEIGHT}
+    params = {
+        "generator_version": GENERATOR_VERSION,
+        "images": n_images,
+        "seed": seed,
+        "classification_images": classification_images,
+        "width": WIDTH,
+        "height": HEIGHT,
+    }
     if _finished(out_dir, params):
         return out_dir
     _clear_previous(out_dir)
     labelmap = LabelMap.paper()
     _write_set(out_dir, "smear", n_images, seed, DETECTION_SET, labelmap, progress)
     if classification_images:
-        _write_set(out_dir / "classification", "cell", classification_images, seed, CLASSIFICATION_SET,
-                   labelmap, progress)
+        _write_set(
+            out_dir / "classification", "cell", classification_images, seed, CLASSIFICATION_SET, labelmap, progress
+        )
     write_text(out_dir / MARKER, json.dumps(params, indent=1) + "\n")
     return out_dir
 
@@ -129,8 +147,7 @@ def _clear_previous(out_dir: Path) -> None:
         shutil.rmtree(out_dir / name, ignore_errors=True)
 
 
-def _write_set(root: Path, prefix: str, count: int, seed: int, set_id: int, labelmap: LabelMap,
-               progress: bool) -> None:
+def _write_set(root: Path, prefix: str, count: int, seed: int, set_id: int, labelmap: LabelMap, progress: bool) -> None:
     ids = [f"{prefix}_{i:06d}" for i in range(count)]
     for index in track(range(count), f"synth {prefix}", "img", progress):
         rng = np.random.default_rng([seed, set_id, index])
@@ -144,8 +161,10 @@ def _write_set(root: Path, prefix: str, count: int, seed: int, set_id: int, labe
             raise RuntimeError(f"OpenCV could not encode synthetic image {ids[index]}")
         image_path = root / "JPEGImages" / f"{ids[index]}.jpg"
         write_bytes(image_path, jpeg.tobytes())
-        write_text(root / "Annotations" / f"{ids[index]}.xml",
-                   voc_xml(ImageAnnotation(ids[index], image_path, WIDTH, HEIGHT, boxes)))
+        write_text(
+            root / "Annotations" / f"{ids[index]}.xml",
+            voc_xml(ImageAnnotation(ids[index], image_path, WIDTH, HEIGHT, boxes)),
+        )
     split = paper_split(ids, seed)
     write_text(root / "ImageSets" / "Main" / "train.txt", "".join(f"{i}\n" for i in split.train))
     write_text(root / "ImageSets" / "Main" / "test.txt", "".join(f"{i}\n" for i in split.test))
@@ -159,6 +178,7 @@ def _scene_labels(rng: np.random.Generator, labelmap: LabelMap) -> list[str]:
 
 # ----------------------------------------------------------------------------- scene
 
+
 def render_smear(rng: np.random.Generator, labels: list[str], centered: bool = False) -> tuple[np.ndarray, list[Box]]:
     """One BGR image with the given cells placed on an RBC background, and their VOC boxes."""
     canvas = _background(rng)
@@ -169,7 +189,7 @@ def render_smear(rng: np.random.Generator, labels: list[str], centered: bool = F
         radius = rng.uniform(*style.diameter) / 2
         center = (WIDTH / 2, HEIGHT / 2) if centered else _place(rng, radius, placed)
         if center is None:
-            continue                      # no free spot: the cell is not drawn, so not annotated
+            continue  # no free spot: the cell is not drawn, so not annotated
         placed.append((center[0], center[1], radius))
         box = _draw_cell(canvas, rng, style, center, radius)
         if box is not None:
@@ -203,14 +223,18 @@ def _background(rng: np.random.Generator) -> np.ndarray:
     rims = np.clip(np.array(_RBC_RIM) + shades, 0, 255)
     centres = np.clip(np.array(_RBC_CENTER) + shades, 0, 255)
     mids = ((rims + centres) / 2).tolist()
-    for x, y, r, rim, mid, centre in zip(xs.tolist(), ys.tolist(), radii.tolist(), rims.tolist(), mids,
-                                         centres.tolist()):
-        cv2.circle(canvas, (x, y), r, rim, -1, cv2.LINE_AA)          # disc, darker rim
+    for x, y, r, rim, mid, centre in zip(
+        xs.tolist(), ys.tolist(), radii.tolist(), rims.tolist(), mids, centres.tolist()
+    ):
+        cv2.circle(canvas, (x, y), r, rim, -1, cv2.LINE_AA)  # disc, darker rim
         cv2.circle(canvas, (x, y), int(r * 0.72), mid, -1, cv2.LINE_AA)
-        cv2.circle(canvas, (x, y), int(r * 0.45), centre, -1, cv2.LINE_AA)   # central pallor
-    n_plt = int(rng.integers(3, 12))                      # normal platelets: distractors, not labelled
-    for x, y, r in zip(rng.integers(0, WIDTH, n_plt).tolist(), rng.integers(0, HEIGHT, n_plt).tolist(),
-                       rng.integers(3, 6, n_plt).tolist()):
+        cv2.circle(canvas, (x, y), int(r * 0.45), centre, -1, cv2.LINE_AA)  # central pallor
+    n_plt = int(rng.integers(3, 12))  # normal platelets: distractors, not labelled
+    for x, y, r in zip(
+        rng.integers(0, WIDTH, n_plt).tolist(),
+        rng.integers(0, HEIGHT, n_plt).tolist(),
+        rng.integers(3, 6, n_plt).tolist(),
+    ):
         cv2.circle(canvas, (x, y), r, (150, 90, 150), -1, cv2.LINE_AA)
     return canvas.astype(np.float32)
 
@@ -227,14 +251,22 @@ def _finish(canvas: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     oy, ox = int(rng.integers(0, 128)), int(rng.integers(0, 128))
     canvas *= gy[:, None, None]
     canvas *= gx[None, :, None]
-    canvas += _NOISE[oy:oy + HEIGHT, ox:ox + WIDTH]
-    return cv2.convertScaleAbs(canvas)     # saturating cast to uint8
+    canvas += _NOISE[oy : oy + HEIGHT, ox : ox + WIDTH]
+    return cv2.convertScaleAbs(canvas)  # saturating cast to uint8
 
 
 # ----------------------------------------------------------------------------- one cell
 
-def _blob(rng: np.random.Generator, size: int, center: tuple[float, float], radius: float, irregular: float,
-          aspect: float = 1.0, angle: float = 0.0) -> np.ndarray:
+
+def _blob(
+    rng: np.random.Generator,
+    size: int,
+    center: tuple[float, float],
+    radius: float,
+    irregular: float,
+    aspect: float = 1.0,
+    angle: float = 0.0,
+) -> np.ndarray:
     """Filled, slightly irregular ellipse as a 0/1 mask of shape (size, size)."""
     mask = np.zeros((size, size), np.uint8)
     t = np.linspace(0, 2 * np.pi, 48, endpoint=False)
@@ -264,8 +296,16 @@ def _nucleus_mask(rng: np.random.Generator, style: CellStyle, size: int, c: floa
     if shape == "band":
         mask = np.zeros((size, size), np.uint8)
         start = np.degrees(angle)
-        cv2.ellipse(mask, (int(c), int(c)), (int(r * 0.75), int(r * 0.6)), start, 0, rng.uniform(200, 260), 1,
-                    max(3, int(r * 0.32)))
+        cv2.ellipse(
+            mask,
+            (int(c), int(c)),
+            (int(r * 0.75), int(r * 0.6)),
+            start,
+            0,
+            rng.uniform(200, 260),
+            1,
+            max(3, int(r * 0.32)),
+        )
         return mask
     if shape in ("lobes", "bilobed"):
         n = 2 if shape == "bilobed" else int(rng.integers(3, 6))
@@ -274,20 +314,21 @@ def _nucleus_mask(rng: np.random.Generator, style: CellStyle, size: int, c: floa
         lobe_r = r * (0.42 if n == 2 else 0.36)
         points = [(int(c + r * 0.6 * np.cos(a)), int(c + r * 0.6 * np.sin(a))) for a in arc]
         for p, q in zip(points, points[1:]):
-            cv2.line(mask, p, q, 1, 2)                       # thin chromatin strands
+            cv2.line(mask, p, q, 1, 2)  # thin chromatin strands
         for p in points:
             cv2.circle(mask, p, max(3, int(lobe_r * rng.uniform(0.85, 1.1))), 1, -1, cv2.LINE_AA)
         return mask
     return np.zeros((size, size), np.uint8)
 
 
-def _draw_cell(canvas: np.ndarray, rng: np.random.Generator, style: CellStyle, center: tuple[float, float],
-               radius: float) -> Optional[tuple[float, float, float, float]]:
+def _draw_cell(
+    canvas: np.ndarray, rng: np.random.Generator, style: CellStyle, center: tuple[float, float], radius: float
+) -> Optional[tuple[float, float, float, float]]:
     """Draw one cell into ``canvas``; return its VOC box (1-based, inclusive) clipped to the image."""
     size = int(2 * radius * 1.35) + 4
     c = size / 2
     patch, mask = _colour_patch(rng, style, size, c, radius)
-    x0, y0 = int(round(center[0] - c)), int(round(center[1] - c))
+    x0, y0 = round(center[0] - c), round(center[1] - c)
     return _paste(canvas, patch, mask, x0, y0)
 
 
@@ -301,7 +342,7 @@ def _colour_patch(rng: np.random.Generator, style: CellStyle, size: int, c: floa
     patch = np.empty((size, size, 3), np.float32)
     cell = _blob(rng, size, (c, c), radius, style.irregular, rng.uniform(0.88, 1.0), rng.uniform(0, np.pi))
     patch[:] = np.array(style.cytoplasm, np.float32) + jitter
-    if style.irregular >= 0.1 and style.nucleus_shape != "none":     # reactive lymphocyte: darker skirt
+    if style.irregular >= 0.1 and style.nucleus_shape != "none":  # reactive lymphocyte: darker skirt
         edge = cell - cv2.erode(cell, np.ones((7, 7), np.uint8))
         patch[edge > 0] *= 0.85
     nucleus = _nucleus_mask(rng, style, size, c, radius) * cell
@@ -382,18 +423,19 @@ def _paste(canvas: np.ndarray, patch: np.ndarray, mask: np.ndarray, x0: int, y0:
     cx1, cy1 = min(x0 + w, WIDTH), min(y0 + h, HEIGHT)
     if cx1 <= cx0 or cy1 <= cy0:
         return None
-    local = mask[cy0 - y0:cy1 - y0, cx0 - x0:cx1 - x0]
+    local = mask[cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0]
     ys, xs = np.nonzero(local)
     if len(xs) < 20:
         return None
-    alpha = cv2.GaussianBlur(mask.astype(np.float32), (3, 3), 0)[cy0 - y0:cy1 - y0, cx0 - x0:cx1 - x0, None]
+    alpha = cv2.GaussianBlur(mask.astype(np.float32), (3, 3), 0)[cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0, None]
     region = canvas[cy0:cy1, cx0:cx1]
-    region += alpha * (patch[cy0 - y0:cy1 - y0, cx0 - x0:cx1 - x0] - region)
+    region += alpha * (patch[cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0] - region)
     # VOC boxes are 1-based and inclusive.
     return (float(cx0 + xs.min() + 1), float(cy0 + ys.min() + 1), float(cx0 + xs.max() + 1), float(cy0 + ys.max() + 1))
 
 
 # ----------------------------------------------------------------------------- VOC XML
+
 
 def voc_xml(image: ImageAnnotation) -> str:
     """A Pascal VOC annotation file for one image."""
@@ -404,14 +446,16 @@ def voc_xml(image: ImageAnnotation) -> str:
         f"\t\t<bndbox>\n\t\t\t<xmin>{int(b.xmin)}</xmin>\n\t\t\t<ymin>{int(b.ymin)}</ymin>\n"
         f"\t\t\t<xmax>{int(b.xmax)}</xmax>\n\t\t\t<ymax>{int(b.ymax)}</ymax>\n\t\t</bndbox>\n"
         "\t</object>\n"
-        for b in image.objects)
+        for b in image.objects
+    )
     return (
         "<annotation>\n\t<folder>JPEGImages</folder>\n"
         f"\t<filename>{image.image_path.name}</filename>\n"
         "\t<source>\n\t\t<database>leukonet-harness synthetic smears</database>\n\t</source>\n"
         f"\t<size>\n\t\t<width>{image.width}</width>\n\t\t<height>{image.height}</height>\n"
         "\t\t<depth>3</depth>\n\t</size>\n\t<segmented>0</segmented>\n"
-        f"{objects}</annotation>\n")
+        f"{objects}</annotation>\n"
+    )
 
 
 # ----------------------------------------------------------------------------- slides
@@ -419,23 +463,46 @@ def voc_xml(image: ImageAnnotation) -> str:
 # Per-scenario leukocyte differential (percent of the 11 WBC classes) and non-differential
 # findings per 100 WBC. Rough textbook pictures, chosen so the count's flags differ per scenario.
 SCENARIOS: dict[str, dict[str, dict[str, float]]] = {
-    "normal": {"wbc": {"sNEU": 56, "bNEU": 3, "LYM": 30, "MO": 6, "EO": 3, "BA": 1, "rLYM": 1},
-               "per_100_wbc": {"NRBC": 0, "gPLT": 2, "SM": 1, "Artefact": 2}},
-    "aml": {"wbc": {"Blast": 40, "PRO": 4, "MYE": 3, "MET": 2, "bNEU": 3, "sNEU": 25, "LYM": 18, "MO": 4,
-                    "EO": 0.5, "BA": 0.5},
-            "per_100_wbc": {"NRBC": 6, "gPLT": 3, "SM": 2, "Artefact": 2}},
-    "infection": {"wbc": {"MYE": 2, "MET": 3, "bNEU": 14, "sNEU": 62, "LYM": 12, "MO": 5, "EO": 1, "BA": 0.5,
-                          "rLYM": 0.5},
-                  "per_100_wbc": {"NRBC": 1, "gPLT": 2, "SM": 1, "Artefact": 2}},
-    "lymphocytosis": {"wbc": {"LYM": 58, "rLYM": 12, "sNEU": 22, "bNEU": 2, "MO": 4, "EO": 1.5, "BA": 0.5},
-                      "per_100_wbc": {"NRBC": 0, "gPLT": 2, "SM": 10, "Artefact": 2}},
+    "normal": {
+        "wbc": {"sNEU": 56, "bNEU": 3, "LYM": 30, "MO": 6, "EO": 3, "BA": 1, "rLYM": 1},
+        "per_100_wbc": {"NRBC": 0, "gPLT": 2, "SM": 1, "Artefact": 2},
+    },
+    "aml": {
+        "wbc": {
+            "Blast": 40,
+            "PRO": 4,
+            "MYE": 3,
+            "MET": 2,
+            "bNEU": 3,
+            "sNEU": 25,
+            "LYM": 18,
+            "MO": 4,
+            "EO": 0.5,
+            "BA": 0.5,
+        },
+        "per_100_wbc": {"NRBC": 6, "gPLT": 3, "SM": 2, "Artefact": 2},
+    },
+    "infection": {
+        "wbc": {"MYE": 2, "MET": 3, "bNEU": 14, "sNEU": 62, "LYM": 12, "MO": 5, "EO": 1, "BA": 0.5, "rLYM": 0.5},
+        "per_100_wbc": {"NRBC": 1, "gPLT": 2, "SM": 1, "Artefact": 2},
+    },
+    "lymphocytosis": {
+        "wbc": {"LYM": 58, "rLYM": 12, "sNEU": 22, "bNEU": 2, "MO": 4, "EO": 1.5, "BA": 0.5},
+        "per_100_wbc": {"NRBC": 0, "gPLT": 2, "SM": 10, "Artefact": 2},
+    },
 }
 SLIDES_MARKER = "slides.json"
 SLIDE_SET = 3
 
 
-def synthesize_slides(out_dir: str | Path, n_slides: int, cells_per_slide: int = 200, scenario: str = "normal",
-                      seed: int = 0, progress: bool = True) -> Path:
+def synthesize_slides(
+    out_dir: str | Path,
+    n_slides: int,
+    cells_per_slide: int = 200,
+    scenario: str = "normal",
+    seed: int = 0,
+    progress: bool = True,
+) -> Path:
     """Write ``OUT/slide_NNN/`` VOC roots (fields of 732×574) whose cells follow ``scenario``.
 
     Each slide draws its leukocytes (``cells_per_slide`` of them) from the scenario's differential
@@ -448,14 +515,21 @@ def synthesize_slides(out_dir: str | Path, n_slides: int, cells_per_slide: int =
     if n_slides < 1 or cells_per_slide < 1:
         raise ValueError(f"need --slides >= 1 and --cells-per-slide >= 1 (got {n_slides}, {cells_per_slide})")
     out_dir = Path(out_dir)
-    params = {"generator_version": GENERATOR_VERSION, "slides": n_slides, "cells_per_slide": cells_per_slide,
-              "scenario": scenario, "seed": seed, "width": WIDTH, "height": HEIGHT}
+    params = {
+        "generator_version": GENERATOR_VERSION,
+        "slides": n_slides,
+        "cells_per_slide": cells_per_slide,
+        "scenario": scenario,
+        "seed": seed,
+        "width": WIDTH,
+        "height": HEIGHT,
+    }
     marker = out_dir / SLIDES_MARKER
     if marker.is_file() and json.loads(marker.read_text()).get("params") == params:
         return out_dir
     if out_dir.is_dir() and any(p.name != SLIDES_MARKER and not p.name.startswith("slide_") for p in out_dir.iterdir()):
         raise ValueError(f"{out_dir} holds other files; synthesise slides into an empty or new directory")
-    for old in out_dir.glob("slide_*"):           # ours (checked above): rebuilt from scratch
+    for old in out_dir.glob("slide_*"):  # ours (checked above): rebuilt from scratch
         shutil.rmtree(old)
     marker.unlink(missing_ok=True)
     drawn = {}
@@ -484,7 +558,7 @@ def _write_slide(root: Path, rng: np.random.Generator, labels: list[str], progre
     fields, start = [], 0
     while start < len(labels):
         take = int(rng.integers(1, 6))
-        fields.append(labels[start:start + take])
+        fields.append(labels[start : start + take])
         start += take
     for index, field_labels in enumerate(track(fields, f"synth {root.name}", "field", progress)):
         image, boxes = render_smear(rng, field_labels)
@@ -494,5 +568,7 @@ def _write_slide(root: Path, rng: np.random.Generator, labels: list[str], progre
         field_id = f"field_{index:04d}"
         image_path = root / "JPEGImages" / f"{field_id}.jpg"
         write_bytes(image_path, jpeg.tobytes())
-        write_text(root / "Annotations" / f"{field_id}.xml",
-                   voc_xml(ImageAnnotation(field_id, image_path, WIDTH, HEIGHT, boxes)))
+        write_text(
+            root / "Annotations" / f"{field_id}.xml",
+            voc_xml(ImageAnnotation(field_id, image_path, WIDTH, HEIGHT, boxes)),
+        )

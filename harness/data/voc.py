@@ -4,13 +4,15 @@ Every defect is reported with the file (and object) it came from, and the reader
 action per defect — skip the object, skip the image, fix it (clip / take the real image size),
 or keep it with a warning — so a conversion never loses data without saying so.
 """
+
 from __future__ import annotations
 
 import os
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Optional
 
 from lxml import etree
 
@@ -74,8 +76,8 @@ class _RawObject:
     name: Optional[str]
     coords: Optional[tuple[float, float, float, float]]
     coords_error: str = ""
-    line: Optional[int] = None             # of <name> in the XML
-    difficult: Optional[bool] = False      # None: the XML's value is not a 0/1/true/false flag
+    line: Optional[int] = None  # of <name> in the XML
+    difficult: Optional[bool] = False  # None: the XML's value is not a 0/1/true/false flag
     truncated: Optional[bool] = False
     flag_text: str = ""
 
@@ -131,13 +133,20 @@ class ClassNameError(ValueError):
 def refuse_unusable_class_names(raws: list[_RawAnnotation], shown: int = 10) -> None:
     """Every class name that would enter the label map must be one the frameworks can carry
     (:func:`harness.labels.class_name_problem`); else one error naming each file and line."""
-    bad = [f"{raw.xml_path}:{obj.line}: class {obj.name!r}: {class_name_problem(obj.name)}"
-           for raw in raws for obj in raw.objects if obj.name and class_name_problem(obj.name)]
+    bad = [
+        f"{raw.xml_path}:{obj.line}: class {obj.name!r}: {class_name_problem(obj.name)}"
+        for raw in raws
+        for obj in raw.objects
+        if obj.name and class_name_problem(obj.name)
+    ]
     if bad:
         more = f"\n  ... and {len(bad) - shown} more" if len(bad) > shown else ""
-        raise ClassNameError(f"{len(bad)} object(s) have class names Caffe or Darknet cannot carry:\n  "
-                             + "\n  ".join(bad[:shown]) + more
-                             + "\nrename them in the XML, or map them with --class-map FILE ('old: new' lines)")
+        raise ClassNameError(
+            f"{len(bad)} object(s) have class names Caffe or Darknet cannot carry:\n  "
+            + "\n  ".join(bad[:shown])
+            + more
+            + "\nrename them in the XML, or map them with --class-map FILE ('old: new' lines)"
+        )
 
 
 def infer_labelmap(names: Iterable[str]) -> LabelMap:
@@ -177,12 +186,16 @@ def read_ids(path: str | Path) -> list[str]:
         if not tokens:
             continue
         if len(tokens) > 2 or (len(tokens) == 2 and tokens[1] not in _CLASS_FILE_FLAGS):
-            raise ImageSetError(f"{path}:{number}: {line.strip()!r} is not one image id (ids cannot contain "
-                                "white space: Darknet and Caffe cut them there); rename the image and its XML")
+            raise ImageSetError(
+                f"{path}:{number}: {line.strip()!r} is not one image id (ids cannot contain "
+                "white space: Darknet and Caffe cut them there); rename the image and its XML"
+            )
         image_id = tokens[0]
         if "/" in image_id or "\\" in image_id or image_id.startswith(".") or not image_id.isprintable():
-            raise ImageSetError(f"{path}:{number}: {image_id!r} is not an image id (a file name in Annotations/, "
-                                "without path separators, a leading dot or control characters)")
+            raise ImageSetError(
+                f"{path}:{number}: {image_id!r} is not an image id (a file name in Annotations/, "
+                "without path separators, a leading dot or control characters)"
+            )
         ids.append(image_id)
     return ids
 
@@ -202,8 +215,16 @@ def _apply_class_map(raws: list[_RawAnnotation], class_map: ClassMap, report: Va
             files.setdefault(obj.name, set()).add(raw.xml_path.name)
             if new_name is None:
                 report.objects_total += 1
-                report.add(Problem(str(raw.xml_path), CLASS_DROPPED, SKIP_OBJECT,
-                                   f"class {obj.name!r} is dropped by {class_map.source}", obj.index, obj.name))
+                report.add(
+                    Problem(
+                        str(raw.xml_path),
+                        CLASS_DROPPED,
+                        SKIP_OBJECT,
+                        f"class {obj.name!r} is dropped by {class_map.source}",
+                        obj.index,
+                        obj.name,
+                    )
+                )
                 continue
             obj.name = new_name
             kept.append(obj)
@@ -212,18 +233,28 @@ def _apply_class_map(raws: list[_RawAnnotation], class_map: ClassMap, report: Va
         if not renamed[old]:
             report.add(Problem(class_map.source, UNUSED_MAPPING, WARNING, f"no object is named {old!r}"))
         elif new is not None:
-            report.add(Problem(class_map.source, CLASS_MAPPED, FIXED,
-                               f"{old!r} -> {new!r} on {renamed[old]} objects in {len(files[old])} files"))
+            report.add(
+                Problem(
+                    class_map.source,
+                    CLASS_MAPPED,
+                    FIXED,
+                    f"{old!r} -> {new!r} on {renamed[old]} objects in {len(files[old])} files",
+                )
+            )
 
 
 def _report_images_without_xml(root: Path, ids: set[str], report: ValidationReport) -> int:
     """Images in JPEGImages/ that no XML annotates are named and counted, never used silently."""
     folder = root / "JPEGImages"
-    orphans = sorted(p for p in folder.glob("*") if p.suffix in IMAGE_SUFFIXES and p.stem not in ids) \
-        if folder.is_dir() else []
+    orphans = (
+        sorted(p for p in folder.glob("*") if p.suffix in IMAGE_SUFFIXES and p.stem not in ids)
+        if folder.is_dir()
+        else []
+    )
     for path in orphans:
-        report.add(Problem(str(path), IMAGE_WITHOUT_XML, SKIP_IMAGE,
-                           f"no Annotations/{path.stem}.xml; the image is not used"))
+        report.add(
+            Problem(str(path), IMAGE_WITHOUT_XML, SKIP_IMAGE, f"no Annotations/{path.stem}.xml; the image is not used")
+        )
     return len(orphans)
 
 
@@ -284,11 +315,19 @@ def _read_size(node) -> Optional[tuple[int, int]]:
 def _read_object(index: int, node) -> _RawObject:
     difficult, truncated = _text(node, "difficult"), _text(node, "truncated")
     name_node = node.find("name")
-    obj = _RawObject(index, _text(node, "name"), None, difficult=_flag(difficult), truncated=_flag(truncated),
-                     line=name_node.sourceline if name_node is not None else node.sourceline)
-    obj.flag_text = ", ".join(f"<{tag}>{value}</{tag}>" for tag, value, flag in
-                              (("difficult", difficult, obj.difficult), ("truncated", truncated, obj.truncated))
-                              if flag is None)
+    obj = _RawObject(
+        index,
+        _text(node, "name"),
+        None,
+        difficult=_flag(difficult),
+        truncated=_flag(truncated),
+        line=name_node.sourceline if name_node is not None else node.sourceline,
+    )
+    obj.flag_text = ", ".join(
+        f"<{tag}>{value}</{tag}>"
+        for tag, value, flag in (("difficult", difficult, obj.difficult), ("truncated", truncated, obj.truncated))
+        if flag is None
+    )
     box = node.find("bndbox")
     if box is None:
         obj.coords_error = "no <bndbox>"
@@ -320,8 +359,11 @@ def _flag(value: Optional[str]) -> Optional[bool]:
 def image_candidates(root: Path, image_id: str) -> list[Path]:
     """Every JPEGImages/<id>.<ext> entry, dangling symlinks included (so they can be reported)."""
     folder = root / "JPEGImages"
-    return [folder / f"{image_id}{suffix}" for suffix in IMAGE_SUFFIXES
-            if (folder / f"{image_id}{suffix}").is_file() or (folder / f"{image_id}{suffix}").is_symlink()]
+    return [
+        folder / f"{image_id}{suffix}"
+        for suffix in IMAGE_SUFFIXES
+        if (folder / f"{image_id}{suffix}").is_file() or (folder / f"{image_id}{suffix}").is_symlink()
+    ]
 
 
 def find_image(root: Path, image_id: str, filename: Optional[str] = None) -> Optional[Path]:
@@ -333,8 +375,9 @@ def find_image(root: Path, image_id: str, filename: Optional[str] = None) -> Opt
     return next((p for p in image_candidates(root, image_id) if p.is_file()), None)
 
 
-def _validate(root: Path, raw: _RawAnnotation, labelmap: LabelMap,
-              report: ValidationReport) -> Optional[ImageAnnotation]:
+def _validate(
+    root: Path, raw: _RawAnnotation, labelmap: LabelMap, report: ValidationReport
+) -> Optional[ImageAnnotation]:
     """Check one parsed annotation against its image and the label map; None if the image is skipped."""
     xml = str(raw.xml_path)
     image_path = _paired_image(root, raw, report)
@@ -348,16 +391,21 @@ def _validate(root: Path, raw: _RawAnnotation, labelmap: LabelMap,
     if raw.size is None:
         report.add(Problem(xml, MISSING_SIZE, FIXED, f"no valid <size>; using the image's {width}x{height}"))
     elif raw.size != (width, height):
-        report.add(Problem(xml, SIZE_MISMATCH, FIXED,
-                           f"<size> says {raw.size[0]}x{raw.size[1]} but {image_path.name} is {width}x{height}; "
-                           f"using the image's size and checking boxes against it"))
+        report.add(
+            Problem(
+                xml,
+                SIZE_MISMATCH,
+                FIXED,
+                f"<size> says {raw.size[0]}x{raw.size[1]} but {image_path.name} is {width}x{height}; "
+                f"using the image's size and checking boxes against it",
+            )
+        )
     report.objects_total += len(raw.objects)
     boxes = [b for b in (_validate_object(xml, o, width, height, labelmap, report) for o in raw.objects) if b]
     if not raw.objects:
         report.add(Problem(xml, EMPTY_ANNOTATION, WARNING, "no <object>; kept as a background-only image"))
     elif not boxes:
-        report.add(Problem(xml, NO_VALID_OBJECTS, WARNING,
-                           "every object was skipped; kept as a background-only image"))
+        report.add(Problem(xml, NO_VALID_OBJECTS, WARNING, "every object was skipped; kept as a background-only image"))
     report.objects_kept += len(boxes)
     report.objects_per_class.update(b.name for b in boxes)
     return ImageAnnotation(raw.image_id, image_path, width, height, boxes)
@@ -371,31 +419,47 @@ def _paired_image(root: Path, raw: _RawAnnotation, report: ValidationReport) -> 
     points_elsewhere = named is not None and named != raw.image_id
     if not present:
         broken = [f"{p.name} -> {os.readlink(p)}" for p in candidates if p.is_symlink()]
-        detail = (f"broken symlink {', '.join(broken)}" if broken else
-                  f"no image {raw.image_id}.jpg (or .png/.jpeg) in {root / 'JPEGImages'}")
+        detail = (
+            f"broken symlink {', '.join(broken)}"
+            if broken
+            else f"no image {raw.image_id}.jpg (or .png/.jpeg) in {root / 'JPEGImages'}"
+        )
         if points_elsewhere:
             detail += f"; its <filename> names {raw.filename!r}, which is not paired by guess"
         report.add(Problem(xml, MISSING_IMAGE, SKIP_IMAGE, detail))
         return None
     if len(present) > 1:
-        report.add(Problem(xml, AMBIGUOUS_IMAGE, WARNING,
-                           f"{len(present)} images for one id ({', '.join(p.name for p in present)}); "
-                           f"using {present[0].name}"))
+        report.add(
+            Problem(
+                xml,
+                AMBIGUOUS_IMAGE,
+                WARNING,
+                f"{len(present)} images for one id ({', '.join(p.name for p in present)}); using {present[0].name}",
+            )
+        )
     if points_elsewhere:
-        report.add(Problem(xml, FILENAME_MISMATCH, WARNING,
-                           f"<filename> is {raw.filename!r} but the XML is {raw.xml_path.name}; "
-                           f"using {present[0].name} (the image named like the XML)"))
+        report.add(
+            Problem(
+                xml,
+                FILENAME_MISMATCH,
+                WARNING,
+                f"<filename> is {raw.filename!r} but the XML is {raw.xml_path.name}; "
+                f"using {present[0].name} (the image named like the XML)",
+            )
+        )
     return present[0]
 
 
-def _validate_object(xml: str, obj: _RawObject, width: int, height: int, labelmap: LabelMap,
-                     report: ValidationReport) -> Optional[Box]:
+def _validate_object(
+    xml: str, obj: _RawObject, width: int, height: int, labelmap: LabelMap, report: ValidationReport
+) -> Optional[Box]:
     def skip(kind: str, message: str) -> None:
         report.add(Problem(xml, kind, SKIP_OBJECT, message, obj.index, obj.name))
 
     if obj.flag_text:
-        report.add(Problem(xml, BAD_FLAG, WARNING, f"{obj.flag_text} is not 0/1/true/false; read as 0",
-                           obj.index, obj.name))
+        report.add(
+            Problem(xml, BAD_FLAG, WARNING, f"{obj.flag_text} is not 0/1/true/false; read as 0", obj.index, obj.name)
+        )
 
     if obj.name is None:
         return skip(MISSING_NAME, "object has no <name>")
@@ -414,9 +478,17 @@ def _validate_object(xml: str, obj: _RawObject, width: int, height: int, labelma
     if clipped != obj.coords:
         if clipped[2] <= clipped[0] or clipped[3] <= clipped[1]:
             return skip(ZERO_AREA, f"box ({xmin:g},{ymin:g},{xmax:g},{ymax:g}) has zero area inside the image")
-        report.add(Problem(xml, CLIPPED, FIXED,
-                           f"box ({xmin:g},{ymin:g},{xmax:g},{ymax:g}) clipped to "
-                           f"({clipped[0]:g},{clipped[1]:g},{clipped[2]:g},{clipped[3]:g}) "
-                           f"inside [1,{width}]x[1,{height}]", obj.index, obj.name))
+        report.add(
+            Problem(
+                xml,
+                CLIPPED,
+                FIXED,
+                f"box ({xmin:g},{ymin:g},{xmax:g},{ymax:g}) clipped to "
+                f"({clipped[0]:g},{clipped[1]:g},{clipped[2]:g},{clipped[3]:g}) "
+                f"inside [1,{width}]x[1,{height}]",
+                obj.index,
+                obj.name,
+            )
+        )
         report.objects_fixed += 1
     return Box(obj.name, *clipped, difficult=bool(obj.difficult), truncated=bool(obj.truncated))

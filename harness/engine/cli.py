@@ -1,31 +1,40 @@
 """Run-stage verbs: ``harness train``, ``harness detect``, ``harness doctor``, ``harness weights``."""
+
 from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional
 
 import click
 
 from harness.config import ModelSpec
-from harness.engine.profiles import profile as get_profile
+from harness.core.profiles import profile as get_profile
 from harness.options import DARKNET_RUN, DEVICE, existing_dir, run_options, runner_options
+
 
 def _train_options(func):
     """run_options plus what only a single training takes."""
     options = [
         run_options,
-        click.option("--iterations", type=int, default=None,
-                     help="Override max_iter (Caffe) / max_batches (Darknet)."),
+        click.option("--iterations", type=int, default=None, help="Override max_iter (Caffe) / max_batches (Darknet)."),
         click.option("--batch-size", type=int, default=None, help="Override the training batch size."),
-        click.option("--eval-interval", type=click.IntRange(min=0), default=None,
-                     help="Score the held-out split every N iterations (results.csv, weights/best.*); "
-                          "0: final weights only. Default: the profile's."),
-        click.option("--init-weights", type=click.Path(exists=True, dir_okay=False, path_type=Path,
-                                                       resolve_path=True), default=None,
-                     help="Weights to fine-tune from (VGG16 reduced-fc caffemodel / darknet53.conv.74)."),
+        click.option(
+            "--eval-interval",
+            type=click.IntRange(min=0),
+            default=None,
+            help="Score the held-out split every N iterations (results.csv, weights/best.*); "
+            "0: final weights only. Default: the profile's.",
+        ),
+        click.option(
+            "--init-weights",
+            type=click.Path(exists=True, dir_okay=False, path_type=Path, resolve_path=True),
+            default=None,
+            help="Weights to fine-tune from (VGG16 reduced-fc caffemodel / darknet53.conv.74).",
+        ),
         runner_options,
     ]
     for option in reversed(options):
@@ -33,8 +42,26 @@ def _train_options(func):
     return func
 
 
-def _run_train(spec, data, classification, profile_name, iterations, batch_size, init_weights, name, project,
-               seed, device, darknet, overwrite, runner, image, data_options, eval_interval=None, **slurm) -> None:
+def _run_train(
+    spec,
+    data,
+    classification,
+    profile_name,
+    iterations,
+    batch_size,
+    init_weights,
+    name,
+    project,
+    seed,
+    device,
+    darknet,
+    overwrite,
+    runner,
+    image,
+    data_options,
+    eval_interval=None,
+    **slurm,
+) -> None:
     """One experiment through the same config resolution and run rules as ``reproduce``."""
     from harness.engine.experiment import stop_on_sigterm
     from harness.engine.run import RunSettings, exit_for
@@ -42,17 +69,37 @@ def _run_train(spec, data, classification, profile_name, iterations, batch_size,
     from harness.runners import Submission, get_runner
 
     if runner == "docker":
-        rerun_in_docker(image, read_only=[p for p in (data, classification, init_weights, data_options.class_map,
-                                                       data_options.labelmap) if p is not None],
-                        writable=[project])
+        rerun_in_docker(
+            image,
+            read_only=[
+                p
+                for p in (data, classification, init_weights, data_options.class_map, data_options.labelmap)
+                if p is not None
+            ],
+            writable=[project],
+        )
     stop_on_sigterm()
-    settings = RunSettings(project / (name or spec.name), get_profile(profile_name), seed, data, classification,
-                           device, darknet=darknet, data_options=data_options)
-    config = settings.config_for(spec, role=_role(spec, profile_name), init_weights=init_weights,
-                                 iterations=iterations, batch_size=batch_size, eval_every=eval_interval)
+    settings = RunSettings(
+        project / (name or spec.name),
+        get_profile(profile_name),
+        seed,
+        data,
+        classification,
+        device,
+        darknet=darknet,
+        data_options=data_options,
+    )
+    config = settings.config_for(
+        spec,
+        role=_role(spec, profile_name),
+        init_weights=init_weights,
+        iterations=iterations,
+        batch_size=batch_size,
+        eval_every=eval_interval,
+    )
     outcome = get_runner(runner).submit(Submission(settings, [config], overwrite, pop_slurm_options(slurm)))
     if outcome.summaries is None:
-        return                    # queued: `harness status RUN_DIR` follows it
+        return  # queued: `harness status RUN_DIR` follows it
     summaries = outcome.summaries
     if runner == "local":
         _report_quietly(settings.run_dir)
@@ -77,7 +124,7 @@ def _report_quietly(run_dir: Path) -> None:
     try:
         outputs = build_report(run_dir)
         click.echo(f"report: {outputs.get('html', run_dir / 'report.html')}")
-    except Exception as exc:  # noqa: BLE001 - a report problem must not hide the training result
+    except Exception as exc:
         click.secho(f"report not built: {exc}", fg="yellow", err=True)
 
 
@@ -119,23 +166,28 @@ _yolo_command("yolov3-tiny", 416)
 
 @click.command()
 @click.argument("model_dir", type=existing_dir())
-@click.option("--images", type=existing_dir(), required=True,
-              help="A VOC root (its images, or --image-set) or a plain folder of images (your slides).")
+@click.option(
+    "--images",
+    type=existing_dir(),
+    required=True,
+    help="A VOC root (its images, or --image-set) or a plain folder of images (your slides).",
+)
 @click.option("--image-set", default=None, help="VOC only: split name or ids file. Default: all images.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path, resolve_path=True), required=True)
 @DEVICE
 @DARKNET_RUN
-def detect(model_dir: Path, images: Path, image_set: Optional[str], out: Path, device: str,
-           darknet: Optional[str]) -> None:
+def detect(
+    model_dir: Path, images: Path, image_set: Optional[str], out: Path, device: str, darknet: Optional[str]
+) -> None:
     """Run a trained model (a MODEL_DIR from `harness train`) and write per-class VOC detection
     files plus detections.csv (one row per box, with the original file name)."""
-    from harness.engine.detect_images import detection_inputs, write_detections_csv
+    from harness.data.detect_inputs import detection_inputs, write_detections_csv
     from harness.engine.experiment import load_trained_model
     from harness.frameworks import backend_for
 
     try:
         model = load_trained_model(model_dir, device, darknet)
-        labelmap = model.labelmap                                            # the model's own classes
+        labelmap = model.labelmap  # the model's own classes
         inputs = detection_inputs(images, image_set, labelmap, out)
     except (OSError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
@@ -144,14 +196,15 @@ def detect(model_dir: Path, images: Path, image_set: Optional[str], out: Path, d
     try:
         written = fw.detect(model.files, model.weights, inputs.images, out)
     except OSError:
-        raise                       # disk full, read-only --out: the CLI group names the path and what to do
-    except Exception as exc:  # noqa: BLE001 - native failures become one clear message
+        raise  # disk full, read-only --out: the CLI group names the path and what to do
+    except Exception as exc:
         raise click.ClickException(f"detection with {model_dir} failed: {exc}") from None
     csv_path = write_detections_csv(Path(written), labelmap, inputs, out / "detections.csv")
     click.secho(f"detections: {written}\nper box: {csv_path}", fg="green")
-    if inputs.skipped:   # the others are written; the exit status still says not everything was done
-        raise click.ClickException(f"{len(inputs.skipped)} image(s) could not be read and were skipped "
-                                   f"(listed in {out / 'images.csv'})")
+    if inputs.skipped:  # the others are written; the exit status still says not everything was done
+        raise click.ClickException(
+            f"{len(inputs.skipped)} image(s) could not be read and were skipped (listed in {out / 'images.csv'})"
+        )
 
 
 @click.command()
@@ -192,8 +245,10 @@ def weights_list() -> None:
 
     for spec in REGISTRY.values():
         present = (weights_dir() / spec.filename).exists()
-        click.echo(f"{spec.key:20s} {spec.framework:8s} {'present' if present else 'absent':8s} "
-                   f"sha256={expected_checksum(spec) or 'not pinned'}\n{'':20s} {spec.url}\n{'':20s} {spec.used_by}")
+        click.echo(
+            f"{spec.key:20s} {spec.framework:8s} {'present' if present else 'absent':8s} "
+            f"sha256={expected_checksum(spec) or 'not pinned'}\n{'':20s} {spec.url}\n{'':20s} {spec.used_by}"
+        )
 
 
 @weights.command("fetch")
@@ -211,8 +266,9 @@ def weights_fetch(key: str, dest: Optional[Path], sha256: Optional[str], url: Op
         raise click.ClickException(str(exc)) from None
     click.echo(f"{path}\nsha256 {digest}")
     if not pinned:
-        click.secho("no published checksum to verify against: recorded this one; later fetches must match it",
-                    fg="yellow")
+        click.secho(
+            "no published checksum to verify against: recorded this one; later fetches must match it", fg="yellow"
+        )
 
 
 def rerun_in_docker(image: Optional[str], read_only: Sequence[Path], writable: Sequence[Path]) -> None:
@@ -227,9 +283,13 @@ def rerun_in_docker(image: Optional[str], read_only: Sequence[Path], writable: S
     for path in writable:
         Path(path).mkdir(parents=True, exist_ok=True)
     try:
-        result = run_in_docker(image or DEFAULT_IMAGE, ["python3", "-m", "harness", *argv],
-                               paths=[Path(p).resolve() for p in (*writable, Path.cwd())],
-                               read_only=[Path(p).resolve() for p in read_only], workdir=Path.cwd())
+        result = run_in_docker(
+            image or DEFAULT_IMAGE,
+            ["python3", "-m", "harness", *argv],
+            paths=[Path(p).resolve() for p in (*writable, Path.cwd())],
+            read_only=[Path(p).resolve() for p in read_only],
+            workdir=Path.cwd(),
+        )
     except DockerUnavailableError as exc:
         raise click.ClickException(str(exc)) from None
     sys.exit(result.returncode)

@@ -7,43 +7,53 @@ experiment with ``status: failed`` and the reason in its summary, and the other 
 run. A finished experiment with the same config is reused, not retrained; an interrupted one
 resumes from its last snapshot; one with a different config is refused unless ``overwrite``.
 """
+
 from __future__ import annotations
 
 import json
 import shutil
 import time
 import traceback
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Optional
 
 from harness.config import CONFIG_FILE, ExperimentConfig, ModelSpec, config_differences, read_config
+from harness.core.atomic import write_text
+from harness.core.profiles import Profile
+from harness.core.types import NativeFrameworkError, TrainResult
 from harness.data.annotations import ImageAnnotation
-from harness.data.atomic import write_text
 from harness.data.convert import ConvertResult, convert_dataset
 from harness.data.options import DataOptions
 from harness.data.voc import load_voc
 from harness.device import Device
-from harness.engine.profiles import Profile
 from harness.frameworks import backend_for
-from harness.engine.types import NativeFrameworkError, TrainResult
 from harness.labels import LabelMap
 from harness.paths import from_recorded, recorded_path
 
-__all__ = ["ModelSpec", "PreparedData", "prepare_data", "run_experiment", "plan_experiment", "ConfigMismatch",
-           "stop_on_sigterm", "SEGMENTS_FILE"]
+__all__ = [
+    "SEGMENTS_FILE",
+    "ConfigMismatch",
+    "ModelSpec",
+    "PreparedData",
+    "plan_experiment",
+    "prepare_data",
+    "run_experiment",
+    "stop_on_sigterm",
+]
 
 SUMMARY_FILE = "summary.json"
 SEGMENTS_FILE = "train_segments.json"
-EXPERIMENT_LOG = "experiment.log"    # a child experiment's whole output (side-by-side local runs)
-CONCURRENCY_VARIABLE = "HARNESS_CONCURRENT_EXPERIMENTS"    # set for those children: timing.json says so
+EXPERIMENT_LOG = "experiment.log"  # a child experiment's whole output (side-by-side local runs)
+CONCURRENCY_VARIABLE = "HARNESS_CONCURRENT_EXPERIMENTS"  # set for those children: timing.json says so
 
 
 @dataclass
 class PreparedData:
     voc_root: Path
     converted: ConvertResult
-    classification_root: Optional[Path]   # VOC layout, one object per image (Fig 10), if any
+    classification_root: Optional[Path]  # VOC layout, one object per image (Fig 10), if any
     synthetic: bool
 
     @property
@@ -51,10 +61,15 @@ class PreparedData:
         return self.converted.labelmap
 
 
-def prepare_data(data: Optional[Path], work_dir: Path, profile: Profile, seed: int = 0,
-                 classification: Optional[Path] = None,
-                 synthetic_sizes: Optional[tuple[int, int]] = None,
-                 options: DataOptions = DataOptions()) -> PreparedData:
+def prepare_data(
+    data: Optional[Path],
+    work_dir: Path,
+    profile: Profile,
+    seed: int = 0,
+    classification: Optional[Path] = None,
+    synthetic_sizes: Optional[tuple[int, int]] = None,
+    options: DataOptions = DataOptions(),
+) -> PreparedData:
     """Use the user's VOC data, or synthesise the embedded default set; convert it once per run
     with the run's data options (class map, label map, leakage and typo rules)."""
     from harness.data.synth import synthesize
@@ -68,8 +83,9 @@ def prepare_data(data: Optional[Path], work_dir: Path, profile: Profile, seed: i
         classification = classification or (cls_root if cls_root.is_dir() else None)
     converted = convert_dataset(Path(data).resolve(), work_dir / "dataset", seed=seed, **options.convert_kwargs())
     print(converted.summary())
-    return PreparedData(Path(data).resolve(), converted,
-                        Path(classification).resolve() if classification else None, synthetic)
+    return PreparedData(
+        Path(data).resolve(), converted, Path(classification).resolve() if classification else None, synthetic
+    )
 
 
 class StepFailed(RuntimeError):
@@ -90,15 +106,15 @@ def _step(name: str, func: Callable, *args, **kwargs):
         result = func(*args, **kwargs)
     except KeyboardInterrupt:
         raise
-    except Exception as exc:   # noqa: BLE001 - every failure is reported in summary.json
+    except Exception as exc:
         raise StepFailed(name, exc) from exc
     print(f"[{name}] done in {time.monotonic() - started:.1f} s", flush=True)
     return result
 
 
 def write_json(path: Path, data: Any) -> Path:
-    """Atomic JSON write: a reader never sees half a summary (harness.data.atomic)."""
-    from harness.data.atomic import write_json as atomic_json
+    """Atomic JSON write: a reader never sees half a summary (harness.core.atomic)."""
+    from harness.core.atomic import write_json as atomic_json
 
     return atomic_json(path, data)
 
@@ -133,8 +149,10 @@ def _classification_images(data: PreparedData, config: ExperimentConfig) -> list
 
 # --------------------------------------------------------------------------------- the experiment
 
-def evaluate_split(gt: Sequence[ImageAnnotation], detections: Path, labelmap: LabelMap, out_dir: Path,
-                   protocols: Sequence[str]) -> dict[str, str]:
+
+def evaluate_split(
+    gt: Sequence[ImageAnnotation], detections: Path, labelmap: LabelMap, out_dir: Path, protocols: Sequence[str]
+) -> dict[str, str]:
     """Score one detection directory with each protocol; returns {protocol: metrics file name}."""
     from harness.evaluation import evaluate_detections
     from harness.evaluation.detections import read_detections
@@ -156,8 +174,10 @@ def _metric_warnings(metrics: dict) -> list[str]:
     lines = [str(warnings["no_detections"])] if warnings.get("no_detections") else []
     missing = warnings.get("classes_without_detections") or {}
     if missing:
-        lines.append(f"{len(missing)} scored class(es) with objects but no detections: "
-                     + ", ".join(f"{name} ({why})" for name, why in missing.items()))
+        lines.append(
+            f"{len(missing)} scored class(es) with objects but no detections: "
+            + ", ".join(f"{name} ({why})" for name, why in missing.items())
+        )
     return lines
 
 
@@ -174,7 +194,7 @@ def stop_on_sigterm() -> None:
     """Treat SIGTERM like Ctrl-C so an experiment killed by a scheduler still writes its summary."""
     import signal
 
-    def _raise(signum, frame):  # noqa: ARG001
+    def _raise(signum, frame):
         raise KeyboardInterrupt(f"signal {signum}")
 
     signal.signal(signal.SIGTERM, _raise)
@@ -192,7 +212,8 @@ def plan_experiment(config: ExperimentConfig, overwrite: bool = False) -> str:
     if differences:
         raise ConfigMismatch(
             f"{config.model_dir} was made with another config ({'; '.join(differences)}): "
-            "pass --overwrite to retrain it, or choose another --name")
+            "pass --overwrite to retrain it, or choose another --name"
+        )
     summary = read_summary(config.model_dir) or {}
     return "reuse" if summary.get("status") == "ok" else "resume"
 
@@ -201,8 +222,8 @@ def run_experiment(config: ExperimentConfig, data: PreparedData, overwrite: bool
     """Run every step for one model and write ``MODEL_DIR/summary.json`` whatever happens.
 
     Holds ``MODEL_DIR/.lock`` throughout: a second process (another submission, a requeued
-    task) gets :class:`~harness.engine.locks.ExperimentBusy` instead of training alongside."""
-    from harness.engine.locks import experiment_lock
+    task) gets :class:`~harness.core.locks.ExperimentBusy` instead of training alongside."""
+    from harness.core.locks import experiment_lock
 
     with experiment_lock(config.model_dir):
         return _run_locked(config, data, overwrite)
@@ -210,7 +231,7 @@ def run_experiment(config: ExperimentConfig, data: PreparedData, overwrite: bool
 
 def clear_model_dir(model_dir: Path) -> None:
     """Everything but the lock file, which a concurrent process may be holding."""
-    from harness.engine.locks import LOCK_FILE
+    from harness.core.locks import LOCK_FILE
 
     for child in Path(model_dir).iterdir() if Path(model_dir).is_dir() else ():
         if child.name == LOCK_FILE:
@@ -222,8 +243,13 @@ def scheduler_record() -> Optional[dict]:
     """Which batch-system job ran this experiment (None outside one)."""
     import os
 
-    keys = {"job_id": "SLURM_JOB_ID", "array_job_id": "SLURM_ARRAY_JOB_ID", "array_task_id": "SLURM_ARRAY_TASK_ID",
-            "node": "SLURMD_NODENAME", "restart_count": "SLURM_RESTART_COUNT"}
+    keys = {
+        "job_id": "SLURM_JOB_ID",
+        "array_job_id": "SLURM_ARRAY_JOB_ID",
+        "array_task_id": "SLURM_ARRAY_TASK_ID",
+        "node": "SLURMD_NODENAME",
+        "restart_count": "SLURM_RESTART_COUNT",
+    }
     record = {key: os.environ[name] for key, name in keys.items() if name in os.environ}
     return {"system": "slurm", **record} if record else None
 
@@ -235,13 +261,16 @@ def _timing_conditions() -> dict:
     jobs = os.environ.get(CONCURRENCY_VARIABLE)
     if not jobs:
         return {}
-    return {"concurrent_experiments": int(jobs), "threads": os.environ.get("OMP_NUM_THREADS"),
-            "note": f"measured while up to {jobs} experiments ran at once; not comparable with an idle machine"}
+    return {
+        "concurrent_experiments": int(jobs),
+        "threads": os.environ.get("OMP_NUM_THREADS"),
+        "note": f"measured while up to {jobs} experiments ran at once; not comparable with an idle machine",
+    }
 
 
 def _started_before(model_dir: Path) -> bool:
     """More than what a submitter writes before a task starts (config, lock, the task's log)."""
-    from harness.engine.locks import LOCK_FILE
+    from harness.core.locks import LOCK_FILE
 
     ahead = {CONFIG_FILE, LOCK_FILE, EXPERIMENT_LOG}
     return any(child.name not in ahead for child in Path(model_dir).iterdir())
@@ -258,15 +287,28 @@ def _run_locked(config: ExperimentConfig, data: PreparedData, overwrite: bool) -
     if plan == "resume" and _started_before(model_dir):
         print(f"[{config.name}] unfinished run with this config in {model_dir}: resuming")
     config.write()
-    summary: dict[str, Any] = {"experiment": config.name, "framework": config.framework, "darknet": config.darknet,
-                               "model": config.spec.model,
-                               "size": config.spec.size, "smin": config.spec.smin, "smax": config.spec.smax,
-                               "profile": config.profile, "comparable_with_paper": config.comparable_with_paper,
-                               "role": config.role, "device": str(config.device), "config": "config.json",
-                               "status": "running", "message": "", "train": None, "metrics": {},
-                               "classification": None, "timing": None,
-                               "init_weights": str(config.init_weights) if config.init_weights else None,
-                               "scheduler": scheduler_record()}
+    summary: dict[str, Any] = {
+        "experiment": config.name,
+        "framework": config.framework,
+        "darknet": config.darknet,
+        "model": config.spec.model,
+        "size": config.spec.size,
+        "smin": config.spec.smin,
+        "smax": config.spec.smax,
+        "profile": config.profile,
+        "comparable_with_paper": config.comparable_with_paper,
+        "role": config.role,
+        "device": str(config.device),
+        "config": "config.json",
+        "status": "running",
+        "message": "",
+        "train": None,
+        "metrics": {},
+        "classification": None,
+        "timing": None,
+        "init_weights": str(config.init_weights) if config.init_weights else None,
+        "scheduler": scheduler_record(),
+    }
     started = time.monotonic()
     try:
         _run_steps(config, data, summary)
@@ -301,45 +343,57 @@ def _run_steps(config: ExperimentConfig, data: PreparedData, summary: dict) -> N
     test_images = load_voc(data.voc_root, image_set=ids_file, labelmap=data.labelmap).images
     result = _train_with_periodic_evaluation(fw, files, config, test_images, data.labelmap)
     segments = read_segments(model_dir)
-    summary["train"] = {"iterations": result.iterations, "seconds": training_seconds(segments),
-                        "segments": len(segments),
-                        "loss_csv": recorded_path(result.loss_csv, model_dir),
-                        "weights": recorded_path(result.weights, model_dir),
-                        "log": recorded_path(result.log_path, model_dir),
-                        "resumed_from": recorded_path(result.resumed_from, model_dir) if result.resumed_from else None,
-                        "init_weights": str(config.init_weights) if config.init_weights else None,
-                        **native_test_score(config, result)}
+    summary["train"] = {
+        "iterations": result.iterations,
+        "seconds": training_seconds(segments),
+        "segments": len(segments),
+        "loss_csv": recorded_path(result.loss_csv, model_dir),
+        "weights": recorded_path(result.weights, model_dir),
+        "log": recorded_path(result.log_path, model_dir),
+        "resumed_from": recorded_path(result.resumed_from, model_dir) if result.resumed_from else None,
+        "init_weights": str(config.init_weights) if config.init_weights else None,
+        **native_test_score(config, result),
+    }
 
     det_dir = _step("detect", fw.detect, files, result.weights, test_images, model_dir / "detections", native=True)
-    summary["metrics"] = _step("evaluate", evaluate_split, test_images, Path(det_dir), data.labelmap, model_dir,
-                               config.protocols)
+    summary["metrics"] = _step(
+        "evaluate", evaluate_split, test_images, Path(det_dir), data.labelmap, model_dir, config.protocols
+    )
     summary["metrics_weights"] = recorded_path(result.weights, model_dir)
     summary["best"] = _record_final_evaluation(config, result, summary["metrics"])
 
     cls_images = _classification_images(data, config)
     if cls_images:
-        cls_dir = _step("detect-classification", fw.detect, files, result.weights, cls_images,
-                        model_dir / "classification_detections")
+        cls_dir = _step(
+            "detect-classification",
+            fw.detect,
+            files,
+            result.weights,
+            cls_images,
+            model_dir / "classification_detections",
+        )
         summary["classification"] = _step("classify", classify, cls_images, Path(cls_dir), data.labelmap, model_dir)
     else:
         summary["classification_note"] = "no classification set (single-object images) given"
 
     n, warmup = config.limit("timing_images"), config.limit("timing_warmup")
-    timing = _step("time", fw.time, files, result.weights, test_images, n, warmup)   # runners cycle the images
+    timing = _step("time", fw.time, files, result.weights, test_images, n, warmup)  # runners cycle the images
     summary["timing"] = write_json(model_dir / "timing.json", {**timing, **_timing_conditions()}).name
 
 
 # --------------------------------------------------------------------------------- periodic evaluation
 
-def _train_with_periodic_evaluation(fw, files: dict[str, Path], config: ExperimentConfig,
-                                    test_images: list[ImageAnnotation], labelmap: LabelMap) -> TrainResult:
+
+def _train_with_periodic_evaluation(
+    fw, files: dict[str, Path], config: ExperimentConfig, test_images: list[ImageAnnotation], labelmap: LabelMap
+) -> TrainResult:
     """Train segment by segment, scoring the weights at each evaluation point before going on.
 
     Points already in results.csv are not trained to or scored again (a resumed run); the
     trainers resume from their own checkpoints, so skipping a segment call loses nothing. The
     final point is scored by the experiment's final detect/evaluate steps, not here.
     """
-    from harness.engine.periodic import evaluated_iterations, evaluation_points
+    from harness.core.periodic import evaluated_iterations, evaluation_points
 
     model_dir = config.model_dir
     points = evaluation_points(fw.schedule_length(files), config.eval_interval)
@@ -356,23 +410,28 @@ def _train_with_periodic_evaluation(fw, files: dict[str, Path], config: Experime
 
 
 def _describe_points(points: list[int]) -> str:
-    return ", ".join(map(str, points)) if len(points) <= 6 else \
-        f"{points[0]}, {points[1]}, …, {points[-2]}, {points[-1]} ({len(points)} points)"
+    return (
+        ", ".join(map(str, points))
+        if len(points) <= 6
+        else f"{points[0]}, {points[1]}, …, {points[-2]}, {points[-1]} ({len(points)} points)"
+    )
 
 
 def _bar_label(config: ExperimentConfig) -> str:
     """The training bar's title: the model, and the best held-out mAP so far once there is one."""
-    from harness.engine.periodic import read_best
+    from harness.core.periodic import read_best
 
     best = read_best(config.model_dir)
     return config.name + (f" mAP {best.protocol} {_percent(best.map)}@{best.iteration}" if best else "")
 
 
-def _train_segment(fw, files: dict[str, Path], config: ExperimentConfig, until: Optional[int],
-                   total: Optional[int]) -> TrainResult:
+def _train_segment(
+    fw, files: dict[str, Path], config: ExperimentConfig, until: Optional[int], total: Optional[int]
+) -> TrainResult:
     display = {"label": _bar_label(config), "display_total": total}
-    result = _step("train" if until is None else f"train→{until}", _timed_training, fw, files, config.model_dir,
-                   until, display)
+    result = _step(
+        "train" if until is None else f"train→{until}", _timed_training, fw, files, config.model_dir, until, display
+    )
     if result.weights is None:
         raise StepFailed("train", RuntimeError(f"training produced no weights (see {result.log_path})"))
     if result.resumed_from is not None:
@@ -380,8 +439,14 @@ def _train_segment(fw, files: dict[str, Path], config: ExperimentConfig, until: 
     return result
 
 
-def _score_snapshot(fw, files: dict[str, Path], config: ExperimentConfig, result: TrainResult,
-                    test_images: list[ImageAnnotation], labelmap: LabelMap) -> dict:
+def _score_snapshot(
+    fw,
+    files: dict[str, Path],
+    config: ExperimentConfig,
+    result: TrainResult,
+    test_images: list[ImageAnnotation],
+    labelmap: LabelMap,
+) -> dict:
     """Detect on the held-out split with this segment's weights and record one results.csv row.
 
     Detections go to a scratch folder that each scoring replaces; the final evaluation's own
@@ -400,13 +465,16 @@ def _score_snapshot(fw, files: dict[str, Path], config: ExperimentConfig, result
 
 def _record_point(config: ExperimentConfig, result: TrainResult, maps: dict[str, Optional[float]]) -> dict:
     """Best weights first, then the row (see periodic.keep_if_best); prints the Ultralytics-like line."""
-    from harness.engine.periodic import keep_if_best, loss_at, record_result
+    from harness.core.periodic import keep_if_best, loss_at, record_result
 
     model_dir, protocol = config.model_dir, config.protocols[0]
     best = keep_if_best(model_dir, result.iterations, maps.get(protocol), protocol, result.weights)
-    row = {"iteration": result.iterations, **loss_at(result.loss_csv, result.iterations),
-           **{f"map_{p}": _nan_if_none(m) for p, m in maps.items()},
-           "seconds": training_seconds(read_segments(model_dir))}
+    row = {
+        "iteration": result.iterations,
+        **loss_at(result.loss_csv, result.iterations),
+        **{f"map_{p}": _nan_if_none(m) for p, m in maps.items()},
+        "seconds": training_seconds(read_segments(model_dir)),
+    }
     record_result(model_dir, row, config.protocols)
     scores = "  ".join(f"mAP {p} {_percent(m)}" for p, m in maps.items())
     best_note = f"  best {_percent(best.map)} @ {best.iteration}" if best else ""
@@ -418,7 +486,7 @@ def _record_final_evaluation(config: ExperimentConfig, result: TrainResult, metr
     """The final weights' metrics become results.csv's last row; returns summary.json's ``best``."""
     maps = {p: json.loads((config.model_dir / name).read_text()).get("map") for p, name in metrics_files.items()}
     _record_point(config, result, maps)
-    from harness.engine.periodic import RESULTS_FILE, read_best
+    from harness.core.periodic import RESULTS_FILE, read_best
 
     best = read_best(config.model_dir)
     record = {"results_csv": RESULTS_FILE, "eval_interval": config.eval_interval}
@@ -446,8 +514,13 @@ def native_test_score(config: ExperimentConfig, result: TrainResult) -> dict[str
     scores = [t for t in parse_caffe_log(result.log_path).test_outputs if t.name == "detection_eval"]
     if not scores:
         return {}
-    return {"caffe_test": {"iteration": scores[-1].iteration, "detection_eval": scores[-1].value,
-                           "rule": "Caffe Solver::TestDetection: 11-point AP, mean over all labels but background"}}
+    return {
+        "caffe_test": {
+            "iteration": scores[-1].iteration,
+            "detection_eval": scores[-1].value,
+            "rule": "Caffe Solver::TestDetection: 11-point AP, mean over all labels but background",
+        }
+    }
 
 
 def render_experiment(config: ExperimentConfig, data: PreparedData) -> dict[str, Path]:
@@ -458,8 +531,9 @@ def render_experiment(config: ExperimentConfig, data: PreparedData) -> dict[str,
     return backend_for(config, data.labelmap, data.converted.out_dir).render(test_ids)
 
 
-def _timed_training(fw, files: dict[str, Path], model_dir: Path, until: Optional[int] = None,
-                    display: Optional[dict] = None) -> TrainResult:
+def _timed_training(
+    fw, files: dict[str, Path], model_dir: Path, until: Optional[int] = None, display: Optional[dict] = None
+) -> TrainResult:
     """Train (to ``until``), and record this segment's wall time even when it is interrupted or
     fails, so the reported training time of a resumed run is the sum of all its segments."""
     started, wall = time.monotonic(), time.strftime("%Y-%m-%dT%H:%M:%S")
@@ -473,7 +547,7 @@ def _timed_training(fw, files: dict[str, Path], model_dir: Path, until: Optional
         raise
     finally:
         segments = read_segments(model_dir)
-        if outcome == "fresh":                 # started from scratch: what earlier segments trained was thrown away
+        if outcome == "fresh":  # started from scratch: what earlier segments trained was thrown away
             segments = [{**s, "discarded": True} for s in segments]
         segments.append({"started": wall, "seconds": round(time.monotonic() - started, 1), "outcome": outcome})
         write_json(model_dir / SEGMENTS_FILE, segments)

@@ -4,21 +4,23 @@
 learning check) both come through here, so they share data preparation, the re-run rules and
 the exit status: 0 only when every experiment succeeded.
 """
+
 from __future__ import annotations
 
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Callable, Optional
 
 import click
 
 from harness.config import RUN_FILE, ExperimentConfig, ModelSpec, resolve_experiment
+from harness.core.atomic import read_json, write_json
+from harness.core.profiles import Profile
 from harness.data.options import DataOptions
-from harness.data.atomic import read_json, write_json
 from harness.device import resolve_device
 from harness.engine.experiment import ConfigMismatch, PreparedData, plan_experiment, prepare_data, run_experiment
-from harness.engine.profiles import Profile
 from harness.paths import from_recorded, recorded_path
 
 
@@ -32,19 +34,22 @@ class RunSettings:
     data: Optional[Path] = None
     classification: Optional[Path] = None
     device: str = "auto"
-    synthetic: Optional[tuple[int, int]] = None   # (smears, cells) of the synthetic set; see sized()
-    data_options: DataOptions = DataOptions()     # --class-map, --labelmap, --dedupe, ... (one vocabulary)
-    darknet: str = "pjreddie"                     # which Darknet runs the YOLO models (config.DARKNET_FORKS)
+    synthetic: Optional[tuple[int, int]] = None  # (smears, cells) of the synthetic set; see sized()
+    data_options: DataOptions = DataOptions()  # --class-map, --labelmap, --dedupe, ... (one vocabulary)
+    darknet: str = "pjreddie"  # which Darknet runs the YOLO models (config.DARKNET_FORKS)
 
     def identity(self) -> dict:
         """The values the run's data depends on: changing them under one run name is refused."""
-        return {"profile": self.profile.name, "seed": self.seed,
-                "data": str(self.data) if self.data else None,
-                "classification": str(self.classification) if self.classification else None,
-                "synthetic": list(self.synthetic) if self.synthetic else None,
-                **({"data_options": self.data_options.identity()} if self.data_options != DataOptions() else {})}
+        return {
+            "profile": self.profile.name,
+            "seed": self.seed,
+            "data": str(self.data) if self.data else None,
+            "classification": str(self.classification) if self.classification else None,
+            "synthetic": list(self.synthetic) if self.synthetic else None,
+            **({"data_options": self.data_options.identity()} if self.data_options != DataOptions() else {}),
+        }
 
-    def sized(self, configs: Sequence[ExperimentConfig]) -> "RunSettings":
+    def sized(self, configs: Sequence[ExperimentConfig]) -> RunSettings:
         """The synthetic set this run needs: the profile's full set when a learning check runs,
         its smaller pipeline set otherwise (a quick `harness train` stays quick)."""
         if self.data is not None:
@@ -52,20 +57,42 @@ class RunSettings:
         profile = self.profile
         full = (profile.synthetic_images, profile.synthetic_classification_images)
         checks = any(c.role == "learning-check" for c in configs)
-        return replace(self, synthetic=full if checks or profile.pipeline_synthetic is None
-                       else tuple(profile.pipeline_synthetic))
+        return replace(
+            self, synthetic=full if checks or profile.pipeline_synthetic is None else tuple(profile.pipeline_synthetic)
+        )
 
-    def config_for(self, spec: ModelSpec, *, role: str, init_weights: Optional[Path] = None,
-                   iterations: Optional[int] = None, batch_size: Optional[int] = None,
-                   cfg_overrides: Optional[dict] = None, eval_every: Optional[int] = None,
-                   network: Optional[dict] = None, darknet: Optional[str] = None) -> ExperimentConfig:
+    def config_for(
+        self,
+        spec: ModelSpec,
+        *,
+        role: str,
+        init_weights: Optional[Path] = None,
+        iterations: Optional[int] = None,
+        batch_size: Optional[int] = None,
+        cfg_overrides: Optional[dict] = None,
+        eval_every: Optional[int] = None,
+        network: Optional[dict] = None,
+        darknet: Optional[str] = None,
+    ) -> ExperimentConfig:
         """``darknet``: a learning check's own Darknet; default the run's."""
         device = resolve_device(self.device, spec.framework)
-        return resolve_experiment(spec, self.profile, device=device, run_dir=self.run_dir, seed=self.seed,
-                                  data=self.data, classification=self.classification, init_weights=init_weights,
-                                  iterations=iterations, batch_size=batch_size, cfg_overrides=cfg_overrides,
-                                  role=role, eval_every=eval_every, network=network,
-                                  darknet=darknet or self.darknet)
+        return resolve_experiment(
+            spec,
+            self.profile,
+            device=device,
+            run_dir=self.run_dir,
+            seed=self.seed,
+            data=self.data,
+            classification=self.classification,
+            init_weights=init_weights,
+            iterations=iterations,
+            batch_size=batch_size,
+            cfg_overrides=cfg_overrides,
+            role=role,
+            eval_every=eval_every,
+            network=network,
+            darknet=darknet or self.darknet,
+        )
 
 
 def check_run(settings: RunSettings, overwrite: bool) -> None:
@@ -76,14 +103,18 @@ def check_run(settings: RunSettings, overwrite: bool) -> None:
         return
     earlier = read_run_file(settings.run_dir).get("identity", {})
     now = settings.identity()
-    differences = [f"{key} {earlier.get(key)!r} (now {now.get(key)!r})" for key in {**earlier, **now}
-                   if earlier.get(key) != now.get(key)]
+    differences = [
+        f"{key} {earlier.get(key)!r} (now {now.get(key)!r})"
+        for key in {**earlier, **now}
+        if earlier.get(key) != now.get(key)
+    ]
     if not differences:
         return
     if not overwrite:
         raise click.UsageError(
             f"{settings.run_dir} holds a run made with {', '.join(differences)}. Choose another --name "
-            "(or --project), or pass --overwrite to delete that run's data and models and start again.")
+            "(or --project), or pass --overwrite to delete that run's data and models and start again."
+        )
     click.secho(f"--overwrite: removing the earlier run in {settings.run_dir} ({', '.join(differences)})", fg="yellow")
     for sub in ("synthetic", "dataset", "models"):
         shutil.rmtree(settings.run_dir / sub, ignore_errors=True)
@@ -91,9 +122,15 @@ def check_run(settings: RunSettings, overwrite: bool) -> None:
 
 def write_run_file(settings: RunSettings, configs: Sequence[ExperimentConfig]) -> Path:
     settings.run_dir.mkdir(parents=True, exist_ok=True)
-    record = {"identity": settings.identity(), "device_choice": settings.device, "darknet": settings.darknet,
-              "experiments": {c.name: {"config": recorded_path(c.model_dir / "config.json", settings.run_dir),
-                                       "device": str(c.device)} for c in configs}}
+    record = {
+        "identity": settings.identity(),
+        "device_choice": settings.device,
+        "darknet": settings.darknet,
+        "experiments": {
+            c.name: {"config": recorded_path(c.model_dir / "config.json", settings.run_dir), "device": str(c.device)}
+            for c in configs
+        },
+    }
     path = settings.run_dir / RUN_FILE
     write_json(path, record)
     return path
@@ -124,14 +161,19 @@ def plan_all(configs: Sequence[ExperimentConfig], overwrite: bool) -> dict[str, 
 def announce_devices(configs: Sequence[ExperimentConfig]) -> None:
     seen: dict[str, str] = {}
     for config in configs:
-        seen.setdefault(config.framework, f"{config.device}" + (f" ({config.device.reason})"
-                                                                if config.device.reason else ""))
+        seen.setdefault(
+            config.framework, f"{config.device}" + (f" ({config.device.reason})" if config.device.reason else "")
+        )
     click.echo("device: " + "; ".join(f"{fw} on {text}" for fw, text in seen.items()))
 
 
-def execute(settings: RunSettings, configs: Sequence[ExperimentConfig], overwrite: bool = False,
-            on_start: Optional[Callable[[int, ExperimentConfig], None]] = None,
-            jobs: int = 1) -> tuple[PreparedData, list[dict]]:
+def execute(
+    settings: RunSettings,
+    configs: Sequence[ExperimentConfig],
+    overwrite: bool = False,
+    on_start: Optional[Callable[[int, ExperimentConfig], None]] = None,
+    jobs: int = 1,
+) -> tuple[PreparedData, list[dict]]:
     """Plan, prepare data once, run each experiment (``jobs`` at a time: harness.runners.local);
     returns the summaries (failed ones included) in the order of ``configs``."""
     settings = settings.sized(configs)
@@ -149,12 +191,18 @@ def execute(settings: RunSettings, configs: Sequence[ExperimentConfig], overwrit
     return prepared, summaries
 
 
-def _execute_side_by_side(configs: Sequence[ExperimentConfig], plans: dict[str, str], prepared: PreparedData,
-                          overwrite: bool, on_start, jobs: int) -> list[dict]:
+def _execute_side_by_side(
+    configs: Sequence[ExperimentConfig],
+    plans: dict[str, str],
+    prepared: PreparedData,
+    overwrite: bool,
+    on_start,
+    jobs: int,
+) -> list[dict]:
     """Finished (reused) or busy experiments are settled here; the rest run as child processes,
     each from its config.json, --overwrite applied here first (as the Slurm runner does)."""
+    from harness.core.locks import is_locked
     from harness.engine.experiment import clear_model_dir
-    from harness.engine.locks import is_locked
     from harness.runners.local import run_side_by_side
 
     settled, todo = {}, []
@@ -185,21 +233,27 @@ def record_and_prepare(settings: RunSettings, configs: Sequence[ExperimentConfig
 
 def prepare_run_data(settings: RunSettings) -> PreparedData:
     """The run's data, made once: later callers (array tasks) wait for the lock and reuse it."""
-    from harness.engine.locks import prepare_lock
+    from harness.core.locks import prepare_lock
 
     with prepare_lock(settings.run_dir):
         try:
-            return prepare_data(settings.data, settings.run_dir, settings.profile, seed=settings.seed,
-                                classification=settings.classification, synthetic_sizes=settings.synthetic,
-                                options=settings.data_options)
-        except (ValueError, FileNotFoundError) as exc:   # e.g. the audit refuses a leaking split
+            return prepare_data(
+                settings.data,
+                settings.run_dir,
+                settings.profile,
+                seed=settings.seed,
+                classification=settings.classification,
+                synthetic_sizes=settings.synthetic,
+                options=settings.data_options,
+            )
+        except (ValueError, FileNotFoundError) as exc:  # e.g. the audit refuses a leaking split
             source = settings.data or "the synthetic set"
             raise click.ClickException(f"data {source}: {exc}") from None
 
 
 def run_unless_busy(config: ExperimentConfig, prepared: PreparedData, overwrite: bool) -> dict:
     """One experiment; one that another process is training now is reported, not touched."""
-    from harness.engine.locks import ExperimentBusy
+    from harness.core.locks import ExperimentBusy
 
     try:
         return run_experiment(config, prepared, overwrite)
@@ -209,15 +263,23 @@ def run_unless_busy(config: ExperimentConfig, prepared: PreparedData, overwrite:
 
 def settings_of(run_dir: Path) -> RunSettings:
     """A run's shared settings back from ``RUN_DIR/run.json`` (what array tasks start from)."""
-    from harness.engine.profiles import profile as get_profile
+    from harness.core.profiles import profile as get_profile
 
     record = read_run_file(run_dir)
     identity = record["identity"]
     optional = {key: Path(identity[key]) if identity.get(key) else None for key in ("data", "classification")}
     synthetic = tuple(identity["synthetic"]) if identity.get("synthetic") else None
-    return RunSettings(Path(run_dir), get_profile(identity["profile"]), identity["seed"], optional["data"],
-                       optional["classification"], record.get("device_choice", "auto"), synthetic,
-                       DataOptions.from_identity(identity.get("data_options")), record.get("darknet", "pjreddie"))
+    return RunSettings(
+        Path(run_dir),
+        get_profile(identity["profile"]),
+        identity["seed"],
+        optional["data"],
+        optional["classification"],
+        record.get("device_choice", "auto"),
+        synthetic,
+        DataOptions.from_identity(identity.get("data_options")),
+        record.get("darknet", "pjreddie"),
+    )
 
 
 def exit_for(summaries: Sequence[dict], run_dir: Path) -> None:
@@ -227,7 +289,11 @@ def exit_for(summaries: Sequence[dict], run_dir: Path) -> None:
         return
     for summary in failed:
         log = summary.get("log") or str(run_dir / "models" / summary["experiment"])
-        click.secho(f"FAILED {summary['experiment']}: {summary.get('message', '').splitlines()[0] if summary.get('message') else ''}"
-                    f"\n       log: {log}", fg="red", err=True)
+        click.secho(
+            f"FAILED {summary['experiment']}: {summary.get('message', '').splitlines()[0] if summary.get('message') else ''}"
+            f"\n       log: {log}",
+            fg="red",
+            err=True,
+        )
     click.secho(f"{len(failed)} of {len(summaries)} experiments failed", fg="red", err=True)
     raise SystemExit(1)

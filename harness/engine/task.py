@@ -4,6 +4,7 @@ This is what a batch-system task runs (and what the local runner runs in-process
 input is the experiment's resolved ``MODEL_DIR/config.json``; the run's shared data settings come
 from ``RUN_DIR/run.json``, and the data itself was prepared by the submitter, so tasks only reuse it.
 """
+
 from __future__ import annotations
 
 import json
@@ -28,20 +29,23 @@ def run_from_config(config_path: Path) -> dict:
 
 def report_run(run_dir: Path) -> list[dict]:
     """The report step after all tasks: provenance, report files; returns every summary."""
+    from harness.config import read_config
     from harness.engine.experiment import read_summary
     from harness.engine.reproduce import write_provenance
-    from harness.engine.run import prepare_run_data, settings_of
+    from harness.engine.run import experiment_config_path, prepare_run_data, read_run_file, settings_of
     from harness.report.builder import build_report
-
-    from harness.config import read_config
-    from harness.engine.run import experiment_config_path, read_run_file
 
     run_dir = Path(run_dir).resolve()
     record = read_run_file(run_dir)
-    configs = [read_config(experiment_config_path(run_dir, name, entry).parent)
-               for name, entry in record["experiments"].items()]
-    summaries = [read_summary(c.model_dir) or {"experiment": c.name, "status": "failed",
-                                               "message": "never ran (no summary.json)"} for c in configs]
+    configs = [
+        read_config(experiment_config_path(run_dir, name, entry).parent)
+        for name, entry in record["experiments"].items()
+    ]
+    summaries = [
+        read_summary(c.model_dir)
+        or {"experiment": c.name, "status": "failed", "message": "never ran (no summary.json)"}
+        for c in configs
+    ]
     prepared = prepare_run_data(settings_of(run_dir))
     write_provenance(run_dir, prepared, configs, seconds=None)
     outputs = build_report(run_dir)

@@ -4,8 +4,15 @@
 ``harness.evaluation.detections`` reads and writes the frameworks' detection files;
 ``harness.evaluation.classification.classification_report`` is the paper's Fig 10 test.
 """
+
 from harness.evaluation.detections import Detections, read_detections, write_voc_detections
 from harness.evaluation.evaluator import PROTOCOLS, EvaluationError, evaluate_detections
 
-__all__ = ["Detections", "EvaluationError", "PROTOCOLS", "evaluate_detections", "read_detections",
-           "write_voc_detections"]
+__all__ = [
+    "PROTOCOLS",
+    "Detections",
+    "EvaluationError",
+    "evaluate_detections",
+    "read_detections",
+    "write_voc_detections",
+]

@@ -13,10 +13,11 @@ Where it differs from the VOC devkit (voc.py), each kept here exactly as detecto
 - every class of the network counts in the mean, a class without objects as AP 0.
 Detections are ranked by score over all classes with ``qsort``; ties keep input order here.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
-from typing import Sequence
 
 import numpy as np
 
@@ -48,8 +49,9 @@ def continuous_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return np.where(inter > 0, inter / union, 0.0)
 
 
-def match_alexeyab(det_image: np.ndarray, scores: np.ndarray, boxes: np.ndarray, gt: ClassGroundTruth,
-                   iou_threshold: float) -> RankedMatches:
+def match_alexeyab(
+    det_image: np.ndarray, scores: np.ndarray, boxes: np.ndarray, gt: ClassGroundTruth, iou_threshold: float
+) -> RankedMatches:
     """Each detection takes the object of its image with the highest IoU > threshold (first on ties);
     in rank order the first detection of an object is a TP, later ones and unmatched ones FPs."""
     order = rank_order(scores)
@@ -59,7 +61,7 @@ def match_alexeyab(det_image: np.ndarray, scores: np.ndarray, boxes: np.ndarray,
         start, count = gt.start[det_image[k]], gt.count[det_image[k]]
         if count == 0:
             continue
-        ious = continuous_iou(np.repeat(boxes[k:k + 1], count, axis=0), gt.boxes[start:start + count])
+        ious = continuous_iou(np.repeat(boxes[k : k + 1], count, axis=0), gt.boxes[start : start + count])
         j = int(np.argmax(ious))
         if ious[j] > iou_threshold:
             best[k] = start + j

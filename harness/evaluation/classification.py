@@ -9,9 +9,10 @@ classes (true class), columns the label map's classes plus "no detection".
 one single-object image; ``mean_accuracy_all_classes`` takes every class present. Images with
 zero or several objects are not used and are counted under ``skipped``.
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -23,13 +24,17 @@ from harness.labels import LabelMap
 NO_DETECTION = "no detection"
 
 
-def classification_report(gt: Sequence[ImageAnnotation], dets: Detections, labelmap: LabelMap,
-                          min_score: float = 0.0) -> dict:
+def classification_report(
+    gt: Sequence[ImageAnnotation], dets: Detections, labelmap: LabelMap, min_score: float = 0.0
+) -> dict:
     """Confusion matrix of top-1 detections on single-object images; see module docstring."""
     check_classes(dets, labelmap)
     names = list(labelmap.names)
-    single = {im.image_id: names.index(im.objects[0].name) for im in gt
-              if len(im.objects) == 1 and im.objects[0].name in labelmap.names}
+    single = {
+        im.image_id: names.index(im.objects[0].name)
+        for im in gt
+        if len(im.objects) == 1 and im.objects[0].name in labelmap.names
+    }
     skipped = _skipped_images(gt, labelmap)
     predicted = _top_class_per_image(dets, names, single, min_score)
     matrix = np.zeros((len(names), len(names) + 1), dtype=np.int64)
@@ -39,7 +44,7 @@ def classification_report(gt: Sequence[ImageAnnotation], dets: Detections, label
     scored = [recall[n] for n in labelmap.scored_names if n in recall]
     return {
         "classes": names,
-        "columns": names + [NO_DETECTION],
+        "columns": [*names, NO_DETECTION],
         "matrix": matrix.tolist(),
         "per_class_recall": recall,
         "mean_accuracy": float(np.mean(scored)) if scored else None,
@@ -62,7 +67,9 @@ def _skipped_images(gt: Sequence[ImageAnnotation], labelmap: LabelMap) -> dict:
     return counts
 
 
-def _top_class_per_image(dets: Detections, names: list[str], wanted: dict[str, int], min_score: float) -> dict[str, int]:
+def _top_class_per_image(
+    dets: Detections, names: list[str], wanted: dict[str, int], min_score: float
+) -> dict[str, int]:
     """Image id -> class index of its best detection (ties: the earlier class in the label map)."""
     best_score: dict[str, float] = {}
     best_class: dict[str, int] = {}

@@ -14,6 +14,7 @@ numbers for the same boxes converted to COCO ``[xmin-1, ymin-1, w+1, h+1]``:
 The greedy matching is inherently sequential within an image, so we step over the detection
 *rank* (at most ``max_dets`` steps) and handle every image and IoU threshold at once.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -37,8 +38,14 @@ class CocoClassResult:
     n_truncated: int  # detections beyond max_dets per image
 
 
-def evaluate_class_coco(det_image: np.ndarray, scores: np.ndarray, boxes: np.ndarray, gt: ClassGroundTruth,
-                        thresholds: np.ndarray = IOU_THRESHOLDS, max_dets: int = MAX_DETS) -> CocoClassResult:
+def evaluate_class_coco(
+    det_image: np.ndarray,
+    scores: np.ndarray,
+    boxes: np.ndarray,
+    gt: ClassGroundTruth,
+    thresholds: np.ndarray = IOU_THRESHOLDS,
+    max_dets: int = MAX_DETS,
+) -> CocoClassResult:
     det_image, scores, boxes, rank, n_truncated = _top_per_image(det_image, scores, boxes, max_dets)
     state = _match(det_image, boxes, rank, gt, thresholds)  # (T, N): 1 tp, 0 fp, -1 ignored
     order = np.argsort(-scores, kind="stable")  # input is image-major, so ties keep image order

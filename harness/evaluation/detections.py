@@ -18,18 +18,19 @@ numbers parse but are not finite (a diverged network writes ``nan``/``-nan`` sco
 skipped and *counted* in :attr:`Detections.skipped`, so a broken model shows up as such
 instead of stopping the evaluation.
 """
+
 from __future__ import annotations
 
 import csv
 import json
 import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from harness.data.atomic import write_text
+from harness.core.atomic import write_text
 
 DEFAULT_PREFIX = "comp4_det_test_"
 CSV_COLUMNS = ("image_id", "class", "score", "xmin", "ymin", "xmax", "ymax")
@@ -48,11 +49,13 @@ class ClassDetections:
     boxes: np.ndarray  # (N, 4) float64: xmin ymin xmax ymax, VOC pixels
 
     @classmethod
-    def empty(cls) -> "ClassDetections":
+    def empty(cls) -> ClassDetections:
         return cls(np.empty(0, dtype=str), np.empty(0, dtype=np.float64), np.empty((0, 4), dtype=np.float64))
 
     @classmethod
-    def from_rows(cls, image_ids: Sequence[str], scores: Sequence[float], boxes: Sequence[Sequence[float]]) -> "ClassDetections":
+    def from_rows(
+        cls, image_ids: Sequence[str], scores: Sequence[float], boxes: Sequence[Sequence[float]]
+    ) -> ClassDetections:
         if not len(image_ids):
             return cls.empty()
         return cls(
@@ -64,7 +67,7 @@ class ClassDetections:
     def __len__(self) -> int:
         return int(self.scores.shape[0])
 
-    def concat(self, other: "ClassDetections") -> "ClassDetections":
+    def concat(self, other: ClassDetections) -> ClassDetections:
         if not len(other):
             return self
         if not len(self):
@@ -91,7 +94,7 @@ class Detections:
     skipped: dict[str, dict] = field(default_factory=dict)
     flagged: dict[str, dict] = field(default_factory=dict)
     sources: list[str] = field(default_factory=list)
-    class_files: dict[str, str] = field(default_factory=dict)   # per-class text input: class -> file
+    class_files: dict[str, str] = field(default_factory=dict)  # per-class text input: class -> file
 
     def __getitem__(self, name: str) -> ClassDetections:
         return self.by_class.get(name) or ClassDetections.empty()
@@ -115,7 +118,7 @@ class Detections:
     def count_flag(self, reason: str, where: str) -> None:
         _count(self.flagged, reason, where)
 
-    def merge(self, other: "Detections") -> None:
+    def merge(self, other: Detections) -> None:
         for name, dets in other.by_class.items():
             self.add(name, dets)
         for mine, theirs in ((self.skipped, other.skipped), (self.flagged, other.flagged)):
@@ -125,7 +128,7 @@ class Detections:
         self.class_files.update(other.class_files)
 
     @classmethod
-    def from_records(cls, records: Iterable[Mapping], source: str = "<records>") -> "Detections":
+    def from_records(cls, records: Iterable[Mapping], source: str = "<records>") -> Detections:
         """Build from ``{"image_id", "class", "score", "bbox": [xmin, ymin, xmax, ymax]}`` dicts."""
         return _records_to_detections(
             ((f"{source}: record {index}", record) for index, record in enumerate(records)), source
@@ -199,7 +202,9 @@ def _flag_inverted(dets: Detections, box: Sequence[float], where: str) -> None:
 # ----------------------------------------------------------------------------- readers
 
 
-def read_detections(path: str | Path, class_names: Sequence[str] | None = None, prefix: str | None = None) -> Detections:
+def read_detections(
+    path: str | Path, class_names: Sequence[str] | None = None, prefix: str | None = None
+) -> Detections:
     """Read a directory of per-class VOC files, a single per-class file, a JSON list or a CSV.
 
     For per-class files the class is the file stem minus the prefix. With ``class_names`` the
@@ -235,8 +240,9 @@ def _read_directory(directory: Path, class_names: Sequence[str] | None, prefix: 
     )
 
 
-def _read_class_files(directory: Path, files: list[Path], class_names: Sequence[str] | None,
-                      prefix: str | None) -> Detections:
+def _read_class_files(
+    directory: Path, files: list[Path], class_names: Sequence[str] | None, prefix: str | None
+) -> Detections:
     """One run's per-class files. Files of two runs (two prefixes) in one directory would be
     merged into one inflated detection set, so that is refused; ``prefix`` picks one run."""
     if prefix is not None:
@@ -294,7 +300,7 @@ def _class_from_filename(path: Path, class_names: Sequence[str] | None, prefix: 
     prefix = DEFAULT_PREFIX if prefix is None else prefix
     if not stem.startswith(prefix) or stem == prefix:
         raise DetectionFormatError(f"{path}: expected a file named '{prefix}<class>.txt'")
-    return stem[len(prefix):]
+    return stem[len(prefix) :]
 
 
 def read_voc_class_file(path: str | Path, class_name: str) -> Detections:
@@ -359,8 +365,15 @@ def read_csv_detections(path: str | Path) -> Detections:
     except (OSError, UnicodeDecodeError) as exc:
         raise DetectionFormatError(f"{path}: cannot read CSV: {exc}") from exc
     located = (
-        (f"{path}:{line_no}", {"image_id": row["image_id"], "class": row["class"], "score": row["score"],
-                               "bbox": [row["xmin"], row["ymin"], row["xmax"], row["ymax"]]})
+        (
+            f"{path}:{line_no}",
+            {
+                "image_id": row["image_id"],
+                "class": row["class"],
+                "score": row["score"],
+                "bbox": [row["xmin"], row["ymin"], row["xmax"], row["ymax"]],
+            },
+        )
         for line_no, row in records
     )
     return _records_to_detections(located, str(path))
@@ -369,8 +382,9 @@ def read_csv_detections(path: str | Path) -> Detections:
 # ----------------------------------------------------------------------------- writers
 
 
-def write_voc_detections(dets: Detections, out_dir: str | Path, prefix: str = DEFAULT_PREFIX,
-                         class_names: Sequence[str] | None = None) -> list[Path]:
+def write_voc_detections(
+    dets: Detections, out_dir: str | Path, prefix: str = DEFAULT_PREFIX, class_names: Sequence[str] | None = None
+) -> list[Path]:
     """Write ``<prefix><class>.txt`` files in the Darknet/Caffe layout; returns the paths.
 
     With ``class_names`` every listed class gets a file (empty when it has no detections), the

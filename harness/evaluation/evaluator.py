@@ -10,10 +10,11 @@ Artefact) get their AP reported with ``"scored": false``. The ``alexeyab`` proto
 Darknet's ``detector map`` (harness/evaluation/alexeyab.py): its ground truth, matching and
 ``-points`` rule, and its mean over every class of the label map (``mean_over="network"``).
 """
+
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -26,10 +27,10 @@ from harness.labels import LabelMap
 PROTOCOLS = ("voc07", "voc12", "coco", "alexeyab")
 MEAN_OVER = {
     "network": "mean AP over every class of the label map, scored or not, a class without objects as 0 "
-               "(AlexeyAB Darknet 'detector map', which divides by the network's classes; the alexeyab protocol's rule)",
+    "(AlexeyAB Darknet 'detector map', which divides by the network's classes; the alexeyab protocol's rule)",
     "present": "mean AP over the scored classes with at least one non-difficult ground-truth object",
     "all": "mean AP over all scored classes; a class without ground-truth objects counts as AP 0 "
-           "(Caffe DetectionEvaluate / Darknet 'detector map' rule)",
+    "(Caffe DetectionEvaluate / Darknet 'detector map' rule)",
 }
 PR_MAX_POINTS = 200
 UNKNOWN_ID_EXAMPLES = 5
@@ -39,9 +40,16 @@ class EvaluationError(ValueError):
     """Detections that do not fit the ground truth / label map (unknown class, unknown image)."""
 
 
-def evaluate_detections(gt: Sequence[ImageAnnotation], dets: Detections, labelmap: LabelMap,
-                        protocol: str = "voc07", iou: float = 0.5, strict: bool = False,
-                        mean_over: str = "present", points: int = 0) -> dict:
+def evaluate_detections(
+    gt: Sequence[ImageAnnotation],
+    dets: Detections,
+    labelmap: LabelMap,
+    protocol: str = "voc07",
+    iou: float = 0.5,
+    strict: bool = False,
+    mean_over: str = "present",
+    points: int = 0,
+) -> dict:
     """Score ``dets`` against ``gt``; returns the metrics.json dict (see docs/evaluation.md).
 
     Unknown class names always raise. Detections on image ids that are not in ``gt`` raise
@@ -110,8 +118,10 @@ def _warn_missing_detections(dets: Detections, labelmap: LabelMap, classes: dict
     """A scored class with objects but nothing detected scores AP 0: say why, since a missing
     file (wrong prefix, crashed writer) and a model that found nothing look the same in the mAP."""
     if not len(dets):
-        warnings["no_detections"] = (f"the detection input holds no detections at all "
-                                     f"({', '.join(dets.sources[:3]) or '<detections>'}); every AP is 0")
+        warnings["no_detections"] = (
+            f"the detection input holds no detections at all "
+            f"({', '.join(dets.sources[:3]) or '<detections>'}); every AP is 0"
+        )
     per_class_files = bool(dets.class_files)
     empty = {}
     for name in labelmap.scored_names:
@@ -168,8 +178,12 @@ def _handle_unknown_images(unknown: dict[str, int], strict: bool, warnings: dict
         raise EvaluationError(
             f"{len(unknown)} image id(s) in the detections are not in the ground truth, e.g. {examples}"
         )
-    warnings["unknown_image_ids"] = {"images": len(unknown), "detections": sum(unknown.values()),
-                                     "examples": examples, "action": "left out of the evaluation"}
+    warnings["unknown_image_ids"] = {
+        "images": len(unknown),
+        "detections": sum(unknown.values()),
+        "examples": examples,
+        "action": "left out of the evaluation",
+    }
 
 
 def _voc_class(image_index, scores, boxes, truth: GroundTruth, name: str, protocol: str, iou: float):
@@ -218,8 +232,9 @@ def _counts(ap, npos: int, tp: np.ndarray, fp: np.ndarray, recall: np.ndarray) -
     }
 
 
-def pr_curve(recall: np.ndarray, precision: np.ndarray, scores: np.ndarray, tp: np.ndarray,
-             max_points: int = PR_MAX_POINTS) -> dict:
+def pr_curve(
+    recall: np.ndarray, precision: np.ndarray, scores: np.ndarray, tp: np.ndarray, max_points: int = PR_MAX_POINTS
+) -> dict:
     """Raw PR points at every true positive (where recall steps) plus the last detection,
     thinned evenly to at most ``max_points``; scores let a reader pick an operating point."""
     if recall.size == 0:

@@ -4,10 +4,11 @@ Every protocol needs, for one class, "the boxes of this image". Keeping each cla
 sorted by image with ``start``/``count`` offsets lets us build all det×gt pairs of a class with
 a few ``np.repeat`` calls instead of a Python loop over detections.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -87,7 +88,9 @@ def voc_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return np.where(inter > 0, inter / union, 0.0)
 
 
-def pairs(det_image: np.ndarray, det_boxes: np.ndarray, gt: ClassGroundTruth) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def pairs(
+    det_image: np.ndarray, det_boxes: np.ndarray, gt: ClassGroundTruth
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """All (detection, GT object of the same image) pairs and their IoU, without Python loops."""
     counts = gt.count[det_image]
     total = int(counts.sum())

@@ -12,6 +12,7 @@ Devkit conventions (VOCevaldet.m), kept exactly:
 The greedy pass is vectorised: because each detection only ever looks at its own best object,
 "first detection (in rank order) whose best object is j" is the TP for j — a ``np.unique``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -41,8 +42,9 @@ def rank_order(scores: np.ndarray) -> np.ndarray:
     return np.argsort(-scores, kind="stable")
 
 
-def match_voc(det_image: np.ndarray, scores: np.ndarray, boxes: np.ndarray,
-              gt: ClassGroundTruth, iou_threshold: float) -> RankedMatches:
+def match_voc(
+    det_image: np.ndarray, scores: np.ndarray, boxes: np.ndarray, gt: ClassGroundTruth, iou_threshold: float
+) -> RankedMatches:
     order = rank_order(scores)
     det_image, scores, boxes = det_image[order], scores[order], boxes[order]
     best_gt, best_iou = _best_object(det_image, boxes, gt)

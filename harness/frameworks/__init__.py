@@ -18,32 +18,36 @@ Each backend offers the engines in its ``engines`` (``native``: the framework's 
 ``opencv``: OpenCV DNN on the same files, CPU only); the implementations live in each framework's
 ``detectors.py``.
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, Protocol, Sequence, Union
+from typing import TYPE_CHECKING, Any, Callable, Optional, Protocol, Union
 
 from harness.registry import registered_class
 
 if TYPE_CHECKING:
     from harness.config import ExperimentConfig
-    from harness.engine.types import FrameworkStatus, TrainResult
+    from harness.core.types import FrameworkStatus, TrainResult
     from harness.labels import LabelMap
 
 TIMED_SPAN = "preprocess+forward+nms"
-TIMED_SPAN_DESCRIPTION = ("per image, batch 1, image already decoded in memory: preprocessing (resize/letterbox "
-                          "into the input blob) + forward + box decoding and NMS; file reading excluded")
+TIMED_SPAN_DESCRIPTION = (
+    "per image, batch 1, image already decoded in memory: preprocessing (resize/letterbox "
+    "into the input blob) + forward + box decoding and NMS; file reading excluded"
+)
 
 
-Batch = list[tuple[str, Path]]                                  # (image id, image path) of one batch
-PerImage = dict[str, list[tuple[str, float, tuple]]]            # image id -> [(class, score, box)]
+Batch = list[tuple[str, Path]]  # (image id, image path) of one batch
+PerImage = dict[str, list[tuple[str, float, tuple]]]  # image id -> [(class, score, box)]
 BatchResults = Iterator[tuple[Union[PerImage, Exception], float]]  # per batch: detections or its error, seconds
 
 
 class Detector(Protocol):
     """A network loaded once (:meth:`FrameworkBackend.open_detector`), serving batches of images."""
 
-    description: str        # what runs the forward pass, e.g. "OpenCV DNN 4.x (Darknet cfg, CPU)"
+    description: str  # what runs the forward pass, e.g. "OpenCV DNN 4.x (Darknet cfg, CPU)"
 
     def detect_batches(self, batches: Sequence[Batch], work: Path) -> BatchResults:
         """Per batch, in order: its detections per image id (or the exception that stopped that batch)
@@ -57,19 +61,18 @@ class FrameworkBackend(Protocol):
     """What the experiment runner needs from a framework (one instance per experiment)."""
 
     name: str
-    engines: tuple[str, ...]        # what open_detector accepts, "native" first (e.g. ("native", "opencv"))
+    engines: tuple[str, ...]  # what open_detector accepts, "native" first (e.g. ("native", "opencv"))
 
-    def __init__(self, config: "ExperimentConfig", labelmap: "LabelMap", dataset_dir: Optional[Path] = None) -> None:
-        ...
+    def __init__(self, config: ExperimentConfig, labelmap: LabelMap, dataset_dir: Optional[Path] = None) -> None: ...
 
     @staticmethod
-    def inspect() -> "FrameworkStatus":
+    def inspect() -> FrameworkStatus:
         """Which build would run, its version, device support and what is missing (``harness doctor``)."""
 
     def render(self, test_ids: Sequence[str]) -> dict[str, Path]:
         """Write the native files (prototxts / cfg, .data) under MODEL_DIR/rendered; {role: path}."""
 
-    def train(self, files: dict[str, Path], until: Optional[int] = None, **display) -> "TrainResult":
+    def train(self, files: dict[str, Path], until: Optional[int] = None, **display) -> TrainResult:
         """Train to ``until`` (default: the schedule's end), resuming from the newest checkpoint."""
 
     def schedule_length(self, files: dict[str, Path]) -> int:
@@ -97,7 +100,7 @@ def backend_class(name: str) -> type:
     return registered_class(FRAMEWORKS, name, "framework")
 
 
-def backend_for(config: "ExperimentConfig", labelmap: "LabelMap", dataset_dir: Optional[Path] = None):
+def backend_for(config: ExperimentConfig, labelmap: LabelMap, dataset_dir: Optional[Path] = None):
     """The backend instance that runs ``config``."""
     try:
         cls = backend_class(config.framework)
@@ -112,8 +115,7 @@ def check_engine(backend, engine: str) -> None:
         raise ValueError(f"no {engine!r} detector for framework {backend.name!r}; known: {', '.join(backend.engines)}")
 
 
-def detect_each(detect: Callable[[Batch, Path], PerImage], batches: Sequence[Batch],
-                work: Path) -> BatchResults:
+def detect_each(detect: Callable[[Batch, Path], PerImage], batches: Sequence[Batch], work: Path) -> BatchResults:
     """:meth:`Detector.detect_batches` for an in-process network: ``detect(batch, work/batch_NNNN)``
     per batch, timed; a batch's exception is that batch's result and the next batch still runs."""
     import time
@@ -122,7 +124,7 @@ def detect_each(detect: Callable[[Batch, Path], PerImage], batches: Sequence[Bat
         started = time.monotonic()
         try:
             per_image = detect(batch, work / f"batch_{index:04d}")
-        except Exception as exc:  # noqa: BLE001 - one batch's failure is that batch's result
+        except Exception as exc:
             yield exc, time.monotonic() - started
             continue
         yield per_image, time.monotonic() - started
@@ -140,14 +142,14 @@ def detections_by_image(dets, class_names: Sequence[str]) -> PerImage:
     return out
 
 
-def read_per_image(det_dir: Path, labelmap: "LabelMap") -> PerImage:
+def read_per_image(det_dir: Path, labelmap: LabelMap) -> PerImage:
     """Per-class VOC detection files as every harness path reads them (same rounding, same skips)."""
     from harness.evaluation.detections import read_detections
 
     return detections_by_image(read_detections(det_dir, class_names=labelmap.names), labelmap.names)
 
 
-def inspect_all() -> list["FrameworkStatus"]:
+def inspect_all() -> list[FrameworkStatus]:
     """Every registered framework's status, in registry order; a framework with several builds
     (Darknet: pjreddie and AlexeyAB) gives one status per build."""
     statuses: list = []

@@ -5,6 +5,7 @@ Neither can be downloaded on the harness's build machines, so the registry below
 public URLs; a checksum is verified when one is known (pinned here or passed with --sha256)
 and otherwise recorded on first download so that later runs can detect a changed file.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -72,7 +73,7 @@ def _record_checksum(filename: str, digest: str) -> None:
 
 
 def expected_checksum(spec: WeightsSpec, override: Optional[str] = None) -> Optional[str]:
-    return (override or spec.sha256 or _recorded_checksums().get(spec.filename) or None)
+    return override or spec.sha256 or _recorded_checksums().get(spec.filename) or None
 
 
 def check_weights_file(path: Path, framework: str) -> None:
@@ -103,7 +104,9 @@ def verify(path: Path, spec: WeightsSpec, sha256: Optional[str] = None) -> str:
     return digest
 
 
-def fetch(key: str, dest: Optional[Path] = None, sha256: Optional[str] = None, url: Optional[str] = None) -> tuple[Path, str, bool]:
+def fetch(
+    key: str, dest: Optional[Path] = None, sha256: Optional[str] = None, url: Optional[str] = None
+) -> tuple[Path, str, bool]:
     """Download (or reuse) one registry entry; returns (path, sha256, was_pinned)."""
     if key not in REGISTRY:
         raise KeyError(f"unknown weights {key!r}; known: {', '.join(REGISTRY)}")

@@ -17,27 +17,33 @@ Caffe often exits 0 after a failure, so the parser also collects the evidence a 
 judge the run: ``F…`` fatal lines (``Check failed: …``), protobuf text-format errors, signal
 reports, NaN losses, snapshots written and whether "Optimization Done." was reached.
 """
+
 from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Optional
 
-from harness.data.atomic import write_csv
-from harness.engine.types import Progress
+from harness.core.atomic import write_csv
+from harness.core.types import Progress
 
 RUN_MARKER = "==> harness:"
 LOSS_CSV_COLUMNS = ("iteration", "loss", "avg_loss", "lr", "seconds")
 
 _FLOAT = r"[-+]?(?:nan|inf|\d+(?:\.\d*)?(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?)"
 # glog ≥ 0.6 (Debian 12) writes the year: I20261124 02:39:15.671307 14933 solver.cpp:84] …
-GLOG_PREFIX = re.compile(r"^([IWEF])(\d{4})?(\d{2})(\d{2}) (\d{2}):(\d{2}):(\d{2})\.(\d{6})\s+\d+\s+(\S+?):\d+\]\s?(.*)$")
+GLOG_PREFIX = re.compile(
+    r"^([IWEF])(\d{4})?(\d{2})(\d{2}) (\d{2}):(\d{2}):(\d{2})\.(\d{6})\s+\d+\s+(\S+?):\d+\]\s?(.*)$"
+)
 ITERATION_LOSS = re.compile(rf"^Iteration (\d+)(?: \(([^)]*)\))?, loss = ({_FLOAT})$", re.I)
 ITERATION_LR = re.compile(rf"^Iteration (\d+), lr = ({_FLOAT})$", re.I)
-TRAIN_OUTPUT = re.compile(rf"^\s*Train net output #\d+: (\S+) = ({_FLOAT})(?: \(\* ({_FLOAT}) = ({_FLOAT}) loss\))?$", re.I)
+TRAIN_OUTPUT = re.compile(
+    rf"^\s*Train net output #\d+: (\S+) = ({_FLOAT})(?: \(\* ({_FLOAT}) = ({_FLOAT}) loss\))?$", re.I
+)
 TEST_OUTPUT = re.compile(rf"^\s*Test net output #\d+: (\S+) = ({_FLOAT})", re.I)
 TESTING = re.compile(r"^Iteration (\d+), Testing net \(#(\d+)\)$")
 SNAPSHOT_MODEL = re.compile(r"^Snapshotting to (?:binary proto|HDF5) file (.+)$")
@@ -60,14 +66,14 @@ class TestOutput:
 class CaffeLog:
     """Everything a caller needs to decide whether a ``caffe train`` run really worked."""
 
-    rows: list[Progress] = field(default_factory=list)       # one per displayed iteration
+    rows: list[Progress] = field(default_factory=list)  # one per displayed iteration
     model_snapshots: list[Path] = field(default_factory=list)
     state_snapshots: list[Path] = field(default_factory=list)
     test_outputs: list[TestOutput] = field(default_factory=list)
-    fatal: list[str] = field(default_factory=list)            # F-lines, protobuf errors, signals (last run)
-    earlier_fatal: list[str] = field(default_factory=list)    # the same from earlier runs of a resumed log
+    fatal: list[str] = field(default_factory=list)  # F-lines, protobuf errors, signals (last run)
+    earlier_fatal: list[str] = field(default_factory=list)  # the same from earlier runs of a resumed log
     restored_from: list[Path] = field(default_factory=list)
-    optimization_done: bool = False                           # the last run reached "Optimization Done."
+    optimization_done: bool = False  # the last run reached "Optimization Done."
     net_name: str = ""
 
     @property
@@ -141,7 +147,7 @@ class CaffeLogParser:
         return self._note_events(text)
 
     def _add_train_output(self, match: re.Match) -> None:
-        if match.group(4) is None:          # not a loss output (e.g. accuracy)
+        if match.group(4) is None:  # not a loss output (e.g. accuracy)
             return
         value = _float(match.group(4))
         pending = self._pending
@@ -161,9 +167,11 @@ class CaffeLogParser:
 
     def _note_events(self, text: str) -> Optional[Progress]:
         """Snapshots, restores, the end of training (which completes the final loss line)."""
-        for pattern, target in ((SNAPSHOT_STATE, self.log.state_snapshots),
-                                (SNAPSHOT_MODEL, self.log.model_snapshots),
-                                (RESTORING, self.log.restored_from)):
+        for pattern, target in (
+            (SNAPSHOT_STATE, self.log.state_snapshots),
+            (SNAPSHOT_MODEL, self.log.model_snapshots),
+            (RESTORING, self.log.restored_from),
+        ):
             match = pattern.match(text)
             if match:
                 target.append(Path(match.group(1).strip()))
@@ -184,7 +192,7 @@ class CaffeLogParser:
         self._pending = None
         loss = pending.train_loss if pending.train_loss is not None else pending.avg_loss
         row = Progress(pending.iteration, loss, pending.avg_loss, lr, pending.seconds)
-        self._by_iteration[row.iteration] = row     # a resumed run re-displays: latest wins
+        self._by_iteration[row.iteration] = row  # a resumed run re-displays: latest wins
         return row
 
     # ------------------------------------------------------------------ time
@@ -229,7 +237,7 @@ def split_glog(line: str) -> tuple[str, Optional[datetime], str]:
     level, year, month, day, hour, minute, second, micro, _source, message = match.groups()
     try:
         stamp = datetime(int(year or 2000), int(month), int(day), int(hour), int(minute), int(second), int(micro))
-    except ValueError:          # 29 February in a non-leap base year, or garbage
+    except ValueError:  # 29 February in a non-leap base year, or garbage
         stamp = None
     return level, stamp, message
 
@@ -248,7 +256,7 @@ def _is_new_segment(previous: Optional[datetime], stamp: datetime) -> bool:
 
 
 def _float(text: str) -> float:
-    return float(text)          # Python reads nan, -nan, inf as C++ prints them
+    return float(text)  # Python reads nan, -nan, inf as C++ prints them
 
 
 def _finite(value: Optional[float]) -> bool:
@@ -275,8 +283,11 @@ def write_loss_csv(rows: Iterable[Progress], path: str | Path) -> Path:
     """``iteration,loss,avg_loss,lr,seconds`` (architecture.md); empty cells for unknowns."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_csv(path, LOSS_CSV_COLUMNS, ([row.iteration, _cell(row.loss), _cell(row.avg_loss), _cell(row.lr),
-                                        _cell(row.seconds, 3)] for row in rows))
+    write_csv(
+        path,
+        LOSS_CSV_COLUMNS,
+        ([row.iteration, _cell(row.loss), _cell(row.avg_loss), _cell(row.lr), _cell(row.seconds, 3)] for row in rows),
+    )
     return path
 
 

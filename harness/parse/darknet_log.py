@@ -4,16 +4,18 @@ Darknet prints one line per iteration (``printf("%ld: %f, %f avg, %f rate, %lf s
 and reports most failures only as text (``Couldn't open file: …``) while exiting 0, so the log
 is the evidence both for the loss curve and for what went wrong.
 """
+
 from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Optional
 
-from harness.data.atomic import write_csv
-from harness.engine.types import Progress
+from harness.core.atomic import write_csv
+from harness.core.types import Progress
 
 # Loss fields may be "nan", "-nan", "inf": \S+ keeps them and float() understands all of them.
 # AlexeyAB's fork prints " N: loss, avg avg loss, lr rate, s seconds, n images, h hours left".
@@ -66,15 +68,17 @@ class DarknetLogFindings:
     steps: list[DarknetStep] = field(default_factory=list)
     could_not_open: list[str] = field(default_factory=list)
     saved_weights: list[str] = field(default_factory=list)
-    missing_labels: list[str] = field(default_factory=list)   # label files either fork could not open
+    missing_labels: list[str] = field(default_factory=list)  # label files either fork could not open
 
     @property
     def label_problem(self) -> Optional[str]:
         """A sentence naming the first unopenable label file and how many there were, or None."""
         if not self.missing_labels:
             return None
-        return (f"Darknet could not open {len(self.missing_labels)} label file(s), e.g. {self.missing_labels[0]!r} "
-                "(AlexeyAB then trains without those boxes and exits 0; pjreddie stops or crashes)")
+        return (
+            f"Darknet could not open {len(self.missing_labels)} label file(s), e.g. {self.missing_labels[0]!r} "
+            "(AlexeyAB then trains without those boxes and exits 0; pjreddie stops or crashes)"
+        )
 
     @property
     def last_iteration(self) -> int:
@@ -124,8 +128,14 @@ def write_loss_csv(steps: Iterable[Progress], csv_path: Path) -> Path:
     """Write ``iteration,loss,avg_loss,lr,seconds`` (nan kept as ``nan``, the run's evidence)."""
     csv_path = Path(csv_path)
     csv_path.parent.mkdir(parents=True, exist_ok=True)
-    write_csv(csv_path, LOSS_CSV_HEADER, ([step.iteration, _cell(step.loss), _cell(step.avg_loss), _cell(step.lr),
-                                           _cell(step.seconds)] for step in steps))
+    write_csv(
+        csv_path,
+        LOSS_CSV_HEADER,
+        (
+            [step.iteration, _cell(step.loss), _cell(step.avg_loss), _cell(step.lr), _cell(step.seconds)]
+            for step in steps
+        ),
+    )
     return csv_path
 
 

@@ -3,11 +3,13 @@
 YOLOv3's anchors were clustered on COCO; for cells of nearly one size the paper-era practice is to
 re-cluster on the training labels. Clustering is seeded so a rendered cfg is reproducible.
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Optional, Sequence, Union
+from typing import Optional, Union
 
 import numpy as np
 
@@ -28,8 +30,9 @@ class LabelBoxes:
     skipped: dict[str, int]
 
 
-def label_files(labels_dir: Optional[PathLike] = None, train_list: Optional[PathLike] = None,
-                base_dir: Optional[PathLike] = None) -> list[Path]:
+def label_files(
+    labels_dir: Optional[PathLike] = None, train_list: Optional[PathLike] = None, base_dir: Optional[PathLike] = None
+) -> list[Path]:
     """Label files from a directory of ``*.txt`` or from the image list Darknet trains on
     (relative entries resolved from ``base_dir``, where Darknet will run)."""
     if (labels_dir is None) == (train_list is None):
@@ -94,7 +97,7 @@ def kmeans_anchors(wh: np.ndarray, k: int, seed: int = 0, max_iter: int = 300) -
     centroids = wh[[rng.integers(len(wh))]]
     while len(centroids) < k:
         distance = (1 - _iou_wh(wh, centroids)).min(axis=1)
-        weights = distance ** 2
+        weights = distance**2
         pick = rng.choice(len(wh), p=weights / weights.sum()) if weights.sum() > 0 else rng.integers(len(wh))
         centroids = np.vstack([centroids, wh[pick]])
     assignment = None
@@ -129,7 +132,7 @@ def parse_anchors(text: Union[str, Sequence[int]], count: int) -> tuple[int, ...
     """Anchors given as ``"10,13, 16,30, ..."`` or a sequence: must hold ``count`` (w, h) pairs."""
     values = [v for v in str(text).replace(" ", "").split(",") if v] if isinstance(text, str) else list(text)
     try:
-        anchors = tuple(int(round(float(v))) for v in values)
+        anchors = tuple(round(float(v)) for v in values)
     except ValueError:
         raise ValueError(f"anchors must be numbers, got {text!r}") from None
     if len(anchors) != 2 * count or min(anchors) < 1:

@@ -5,6 +5,7 @@ brocolli-caffe (a PyPI fork the harness built before) renamed ``resize_param`` t
 ``old_resize_param`` and lacks distort/expand and several other SSD fields (docs/rendering.md lists
 them); a stock ssd_pascal prototxt does not parse there. The renderer writes the installed dialect.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -13,27 +14,29 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-
 DIALECTS = ("weiliu89", "brocolli")
 
 
 @dataclass(frozen=True)
 class DialectChoice:
     dialect: str
-    reason: str          # human-readable: where the decision came from
+    reason: str  # human-readable: where the decision came from
 
 
 def dialect_from_proto_text(text: str, origin: str) -> DialectChoice:
     """Classify a caffe.proto (or generated caffe_pb2 source) by the SSD fields it defines."""
     if "AnnotatedDataParameter" not in text:
-        raise ValueError(f"{origin}: this Caffe has no SSD layers (no AnnotatedDataParameter); "
-                         "build weiliu89's SSD Caffe (bash scripts/install_caffe.sh)")
+        raise ValueError(
+            f"{origin}: this Caffe has no SSD layers (no AnnotatedDataParameter); "
+            "build weiliu89's SSD Caffe (bash scripts/install_caffe.sh)"
+        )
     if "old_resize_param" in text:
         return DialectChoice("brocolli", f"brocolli (old_resize_param) from {origin}")
     if "resize_param" in text and "distort_param" in text:
         return DialectChoice("weiliu89", f"weiliu89 (resize_param, distort_param) from {origin}")
-    raise ValueError(f"{origin}: unrecognised SSD caffe.proto (neither resize_param+distort_param "
-                     "nor old_resize_param)")
+    raise ValueError(
+        f"{origin}: unrecognised SSD caffe.proto (neither resize_param+distort_param nor old_resize_param)"
+    )
 
 
 def _from_caffe_pb2() -> Optional[DialectChoice]:
@@ -72,8 +75,11 @@ def detect_dialect(requested: str = "auto") -> DialectChoice:
     for proto in candidate_proto_files():
         if proto.is_file():
             return dialect_from_proto_text(proto.read_text(errors="replace"), str(proto))
-    return DialectChoice("weiliu89", "weiliu89 (default: no Caffe found - no importable caffe_pb2, "
-                                     "no caffe.proto under $HARNESS_CAFFE_ROOT or the harness cache)")
+    return DialectChoice(
+        "weiliu89",
+        "weiliu89 (default: no Caffe found - no importable caffe_pb2, "
+        "no caffe.proto under $HARNESS_CAFFE_ROOT or the harness cache)",
+    )
 
 
 # SSD's data augmentation beyond mirroring (examples/ssd/ssd_pascal.py): photometric distortion,

@@ -4,6 +4,7 @@ The sizes follow the rule of SSD's ``ssd_pascal.py`` generalised to any Smin/Sma
 of source layers, so that the paper's Smin 0.1 / 0.2 experiments are plain parameters
 (docs/rendering.md writes the rule out).
 """
+
 from __future__ import annotations
 
 import math
@@ -15,10 +16,10 @@ class SourceLayer:
     """One feature map that predicts boxes (``mbox_source_layers`` in SSD's scripts)."""
 
     name: str
-    feature_size: int           # square feature map side at the network's input size
-    step: float                 # pixels between neighbouring prior centres
+    feature_size: int  # square feature map side at the network's input size
+    step: float  # pixels between neighbouring prior centres
     aspect_ratios: tuple[float, ...]
-    normalize: bool = False     # conv4_3 is L2-normalised before its heads
+    normalize: bool = False  # conv4_3 is L2-normalised before its heads
 
     @property
     def priors_per_location(self) -> int:
@@ -57,8 +58,10 @@ def ssd_source_layers(size: int) -> tuple[SourceLayer, ...]:
         return _SSD512
     if size in COMPACT_SSD_SIZES:
         return compact_source_layers(size)
-    raise ValueError(f"SSD input size must be one of {SSD_SIZES} (or {COMPACT_SSD_SIZES} for the compact "
-                     f"learning-check SSD), got {size}")
+    raise ValueError(
+        f"SSD input size must be one of {SSD_SIZES} (or {COMPACT_SSD_SIZES} for the compact "
+        f"learning-check SSD), got {size}"
+    )
 
 
 def compact_feature_sizes(size: int) -> list[int]:
@@ -86,8 +89,10 @@ def compact_source_layers(size: int) -> tuple[SourceLayer, ...]:
     names = ("conv4_3_norm", "fc7", "conv6_2", "conv7_2", "conv8_2")
     ratios = ((2.0,), (2.0, 3.0), (2.0, 3.0), (2.0, 3.0), (2.0,))
     sides = compact_feature_sizes(size)
-    return tuple(SourceLayer(name, side, round(size / side, 4), ratio, normalize=(name == "conv4_3_norm"))
-                 for name, side, ratio in zip(names, sides, ratios))
+    return tuple(
+        SourceLayer(name, side, round(size / side, 4), ratio, normalize=(name == "conv4_3_norm"))
+        for name, side, ratio in zip(names, sides, ratios)
+    )
 
 
 def _percent(value: float, what: str) -> int:
@@ -121,4 +126,4 @@ def ssd_prior_sizes(size: int, smin: float = 0.2, smax: float = 0.9) -> tuple[li
 def ssd_num_priors(size: int, smin: float = 0.2, smax: float = 0.9) -> int:
     """Default boxes per image (SSD300: 8732). Smin/Smax change box sizes, never the count."""
     ssd_prior_sizes(size, smin, smax)  # validates the scales
-    return sum(layer.feature_size ** 2 * layer.priors_per_location for layer in ssd_source_layers(size))
+    return sum(layer.feature_size**2 * layer.priors_per_location for layer in ssd_source_layers(size))

@@ -4,6 +4,7 @@ Tests and checks use it to look inside rendered files without a Caffe build: it 
 (messages, repeated fields, enums, strings) but knows no schema, so it cannot tell an unknown field
 from a known one — parse with the real caffe_pb2 for that (docs/rendering.md).
 """
+
 from __future__ import annotations
 
 import re
@@ -19,7 +20,7 @@ def _tokens(text: str, origin: str) -> list[str]:
         match = _TOKEN.match(text, pos)
         if not match or match.end() == pos:
             if text[pos:].strip():
-                raise ValueError(f"{origin}: cannot parse prototxt near {text[pos:pos + 40]!r}")
+                raise ValueError(f"{origin}: cannot parse prototxt near {text[pos : pos + 40]!r}")
             break
         pos = match.end()
         comment, string, punct, word = match.groups()

@@ -3,6 +3,7 @@
 Everything that differs between the paper's experiments (input size, Smin/Smax, label map, solver
 values, dataset paths) is a parameter; the network structure itself lives in the templates.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -25,16 +26,38 @@ DATASET_LABELMAP = "caffe/labelmap.prototxt"
 DATASET_NAME_SIZE = "caffe/test_name_size.txt"
 # Relative placeholders used when no dataset is named: resolved against Caffe's working directory.
 PLACEHOLDER_DATASET = Path("data")
-PAPER_TEST_IMAGES = paper.PAPER_DETECTION_TEST_IMAGES   # used only when nothing else is known
+PAPER_TEST_IMAGES = paper.PAPER_DETECTION_TEST_IMAGES  # used only when nothing else is known
 
-DETECTION = {"nms_threshold": 0.45, "top_k": 400, "keep_top_k": 200, "confidence_threshold": 0.01,
-             "output_name_prefix": "comp4_det_test_"}
+DETECTION = {
+    "nms_threshold": 0.45,
+    "top_k": 400,
+    "keep_top_k": 200,
+    "confidence_threshold": 0.01,
+    "output_name_prefix": "comp4_det_test_",
+}
 TRAIN_DATA_LAYER = "data"
-TEST_DATA_LAYER = "test_data"   # distinct from the train layer: brocolli deadlocks on equal (name, source)
+TEST_DATA_LAYER = "test_data"  # distinct from the train layer: brocolli deadlocks on equal (name, source)
 
-SOLVER_KEYS = ("type", "base_lr", "momentum", "weight_decay", "lr_policy", "gamma", "stepvalue", "max_iter",
-               "test_interval", "test_iter", "snapshot", "snapshot_prefix", "display", "average_loss",
-               "iter_size", "solver_mode", "random_seed", "ap_version")
+SOLVER_KEYS = (
+    "type",
+    "base_lr",
+    "momentum",
+    "weight_decay",
+    "lr_policy",
+    "gamma",
+    "stepvalue",
+    "max_iter",
+    "test_interval",
+    "test_iter",
+    "snapshot",
+    "snapshot_prefix",
+    "display",
+    "average_loss",
+    "iter_size",
+    "solver_mode",
+    "random_seed",
+    "ap_version",
+)
 
 
 @dataclass(frozen=True)
@@ -49,20 +72,25 @@ class ExtraLayer:
 
 
 def _extra(index: int, channels: int, stride: int, pad: int, kernel: int = 3) -> list[ExtraLayer]:
-    return [ExtraLayer(f"conv{index}_1", channels // 2, 1, 0, 1),
-            ExtraLayer(f"conv{index}_2", channels, kernel, pad, stride)]
+    return [
+        ExtraLayer(f"conv{index}_1", channels // 2, 1, 0, 1),
+        ExtraLayer(f"conv{index}_2", channels, kernel, pad, stride),
+    ]
 
 
 EXTRA_LAYERS = {
     300: _extra(6, 512, 2, 1) + _extra(7, 256, 2, 1) + _extra(8, 256, 1, 0) + _extra(9, 256, 1, 0),
-    512: _extra(6, 512, 2, 1) + _extra(7, 256, 2, 1) + _extra(8, 256, 2, 1) + _extra(9, 256, 2, 1)
+    512: _extra(6, 512, 2, 1)
+    + _extra(7, 256, 2, 1)
+    + _extra(8, 256, 2, 1)
+    + _extra(9, 256, 2, 1)
     + _extra(10, 256, 1, 1, kernel=4),
 }
 # Compact learning-check SSD (160/192, priors.compact_source_layers): SSD300's extras without conv9.
 COMPACT_EXTRA_LAYERS = _extra(6, 512, 2, 1) + _extra(7, 256, 2, 1) + _extra(8, 256, 1, 0)
-VGG_BLOCKS = ((1, 2, 64), (2, 2, 128), (3, 3, 256), (4, 3, 512), (5, 3, 512))   # (block, convs, channels)
+VGG_BLOCKS = ((1, 2, 64), (2, 2, 128), (3, 3, 256), (4, 3, 512), (5, 3, 512))  # (block, convs, channels)
 FC_CHANNELS = 1024
-BN_MOVING_AVERAGE_FRACTION = 0.95   # Caffe's default 0.999 averages over ~1000 iterations: too slow for short runs
+BN_MOVING_AVERAGE_FRACTION = 0.95  # Caffe's default 0.999 averages over ~1000 iterations: too slow for short runs
 
 
 @dataclass(frozen=True)
@@ -74,9 +102,9 @@ class NetVariant:
 
     width: float = 1.0
     batch_norm: bool = False
-    crop_sampling: bool = True    # SSD's 6 random-crop batch samplers in the train data layer
-    expansion: bool = True        # SSD's zoom-out expand_param (weiliu89 dialect)
-    distortion: bool = True       # SSD's photometric distort_param (weiliu89 dialect)
+    crop_sampling: bool = True  # SSD's 6 random-crop batch samplers in the train data layer
+    expansion: bool = True  # SSD's zoom-out expand_param (weiliu89 dialect)
+    distortion: bool = True  # SSD's photometric distort_param (weiliu89 dialect)
 
     def channels(self, full: int) -> int:
         return max(1, round(full * self.width))
@@ -109,12 +137,18 @@ class PriorLayer:
 def prior_layers(size: int, smin: float, smax: float) -> list[PriorLayer]:
     """Source layers joined with their min/max sizes from the Smin/Smax rule."""
     min_sizes, max_sizes = ssd_prior_sizes(size, smin, smax)
-    return [PriorLayer(s.name, s.step, s.aspect_ratios, s.priors_per_location, lo, hi)
-            for s, lo, hi in zip(ssd_source_layers(size), min_sizes, max_sizes)]
+    return [
+        PriorLayer(s.name, s.step, s.aspect_ratios, s.priors_per_location, lo, hi)
+        for s, lo, hi in zip(ssd_source_layers(size), min_sizes, max_sizes)
+    ]
 
 
-def resolve_labelmap(labelmap: Union[None, LabelMap, PathLike], classes: Optional[int] = None,
-                     dataset: Optional[PathLike] = None, dataset_labelmap: str = DATASET_LABELMAP) -> LabelMap:
+def resolve_labelmap(
+    labelmap: Union[LabelMap, PathLike, None],
+    classes: Optional[int] = None,
+    dataset: Optional[PathLike] = None,
+    dataset_labelmap: str = DATASET_LABELMAP,
+) -> LabelMap:
     """Label map from an object, a file, a class count, the dataset, or the paper's 15 labels."""
     if labelmap is not None and classes is not None:
         raise ValueError("give either a label map or a class count, not both")
@@ -138,13 +172,15 @@ def _count_lines(path: Path) -> Optional[int]:
         return None
 
 
-def _solver_values(solver: Optional[dict], test_iter: Optional[int], num_test_image: int,
-                   test_batch_size: int, snapshot_prefix: str) -> dict[str, Any]:
+def _solver_values(
+    solver: Optional[dict], test_iter: Optional[int], num_test_image: int, test_batch_size: int, snapshot_prefix: str
+) -> dict[str, Any]:
     """Paper values, then harness defaults, then the caller's overrides (unknown keys refused)."""
     values: dict[str, Any] = {k: v for k, v in paper.SSD_SOLVER.items() if k != "batch_size"}
     values.update(paper.SSD_HARNESS_SOLVER)
-    values.update({"solver_mode": "CPU", "random_seed": None, "ap_version": "11point",
-                   "snapshot_prefix": snapshot_prefix})
+    values.update(
+        {"solver_mode": "CPU", "random_seed": None, "ap_version": "11point", "snapshot_prefix": snapshot_prefix}
+    )
     unknown = set(solver or {}) - set(SOLVER_KEYS)
     if unknown:
         raise ValueError(f"unknown solver setting(s) {sorted(unknown)}; known: {', '.join(SOLVER_KEYS)}")
@@ -171,7 +207,7 @@ def render_ssd(
     size: int = 300,
     smin: float = 0.2,
     smax: float = 0.9,
-    labelmap: Union[None, LabelMap, PathLike] = None,
+    labelmap: Union[LabelMap, PathLike, None] = None,
     classes: Optional[int] = None,
     batch_size: int = paper.SSD_SOLVER["batch_size"],
     test_batch_size: int = 1,
@@ -198,7 +234,9 @@ def render_ssd(
     out = Path(out_dir).resolve()
     layers = prior_layers(size, smin, smax)
     if batch_size < 1 or test_batch_size < 1:
-        raise ValueError(f"batch sizes must be positive, got batch_size={batch_size}, test_batch_size={test_batch_size}")
+        raise ValueError(
+            f"batch sizes must be positive, got batch_size={batch_size}, test_batch_size={test_batch_size}"
+        )
     choice = detect_dialect(dialect)
     labels = resolve_labelmap(labelmap, classes, dataset)
     base = absolute(dataset) if dataset is not None else PLACEHOLDER_DATASET
@@ -207,8 +245,9 @@ def render_ssd(
         "test_lmdb": absolute(test_lmdb) if test_lmdb is not None else base / DATASET_TEST_LMDB,
         "name_size_file": absolute(name_size_file) if name_size_file is not None else base / DATASET_NAME_SIZE,
         "detection_out_dir": absolute(detection_out_dir) if detection_out_dir is not None else out / "detections",
-        "snapshot_prefix": (absolute(snapshot_prefix) if snapshot_prefix is not None
-                            else out / "snapshots" / f"ssd{size}"),
+        "snapshot_prefix": (
+            absolute(snapshot_prefix) if snapshot_prefix is not None else out / "snapshots" / f"ssd{size}"
+        ),
         "label_map_file": out / "labelmap.prototxt",
     }
     for what, path in paths.items():
@@ -218,8 +257,10 @@ def render_ssd(
     solver_values = _solver_values(solver, test_iter, num_test_image, test_batch_size, str(paths["snapshot_prefix"]))
     deviation = variant.describe()
     context = {
-        "header": header(f"SSD{size} Smin {smin} Smax {smax}, {len(labels)} classes + background, "
-                         f"caffe dialect {choice.dialect}" + (f"; NOT SSD300: {deviation}" if deviation else "")),
+        "header": header(
+            f"SSD{size} Smin {smin} Smax {smax}, {len(labels)} classes + background, "
+            f"caffe dialect {choice.dialect}" + (f"; NOT SSD300: {deviation}" if deviation else "")
+        ),
         "net_name": f"VGG_SSD_{size}x{size}",
         "size": size,
         "dialect": choice.dialect,

@@ -1,4 +1,5 @@
 """Render every experiment of the paper's Table 1 into one directory tree."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -22,9 +23,12 @@ def render_experiment(exp: paper.Experiment, out_dir: PathLike, **kwargs) -> dic
     return render_yolo(out_dir, **exp.render_kwargs(), **kwargs)
 
 
-def render_table1(out_dir: PathLike, *, dataset: Optional[PathLike] = None,
-                  dialect: str = "auto") -> dict[str, dict[str, Path]]:
+def render_table1(
+    out_dir: PathLike, *, dataset: Optional[PathLike] = None, dialect: str = "auto"
+) -> dict[str, dict[str, Path]]:
     """``out_dir/<experiment>/...`` for all seven experiments, in Table 1 order."""
-    dialect = detect_dialect(dialect).dialect   # decide once, not seven times
-    return {exp.name: render_experiment(exp, Path(out_dir) / exp.name, dataset=dataset, dialect=dialect)
-            for exp in paper.EXPERIMENTS}
+    dialect = detect_dialect(dialect).dialect  # decide once, not seven times
+    return {
+        exp.name: render_experiment(exp, Path(out_dir) / exp.name, dataset=dataset, dialect=dialect)
+        for exp in paper.EXPERIMENTS
+    }

@@ -3,6 +3,7 @@
 StrictUndefined turns a misspelt placeholder into an error at render time instead of an empty
 string inside a Caffe/Darknet file that would only fail hours later in the native framework.
 """
+
 from __future__ import annotations
 
 import re
@@ -67,15 +68,19 @@ def render_to(env: jinja2.Environment, template: str, path: Path, context: dict[
 def check_prototxt_string(path: Path | str, what: str) -> None:
     """A path goes into a quoted prototxt string: a quote, backslash or newline would break the file."""
     if any(ch in str(path) for ch in '"\\\n'):
-        raise ValueError(f"{what} path {str(path)!r} contains a quote, backslash or newline, which a "
-                         f"prototxt string cannot hold as written; rename it")
+        raise ValueError(
+            f"{what} path {str(path)!r} contains a quote, backslash or newline, which a "
+            f"prototxt string cannot hold as written; rename it"
+        )
 
 
 def check_no_spaces(path: Path | str, what: str) -> None:
     """Darknet deletes every space in .data values and Caffe paths with spaces are fragile: refuse them."""
     if any(ch.isspace() for ch in str(path)):
-        raise ValueError(f"{what} path {str(path)!r} contains whitespace; Darknet strips spaces from "
-                         f"paths in .data files, so use a path without spaces")
+        raise ValueError(
+            f"{what} path {str(path)!r} contains whitespace; Darknet strips spaces from "
+            f"paths in .data files, so use a path without spaces"
+        )
 
 
 def absolute(path: Path | str) -> Path:

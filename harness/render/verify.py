@@ -4,6 +4,7 @@ OpenCV reads Caffe prototxts and Darknet cfgs natively (opencv-python-headless <
 structure check needs neither Caffe nor Darknet: the default-box count comes out of the real
 PriorBox layers and the YOLO box count out of the real [yolo] layers.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -69,11 +70,21 @@ def _weights_message_class():
                 field.options.packed = True
 
     message("BlobShape", [("dim", 1, F.TYPE_INT64, F.LABEL_REPEATED, None, True)])
-    message("BlobProto", [("shape", 7, F.TYPE_MESSAGE, F.LABEL_OPTIONAL, "BlobShape", False),
-                          ("data", 5, F.TYPE_FLOAT, F.LABEL_REPEATED, None, True)])
-    message("LayerParameter", [("name", 1, F.TYPE_STRING, F.LABEL_OPTIONAL, None, False),
-                               ("type", 2, F.TYPE_STRING, F.LABEL_OPTIONAL, None, False),
-                               ("blobs", 7, F.TYPE_MESSAGE, F.LABEL_REPEATED, "BlobProto", False)])
+    message(
+        "BlobProto",
+        [
+            ("shape", 7, F.TYPE_MESSAGE, F.LABEL_OPTIONAL, "BlobShape", False),
+            ("data", 5, F.TYPE_FLOAT, F.LABEL_REPEATED, None, True),
+        ],
+    )
+    message(
+        "LayerParameter",
+        [
+            ("name", 1, F.TYPE_STRING, F.LABEL_OPTIONAL, None, False),
+            ("type", 2, F.TYPE_STRING, F.LABEL_OPTIONAL, None, False),
+            ("blobs", 7, F.TYPE_MESSAGE, F.LABEL_REPEATED, "BlobProto", False),
+        ],
+    )
     message("NetParameter", [("layer", 100, F.TYPE_MESSAGE, F.LABEL_REPEATED, "LayerParameter", False)])
     pool = descriptor_pool.DescriptorPool()
     pool.Add(file)
@@ -186,9 +197,14 @@ def parse_with_caffe_proto(prototxts: list[PathLike], caffe_proto: PathLike, wor
     out = Path(work_dir)
     out.mkdir(parents=True, exist_ok=True)
     shutil.copy(proto, out / "caffe.proto")
-    subprocess.run([protoc, f"--proto_path={out}", f"--python_out={out}", str(out / "caffe.proto")],
-                   check=True, capture_output=True, text=True)
-    result = subprocess.run([sys.executable, "-c", _STRICT_PARSE_SCRIPT, str(out), *map(str, prototxts)],
-                            capture_output=True, text=True)
+    subprocess.run(
+        [protoc, f"--proto_path={out}", f"--python_out={out}", str(out / "caffe.proto")],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", _STRICT_PARSE_SCRIPT, str(out), *map(str, prototxts)], capture_output=True, text=True
+    )
     if result.returncode:
         raise ValueError(f"rendered files do not parse with {proto}:\n{result.stdout}{result.stderr}")

@@ -1,19 +1,28 @@
 """Render Darknet YOLOv3 / YOLOv3-tiny ``.cfg``, ``obj.data`` and ``obj.names`` from ``cfg_templates/``."""
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Optional, Union
 
 from harness import paper
 from harness.labels import LabelMap
 from harness.paths import CFG_TEMPLATES
-from harness.render.anchors import (YOLOV3_ANCHORS, YOLOV3_TINY_ANCHORS, anchors_for_size, kmeans_anchors,
-                                    label_files, parse_anchors, read_label_boxes)
+from harness.render.anchors import (
+    YOLOV3_ANCHORS,
+    YOLOV3_TINY_ANCHORS,
+    anchors_for_size,
+    kmeans_anchors,
+    label_files,
+    parse_anchors,
+    read_label_boxes,
+)
 from harness.render.ssd import resolve_labelmap
 from harness.render.templating import absolute, check_no_spaces, environment, header, render_to
 
 PathLike = Union[str, Path]
-MODELS = {"yolov3": (3, YOLOV3_ANCHORS), "yolov3-tiny": (2, YOLOV3_TINY_ANCHORS)}   # scales, stock anchors
+MODELS = {"yolov3": (3, YOLOV3_ANCHORS), "yolov3-tiny": (2, YOLOV3_TINY_ANCHORS)}  # scales, stock anchors
 PLACEHOLDER_DATASET = Path("data")
 # Darknet's valid writes detections at threshold 0.005; OpenCV drops class scores <= thresh (default 0.2),
 # so the same value in [yolo] makes the two agree (see shared notes on darknet).
@@ -43,9 +52,16 @@ def _split_overrides(overrides: Optional[dict]) -> tuple[dict, dict]:
     return _net_values(overrides), layer
 
 
-def resolve_anchors(model: str, size: int, anchors: Union[None, str, Sequence[int]] = None, *,
-                    labels_dir: Optional[PathLike] = None, train_list: Optional[PathLike] = None,
-                    seed: int = 0, base_dir: Optional[PathLike] = None) -> tuple[tuple[int, ...], str]:
+def resolve_anchors(
+    model: str,
+    size: int,
+    anchors: Union[str, Sequence[int], None] = None,
+    *,
+    labels_dir: Optional[PathLike] = None,
+    train_list: Optional[PathLike] = None,
+    seed: int = 0,
+    base_dir: Optional[PathLike] = None,
+) -> tuple[tuple[int, ...], str]:
     """Anchors and a sentence saying where they came from (stock, given, or k-means on the labels)."""
     scales, stock = MODELS[model]
     count = 3 * scales
@@ -55,8 +71,10 @@ def resolve_anchors(model: str, size: int, anchors: Union[None, str, Sequence[in
         boxes = read_label_boxes(label_files(labels_dir, train_list, base_dir))
         centroids = kmeans_anchors(boxes.wh, count, seed=seed)
         skipped = ", ".join(f"{n} {why}" for why, n in boxes.skipped.items() if n) or "none skipped"
-        return anchors_for_size(centroids, size), (f"k-means (IoU distance, seed {seed}) on {len(boxes.wh)} boxes "
-                                                   f"from {boxes.files} label files ({skipped}), scaled to {size}")
+        return anchors_for_size(centroids, size), (
+            f"k-means (IoU distance, seed {seed}) on {len(boxes.wh)} boxes "
+            f"from {boxes.files} label files ({skipped}), scaled to {size}"
+        )
     return parse_anchors(anchors, count), "given anchors"
 
 
@@ -65,14 +83,14 @@ def render_yolo(
     *,
     model: str = "yolov3",
     size: int = 416,
-    labelmap: Union[None, LabelMap, PathLike] = None,
+    labelmap: Union[LabelMap, PathLike, None] = None,
     classes: Optional[int] = None,
     dataset: Optional[PathLike] = None,
     train_list: Optional[PathLike] = None,
     valid_list: Optional[PathLike] = None,
     backup_dir: Optional[PathLike] = None,
     results_dir: Optional[PathLike] = None,
-    anchors: Union[None, str, Sequence[int]] = None,
+    anchors: Union[str, Sequence[int], None] = None,
     labels_dir: Optional[PathLike] = None,
     anchor_seed: int = 0,
     overrides: Optional[dict] = None,
@@ -106,9 +124,15 @@ def render_yolo(
     if anchors == "auto" and labels_dir is None and train_list is None and dataset is None:
         raise ValueError("--anchors auto needs the training labels: give labels_dir, train_list or dataset")
     # k-means sees only the training split: the images Darknet trains on (never the test labels)
-    anchor_values, anchor_source = resolve_anchors(model, size, anchors, labels_dir=labels_dir,
-                                                   train_list=None if labels_dir else out / paths["train"],
-                                                   seed=anchor_seed, base_dir=out)
+    anchor_values, anchor_source = resolve_anchors(
+        model,
+        size,
+        anchors,
+        labels_dir=labels_dir,
+        train_list=None if labels_dir else out / paths["train"],
+        seed=anchor_seed,
+        base_dir=out,
+    )
     context = {
         "header": header(f"{model} {size}x{size}, {len(labels)} classes, anchors: {anchor_source}"),
         "size": size,

@@ -1,4 +1,5 @@
 """``build_report(run_dir)``: run directory in, paper-style tables, figures and HTML/Markdown out."""
+
 from __future__ import annotations
 
 import html
@@ -11,13 +12,17 @@ from typing import Any, Optional
 import jinja2
 
 import harness
-from harness.data.atomic import write_text
+from harness.core.atomic import write_text
 from harness.report.figures import plot_confusion, plot_loss_curves, plot_pr_curves, safe_name
 from harness.report.loading import ReportError, RunData, load_run
 from harness.report.paper_numbers import PaperNumbers, paper_available, paper_experiments
 from harness.report.provenance import PROVENANCE_FILE, collect_provenance, write_provenance
 from harness.report.tables import (
-    build_accuracy, build_table1, build_table2, write_table1_csv, write_table2_csv,
+    build_accuracy,
+    build_table1,
+    build_table2,
+    write_table1_csv,
+    write_table2_csv,
 )
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -29,8 +34,8 @@ DATASET_REPORTS = ("dataset_report.html", "dataset/audit/dataset_report.html")
 
 @dataclass
 class Figure:
-    kind: str          # "fig7" | "fig8" | "fig10"
-    experiment: str    # "" for the combined Fig 7
+    kind: str  # "fig7" | "fig8" | "fig10"
+    experiment: str  # "" for the combined Fig 7
     path: Path
     caption: str
 
@@ -69,8 +74,10 @@ def _ensure_provenance(run_dir: Path, data_dir: Optional[Path]) -> Path:
         return path
     rendered = sorted(p for p in (run_dir / "models").glob("*/rendered/**/*") if p.is_file())
     record = collect_provenance(run_dir, data_dir=data_dir, rendered_files=rendered)
-    record["note"] = ("collected by 'harness report' after the fact: framework builds and seeds were not "
-                      "recorded by 'harness reproduce' for this run")
+    record["note"] = (
+        "collected by 'harness report' after the fact: framework builds and seeds were not "
+        "recorded by 'harness reproduce' for this run"
+    )
     return write_provenance(run_dir, record)
 
 
@@ -100,8 +107,9 @@ def _draw_figures(run: RunData, paper: dict[str, PaperNumbers]) -> list[Figure]:
         if pr:
             figures.append(Figure("fig8", exp.name, pr, f"Fig 8 — per-class PR curves, {exp.name}"))
         numbers = paper.get(exp.name)
-        confusion = plot_confusion(exp, run.run_dir / f"fig10_confusion_{stem}.png",
-                                   numbers.mean_accuracy_pct if numbers else None)
+        confusion = plot_confusion(
+            exp, run.run_dir / f"fig10_confusion_{stem}.png", numbers.mean_accuracy_pct if numbers else None
+        )
         if confusion:
             figures.append(Figure("fig10", exp.name, confusion, f"Fig 10 — confusion matrix, {exp.name}"))
     return figures
@@ -164,8 +172,10 @@ def _context(run, paper, figures, table1, table2, provenance) -> dict:
     }
 
 
-LEGACY_MEAN_RULE = ("not recorded in metrics.json (written before the evaluator stated it; "
-                    "its rule then: mean over scored classes with at least one object)")
+LEGACY_MEAN_RULE = (
+    "not recorded in metrics.json (written before the evaluator stated it; "
+    "its rule then: mean over scored classes with at least one object)"
+)
 
 
 def mean_rules(run: RunData) -> list[tuple[str, list[str]]]:
@@ -185,7 +195,17 @@ def _mean_rule_text(metrics: dict) -> str:
     return f"{metrics['mean_over']}: {metrics.get('mean_rule') or 'see docs/evaluation.md'}"
 
 
-_PROVENANCE_SHOWN = {"created", "run_dir", "harness", "frameworks", "rendered_files", "data", "seeds", "machine", "note"}
+_PROVENANCE_SHOWN = {
+    "created",
+    "run_dir",
+    "harness",
+    "frameworks",
+    "rendered_files",
+    "data",
+    "seeds",
+    "machine",
+    "note",
+}
 
 
 def _provenance_extras(provenance: dict) -> list[tuple[str, str]]:
@@ -194,8 +214,16 @@ def _provenance_extras(provenance: dict) -> list[tuple[str, str]]:
     for key, value in provenance.items():
         if key in _PROVENANCE_SHOWN or value is None:
             continue
-        extras.append((key, ", ".join(map(str, value)) if isinstance(value, list) else
-                       json.dumps(value) if isinstance(value, dict) else str(value)))
+        extras.append(
+            (
+                key,
+                ", ".join(map(str, value))
+                if isinstance(value, list)
+                else json.dumps(value)
+                if isinstance(value, dict)
+                else str(value),
+            )
+        )
     return extras
 
 
@@ -203,16 +231,29 @@ def framework_identity(framework: dict) -> str:
     """One line naming the exact build behind the numbers: fork/upstream, commit, build, augmentation."""
     details = framework.get("details") or {}
     if framework.get("name") == "caffe":
-        parts = [details.get("fork"), f"commit {details['commit']}" if details.get("commit") else None,
-                 f"source sha256 {details['source_sha256']}" if details.get("source_sha256") else None,
-                 f"dialect {details['dialect']}" if details.get("dialect") else None, details.get("build")]
+        parts = [
+            details.get("fork"),
+            f"commit {details['commit']}" if details.get("commit") else None,
+            f"source sha256 {details['source_sha256']}" if details.get("source_sha256") else None,
+            f"dialect {details['dialect']}" if details.get("dialect") else None,
+            details.get("build"),
+        ]
         if "ssd_augmentation" in details:
-            parts.append("SSD augmentation " + ("on (distort_param, expand_param)" if details["ssd_augmentation"]
-                                                else "OFF (no distort_param / expand_param)"))
+            parts.append(
+                "SSD augmentation "
+                + (
+                    "on (distort_param, expand_param)"
+                    if details["ssd_augmentation"]
+                    else "OFF (no distort_param / expand_param)"
+                )
+            )
     else:
-        parts = [details.get("upstream"), f"commit {details['commit']}" if details.get("commit") else None,
-                 f"source sha256 {details['source_sha256']}" if details.get("source_sha256") else None,
-                 details.get("backend")]
+        parts = [
+            details.get("upstream"),
+            f"commit {details['commit']}" if details.get("commit") else None,
+            f"source sha256 {details['source_sha256']}" if details.get("source_sha256") else None,
+            details.get("backend"),
+        ]
     return ", ".join(str(part) for part in parts if part)
 
 
@@ -228,8 +269,14 @@ def _environment(markdown: bool = False) -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.globals["framework_identity"] = framework_identity
-    env.filters.update(pct=format_number, pp=format_difference, cell=format_paper_cell,
-                       ratio=format_ratio, num=format_number, md=escape_markdown)
+    env.filters.update(
+        pct=format_number,
+        pp=format_difference,
+        cell=format_paper_cell,
+        ratio=format_ratio,
+        num=format_number,
+        md=escape_markdown,
+    )
     return env
 
 

@@ -3,6 +3,7 @@
 Uses matplotlib's object API with the Agg canvas, so no display and no global backend switch
 is needed (the report runs headless in CI and inside ``harness reproduce``).
 """
+
 from __future__ import annotations
 
 import math
@@ -15,12 +16,12 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from harness.data.atomic import save_figure
+from harness.core.atomic import save_figure
 from harness.report.loading import ExperimentRun, LossCurve
 
 DPI = 110
-MAX_LINE_POINTS = 2000                        # above this a loss curve is drawn binned
-PR_PROTOCOL_PREFERENCE = ("voc12", "voc07")   # PR points are the same; the AP in the legend differs
+MAX_LINE_POINTS = 2000  # above this a loss curve is drawn binned
+PR_PROTOCOL_PREFERENCE = ("voc12", "voc07")  # PR points are the same; the AP in the legend differs
 
 
 def safe_name(name: str) -> str:
@@ -216,17 +217,25 @@ def plot_confusion(exp: ExperimentRun, path: Path, paper_accuracy_pct: Optional[
 def _annotate_cells(ax, normalised: np.ndarray) -> None:
     for (row, col), value in np.ndenumerate(normalised):
         if value > 0:
-            label = ax.text(col, row, f"{value * 100:.0f}", ha="center", va="center", fontsize=7,
-                            color="white" if value > 0.5 else "black")
-            label.set_in_layout(False)      # inside the axes: the layout need not measure 256 labels
+            label = ax.text(
+                col,
+                row,
+                f"{value * 100:.0f}",
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if value > 0.5 else "black",
+            )
+            label.set_in_layout(False)  # inside the axes: the layout need not measure 256 labels
 
 
 def _mark_empty_rows(ax, matrix: list[list[int]], n_columns: int) -> None:
     """A class without test images is a blank row; say so instead of implying 0% recall."""
     for row, counts in enumerate(matrix):
         if sum(counts) == 0:
-            note = ax.text((n_columns - 1) / 2, row, "no test images", ha="center", va="center", fontsize=8,
-                           color="#b00020")
+            note = ax.text(
+                (n_columns - 1) / 2, row, "no test images", ha="center", va="center", fontsize=8, color="#b00020"
+            )
             note.set_in_layout(False)
 
 

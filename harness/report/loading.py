@@ -4,6 +4,7 @@ Every file named by a ``summary.json`` is checked here, once. A missing or malfo
 not abort the report: it becomes a *problem* string naming the file, shown in the report next
 to the experiment, so nothing disappears silently. ``strict=True`` turns problems into errors.
 """
+
 from __future__ import annotations
 
 import csv
@@ -42,7 +43,7 @@ class EvaluationCurve:
     """``results.csv``: held-out mAP of the weights at each evaluation point (NaN: not scorable)."""
 
     iteration: list[int]
-    map: dict[str, list[float]]              # protocol -> mAP per row, 0..1
+    map: dict[str, list[float]]  # protocol -> mAP per row, 0..1
     seconds: list[float]
 
     def __len__(self) -> int:
@@ -56,13 +57,13 @@ class ExperimentRun:
     name: str
     directory: Path
     summary: dict = field(default_factory=dict)
-    metrics: dict[str, dict] = field(default_factory=dict)      # protocol -> metrics json
+    metrics: dict[str, dict] = field(default_factory=dict)  # protocol -> metrics json
     classification: Optional[dict] = None
     timing: Optional[dict] = None
     loss: Optional[LossCurve] = None
     evaluations: Optional[EvaluationCurve] = None
     problems: list[str] = field(default_factory=list)
-    in_paper: Optional[bool] = None          # set by the report builder from harness.paper
+    in_paper: Optional[bool] = None  # set by the report builder from harness.paper
 
     @property
     def framework(self) -> str:
@@ -123,12 +124,12 @@ class ExperimentRun:
         from harness.paths import from_recorded
         from harness.render.dialect import ssd_augmentation_in
 
-        recorded = (self.summary.get("rendered") or {}).get("train")   # relative to the summary's folder
+        recorded = (self.summary.get("rendered") or {}).get("train")  # relative to the summary's folder
         train = from_recorded(recorded, self.directory) if recorded else self.directory / "rendered" / "train.prototxt"
         try:
             found = ssd_augmentation_in(train)
         except (OSError, ValueError):
-            return []          # no rendered net to read: nothing can be said either way
+            return []  # no rendered net to read: nothing can be said either way
         return [name for name, present in found.items() if not present]
 
     @property
@@ -145,7 +146,7 @@ class ExperimentRun:
 class RunData:
     run_dir: Path
     experiments: list[ExperimentRun]
-    problems: list[str] = field(default_factory=list)           # run-level problems
+    problems: list[str] = field(default_factory=list)  # run-level problems
 
     @property
     def name(self) -> str:
@@ -189,8 +190,10 @@ def load_experiment(directory: Path) -> ExperimentRun:
     if not summary_path.is_file():
         found = _load_conventional_files(exp)
         listing = f"; read by their standard names: {', '.join(found)}" if found else ""
-        exp.problems.append(f"{summary_path}: file not found — experiment has no summary (interrupted run?), "
-                            f"shown as 'missing'{listing}")
+        exp.problems.append(
+            f"{summary_path}: file not found — experiment has no summary (interrupted run?), "
+            f"shown as 'missing'{listing}"
+        )
         exp.evaluations = read_evaluations(directory)
         return exp
     try:
@@ -206,29 +209,40 @@ def load_experiment(directory: Path) -> ExperimentRun:
 
 def read_evaluations(directory: Path) -> Optional[EvaluationCurve]:
     """The periodic evaluation rows, by their standard name (absent for runs made before it)."""
-    from harness.engine.periodic import RESULTS_FILE, read_results
+    from harness.core.periodic import RESULTS_FILE, read_results
 
     if not (directory / RESULTS_FILE).is_file():
         return None
     rows = read_results(directory)
     protocols = [p for p in PROTOCOLS if rows and f"map_{p}" in rows[0]]
-    return EvaluationCurve([r["iteration"] for r in rows],
-                           {p: [r[f"map_{p}"] for r in rows] for p in protocols},
-                           [r.get("seconds", math.nan) for r in rows])
+    return EvaluationCurve(
+        [r["iteration"] for r in rows],
+        {p: [r[f"map_{p}"] for r in rows] for p in protocols},
+        [r.get("seconds", math.nan) for r in rows],
+    )
 
 
 def _load_conventional_files(exp: ExperimentRun) -> list[str]:
     """An interrupted run leaves no summary but may hold results under the architecture's
     standard names: show them (status stays 'missing') rather than hide finished work."""
-    standard = {"metrics": {p: f"metrics_{p}.json" for p in PROTOCOLS}, "classification": "classification.json",
-                "timing": "timing.json", "train": {"loss_csv": "loss.csv"}}
+    standard = {
+        "metrics": {p: f"metrics_{p}.json" for p in PROTOCOLS},
+        "classification": "classification.json",
+        "timing": "timing.json",
+        "train": {"loss_csv": "loss.csv"},
+    }
     present = {p: n for p, n in standard["metrics"].items() if (exp.directory / n).is_file()}
     named = {"metrics": present, "train": {"loss_csv": "loss.csv"} if (exp.directory / "loss.csv").is_file() else {}}
     for key in ("classification", "timing"):
         named[key] = standard[key] if (exp.directory / standard[key]).is_file() else None
     _load_named_files(exp, named)
-    return sorted([*present.values(), *(v for k, v in named.items() if k in ("classification", "timing") and v),
-                   *named["train"].values()])
+    return sorted(
+        [
+            *present.values(),
+            *(v for k, v in named.items() if k in ("classification", "timing") and v),
+            *named["train"].values(),
+        ]
+    )
 
 
 def _check_summary(exp: ExperimentRun, path: Path) -> None:
@@ -310,9 +324,7 @@ def _valid_classification(exp: ExperimentRun, name: str) -> bool:
         exp.problems.append(f"{path}: classification file needs 'classes', 'columns' and 'matrix' lists")
         return False
     if len(matrix) != len(classes) or any(len(row) != len(columns) for row in matrix):
-        exp.problems.append(
-            f"{path}: matrix shape does not match {len(classes)} classes x {len(columns)} columns"
-        )
+        exp.problems.append(f"{path}: matrix shape does not match {len(classes)} classes x {len(columns)} columns")
         return False
     return True
 

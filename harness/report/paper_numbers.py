@@ -4,6 +4,7 @@
 this module only adapts them to percent and looks them up by experiment name. ``None`` stays
 ``None`` — the report prints "n/t" (not transcribed) and never fills a gap.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -28,7 +29,7 @@ class PaperNumbers:
     mean_accuracy_pct: Optional[float] = None
     device: str = ""
     source: str = ""
-    not_reported: frozenset[str] = frozenset()     # quantities the paper has no number for ("—", not "n/t")
+    not_reported: frozenset[str] = frozenset()  # quantities the paper has no number for ("—", not "n/t")
 
 
 def paper_experiments() -> list[PaperNumbers]:

@@ -3,6 +3,7 @@
 Collected by ``harness reproduce`` before training and written to ``runs/<name>/provenance.json``
 so a reader of the report can tell whether two runs are comparable at all.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -12,9 +13,10 @@ import os
 import platform
 import subprocess
 import sys
+from collections.abc import Iterable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable, Optional
+from typing import Any, Optional
 
 import harness
 from harness.paths import PROJECT_ROOT
@@ -49,7 +51,7 @@ def collect_provenance(
 
 
 def write_provenance(run_dir: Path, provenance: dict) -> Path:
-    from harness.data.atomic import write_json
+    from harness.core.atomic import write_json
 
     return write_json(Path(run_dir) / PROVENANCE_FILE, provenance)
 
@@ -124,9 +126,12 @@ def hash_dataset(data_dir: Path) -> dict:
         else:
             digest.update(f"S {relative} {size}\n".encode())
             counts["size_hashed"] += 1
-    return {"path": str(data_dir.resolve()), "sha256": digest.hexdigest(), **counts,
-            "method": "sha256 over sorted 'C path sha256(content)' for annotation files and "
-                      "'S path size' for other files"}
+    return {
+        "path": str(data_dir.resolve()),
+        "sha256": digest.hexdigest(),
+        **counts,
+        "method": "sha256 over sorted 'C path sha256(content)' for annotation files and 'S path size' for other files",
+    }
 
 
 def machine_info() -> dict:
@@ -162,8 +167,9 @@ def _memory_gb() -> Optional[float]:
 def _gpu_names() -> list[str]:
     """NVIDIA GPUs via nvidia-smi when present; an empty list on CPU-only machines."""
     try:
-        done = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
-                              capture_output=True, text=True, timeout=10)
+        done = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True, text=True, timeout=10
+        )
     except (OSError, subprocess.SubprocessError):
         return []
     return [line.strip() for line in done.stdout.splitlines() if line.strip()] if done.returncode == 0 else []

@@ -5,26 +5,27 @@ Our metrics files hold fractions (pycocotools' contract), the paper prints perce
 A pipeline check (a profile not comparable with the paper, e.g. smoke) shows the paper's number
 beside ours but no difference or ratio: "-93.10 pp" after 40 iterations says nothing.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from harness.data.atomic import write_csv
+from harness.core.atomic import write_csv
 from harness.labels import PAPER_LABELS
 from harness.report.loading import PROTOCOLS, ExperimentRun, RunData
 from harness.report.paper_numbers import PaperNumbers
 
-NOT_TRANSCRIBED = "n/t"        # the paper has this number but it is not in harness.paper yet
-NOT_IN_PAPER = "—"             # the paper has no such number (other class / experiment)
+NOT_TRANSCRIBED = "n/t"  # the paper has this number but it is not in harness.paper yet
+NOT_IN_PAPER = "—"  # the paper has no such number (other class / experiment)
 _PAPER_CLASSES = {label.abbr for label in PAPER_LABELS}
 
 
 @dataclass
 class PaperCell:
     value: Optional[float]
-    note: str = ""               # NOT_TRANSCRIBED or NOT_IN_PAPER when value is None
+    note: str = ""  # NOT_TRANSCRIBED or NOT_IN_PAPER when value is None
 
 
 @dataclass
@@ -32,11 +33,11 @@ class APRow:
     """One line of Table 1: the mAP (name 'mAP') or one class's AP."""
 
     name: str
-    ours: dict[str, Optional[float]]               # protocol -> percent
+    ours: dict[str, Optional[float]]  # protocol -> percent
     paper: PaperCell
     npos: Optional[int] = None
-    scored: bool = True                            # False: trained but not in the mAP (paper: NRBC …)
-    compared: bool = True                          # False: pipeline check, no difference shown
+    scored: bool = True  # False: trained but not in the mAP (paper: NRBC …)
+    compared: bool = True  # False: pipeline check, no difference shown
 
     @property
     def diff(self) -> dict[str, Optional[float]]:
@@ -140,16 +141,18 @@ def build_table2(run: RunData, paper: dict[str, PaperNumbers]) -> list[Table2Ent
     for exp in run.experiments:
         timing = exp.timing or {}
         seconds = exp.train_seconds
-        entries.append(Table2Entry(
-            run=exp,
-            paper=paper.get(exp.name),
-            train_hours=None if seconds is None else seconds / 3600.0,
-            median_ms=_maybe_float(timing.get("median_ms")),
-            p90_ms=_maybe_float(timing.get("p90_ms")),
-            n_images=_maybe_int(timing.get("n_images")),
-            device=_timed_on(timing),
-            backend=str(timing.get("backend") or ""),
-        ))
+        entries.append(
+            Table2Entry(
+                run=exp,
+                paper=paper.get(exp.name),
+                train_hours=None if seconds is None else seconds / 3600.0,
+                median_ms=_maybe_float(timing.get("median_ms")),
+                p90_ms=_maybe_float(timing.get("p90_ms")),
+                n_images=_maybe_int(timing.get("n_images")),
+                device=_timed_on(timing),
+                backend=str(timing.get("backend") or ""),
+            )
+        )
     return entries
 
 
@@ -165,41 +168,91 @@ def build_accuracy(run: RunData, paper: dict[str, PaperNumbers]) -> list[Accurac
     for exp in run.experiments:
         numbers = paper.get(exp.name)
         cls = exp.classification or {}
-        entries.append(AccuracyEntry(
-            run=exp,
-            ours_pct=_percent(cls.get("mean_accuracy")),
-            paper=_paper_cell(numbers, numbers.mean_accuracy_pct if numbers else None,
-                              numbers is not None and "mean_accuracy" not in numbers.not_reported),
-            n_images=_maybe_int(cls.get("n_images")),
-        ))
+        entries.append(
+            AccuracyEntry(
+                run=exp,
+                ours_pct=_percent(cls.get("mean_accuracy")),
+                paper=_paper_cell(
+                    numbers,
+                    numbers.mean_accuracy_pct if numbers else None,
+                    numbers is not None and "mean_accuracy" not in numbers.not_reported,
+                ),
+                n_images=_maybe_int(cls.get("n_images")),
+            )
+        )
     return entries
 
 
 TABLE1_COLUMNS = [
-    "experiment", "framework", "profile", "status", "comparable_with_paper", "not_comparable_because",
-    "row", "scored", "ours_voc07_pct", "ours_voc12_pct", "paper_pct", "paper_note",
-    "diff_voc07_pp", "diff_voc12_pp", "npos", "message",
+    "experiment",
+    "framework",
+    "profile",
+    "status",
+    "comparable_with_paper",
+    "not_comparable_because",
+    "row",
+    "scored",
+    "ours_voc07_pct",
+    "ours_voc12_pct",
+    "paper_pct",
+    "paper_note",
+    "diff_voc07_pp",
+    "diff_voc12_pp",
+    "npos",
+    "message",
 ]
 TABLE2_COLUMNS = [
-    "experiment", "framework", "profile", "status", "comparable_with_paper", "not_comparable_because", "iterations",
-    "train_hours", "paper_train_hours", "train_hours_ratio", "median_ms", "p90_ms", "n_images",
-    "device", "backend", "paper_ms_per_image", "paper_device", "ms_ratio", "message",
+    "experiment",
+    "framework",
+    "profile",
+    "status",
+    "comparable_with_paper",
+    "not_comparable_because",
+    "iterations",
+    "train_hours",
+    "paper_train_hours",
+    "train_hours_ratio",
+    "median_ms",
+    "p90_ms",
+    "n_images",
+    "device",
+    "backend",
+    "paper_ms_per_image",
+    "paper_device",
+    "ms_ratio",
+    "message",
 ]
 
 
 def write_table1_csv(entries: list[Table1Entry], path: Path) -> Path:
     """Long format: one line per experiment x (mAP | class), so any class set fits."""
-    write_csv(path, TABLE1_COLUMNS, (_table1_csv_line(entry.run, row) for entry in entries
-                                     for row in [entry.map_row, *entry.class_rows]))
+    write_csv(
+        path,
+        TABLE1_COLUMNS,
+        (_table1_csv_line(entry.run, row) for entry in entries for row in [entry.map_row, *entry.class_rows]),
+    )
     return path
 
 
 def _table1_csv_line(exp: ExperimentRun, row: APRow) -> list:
     diff = row.diff
     return [
-        exp.name, exp.framework_build, exp.profile, exp.status, _yes_no(exp.comparable), exp.not_comparable_because,
-        row.name, _yes_no(row.scored), _cell(row.ours["voc07"]), _cell(row.ours["voc12"]), _cell(row.paper.value), row.paper.note,
-        _cell(diff["voc07"]), _cell(diff["voc12"]), _cell(row.npos), exp.message,
+        exp.name,
+        exp.framework_build,
+        exp.profile,
+        exp.status,
+        _yes_no(exp.comparable),
+        exp.not_comparable_because,
+        row.name,
+        _yes_no(row.scored),
+        _cell(row.ours["voc07"]),
+        _cell(row.ours["voc12"]),
+        _cell(row.paper.value),
+        row.paper.note,
+        _cell(diff["voc07"]),
+        _cell(diff["voc12"]),
+        _cell(row.npos),
+        exp.message,
     ]
 
 
@@ -211,12 +264,25 @@ def write_table2_csv(entries: list[Table2Entry], path: Path) -> Path:
 def _table2_csv_line(e: Table2Entry) -> list:
     paper = e.paper
     return [
-        e.run.name, e.run.framework_build, e.run.profile, e.run.status, _yes_no(e.run.comparable),
-        e.run.not_comparable_because, _cell(e.run.train_iterations), _cell(e.train_hours),
-        _cell(paper.train_hours if paper else None), _cell(e.hours_ratio),
-        _cell(e.median_ms), _cell(e.p90_ms), _cell(e.n_images), e.device, e.backend,
-        _cell(paper.ms_per_image if paper else None), paper.device if paper else "",
-        _cell(e.ms_ratio), e.run.message,
+        e.run.name,
+        e.run.framework_build,
+        e.run.profile,
+        e.run.status,
+        _yes_no(e.run.comparable),
+        e.run.not_comparable_because,
+        _cell(e.run.train_iterations),
+        _cell(e.train_hours),
+        _cell(paper.train_hours if paper else None),
+        _cell(e.hours_ratio),
+        _cell(e.median_ms),
+        _cell(e.p90_ms),
+        _cell(e.n_images),
+        e.device,
+        e.backend,
+        _cell(paper.ms_per_image if paper else None),
+        paper.device if paper else "",
+        _cell(e.ms_ratio),
+        e.run.message,
     ]
 
 

@@ -4,10 +4,12 @@ A runner takes a :class:`Submission` (the run's settings and resolved experiment
 ``submit``s it; ``status`` says what the scheduler knows about each experiment; ``cancel`` stops
 them. Adding a runner is one new module plus one line in :data:`RUNNERS`.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Optional, Protocol, Sequence
+from typing import Optional, Protocol
 
 from harness.config import ExperimentConfig
 from harness.registry import registered_class
@@ -17,10 +19,10 @@ from harness.registry import registered_class
 class Submission:
     """One ``train`` / ``reproduce`` invocation, resolved: what to run and how to report it."""
 
-    settings: "object"                      # harness.engine.run.RunSettings
+    settings: object  # harness.engine.run.RunSettings
     configs: Sequence[ExperimentConfig]
     overwrite: bool = False
-    options: dict = field(default_factory=dict)   # runner-specific (slurm: partition, time, …)
+    options: dict = field(default_factory=dict)  # runner-specific (slurm: partition, time, …)
 
 
 @dataclass
@@ -28,7 +30,7 @@ class Outcome:
     """What ``submit`` returns: summaries when the work ran here, job ids when it was queued."""
 
     summaries: Optional[list[dict]] = None
-    prepared: "object" = None
+    prepared: object = None
     jobs: dict = field(default_factory=dict)
 
 

@@ -6,6 +6,7 @@ absolute path inside the container: every path already in the command line stays
 rewriting. The container runs as the calling user so files written to the run directory belong
 to that user, and input data is mounted read-only so a run cannot damage it.
 """
+
 from __future__ import annotations
 
 import os
@@ -13,9 +14,10 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Iterable, Mapping, Optional, Sequence, Union
+from typing import Optional, Union
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -99,7 +101,7 @@ def gpus_args(gpus: Optional[str]) -> list[str]:
     value = str(gpus).strip()
     if value == "all" or _GPU_COUNT.match(value):
         return ["--gpus", value]
-    devices = value[len("device="):] if value.startswith("device=") else value
+    devices = value[len("device=") :] if value.startswith("device=") else value
     if not _GPU_DEVICES.match(devices):
         raise ValueError(f"invalid --gpus value {gpus!r}: use 'all', a count, or device ids like '0,1'")
     return ["--gpus", f'"device={devices}"' if "," in devices else f"device={devices}"]
@@ -168,9 +170,13 @@ def order_mounts(mounts: Iterable[Mount]) -> list[Mount]:
     kept: list[Mount] = []
     for mount in ordered:
         parent = _innermost_parent(mount, kept)
-        same_source = parent is not None and _is_within(mount.host, parent.host) and (
-            PurePosixPath(mount.target).relative_to(parent.target)
-            == PurePosixPath(mount.host.as_posix()).relative_to(parent.host.as_posix())
+        same_source = (
+            parent is not None
+            and _is_within(mount.host, parent.host)
+            and (
+                PurePosixPath(mount.target).relative_to(parent.target)
+                == PurePosixPath(mount.host.as_posix()).relative_to(parent.host.as_posix())
+            )
         )
         if parent is not None and parent.read_only == mount.read_only and same_source:
             continue
@@ -275,8 +281,9 @@ def check_docker_engine(docker: str = "docker", *, need_gpus: bool = True) -> st
         )
     fmt = "{{.ServerVersion}}|{{range $name, $_ := .Runtimes}}{{$name}} {{end}}"
     try:
-        probe = subprocess.run([client, "info", "--format", fmt], capture_output=True, text=True,
-                               timeout=ENGINE_CHECK_SECONDS)
+        probe = subprocess.run(
+            [client, "info", "--format", fmt], capture_output=True, text=True, timeout=ENGINE_CHECK_SECONDS
+        )
     except subprocess.TimeoutExpired as exc:
         raise DockerUnavailableError(f"'{client} info' did not answer within {ENGINE_CHECK_SECONDS}s") from exc
     version, _, runtimes = probe.stdout.strip().partition("|")
@@ -289,8 +296,11 @@ def check_docker_engine(docker: str = "docker", *, need_gpus: bool = True) -> st
         )
     if need_gpus and "nvidia" not in runtimes.split() and not Path("/etc/cdi").is_dir():
         # Not fatal by itself (the toolkit may hook in another way): the run reports it precisely.
-        print(f"[docker] engine {version} lists no 'nvidia' runtime (runtimes: {runtimes.strip() or 'none'}); "
-              "--gpus needs the NVIDIA Container Toolkit", file=sys.stderr)
+        print(
+            f"[docker] engine {version} lists no 'nvidia' runtime (runtimes: {runtimes.strip() or 'none'}); "
+            "--gpus needs the NVIDIA Container Toolkit",
+            file=sys.stderr,
+        )
     return version
 
 
@@ -340,6 +350,7 @@ def run_in_docker(
     Raises DockerUnavailableError when no engine is reachable; returns the finished process
     (its ``returncode`` is the command's exit status, 125-127 for Docker's own failures).
     """
-    argv = wrap_for_docker(command, image, paths, read_only=read_only, gpus=gpus, env=env,
-                           workdir=workdir, user=user, docker=docker)
+    argv = wrap_for_docker(
+        command, image, paths, read_only=read_only, gpus=gpus, env=env, workdir=workdir, user=user, docker=docker
+    )
     return run_docker_argv(argv, check_engine=check_engine, timeout=timeout, **run_kwargs)

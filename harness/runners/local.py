@@ -8,15 +8,17 @@ single-threaded trainings finish sooner than the same two one after the other wi
 each, because much of Caffe's and Darknet's CPU work (im2col, loss layers, data loading) runs on
 one thread (docs/benchmarks.md).
 """
+
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Callable, Optional
 
 import click
 
@@ -35,16 +37,20 @@ class LocalRunner:
         """Prepare data once, then each experiment through ``run_experiment`` (as tasks do)."""
         from harness.engine.run import execute
 
-        prepared, summaries = execute(submission.settings, submission.configs, submission.overwrite,
-                                      on_start=submission.options.get("on_start"),
-                                      jobs=submission.options.get("jobs") or 1)
+        prepared, summaries = execute(
+            submission.settings,
+            submission.configs,
+            submission.overwrite,
+            on_start=submission.options.get("on_start"),
+            jobs=submission.options.get("jobs") or 1,
+        )
         return Outcome(summaries=summaries, prepared=prepared)
 
     def status(self, run_dir) -> dict[str, str]:
-        return {}   # no scheduler: the run directory (locks, summaries) is the whole truth
+        return {}  # no scheduler: the run directory (locks, summaries) is the whole truth
 
     def cancel(self, run_dir) -> list[str]:
-        return []   # Ctrl-C / SIGTERM on the process; a rerun resumes
+        return []  # Ctrl-C / SIGTERM on the process; a rerun resumes
 
 
 def threads_per_job(jobs: int, cores: Optional[int] = None) -> int:
@@ -67,27 +73,36 @@ class _Child:
 
 def child_environment(jobs: int) -> dict[str, str]:
     threads = str(threads_per_job(jobs))
-    return {**os.environ, **{name: threads for name in THREAD_VARIABLES}, CONCURRENCY_VARIABLE: str(jobs),
-            "PYTHONUNBUFFERED": "1"}
+    return {
+        **os.environ,
+        **{name: threads for name in THREAD_VARIABLES},
+        CONCURRENCY_VARIABLE: str(jobs),
+        "PYTHONUNBUFFERED": "1",
+    }
 
 
 def _start(config: ExperimentConfig, jobs: int) -> _Child:
     """Its own session: Ctrl-C reaches only us, and we pass one SIGINT on (see ``_stop``)."""
-    from harness.engine.process import die_with_parent
+    from harness.core.process import die_with_parent
 
     config.model_dir.mkdir(parents=True, exist_ok=True)
     log = config.model_dir / EXPERIMENT_LOG
     with log.open("w") as handle:
-        process = subprocess.Popen([sys.executable, "-m", "harness", "experiment", "run",
-                                    str(config.model_dir / "config.json")],
-                                   stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                   env=child_environment(jobs), start_new_session=True,
-                                   preexec_fn=die_with_parent)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "harness", "experiment", "run", str(config.model_dir / "config.json")],
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=child_environment(jobs),
+            start_new_session=True,
+            preexec_fn=die_with_parent,
+        )
     return _Child(config, process, log, time.monotonic())
 
 
-def run_side_by_side(configs: Sequence[ExperimentConfig], jobs: int,
-                     on_start: Optional[Callable[[int, ExperimentConfig], None]] = None) -> dict[str, dict]:
+def run_side_by_side(
+    configs: Sequence[ExperimentConfig], jobs: int, on_start: Optional[Callable[[int, ExperimentConfig], None]] = None
+) -> dict[str, dict]:
     """Run ``configs`` (already written, data prepared) as child processes, ``jobs`` at a time.
 
     Returns each experiment's summary by name. Ctrl-C (or SIGTERM) stops the children, which
@@ -97,8 +112,10 @@ def run_side_by_side(configs: Sequence[ExperimentConfig], jobs: int,
     running: list[_Child] = []
     summaries: dict[str, dict] = {}
     total, index = len(configs), 0
-    click.echo(f"{total} experiment(s), {jobs} at a time, {threads_per_job(jobs)} thread(s) each; "
-               f"each one's output: MODEL_DIR/{EXPERIMENT_LOG}")
+    click.echo(
+        f"{total} experiment(s), {jobs} at a time, {threads_per_job(jobs)} thread(s) each; "
+        f"each one's output: MODEL_DIR/{EXPERIMENT_LOG}"
+    )
     last_status = time.monotonic()
     try:
         while waiting or running:
@@ -147,9 +164,13 @@ def _finished(child: _Child) -> dict:
     summary = read_summary(child.config.model_dir)
     seconds = time.monotonic() - child.started
     if summary is None or summary.get("status") == "running":
-        summary = {"experiment": child.config.name, "status": "failed", "log": str(child.log),
-                   "message": f"the experiment's process ended ({child.process.returncode}) without a summary; "
-                              f"see {child.log}"}
+        summary = {
+            "experiment": child.config.name,
+            "status": "failed",
+            "log": str(child.log),
+            "message": f"the experiment's process ended ({child.process.returncode}) without a summary; "
+            f"see {child.log}",
+        }
     _print_finished(child, summary, seconds)
     return summary
 

@@ -6,6 +6,7 @@ with ``sbatch``) whose task *i* runs ``python -m harness experiment run CONFIG_i
 ``RUN_DIR/slurm/report.sbatch``, submitted with ``--dependency=afterany:ARRAY``. Submissions are
 recorded in ``RUN_DIR/slurm/jobs.json`` so ``harness status`` and a rerun know what is queued.
 """
+
 from __future__ import annotations
 
 import json
@@ -13,9 +14,10 @@ import shlex
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional
 
 import click
 
@@ -24,8 +26,19 @@ from harness.config import ExperimentConfig
 from harness.runners import Outcome, Submission
 
 JOBS_FILE = "jobs.json"
-ACTIVE = {"PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "REQUEUED", "RESIZING", "SUSPENDED", "REQUEUE_HOLD",
-          "REQUEUE_FED", "SIGNALING", "STAGE_OUT"}
+ACTIVE = {
+    "PENDING",
+    "RUNNING",
+    "CONFIGURING",
+    "COMPLETING",
+    "REQUEUED",
+    "RESIZING",
+    "SUSPENDED",
+    "REQUEUE_HOLD",
+    "REQUEUE_FED",
+    "SIGNALING",
+    "STAGE_OUT",
+}
 
 
 class SlurmError(click.ClickException):
@@ -47,13 +60,18 @@ class SlurmOptions:
     poll_seconds: float = 5.0
 
     @classmethod
-    def of(cls, options: dict) -> "SlurmOptions":
+    def of(cls, options: dict) -> SlurmOptions:
         known = {k: v for k, v in options.items() if k in cls.__dataclass_fields__ and v is not None}
         return cls(**known)
 
     def directives(self) -> list[str]:
-        flags = [("--partition", self.partition), ("--time", self.time), ("--cpus-per-task", self.cpus_per_task),
-                 ("--mem", self.mem), ("--gres", self.gres)]
+        flags = [
+            ("--partition", self.partition),
+            ("--time", self.time),
+            ("--cpus-per-task", self.cpus_per_task),
+            ("--mem", self.mem),
+            ("--gres", self.gres),
+        ]
         return [f"{flag}={value}" for flag, value in flags if value is not None] + list(self.extra)
 
 
@@ -65,7 +83,9 @@ def _command(argv: Sequence[str]) -> str:
     try:
         result = subprocess.run(list(argv), capture_output=True, text=True, check=False)
     except FileNotFoundError:
-        raise SlurmError(f"{argv[0]} not found: is this a Slurm submit host? (see README, Running on a cluster)")
+        raise SlurmError(
+            f"{argv[0]} not found: is this a Slurm submit host? (see README, Running on a cluster)"
+        ) from None
     if result.returncode != 0:
         raise SlurmError(f"{' '.join(argv)} failed ({result.returncode}): {result.stderr.strip()}")
     return result.stdout
@@ -74,44 +94,49 @@ def _command(argv: Sequence[str]) -> str:
 def _harness_command() -> str:
     """This interpreter and this harness checkout, so the script also works resubmitted by hand."""
     root = Path(harness.__file__).resolve().parents[1]
-    return (f"export PYTHONPATH={shlex.quote(str(root))}${{PYTHONPATH:+:$PYTHONPATH}}\n"
-            f"PYTHON={shlex.quote(sys.executable)}")
+    return (
+        f"export PYTHONPATH={shlex.quote(str(root))}${{PYTHONPATH:+:$PYTHONPATH}}\nPYTHON={shlex.quote(sys.executable)}"
+    )
 
 
 def array_script(run_dir: Path, configs: Sequence[ExperimentConfig], options: SlurmOptions) -> str:
     """``array.sbatch``: task i runs experiment i from its config.json alone."""
     last = len(configs) - 1
     throttle = f"%{options.max_parallel}" if options.max_parallel else ""
-    lines = ["#!/bin/bash",
-             f"#SBATCH --job-name=harness-{run_dir.name}",
-             f"#SBATCH --array=0-{last}{throttle}",
-             "#SBATCH --requeue",
-             "#SBATCH --open-mode=append",
-             f"#SBATCH --output={slurm_dir(run_dir) / 'logs' / '%A_%a.out'}",
-             *[f"#SBATCH {d}" for d in options.directives()],
-             "# One experiment per task; its resolved config is the task's only input.",
-             "# Resubmit by hand with: sbatch " + str(slurm_dir(run_dir) / "array.sbatch"),
-             "set -euo pipefail",
-             "CONFIGS=(",
-             *[f"  {shlex.quote(str(c.model_dir / 'config.json'))}  # {i}: {c.name}" for i, c in enumerate(configs)],
-             ")",
-             _harness_command(),
-             f"cd {shlex.quote(str(run_dir))}",
-             'exec "$PYTHON" -m harness experiment run "${CONFIGS[$SLURM_ARRAY_TASK_ID]}"']
+    lines = [
+        "#!/bin/bash",
+        f"#SBATCH --job-name=harness-{run_dir.name}",
+        f"#SBATCH --array=0-{last}{throttle}",
+        "#SBATCH --requeue",
+        "#SBATCH --open-mode=append",
+        f"#SBATCH --output={slurm_dir(run_dir) / 'logs' / '%A_%a.out'}",
+        *[f"#SBATCH {d}" for d in options.directives()],
+        "# One experiment per task; its resolved config is the task's only input.",
+        "# Resubmit by hand with: sbatch " + str(slurm_dir(run_dir) / "array.sbatch"),
+        "set -euo pipefail",
+        "CONFIGS=(",
+        *[f"  {shlex.quote(str(c.model_dir / 'config.json'))}  # {i}: {c.name}" for i, c in enumerate(configs)],
+        ")",
+        _harness_command(),
+        f"cd {shlex.quote(str(run_dir))}",
+        'exec "$PYTHON" -m harness experiment run "${CONFIGS[$SLURM_ARRAY_TASK_ID]}"',
+    ]
     return "\n".join(lines) + "\n"
 
 
 def report_script(run_dir: Path, options: SlurmOptions) -> str:
     """``report.sbatch``: builds the report once the array is over (whatever its tasks' outcome)."""
     light = [d for d in options.directives() if not d.startswith(("--gres", "--cpus-per-task", "--mem"))]
-    lines = ["#!/bin/bash",
-             f"#SBATCH --job-name=harness-{run_dir.name}-report",
-             f"#SBATCH --output={slurm_dir(run_dir) / 'logs' / 'report_%j.out'}",
-             *[f"#SBATCH {d}" for d in light],
-             "set -euo pipefail",
-             _harness_command(),
-             f"cd {shlex.quote(str(run_dir))}",
-             f'exec "$PYTHON" -m harness experiment report {shlex.quote(str(run_dir))}']
+    lines = [
+        "#!/bin/bash",
+        f"#SBATCH --job-name=harness-{run_dir.name}-report",
+        f"#SBATCH --output={slurm_dir(run_dir) / 'logs' / 'report_%j.out'}",
+        *[f"#SBATCH {d}" for d in light],
+        "set -euo pipefail",
+        _harness_command(),
+        f"cd {shlex.quote(str(run_dir))}",
+        f'exec "$PYTHON" -m harness experiment report {shlex.quote(str(run_dir))}',
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -138,8 +163,11 @@ def experiment_states(run_dir: Path, queue: Optional[dict[str, str]] = None) -> 
     for entry in read_jobs(run_dir):
         for index, name in enumerate(entry["experiments"]):
             task = f"{entry['array']}_{index}"
-            found[name] = {"job": task, "state": queue.get(task),
-                           "log": str(slurm_dir(run_dir) / "logs" / f"{entry['array']}_{index}.out")}
+            found[name] = {
+                "job": task,
+                "state": queue.get(task),
+                "log": str(slurm_dir(run_dir) / "logs" / f"{entry['array']}_{index}.out"),
+            }
     return found
 
 
@@ -163,13 +191,14 @@ class SlurmRunner:
         return Outcome(jobs=jobs)
 
     def _unfinished(self, submission: Submission) -> list[ExperimentConfig]:
-        from harness.engine.locks import is_locked
+        from harness.core.locks import is_locked
         from harness.engine.run import check_run, plan_all
 
         check_run(submission.settings, submission.overwrite)
         plans = plan_all(submission.configs, submission.overwrite)
-        queued = {name for name, task in experiment_states(submission.settings.run_dir).items()
-                  if task["state"] in ACTIVE}
+        queued = {
+            name for name, task in experiment_states(submission.settings.run_dir).items() if task["state"] in ACTIVE
+        }
         todo = []
         for config in submission.configs:
             if plans[config.name] == "reuse":
@@ -203,8 +232,10 @@ class SlurmRunner:
             array.write_text(array_script(run_dir, todo, options))
             jobs["array"] = _sbatch(array)
             jobs["report"] = _sbatch(report, f"--dependency=afterany:{jobs['array']}")
-            click.echo(f"submitted array job {jobs['array']} ({len(todo)} tasks: {', '.join(jobs['experiments'])})"
-                       f"\nsubmitted report job {jobs['report']} (after the array)\nscript: {array}")
+            click.echo(
+                f"submitted array job {jobs['array']} ({len(todo)} tasks: {', '.join(jobs['experiments'])})"
+                f"\nsubmitted report job {jobs['report']} (after the array)\nscript: {array}"
+            )
             _record(run_dir, jobs)
         else:
             jobs["report"] = _sbatch(report)

@@ -1,18 +1,20 @@
 """Caffe-SSD behind :class:`harness.frameworks.FrameworkBackend`: rendered prototxts, `caffe train`,
 pycaffe detection and timing."""
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Optional
 
 from harness.config import ExperimentConfig
-from harness.engine.types import FrameworkStatus, TrainResult
+from harness.core.types import FrameworkStatus, TrainResult
 from harness.labels import LabelMap
 
 
 class CaffeBackend:
     name = "caffe"
-    engines = ("native", "opencv")      # pycaffe (child process, CPU/GPU); OpenCV DNN (CPU)
+    engines = ("native", "opencv")  # pycaffe (child process, CPU/GPU); OpenCV DNN (CPU)
 
     def __init__(self, config: ExperimentConfig, labelmap: LabelMap, dataset_dir: Optional[Path] = None) -> None:
         self.config, self.labelmap, self.dataset_dir = config, labelmap, dataset_dir
@@ -31,18 +33,31 @@ class CaffeBackend:
         kwargs: dict[str, Any] = {"solver": dict(self.config.solver), "variant": NetVariant(**self.config.network)}
         if self.config.ssd_batch_size:
             kwargs["batch_size"] = self.config.ssd_batch_size
-        return render_ssd(self.dir / "rendered", size=spec.size, smin=spec.smin or 0.2, smax=spec.smax or 0.9,
-                          labelmap=self.labelmap, dataset=self.dataset_dir,
-                          snapshot_prefix=self.dir / "weights" / spec.name,
-                          detection_out_dir=self.dir / "caffe_test_output", **kwargs)
+        return render_ssd(
+            self.dir / "rendered",
+            size=spec.size,
+            smin=spec.smin or 0.2,
+            smax=spec.smax or 0.9,
+            labelmap=self.labelmap,
+            dataset=self.dataset_dir,
+            snapshot_prefix=self.dir / "weights" / spec.name,
+            detection_out_dir=self.dir / "caffe_test_output",
+            **kwargs,
+        )
 
     def train(self, files: dict[str, Path], until: Optional[int] = None, **display) -> TrainResult:
         """Train to ``until`` (default the solver's max_iter); resumes from the newest solverstate.
         ``display``: the progress bar's ``label`` and ``display_total``."""
         from harness.frameworks.caffe.driver import train_caffe
 
-        return train_caffe(files["solver"], self.dir, init_weights=self.config.init_weights,
-                           device=self.config.device, max_iter=until, **display)
+        return train_caffe(
+            files["solver"],
+            self.dir,
+            init_weights=self.config.init_weights,
+            device=self.config.device,
+            max_iter=until,
+            **display,
+        )
 
     def schedule_length(self, files: dict[str, Path]) -> int:
         from harness.frameworks.caffe.driver import read_solver
@@ -58,8 +73,9 @@ class CaffeBackend:
     def time(self, files, weights: Path, images, n: int, warmup: int) -> dict:
         from harness.frameworks.caffe.driver import time_caffe
 
-        return time_caffe(files["deploy"], weights, images, n=n, warmup=warmup, device=self.config.device,
-                          scratch=self.dir)
+        return time_caffe(
+            files["deploy"], weights, images, n=n, warmup=warmup, device=self.config.device, scratch=self.dir
+        )
 
     def open_detector(self, files, weights: Path, engine: str, work: Path):
         """pycaffe (``native``, one child-process job over all batches) or OpenCV DNN (``opencv``, CPU)

@@ -5,16 +5,17 @@ of batches (``harness count``: one per slide).
   network is loaded once by detecting every batch in one job and splitting the result per batch.
 * ``opencv``: the deploy net in OpenCV DNN (CPU) with SSD's test-time preprocessing (warp-resize, mean).
 """
+
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from harness.device import Device
 from harness.frameworks import Batch, BatchResults, PerImage, detect_each, read_per_image
 
-CAFFE_CONF = 0.01                                               # what detect_caffe keeps
+CAFFE_CONF = 0.01  # what detect_caffe keeps
 
 
 class PycaffeDetector:
@@ -37,15 +38,22 @@ class PycaffeDetector:
         images = []
         for index, batch in enumerate(batches):
             for image_id, path in batch:
-                key = f"s{index:04d}_{len(owner):06d}"            # unique across batches, safe in VOC files
+                key = f"s{index:04d}_{len(owner):06d}"  # unique across batches, safe in VOC files
                 owner[key] = (index, image_id)
                 images.append(ImageAnnotation(key, Path(path), 0, 0))
         started = time.monotonic()
         try:
-            det_dir = detect_caffe(self.deploy, self.weights, images, self.labelmap, work / "pycaffe_detections",
-                                   conf_threshold=CAFFE_CONF, device=self.device)
+            det_dir = detect_caffe(
+                self.deploy,
+                self.weights,
+                images,
+                self.labelmap,
+                work / "pycaffe_detections",
+                conf_threshold=CAFFE_CONF,
+                device=self.device,
+            )
             combined = read_per_image(det_dir, self.labelmap)
-        except Exception as exc:  # noqa: BLE001 - the one job failed: every batch carries its error
+        except Exception as exc:
             seconds = time.monotonic() - started
             for batch in batches:
                 yield exc, seconds * len(batch) / max(1, len(images))

@@ -11,6 +11,7 @@ same normalised frame, so pixels are ``x * width`` / ``y * height`` — the exac
 boxes in the VOC 1-based frame the ground truth uses. We keep floats (Caffe's own VOC writer
 truncates to int) and clamp to ``[0, width] x [0, height]``.
 """
+
 from __future__ import annotations
 
 import json
@@ -21,21 +22,30 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Optional, Sequence, Union
+from typing import Callable, Optional, Union
 
+from harness.core.process import describe_returncode, run_native
+from harness.core.types import FrameworkStatus, NativeFrameworkError, Progress, TrainResult
 from harness.data.annotations import ImageAnnotation
 from harness.device import Device, describe_device
-from harness.engine.process import describe_returncode, run_native
-from harness.engine.types import FrameworkStatus, NativeFrameworkError, Progress, TrainResult
 from harness.parse.caffe_log import CaffeLog, CaffeLogParser, parse_caffe_log, run_marker, write_loss_csv
 from harness.paths import cache_dir, pinned_commit
 
-SOURCE_NAME = "weiliu89-caffe"        # scripts/sources.lock: the commit install_caffe.sh builds
+SOURCE_NAME = "weiliu89-caffe"  # scripts/sources.lock: the commit install_caffe.sh builds
 INSTALL_HINT = "bash scripts/install_caffe.sh"
-SSD_LAYERS = ("AnnotatedData", "PriorBox", "DetectionOutput", "DetectionEvaluate",
-              "MultiBoxLoss", "Normalize", "Permute", "SmoothL1Loss")
+SSD_LAYERS = (
+    "AnnotatedData",
+    "PriorBox",
+    "DetectionOutput",
+    "DetectionEvaluate",
+    "MultiBoxLoss",
+    "Normalize",
+    "Permute",
+    "SmoothL1Loss",
+)
 SSD_MEAN_BGR = (104.0, 117.0, 123.0)
 BUILD_STAMP = ".harness-build-complete"
 WORKER_TIMEOUT_S = 3600
@@ -54,13 +64,13 @@ class CaffeInstall:
     caffe_bin: Path
     python_dir: Path
     proto: Path
-    source: str          # "HARNESS_CAFFE_ROOT" or "cache"
+    source: str  # "HARNESS_CAFFE_ROOT" or "cache"
 
     def env(self, quiet: bool = False) -> dict[str, str]:
         """Environment for a child that runs the tool or imports pycaffe."""
         env = {
             "PYTHONPATH": os.pathsep.join(filter(None, [str(self.python_dir), os.environ.get("PYTHONPATH", "")])),
-            "GLOG_logtostderr": "1",           # otherwise glog also writes log files into /tmp
+            "GLOG_logtostderr": "1",  # otherwise glog also writes log files into /tmp
         }
         if quiet:
             env["GLOG_minloglevel"] = "2"
@@ -93,11 +103,16 @@ def find_caffe() -> CaffeInstall:
 
 def _install_at(root: Path, source: str) -> CaffeInstall:
     install = CaffeInstall(root, _caffe_binary(root), root / "python", root / "src/caffe/proto/caffe.proto", source)
-    problems = [f"{path} missing" for path in (install.caffe_bin, install.python_dir / "caffe", install.proto)
-                if not path.exists()]
+    problems = [
+        f"{path} missing"
+        for path in (install.caffe_bin, install.python_dir / "caffe", install.proto)
+        if not path.exists()
+    ]
     if problems:
-        raise CaffeNotFound(f"Caffe at {root} (from {source}) is incomplete: {'; '.join(problems)}. "
-                            f"Build it with `{INSTALL_HINT}` or `make all py` there")
+        raise CaffeNotFound(
+            f"Caffe at {root} (from {source}) is incomplete: {'; '.join(problems)}. "
+            f"Build it with `{INSTALL_HINT}` or `make all py` there"
+        )
     return install
 
 
@@ -143,8 +158,10 @@ def inspect_caffe() -> FrameworkStatus:
     return status
 
 
-FORK_BY_DIALECT = {"brocolli": "brocolli-caffe (an SSD fork without distort/expand)",
-                   "weiliu89": "weiliu89/caffe, ssd branch"}
+FORK_BY_DIALECT = {
+    "brocolli": "brocolli-caffe (an SSD fork without distort/expand)",
+    "weiliu89": "weiliu89/caffe, ssd branch",
+}
 
 
 def read_build_stamp(root: Path) -> dict[str, str]:
@@ -170,8 +187,9 @@ def build_identity(root: Path, dialect: str) -> dict:
         "fork": FORK_BY_DIALECT.get(dialect, f"unknown ({stamp.get('fork') or 'no build stamp'})"),
         "commit": stamp.get("commit") or None,
         "source_sha256": stamp.get("source_sha256") or None,
-        "build": ("GPU (CUDA" + (", cuDNN" if cudnn else ", no cuDNN") + ")") if gpu
-                 else f"CPU ({blas.group(1) if blas else 'unknown'} BLAS)",
+        "build": ("GPU (CUDA" + (", cuDNN" if cudnn else ", no cuDNN") + ")")
+        if gpu
+        else f"CPU ({blas.group(1) if blas else 'unknown'} BLAS)",
         "ssd_augmentation": dialect_has_ssd_augmentation(dialect),
     }
 
@@ -188,8 +206,13 @@ def proto_dialect(proto_text: str) -> str:
 
 def _tool_version(install: CaffeInstall, missing: list) -> str:
     try:
-        done = subprocess.run([str(install.caffe_bin), "--version"], capture_output=True, text=True,
-                              timeout=60, env={**os.environ, **install.env(quiet=True)})
+        done = subprocess.run(
+            [str(install.caffe_bin), "--version"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, **install.env(quiet=True)},
+        )
     except (OSError, subprocess.TimeoutExpired) as exc:
         missing.append(f"{install.caffe_bin} --version failed: {exc}")
         return ""
@@ -203,16 +226,23 @@ def _tool_version(install: CaffeInstall, missing: list) -> str:
 
 def _pycaffe_layers(install: CaffeInstall, missing: list) -> list[str]:
     try:
-        done = subprocess.run([sys.executable, "-c", _INSPECT_CODE], capture_output=True, text=True,
-                              timeout=120, env={**os.environ, **install.env(quiet=True)})
+        done = subprocess.run(
+            [sys.executable, "-c", _INSPECT_CODE],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, **install.env(quiet=True)},
+        )
     except (OSError, subprocess.TimeoutExpired) as exc:
         missing.append(f"`import caffe` did not finish: {exc}")
         return []
     for line in done.stdout.splitlines():
         if line.startswith("HARNESS-JSON "):
-            return json.loads(line[len("HARNESS-JSON "):])["layers"]
-    missing.append(f"`import caffe` with PYTHONPATH={install.python_dir} failed "
-                   f"({describe_returncode(done.returncode)}): {done.stderr.strip()[-800:]}")
+            return json.loads(line[len("HARNESS-JSON ") :])["layers"]
+    missing.append(
+        f"`import caffe` with PYTHONPATH={install.python_dir} failed "
+        f"({describe_returncode(done.returncode)}): {done.stderr.strip()[-800:]}"
+    )
     return []
 
 
@@ -232,7 +262,7 @@ class SolverInfo:
     max_iter: int
     snapshot_prefix: Path
     snapshot: int
-    solver_mode: str = "CPU"          # Caffe's default when the solver says nothing
+    solver_mode: str = "CPU"  # Caffe's default when the solver says nothing
 
 
 def read_solver(solver_path: PathLike, cwd: Path) -> SolverInfo:
@@ -280,7 +310,7 @@ def snapshots(prefix: Path, suffix: str) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
-CAFFE_STOP_GRACE_SECONDS = 120.0   # one SSD512 iteration on 2 CPU cores can take a minute
+CAFFE_STOP_GRACE_SECONDS = 120.0  # one SSD512 iteration on 2 CPU cores can take a minute
 
 
 def train_caffe(
@@ -289,7 +319,7 @@ def train_caffe(
     *,
     init_weights: Optional[PathLike] = None,
     resume: bool = True,
-    progress: Union[None, bool, Callable[[Progress], None]] = None,
+    progress: Union[bool, Callable[[Progress], None], None] = None,
     max_iter: Optional[int] = None,
     timeout: Optional[float] = None,
     device: Device = Device("cpu"),
@@ -319,15 +349,18 @@ def train_caffe(
         solver_path = with_max_iter(solver_path, max_iter, workdir / "solver.effective.prototxt")
     solver = read_solver(solver_path, cwd)
     if solver.solver_mode != device.caffe_solver_mode:
-        raise NativeFrameworkError(f"{solver_path}: solver_mode {solver.solver_mode} but the device is {device}: "
-                                   "render the solver for this device (--device)")
+        raise NativeFrameworkError(
+            f"{solver_path}: solver_mode {solver.solver_mode} but the device is {device}: "
+            "render the solver for this device (--device)"
+        )
     solver.snapshot_prefix.parent.mkdir(parents=True, exist_ok=True)
     resume_state = _resume_state(solver) if resume else None
     if resume_state is not None and resume_state[0] >= solver.max_iter:
         return _already_trained(workdir, solver, resume_state)
     argv = train_argv(install, solver_path, resume_state, init_weights, device)
-    return _run_training(install, argv, solver, workdir, cwd, resume_state, progress, timeout,
-                         label, display_total or solver.max_iter)
+    return _run_training(
+        install, argv, solver, workdir, cwd, resume_state, progress, timeout, label, display_total or solver.max_iter
+    )
 
 
 def _resume_state(solver: SolverInfo) -> Optional[tuple[int, Path]]:
@@ -335,8 +368,9 @@ def _resume_state(solver: SolverInfo) -> Optional[tuple[int, Path]]:
     return states[-1] if states else None
 
 
-def train_argv(install: CaffeInstall, solver_path: Path, resume_state, init_weights,
-               device: Device = Device("cpu")) -> list[str]:
+def train_argv(
+    install: CaffeInstall, solver_path: Path, resume_state, init_weights, device: Device = Device("cpu")
+) -> list[str]:
     """``caffe train --solver=S [--snapshot=STATE | --weights=W] [--gpu=N]``."""
     argv = [str(install.caffe_bin), "train", f"--solver={solver_path}", *device.caffe_train_args()]
     if resume_state is not None:
@@ -349,8 +383,18 @@ def train_argv(install: CaffeInstall, solver_path: Path, resume_state, init_weig
     return argv
 
 
-def _run_training(install, argv, solver, workdir, cwd, resume_state, progress, timeout,
-                  label: str = "caffe train", display_total: Optional[int] = None) -> TrainResult:
+def _run_training(
+    install,
+    argv,
+    solver,
+    workdir,
+    cwd,
+    resume_state,
+    progress,
+    timeout,
+    label: str = "caffe train",
+    display_total: Optional[int] = None,
+) -> TrainResult:
     log_path = workdir / "train.log"
     _start_log_segment(log_path, argv, resume_state)
     parser = CaffeLogParser()
@@ -358,13 +402,25 @@ def _run_training(install, argv, solver, workdir, cwd, resume_state, progress, t
     on_progress = progress if callable(progress) else None
     started_models = _modification_times(solver)
     try:
-        run = run_native(argv, log_path, parser.feed, display_total or solver.max_iter, env=install.env(), cwd=cwd,
-                         label=label, on_progress=on_progress, show_progress=show,
-                         append=True, timeout=timeout, unbuffer=False,
-                         # caffe's -sigint_effect stop: ends at an iteration boundary, so an
-                         # interrupted run never leaves a half-written snapshot to resume from.
-                         stop_signal=signal.SIGINT, stop_grace=CAFFE_STOP_GRACE_SECONDS)
-    except NativeFrameworkError as exc:          # Ctrl-C or timeout: say how to go on
+        run = run_native(
+            argv,
+            log_path,
+            parser.feed,
+            display_total or solver.max_iter,
+            env=install.env(),
+            cwd=cwd,
+            label=label,
+            on_progress=on_progress,
+            show_progress=show,
+            append=True,
+            timeout=timeout,
+            unbuffer=False,
+            # caffe's -sigint_effect stop: ends at an iteration boundary, so an
+            # interrupted run never leaves a half-written snapshot to resume from.
+            stop_signal=signal.SIGINT,
+            stop_grace=CAFFE_STOP_GRACE_SECONDS,
+        )
+    except NativeFrameworkError as exc:  # Ctrl-C or timeout: say how to go on
         _write_loss_csv(log_path, workdir)
         state = _resume_state(solver)
         hint = f"; run again to resume from {state[1]}" if state else "; no solverstate was written yet"
@@ -407,16 +463,24 @@ def _checked_result(run, parsed: CaffeLog, solver, workdir, started_models, resu
     if nan_iterations:
         raise NativeFrameworkError(
             f"caffe train: loss is NaN/inf from iteration {nan_iterations[0]} "
-            f"(lower base_lr or check the data) {where}", tail)
+            f"(lower base_lr or check the data) {where}",
+            tail,
+        )
     models = snapshots(solver.snapshot_prefix, ".caffemodel")
     new_models = [p for p, mtime in _modification_times(solver).items() if started_models.get(p) != mtime]
     if not new_models or not parsed.optimization_done:
         raise NativeFrameworkError(
             f"caffe train exited 0 but {'wrote no new snapshot under ' + str(solver.snapshot_prefix) if not new_models else 'never reached Optimization Done.'} {where}",
-            tail)
-    return TrainResult(log_path=run.log_path, loss_csv=workdir / "loss.csv", weights=models[-1][1],
-                       iterations=models[-1][0], seconds=run.seconds,
-                       resumed_from=resume_state[1] if resume_state else None)
+            tail,
+        )
+    return TrainResult(
+        log_path=run.log_path,
+        loss_csv=workdir / "loss.csv",
+        weights=models[-1][1],
+        iterations=models[-1][0],
+        seconds=run.seconds,
+        resumed_from=resume_state[1] if resume_state else None,
+    )
 
 
 def _already_trained(workdir: Path, solver: SolverInfo, resume_state) -> TrainResult:
@@ -426,8 +490,14 @@ def _already_trained(workdir: Path, solver: SolverInfo, resume_state) -> TrainRe
     if log_path.exists():
         _write_loss_csv(log_path, workdir)
     weights = next((p for n, p in reversed(models) if n == resume_state[0]), models[-1][1] if models else None)
-    return TrainResult(log_path=log_path, loss_csv=workdir / "loss.csv", weights=weights,
-                       iterations=resume_state[0], seconds=0.0, resumed_from=resume_state[1])
+    return TrainResult(
+        log_path=log_path,
+        loss_csv=workdir / "loss.csv",
+        weights=weights,
+        iterations=resume_state[0],
+        seconds=0.0,
+        resumed_from=resume_state[1],
+    )
 
 
 # ----------------------------------------------------------------------------- detection
@@ -479,10 +549,17 @@ def detect_caffe(
     """Run the deploy net with pycaffe; write ``comp4_det_test_<class>.txt`` files into ``out_dir``."""
     labels = _labelmap(labelmap)
     refs = image_refs(images)
-    raw = _run_worker({"op": "detect", "deploy": str(existing_file(deploy_prototxt, "deploy prototxt")),
-                       "weights": str(existing_file(weights, "weights")), "batch": int(batch),
-                       "images": [[r.image_id, str(r.path)] for r in refs], "gpu": _gpu_index(device)},
-                      Path(out_dir))
+    raw = _run_worker(
+        {
+            "op": "detect",
+            "deploy": str(existing_file(deploy_prototxt, "deploy prototxt")),
+            "weights": str(existing_file(weights, "weights")),
+            "batch": int(batch),
+            "images": [[r.image_id, str(r.path)] for r in refs],
+            "gpu": _gpu_index(device),
+        },
+        Path(out_dir),
+    )
     return _write_detections(raw["detections"], labels, conf_threshold, Path(out_dir))
 
 
@@ -494,8 +571,9 @@ class OpenCVSSDNet:
         import cv2
 
         self.description = f"OpenCV DNN {cv2.__version__} (Caffe deploy net, CPU)"
-        self.net = cv2.dnn.readNetFromCaffe(str(existing_file(deploy_prototxt, "deploy prototxt")),
-                                            str(existing_file(weights, "weights")))
+        self.net = cv2.dnn.readNetFromCaffe(
+            str(existing_file(deploy_prototxt, "deploy prototxt")), str(existing_file(weights, "weights"))
+        )
         self.size = deploy_input_size(Path(deploy_prototxt))
 
     def records(self, images: Iterable[tuple[str, Path]]) -> dict:
@@ -504,8 +582,11 @@ class OpenCVSSDNet:
         for image_id, path in images:
             image = read_image(path)
             self.net.setInput(ssd_blob(image, self.size))
-            records[image_id] = {"width": image.shape[1], "height": image.shape[0],
-                                 "rows": detection_rows(self.net.forward())}
+            records[image_id] = {
+                "width": image.shape[1],
+                "height": image.shape[0],
+                "rows": detection_rows(self.net.forward()),
+            }
         return records
 
 
@@ -536,8 +617,10 @@ def deploy_input_size(deploy: Path) -> tuple[int, int]:
     else:
         values = [int(v) for v in re.findall(r"^\s*input_dim\s*:\s*(\d+)", text, flags=re.M)]
     if len(values) != 4:
-        raise ValueError(f"{deploy}: cannot find a 4-d input (input_shape, input_dim or an Input layer's "
-                         "input_param { shape }) for the data blob")
+        raise ValueError(
+            f"{deploy}: cannot find a 4-d input (input_shape, input_dim or an Input layer's "
+            "input_param { shape }) for the data blob"
+        )
     return values[2], values[3]
 
 
@@ -588,8 +671,13 @@ def _write_detections(records: dict, labels, conf_threshold: float, out_dir: Pat
     dets = Detections.from_records(flat, source="caffe DetectionOutput")
     out_dir.mkdir(parents=True, exist_ok=True)
     write_voc_detections(dets, out_dir, class_names=labels.names)
-    summary = {"images": len(records), "detections": len(dets), "conf_threshold": conf_threshold,
-               "skipped": skipped, "skipped_by_reader": dets.skipped}
+    summary = {
+        "images": len(records),
+        "detections": len(dets),
+        "conf_threshold": conf_threshold,
+        "skipped": skipped,
+        "skipped_by_reader": dets.skipped,
+    }
     (out_dir / "detections_summary.json").write_text(json.dumps(summary, indent=2))
     return out_dir
 
@@ -597,13 +685,17 @@ def _write_detections(records: dict, labels, conf_threshold: float, out_dir: Pat
 def _row_to_record(image_id: str, row: Sequence[float], width: int, height: int, labels):
     """One DetectionOutput row → a detection record in VOC pixels, or the reason it is skipped."""
     _, label, score, x1, y1, x2, y2 = row
-    index = int(round(label)) - 1                       # Caffe label 0 is background
+    index = round(label) - 1  # Caffe label 0 is background
     if not 0 <= index < len(labels.names):
         return f"label {int(label)} outside the label map"
     if not all(math.isfinite(v) for v in (score, x1, y1, x2, y2)):
         return "non-finite score or box"
-    box = [_clamp(x1 * width, width), _clamp(y1 * height, height),
-           _clamp(x2 * width, width), _clamp(y2 * height, height)]
+    box = [
+        _clamp(x1 * width, width),
+        _clamp(y1 * height, height),
+        _clamp(x2 * width, width),
+        _clamp(y2 * height, height),
+    ]
     if box[2] < box[0] or box[3] < box[1]:
         return "inverted box"
     return {"image_id": image_id, "class": labels.names[index], "score": float(score), "bbox": box}
@@ -622,9 +714,16 @@ def _labelmap(labelmap):
 # ----------------------------------------------------------------------------- timing
 
 
-def time_caffe(deploy: PathLike, weights: PathLike, images: ImageList, n: int = 50, warmup: int = 5,
-               out_path: Optional[PathLike] = None, device: Device = Device("cpu"),
-               scratch: Optional[PathLike] = None) -> dict:
+def time_caffe(
+    deploy: PathLike,
+    weights: PathLike,
+    images: ImageList,
+    n: int = 50,
+    warmup: int = 5,
+    out_path: Optional[PathLike] = None,
+    device: Device = Device("cpu"),
+    scratch: Optional[PathLike] = None,
+) -> dict:
     """Batch-1 latency of the deploy net via pycaffe over :data:`harness.frameworks.TIMED_SPAN`:
     preprocessing (resize, mean subtraction into the input blob) + forward, whose DetectionOutput
     layer decodes the boxes and runs NMS; ``forward_*`` is ``net.forward()`` alone.
@@ -637,9 +736,15 @@ def time_caffe(deploy: PathLike, weights: PathLike, images: ImageList, n: int = 
     refs = image_refs(images)
     if not refs:
         raise ValueError("time_caffe needs at least one image")
-    job = {"op": "time", "deploy": str(existing_file(deploy, "deploy prototxt")),
-           "weights": str(existing_file(weights, "weights")), "gpu": _gpu_index(device),
-           "images": [[r.image_id, str(r.path)] for r in refs], "n": int(n), "warmup": int(warmup)}
+    job = {
+        "op": "time",
+        "deploy": str(existing_file(deploy, "deploy prototxt")),
+        "weights": str(existing_file(weights, "weights")),
+        "gpu": _gpu_index(device),
+        "images": [[r.image_id, str(r.path)] for r in refs],
+        "n": int(n),
+        "warmup": int(warmup),
+    }
     if scratch is None and out_path is not None:
         scratch = Path(out_path).parent
     if scratch is None:
@@ -658,11 +763,19 @@ def _timing_summary(total_ms: list[float], forward_ms: list[float], n: int, warm
 
     from harness.frameworks import TIMED_SPAN, TIMED_SPAN_DESCRIPTION
 
-    return {"device": describe_device(device), "backend": f"caffe-{device.kind}",
-            "n_images": n, "warmup": warmup, "batch": 1,
-            "span": TIMED_SPAN, "span_description": TIMED_SPAN_DESCRIPTION,
-            "median_ms": float(np.median(total_ms)), "p90_ms": float(np.percentile(total_ms, 90)),
-            "forward_median_ms": float(np.median(forward_ms)), "forward_p90_ms": float(np.percentile(forward_ms, 90))}
+    return {
+        "device": describe_device(device),
+        "backend": f"caffe-{device.kind}",
+        "n_images": n,
+        "warmup": warmup,
+        "batch": 1,
+        "span": TIMED_SPAN,
+        "span_description": TIMED_SPAN_DESCRIPTION,
+        "median_ms": float(np.median(total_ms)),
+        "p90_ms": float(np.percentile(total_ms, 90)),
+        "forward_median_ms": float(np.median(forward_ms)),
+        "forward_p90_ms": float(np.percentile(forward_ms, 90)),
+    }
 
 
 def _gpu_index(device: Device) -> Optional[int]:
@@ -681,13 +794,19 @@ def _run_worker(job: dict, scratch: Path) -> dict:
     job["result"] = str(result_path)
     job_path.write_text(json.dumps(job))
     try:
-        done = subprocess.run([sys.executable, "-m", "harness.frameworks.caffe.driver", "worker", str(job_path)],
-                              capture_output=True, text=True, timeout=WORKER_TIMEOUT_S,
-                              env={**os.environ, **install.env(quiet=True), "PYTHONPATH": _worker_pythonpath(install)})
+        done = subprocess.run(
+            [sys.executable, "-m", "harness.frameworks.caffe.driver", "worker", str(job_path)],
+            capture_output=True,
+            text=True,
+            timeout=WORKER_TIMEOUT_S,
+            env={**os.environ, **install.env(quiet=True), "PYTHONPATH": _worker_pythonpath(install)},
+        )
         if done.returncode != 0 or not result_path.is_file():
             raise NativeFrameworkError(
                 f"pycaffe {job['op']} failed ({describe_returncode(done.returncode)}) for {job['deploy']} "
-                f"with weights {job['weights']}", (done.stdout + done.stderr)[-4000:])
+                f"with weights {job['weights']}",
+                (done.stdout + done.stderr)[-4000:],
+            )
         return json.loads(result_path.read_text())
     finally:
         job_path.unlink(missing_ok=True)
@@ -702,7 +821,7 @@ def _worker_pythonpath(install: CaffeInstall) -> str:
 
 def _worker_main(job_path: str) -> int:
     job = json.loads(Path(job_path).read_text())
-    import caffe  # noqa: F401  (only in the child)
+    import caffe
 
     if job.get("gpu") is None:
         caffe.set_mode_cpu()
@@ -727,7 +846,7 @@ def _worker_detect(net, job: dict) -> dict:
     records = {}
     images = job["images"]
     for start in range(0, len(images), batch):
-        chunk = images[start:start + batch]
+        chunk = images[start : start + batch]
         decoded = [read_image(Path(path)) for _, path in chunk]
         blob = ssd_blob(decoded, size)
         if net.blobs[name].data.shape != blob.shape:
@@ -736,8 +855,11 @@ def _worker_detect(net, job: dict) -> dict:
         net.blobs[name].data[...] = blob
         rows = detection_rows(net.forward()[net.outputs[0]])
         for item, ((image_id, _), image) in enumerate(zip(chunk, decoded)):
-            records[image_id] = {"width": image.shape[1], "height": image.shape[0],
-                                 "rows": [r for r in rows if int(r[0]) == item]}
+            records[image_id] = {
+                "width": image.shape[1],
+                "height": image.shape[0],
+                "rows": [r for r in rows if int(r[0]) == item],
+            }
     return {"detections": records}
 
 

@@ -6,13 +6,15 @@ opens a section, and every other line must be ``key=value`` inside a section. Ev
 harness that reads a cfg (training checks, libdarknet, OpenCV, render verification) goes through
 :func:`read_cfg_sections`; everything that writes an edited copy goes through :func:`write_cfg_copy`.
 """
+
 from __future__ import annotations
 
 import math
 import struct
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Optional, Union
+from typing import Optional, Union
 
 PathLike = Union[str, Path]
 NET_SECTIONS = ("net", "network")
@@ -30,7 +32,7 @@ class CfgSection:
     options: dict[str, str]
     line: int
 
-    def __iter__(self):          # ``for name, options in sections``
+    def __iter__(self):  # ``for name, options in sections``
         return iter((self.name, self.options))
 
 
@@ -77,7 +79,7 @@ def edit_cfg_text(text: str, edits: Mapping[str, Mapping[str, str]], source: Pat
     """``text`` with, in every section named in ``edits`` (``"net"`` also matches ``[network]``), each
     given key set to its value: existing lines are replaced in place, missing keys are added at the
     end of the section. Every other line (comments included) is kept as it is."""
-    parse_cfg(text, source)                               # refuse what Darknet could not read
+    parse_cfg(text, source)  # refuse what Darknet could not read
     wanted = {("net" if name in NET_SECTIONS else name): dict(values) for name, values in edits.items()}
     out: list[str] = []
     pending: dict[str, str] = {}
@@ -130,8 +132,8 @@ class CfgSummary:
     classes: int
     yolo_layers: int
     problems: list[str] = field(default_factory=list)
-    letter_box: bool = False       # AlexeyAB's [net] letter_box (pjreddie always letterboxes at inference)
-    nms_kinds: set = field(default_factory=set)   # AlexeyAB's [yolo] nms_kind values (greedynms default)
+    letter_box: bool = False  # AlexeyAB's [net] letter_box (pjreddie always letterboxes at inference)
+    nms_kinds: set = field(default_factory=set)  # AlexeyAB's [yolo] nms_kind values (greedynms default)
 
 
 def summarize_cfg(cfg_path: PathLike) -> CfgSummary:
@@ -139,9 +141,13 @@ def summarize_cfg(cfg_path: PathLike) -> CfgSummary:
     sections = read_cfg_sections(cfg_path)
     net = sections[0].options
     summary = CfgSummary(
-        batch=int(net.get("batch", 1)), subdivisions=int(net.get("subdivisions", 1)),
-        max_batches=int(net.get("max_batches", 0)), width=int(net.get("width", 0)),
-        height=int(net.get("height", 0)), classes=0, yolo_layers=0,
+        batch=int(net.get("batch", 1)),
+        subdivisions=int(net.get("subdivisions", 1)),
+        max_batches=int(net.get("max_batches", 0)),
+        width=int(net.get("width", 0)),
+        height=int(net.get("height", 0)),
+        classes=0,
+        yolo_layers=0,
         letter_box=int(net.get("letter_box", 0)) != 0,
     )
     for index, section in enumerate(sections):
@@ -156,7 +162,8 @@ def summarize_cfg(cfg_path: PathLike) -> CfgSummary:
         if conv is not None and expected is not None and int(conv.get("filters", 1)) != expected:
             summary.problems.append(
                 f"{cfg_path}: [{name}] #{summary.yolo_layers} has classes={summary.classes} so the "
-                f"[convolutional] before it needs filters={expected}, not {conv.get('filters')}")
+                f"[convolutional] before it needs filters={expected}, not {conv.get('filters')}"
+            )
     return summary
 
 
@@ -182,7 +189,7 @@ def _previous_conv(sections: list[CfgSection], index: int) -> Optional[dict[str,
 def conv_shapes(cfg_path: PathLike) -> list[tuple[int, int, int, bool]]:
     """(filters, in_channels, size, batch_normalize) of each [convolutional], in file order."""
     sections = read_cfg_sections(cfg_path)
-    channels = [int(sections[0].options.get("channels", 3))]      # input, then one entry per layer
+    channels = [int(sections[0].options.get("channels", 3))]  # input, then one entry per layer
     convs = []
     for section in sections[1:]:
         name, options, in_c = section.name, section.options, channels[-1]

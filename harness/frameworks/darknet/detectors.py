@@ -6,16 +6,17 @@ of batches (``harness count``: one per slide).
 * ``opencv``: the same cfg/weights in OpenCV DNN (CPU) with Darknet's letterbox and ``valid``'s
   thresholds reproduced.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Sequence
 
 from harness.device import Device
 from harness.frameworks import Batch, BatchResults, PerImage, detect_each, read_per_image
 
-DARKNET_THRESH = 0.005                                          # detector valid's hard-coded threshold
+DARKNET_THRESH = 0.005  # detector valid's hard-coded threshold
 
 
 class LibDarknetDetector:
@@ -27,9 +28,10 @@ class LibDarknetDetector:
         from harness.frameworks.darknet.libdarknet import guarded_network
 
         self.labelmap = labelmap
-        self.net = guarded_network(files["cfg"], weights, install=install, device=device,
-                                   log_path=Path(work) / "libdarknet.log")
-        self.classes = self.net.call("classes")          # loads the network now: load errors name the model
+        self.net = guarded_network(
+            files["cfg"], weights, install=install, device=device, log_path=Path(work) / "libdarknet.log"
+        )
+        self.classes = self.net.call("classes")  # loads the network now: load errors name the model
         fork = install.fork if install is not None else "pjreddie"
         self.description = f"libdarknet (ctypes, {fork}) in a child process"
 
@@ -39,8 +41,11 @@ class LibDarknetDetector:
     def _detect(self, batch: Batch, work: Path) -> PerImage:
         from harness.frameworks.darknet.libdarknet import write_detection_files
 
-        dets = [replace(d, image_id=image_id) for image_id, path in batch
-                for d in self.net.call("detect", path, doing=f"detecting {path}")]
+        dets = [
+            replace(d, image_id=image_id)
+            for image_id, path in batch
+            for d in self.net.call("detect", path, doing=f"detecting {path}")
+        ]
         write_detection_files(dets, self.labelmap.names[: self.classes], work / "detections")
         return read_per_image(work / "detections", self.labelmap)
 
@@ -73,8 +78,7 @@ class OpenCVDarknetDetector:
         self.net = None
 
 
-def open_darknet_detector(files: dict, weights: Path, labelmap, engine: str, device: Device, work: Path,
-                          install=None):
+def open_darknet_detector(files: dict, weights: Path, labelmap, engine: str, device: Device, work: Path, install=None):
     """``native`` → :class:`LibDarknetDetector` on ``device`` (``install``: which Darknet, default pjreddie's);
     ``opencv`` → :class:`OpenCVDarknetDetector`."""
     if engine == "native":

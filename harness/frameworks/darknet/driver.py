@@ -6,6 +6,7 @@ file, names file too short), and segfaults on others (``valid`` with < 4 images,
 dir). So every run here is: check the inputs the way Darknet will read them, run it, then check
 the files it should have written and explain what went wrong when they are missing.
 """
+
 from __future__ import annotations
 
 import functools
@@ -21,11 +22,11 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from harness.config import check_darknet
+from harness.core.process import NativeRun, run_native
+from harness.core.types import FrameworkStatus, NativeFrameworkError, Progress, TrainResult
 from harness.data.darknet import darknet_label_path
 from harness.device import Device
 from harness.frameworks.darknet.cfg import CfgSummary, DarknetInputError, summarize_cfg, write_cfg_copy
-from harness.engine.process import NativeRun, run_native
-from harness.engine.types import FrameworkStatus, NativeFrameworkError, Progress, TrainResult
 from harness.parse.darknet_log import (
     DarknetLogFindings,
     latest_per_iteration,
@@ -40,8 +41,8 @@ INSTALL_HINT = "bash scripts/install_darknet.sh"
 INSTALL_HINTS = {"pjreddie": INSTALL_HINT, "alexeyab": INSTALL_HINT + " --fork alexeyab"}
 DEBIAN_BINARY = Path("/usr/bin/darknet")
 DEBIAN_LIBRARY = Path("/usr/lib/darknet/libdarknet.so")
-PATH_BUFFER = 256              # char buff[256] for backup weight paths in train_detector
-VALID_MIN_IMAGES = 4           # validate_detector's 4 loader threads read past a shorter list
+PATH_BUFFER = 256  # char buff[256] for backup weight paths in train_detector
+VALID_MIN_IMAGES = 4  # validate_detector's 4 loader threads read past a shorter list
 
 
 # --------------------------------------------------------------------------- installation
@@ -53,12 +54,12 @@ class DarknetInstall:
 
     binary: Path
     library: Optional[Path]
-    flavour: str                 # "omp" (harness build), "gpu", "debian" or "custom" (HARNESS_DARKNET)
+    flavour: str  # "omp" (harness build), "gpu", "debian" or "custom" (HARNESS_DARKNET)
     version: str = ""
     openmp: bool = False
     gpu: bool = False
     stamp: dict = field(default_factory=dict, compare=False)
-    alexeyab: bool = False       # AlexeyAB's fork: other CLI flags, weight names and C API
+    alexeyab: bool = False  # AlexeyAB's fork: other CLI flags, weight names and C API
 
     @property
     def fork(self) -> str:
@@ -101,8 +102,11 @@ def find_darknet(prefer: str = "auto", fork: str = "pjreddie") -> DarknetInstall
         candidates["omp"] = candidates["cpu"]
         order = ["cpu"] if prefer == "auto" else [prefer]
     else:
-        candidates = {"omp": lambda: _cached_build("omp"), "gpu": lambda: _cached_build("gpu"),
-                      "debian": _debian_install}
+        candidates = {
+            "omp": lambda: _cached_build("omp"),
+            "gpu": lambda: _cached_build("gpu"),
+            "debian": _debian_install,
+        }
         order = ["omp", "debian"] if prefer == "auto" else [prefer]
     for name in order:
         if name not in candidates:
@@ -110,14 +114,18 @@ def find_darknet(prefer: str = "auto", fork: str = "pjreddie") -> DarknetInstall
         found = candidates[name]()
         if found is not None:
             return found
-    raise NativeFrameworkError(f"{fork} Darknet not found (looked for: {', '.join(order)}); "
-                               f"install it with: {INSTALL_HINTS[fork]}")
+    raise NativeFrameworkError(
+        f"{fork} Darknet not found (looked for: {', '.join(order)}); install it with: {INSTALL_HINTS[fork]}"
+    )
 
 
 def _install_from_env(fork: str) -> Optional[DarknetInstall]:
     """$HARNESS_DARKNET_ALEXEYAB for AlexeyAB; $HARNESS_DARKNET for whichever fork it turns out to be."""
-    variable = "HARNESS_DARKNET_ALEXEYAB" if fork == "alexeyab" and os.environ.get("HARNESS_DARKNET_ALEXEYAB") \
+    variable = (
+        "HARNESS_DARKNET_ALEXEYAB"
+        if fork == "alexeyab" and os.environ.get("HARNESS_DARKNET_ALEXEYAB")
         else "HARNESS_DARKNET"
+    )
     if not os.environ.get(variable):
         return None
     install = _install_from_path(Path(os.environ[variable]), variable)
@@ -139,11 +147,18 @@ def _install_from_path(binary: Path, variable: str) -> DarknetInstall:
     if library and not lib_path.is_file():
         raise NativeFrameworkError(f"HARNESS_DARKNET_LIB={library}: no such file")
     data = binary.read_bytes()
-    stamp = _stamp_beside(binary)     # a build of scripts/install_darknet.sh (e.g. the GPU image's)
+    stamp = _stamp_beside(binary)  # a build of scripts/install_darknet.sh (e.g. the GPU image's)
     alexeyab = stamp.get("fork") == "alexeyab" or b"dont_show" in data
-    return DarknetInstall(binary, lib_path, "custom", version=stamp.get("debian_version", ""),
-                          openmp=b"libgomp" in data, gpu=b"libcudart" in data or b"cudaMalloc" in data,
-                          stamp=stamp, alexeyab=alexeyab)
+    return DarknetInstall(
+        binary,
+        lib_path,
+        "custom",
+        version=stamp.get("debian_version", ""),
+        openmp=b"libgomp" in data,
+        gpu=b"libcudart" in data or b"cudaMalloc" in data,
+        stamp=stamp,
+        alexeyab=alexeyab,
+    )
 
 
 def _stamp_beside(binary: Path) -> dict:
@@ -156,8 +171,11 @@ def _stamp_beside(binary: Path) -> dict:
 
 
 def _library_beside(binary: Path) -> Optional[Path]:
-    for candidate in (binary.parent / "libdarknet.so", binary.parent.parent / "lib" / "libdarknet.so",
-                      binary.parent.parent / "lib" / "darknet" / "libdarknet.so"):
+    for candidate in (
+        binary.parent / "libdarknet.so",
+        binary.parent.parent / "lib" / "libdarknet.so",
+        binary.parent.parent / "lib" / "darknet" / "libdarknet.so",
+    ):
         if candidate.is_file():
             return candidate
     return None
@@ -179,10 +197,16 @@ def _cached_build(variant: str, fork: str = "pjreddie") -> Optional[DarknetInsta
     _, directory, binary = max(builds)
     stamp = stamps[directory]
     library = directory / "lib" / "libdarknet.so"
-    return DarknetInstall(binary, library if library.is_file() else None, variant,
-                          version=stamp.get("debian_version") or f"alexeyab@{stamp.get('commit', '')[:8]}",
-                          openmp=bool(stamp.get("openmp")), gpu=bool(stamp.get("gpu")), stamp=stamp,
-                          alexeyab=fork == "alexeyab")
+    return DarknetInstall(
+        binary,
+        library if library.is_file() else None,
+        variant,
+        version=stamp.get("debian_version") or f"alexeyab@{stamp.get('commit', '')[:8]}",
+        openmp=bool(stamp.get("openmp")),
+        gpu=bool(stamp.get("gpu")),
+        stamp=stamp,
+        alexeyab=fork == "alexeyab",
+    )
 
 
 def _debian_install() -> Optional[DarknetInstall]:
@@ -198,8 +222,7 @@ def _debian_install() -> Optional[DarknetInstall]:
 
 def _dpkg_version(package: str) -> str:
     try:
-        out = subprocess.run(["dpkg-query", "-W", "-f=${Version}", package], capture_output=True,
-                             text=True, timeout=20)
+        out = subprocess.run(["dpkg-query", "-W", "-f=${Version}", package], capture_output=True, text=True, timeout=20)
     except (OSError, subprocess.TimeoutExpired):
         return ""
     return out.stdout.strip() if out.returncode == 0 else ""
@@ -227,16 +250,28 @@ def inspect_darknet(prefer: str = "auto", fork: str = "pjreddie") -> FrameworkSt
         "threads": _openmp_threads() if install.openmp else 1,
         "commit": install.commit,
         "source_sha256": install.stamp.get("source_sha256") or _debian_orig_sha256(install),
-        "upstream": ("AlexeyAB/darknet" if install.alexeyab else "pjreddie/darknet"
-                     if install.flavour != "custom" or install.stamp else "unknown (HARNESS_DARKNET)"),
+        "upstream": (
+            "AlexeyAB/darknet"
+            if install.alexeyab
+            else "pjreddie/darknet"
+            if install.flavour != "custom" or install.stamp
+            else "unknown (HARNESS_DARKNET)"
+        ),
         "backend": install.backend,
     }
     if install.stamp:
         details["build"] = {k: install.stamp.get(k) for k in ("opts", "make_args", "built")}
     return FrameworkStatus(
-        name, runs, version=install.version, location=str(install.binary),
-        device="GPU" if install.gpu else "CPU", details=details, missing=missing,
-        install_hint="" if runs and install.flavour != "debian" else INSTALL_HINTS[fork] + "  (builds the faster OpenMP variant)",
+        name,
+        runs,
+        version=install.version,
+        location=str(install.binary),
+        device="GPU" if install.gpu else "CPU",
+        details=details,
+        missing=missing,
+        install_hint=""
+        if runs and install.flavour != "debian"
+        else INSTALL_HINTS[fork] + "  (builds the faster OpenMP variant)",
     )
 
 
@@ -246,8 +281,9 @@ def _debian_orig_sha256(install: DarknetInstall) -> Optional[str]:
         return None
     upstream = install.version.rsplit("-", 1)[0]
     for dsc in sorted(cache_dir().glob(f"src/darknet-debian/darknet_{install.version}.dsc")):
-        found = re.search(r"^ ([0-9a-f]{64}) \d+ darknet_" + re.escape(upstream) + r"\.orig\.tar\.\w+$",
-                          dsc.read_text(), re.M)
+        found = re.search(
+            r"^ ([0-9a-f]{64}) \d+ darknet_" + re.escape(upstream) + r"\.orig\.tar\.\w+$", dsc.read_text(), re.M
+        )
         if found:
             return found.group(1)
     return None
@@ -286,8 +322,10 @@ def read_data_file(data_path: Path) -> dict[str, str]:
             raise DarknetInputError(f"{data_path}:{number}: not a key=value line: {line!r}")
         key, value = (part.strip() for part in stripped.split("=", 1))
         if re.search(r"\s", value):
-            raise DarknetInputError(f"{data_path}:{number}: {key}={value!r} contains a space; "
-                                    "Darknet deletes spaces in .data values, so this path would be wrong")
+            raise DarknetInputError(
+                f"{data_path}:{number}: {key}={value!r} contains a space; "
+                "Darknet deletes spaces in .data values, so this path would be wrong"
+            )
         options[key] = value
     return options
 
@@ -383,21 +421,35 @@ def train_darknet(
         done = _already_trained(data_path, cfg_path, workdir)
         if done is not None:
             return done
-    plan = plan_training(data_path, cfg_path, init_weights=init_weights, clear=clear, resume=resume,
-                         fork=install.fork)
+    plan = plan_training(data_path, cfg_path, init_weights=init_weights, clear=clear, resume=resume, fork=install.fork)
     argv = train_argv(install, plan, device)
     log_path = workdir / "train.log"
-    run = run_native(argv, log_path, parse_darknet_line, display_total or plan.cfg.max_batches, cwd=plan.cwd,
-                     label=label or f"darknet {plan.base}", on_progress=progress, append=plan.resumed_from is not None,
-                     timeout=timeout, show_progress=show_progress)
+    run = run_native(
+        argv,
+        log_path,
+        parse_darknet_line,
+        display_total or plan.cfg.max_batches,
+        cwd=plan.cwd,
+        label=label or f"darknet {plan.base}",
+        on_progress=progress,
+        append=plan.resumed_from is not None,
+        timeout=timeout,
+        show_progress=show_progress,
+    )
     findings = read_darknet_log(log_path)
     loss_csv = write_loss_csv(latest_per_iteration(findings.steps), workdir / "loss.csv")
     final = check_training(plan, run, findings)
-    return TrainResult(log_path=log_path, loss_csv=loss_csv, weights=final, iterations=findings.last_iteration,
-                       seconds=run.seconds, resumed_from=plan.resumed_from)
+    return TrainResult(
+        log_path=log_path,
+        loss_csv=loss_csv,
+        weights=final,
+        iterations=findings.last_iteration,
+        seconds=run.seconds,
+        resumed_from=plan.resumed_from,
+    )
 
 
-def train_argv(install: DarknetInstall, plan: "TrainPlan", device: Device = Device("cpu")) -> list[str]:
+def train_argv(install: DarknetInstall, plan: TrainPlan, device: Device = Device("cpu")) -> list[str]:
     """``darknet detector train <data> <cfg> [weights] [-clear] (-i N | -nogpu)``."""
     argv = [str(install.binary), "detector", "train", str(plan.data_path), str(plan.cfg_path)]
     if plan.weights is not None:
@@ -405,12 +457,19 @@ def train_argv(install: DarknetInstall, plan: "TrainPlan", device: Device = Devi
     if plan.clear:
         argv.append("-clear")
     if install.alexeyab:
-        argv.append("-dont_show")     # its OpenCV builds otherwise open a loss-chart window
+        argv.append("-dont_show")  # its OpenCV builds otherwise open a loss-chart window
     return argv + device.darknet_args(install.alexeyab)
 
 
-def plan_training(data_path: Path, cfg_path: Path, *, init_weights: Optional[Path] = None,
-                  clear: bool = False, resume: bool = True, fork: str = "pjreddie") -> TrainPlan:
+def plan_training(
+    data_path: Path,
+    cfg_path: Path,
+    *,
+    init_weights: Optional[Path] = None,
+    clear: bool = False,
+    resume: bool = True,
+    fork: str = "pjreddie",
+) -> TrainPlan:
     """Check what Darknet ``fork`` would get wrong silently; collect every problem in one error."""
     data_path, cfg_path = Path(data_path).resolve(), Path(cfg_path).resolve()
     options = read_data_file(data_path)
@@ -438,26 +497,34 @@ def plan_training(data_path: Path, cfg_path: Path, *, init_weights: Optional[Pat
 
 
 def _path_problems(paths: dict[str, Path]) -> list[str]:
-    return [f"{what} path {path} contains a space (Darknet splits/deletes spaces)"
-            for what, path in paths.items() if " " in str(path)]
+    return [
+        f"{what} path {path} contains a space (Darknet splits/deletes spaces)"
+        for what, path in paths.items()
+        if " " in str(path)
+    ]
 
 
 def _backup_problems(backup_dir: Path, base: str) -> list[str]:
     problems = []
     if not backup_dir.is_dir():
-        problems.append(f"backup directory {backup_dir} does not exist (Darknet would train, fail to save "
-                        "with \"Couldn't open file\" and exit 0); create it")
+        problems.append(
+            f"backup directory {backup_dir} does not exist (Darknet would train, fail to save "
+            'with "Couldn\'t open file" and exit 0); create it'
+        )
     if " " in str(backup_dir):
         problems.append(f"backup directory {backup_dir} contains a space")
-    longest = f"{backup_dir}/{base}_{10 ** 7}.weights"
+    longest = f"{backup_dir}/{base}_{10**7}.weights"
     if len(longest) >= PATH_BUFFER:
-        problems.append(f"weight path {longest!r} is {len(longest)} chars; Darknet's buffer is {PATH_BUFFER}: "
-                        "use a shorter backup directory")
+        problems.append(
+            f"weight path {longest!r} is {len(longest)} chars; Darknet's buffer is {PATH_BUFFER}: "
+            "use a shorter backup directory"
+        )
     return problems
 
 
-def _training_image_problems(images: list[str], list_path: Path, cwd: Path, classes: int,
-                             fork: str = "pjreddie") -> list[str]:
+def _training_image_problems(
+    images: list[str], list_path: Path, cwd: Path, classes: int, fork: str = "pjreddie"
+) -> list[str]:
     """Every image and its label file (by ``fork``'s path rule) must exist and parse; report counts
     and the first few."""
     if not images:
@@ -476,8 +543,11 @@ def _training_image_problems(images: list[str], list_path: Path, cwd: Path, clas
             continue
         bad_labels += _label_file_problems(label, classes)
     problems = []
-    for what, items in (("images missing", missing_images), ("label files missing", missing_labels),
-                        ("bad label lines", bad_labels)):
+    for what, items in (
+        ("images missing", missing_images),
+        ("label files missing", missing_labels),
+        ("bad label lines", bad_labels),
+    ):
         if items:
             problems.append(f"{list_path}: {len(items)} {what}, e.g. " + "; ".join(items[:3]))
     return problems
@@ -508,13 +578,16 @@ def _names_problems(options: dict[str, str], cwd: Path, classes: int, data_path:
         return [f"{data_path}: names file {names_path} not found"]
     count = len([n for n in names_path.read_text().splitlines() if n.strip()])
     if count < classes:
-        return [f"{names_path}: {count} names but the cfg has classes={classes} "
-                "(Darknet would write comp4_det_test_(null).txt)"]
+        return [
+            f"{names_path}: {count} names but the cfg has classes={classes} "
+            "(Darknet would write comp4_det_test_(null).txt)"
+        ]
     return []
 
 
-def _choose_start(backup_dir: Path, base: str, init_weights, clear: bool, resume: bool, cfg: CfgSummary,
-                  problems: list[str]) -> tuple[Optional[Path], Optional[Path], bool]:
+def _choose_start(
+    backup_dir: Path, base: str, init_weights, clear: bool, resume: bool, cfg: CfgSummary, problems: list[str]
+) -> tuple[Optional[Path], Optional[Path], bool]:
     """Resume from the .backup when present; else start from init_weights (or random)."""
     backup = _resume_file(backup_dir, base, cfg.batch)
     if resume and backup is not None and not clear:
@@ -529,9 +602,11 @@ def _choose_start(backup_dir: Path, base: str, init_weights, clear: bool, resume
     images_per_iteration = max(1, cfg.batch)
     seen_iterations = read_weights_seen(weights) // images_per_iteration
     if not clear and seen_iterations >= cfg.max_batches:
-        problems.append(f"{weights} has already seen {seen_iterations} iterations >= max_batches={cfg.max_batches}: "
-                        "Darknet would save _final at once without training. Use clear=True (-clear) to "
-                        "fine-tune from it, or raise max_batches to continue")
+        problems.append(
+            f"{weights} has already seen {seen_iterations} iterations >= max_batches={cfg.max_batches}: "
+            "Darknet would save _final at once without training. Use clear=True (-clear) to "
+            "fine-tune from it, or raise max_batches to continue"
+        )
     return weights, resumed_from, clear
 
 
@@ -576,8 +651,9 @@ def _already_trained(data_path: Path, cfg_path: Path, workdir: Path) -> Optional
     loss_csv = workdir / "loss.csv"
     if log_path.is_file():
         write_loss_csv(latest_per_iteration(read_darknet_log(log_path).steps), loss_csv)
-    return TrainResult(log_path=log_path, loss_csv=loss_csv, weights=weights, iterations=iteration,
-                       seconds=0.0, resumed_from=weights)
+    return TrainResult(
+        log_path=log_path, loss_csv=loss_csv, weights=weights, iterations=iteration, seconds=0.0, resumed_from=weights
+    )
 
 
 def check_training(plan: TrainPlan, run: NativeRun, findings: DarknetLogFindings) -> Path:
@@ -585,26 +661,36 @@ def check_training(plan: TrainPlan, run: NativeRun, findings: DarknetLogFindings
     final = plan.backup_dir / f"{plan.base}_final.weights"
     problems = []
     if findings.label_problem:
-        problems.append(f"{findings.label_problem} (log: {run.log_path}); each fork finds labels by its own "
-                        "path rule (harness.data.darknet.darknet_label_path)")
+        problems.append(
+            f"{findings.label_problem} (log: {run.log_path}); each fork finds labels by its own "
+            "path rule (harness.data.darknet.darknet_label_path)"
+        )
     elif findings.could_not_open:
-        problems.append(f"Darknet could not open {findings.could_not_open[0]!r}: " + _open_cause(
-            findings.could_not_open[0], plan))
+        problems.append(
+            f"Darknet could not open {findings.could_not_open[0]!r}: " + _open_cause(findings.could_not_open[0], plan)
+        )
     if run.crashed:
-        problems.append(f"darknet died with {run.describe_returncode()}; likely causes: "
-                        "a label/image it could not read, classes/filters mismatch in the cfg, out of memory")
+        problems.append(
+            f"darknet died with {run.describe_returncode()}; likely causes: "
+            "a label/image it could not read, classes/filters mismatch in the cfg, out of memory"
+        )
     bad = findings.first_nonfinite
     if bad is not None:
-        problems.append(f"loss became {bad.loss} at iteration {bad.iteration}: training diverged "
-                        "(lower learning_rate, longer burn_in, or check labels)")
+        problems.append(
+            f"loss became {bad.loss} at iteration {bad.iteration}: training diverged "
+            "(lower learning_rate, longer burn_in, or check labels)"
+        )
     if not final.is_file():
         problems.append(f"no final weights {final} (last iteration seen in the log: {findings.last_iteration})")
     elif read_weights_seen(final) // max(1, plan.cfg.batch) < plan.cfg.max_batches:
-        problems.append(f"{final} is from an earlier segment (iteration {read_weights_seen(final) // max(1, plan.cfg.batch)}"
-                        f" < max_batches={plan.cfg.max_batches}): this run never finished")
+        problems.append(
+            f"{final} is from an earlier segment (iteration {read_weights_seen(final) // max(1, plan.cfg.batch)}"
+            f" < max_batches={plan.cfg.max_batches}): this run never finished"
+        )
     if problems:
-        raise NativeFrameworkError("Darknet training failed (exit status "
-                                   f"{run.returncode}):\n  - " + "\n  - ".join(problems), run.log_tail())
+        raise NativeFrameworkError(
+            f"Darknet training failed (exit status {run.returncode}):\n  - " + "\n  - ".join(problems), run.log_tail()
+        )
     return final
 
 
@@ -617,9 +703,17 @@ def _open_cause(path: str, plan: TrainPlan) -> str:
 # --------------------------------------------------------------------------- detector valid
 
 
-def detect_darknet_valid(data_path: Path, cfg_path: Path, weights: Path, out_dir: Path, *,
-                         install: Optional[DarknetInstall] = None, timeout: Optional[float] = None,
-                         show_progress: Optional[bool] = None, device: Device = Device("cpu")) -> Path:
+def detect_darknet_valid(
+    data_path: Path,
+    cfg_path: Path,
+    weights: Path,
+    out_dir: Path,
+    *,
+    install: Optional[DarknetInstall] = None,
+    timeout: Optional[float] = None,
+    show_progress: Optional[bool] = None,
+    device: Device = Device("cpu"),
+) -> Path:
     """Run ``darknet detector valid`` over the .data file's ``valid=`` list into ``out_dir``.
 
     Writes ``out_dir/comp4_det_test_<class>.txt`` (VOC pixels, 1-based, threshold 0.005, NMS 0.45
@@ -633,27 +727,47 @@ def detect_darknet_valid(data_path: Path, cfg_path: Path, weights: Path, out_dir
     cwd = data_path.parent
     cfg = summarize_cfg(cfg_path)
     short_list_in_process = _valid_list_length(options, cwd) < VALID_MIN_IMAGES and _can_run_in_process(install)
-    images, names = _check_valid_inputs(options, cwd, cfg, weights, data_path, out_dir,
-                                        allow_short=short_list_in_process)
+    images, names = _check_valid_inputs(
+        options, cwd, cfg, weights, data_path, out_dir, allow_short=short_list_in_process
+    )
     if short_list_in_process:
-        return _valid_in_process(install, cfg_path, weights, [resolve(i, cwd) for i in images], names, cfg, out_dir,
-                                 device)
+        return _valid_in_process(
+            install, cfg_path, weights, [resolve(i, cwd) for i in images], names, cfg, out_dir, device
+        )
     run_data = _write_valid_data(options, cwd, out_dir)
     argv = valid_argv(install, run_data, cfg_path, weights, device)
     progress = functools.partial(valid_progress, total=len(images))
-    run = run_native(argv, out_dir / "valid.log", progress, len(images), cwd=cwd,
-                     label=f"darknet valid {cfg_base(cfg_path)}", timeout=timeout, show_progress=show_progress)
+    run = run_native(
+        argv,
+        out_dir / "valid.log",
+        progress,
+        len(images),
+        cwd=cwd,
+        label=f"darknet valid {cfg_base(cfg_path)}",
+        timeout=timeout,
+        show_progress=show_progress,
+    )
     expected = [out_dir / f"comp4_det_test_{name}.txt" for name in names[: cfg.classes]]
     missing = [str(p) for p in expected if not p.is_file()]
     if run.crashed or missing or run.returncode != 0:
         raise NativeFrameworkError(
             f"darknet detector valid failed ({run.describe_returncode()}); missing outputs: {missing or 'none'}",
-            run.log_tail())
+            run.log_tail(),
+        )
     return out_dir
 
 
-def darknet_map(data_path: Path, cfg_path: Path, weights: Path, out_dir: Path, *, install: DarknetInstall,
-                points: int = 0, iou: float = 0.5, timeout: Optional[float] = None) -> dict:
+def darknet_map(
+    data_path: Path,
+    cfg_path: Path,
+    weights: Path,
+    out_dir: Path,
+    *,
+    install: DarknetInstall,
+    points: int = 0,
+    iou: float = 0.5,
+    timeout: Optional[float] = None,
+) -> dict:
     """AlexeyAB's own evaluator, ``detector map`` over the .data file's ``valid=`` list (its labels by
     its label-path rule): ``{"map", "iou", "classes": {name: ap}, "log"}``; output in ``out_dir/map.log``."""
     if not install.alexeyab:
@@ -666,26 +780,57 @@ def darknet_map(data_path: Path, cfg_path: Path, weights: Path, out_dir: Path, *
     images, _ = _check_valid_inputs(options, data_path.parent, cfg, weights, data_path, out_dir, allow_short=True)
     missing = [i for i in images if not Path(darknet_label_path(i, data_path.parent, "alexeyab")).is_file()]
     if missing:
-        raise DarknetInputError(f"{data_path}: {len(missing)} valid image(s) without a label file by AlexeyAB's "
-                                f"rule (detector map would count no objects there), e.g. {missing[:3]}")
-    argv = [str(install.binary), "detector", "map", str(data_path), str(cfg_path), str(weights), "-dont_show",
-            "-points", str(points), "-iou_thresh", str(iou), *Device("cpu").darknet_args(True)]
+        raise DarknetInputError(
+            f"{data_path}: {len(missing)} valid image(s) without a label file by AlexeyAB's "
+            f"rule (detector map would count no objects there), e.g. {missing[:3]}"
+        )
+    argv = [
+        str(install.binary),
+        "detector",
+        "map",
+        str(data_path),
+        str(cfg_path),
+        str(weights),
+        "-dont_show",
+        "-points",
+        str(points),
+        "-iou_thresh",
+        str(iou),
+        *Device("cpu").darknet_args(True),
+    ]
     log_path = out_dir / "map.log"
-    run = run_native(argv, log_path, lambda line: None, None, cwd=data_path.parent, label="darknet map",
-                     timeout=timeout, show_progress=False)
+    run = run_native(
+        argv,
+        log_path,
+        lambda line: None,
+        None,
+        cwd=data_path.parent,
+        label="darknet map",
+        timeout=timeout,
+        show_progress=False,
+    )
     try:
         result = parse_darknet_map(log_path.read_text(errors="replace"))
     except ValueError as exc:
-        raise NativeFrameworkError(f"darknet detector map failed ({run.describe_returncode()}): {exc}",
-                                   run.log_tail()) from None
+        raise NativeFrameworkError(
+            f"darknet detector map failed ({run.describe_returncode()}): {exc}", run.log_tail()
+        ) from None
     return {**result, "log": log_path}
 
 
-def valid_argv(install: DarknetInstall, data_path: Path, cfg_path: Path, weights: Path,
-               device: Device = Device("cpu")) -> list[str]:
+def valid_argv(
+    install: DarknetInstall, data_path: Path, cfg_path: Path, weights: Path, device: Device = Device("cpu")
+) -> list[str]:
     """``darknet detector valid <data> <cfg> <weights> (-i N | -nogpu)``."""
-    return [str(install.binary), "detector", "valid", str(data_path), str(cfg_path), str(weights),
-            *device.darknet_args(install.alexeyab)]
+    return [
+        str(install.binary),
+        "detector",
+        "valid",
+        str(data_path),
+        str(cfg_path),
+        str(weights),
+        *device.darknet_args(install.alexeyab),
+    ]
 
 
 def _valid_list_length(options: dict[str, str], cwd: Path) -> int:
@@ -698,13 +843,23 @@ def _can_run_in_process(install: DarknetInstall) -> bool:
     return install.library is not None and not install.alexeyab
 
 
-def _valid_in_process(install: DarknetInstall, cfg_path: Path, weights: Path, images: list[Path],
-                      names: list[str], cfg: CfgSummary, out_dir: Path, device: Device) -> Path:
+def _valid_in_process(
+    install: DarknetInstall,
+    cfg_path: Path,
+    weights: Path,
+    images: list[Path],
+    names: list[str],
+    cfg: CfgSummary,
+    out_dir: Path,
+    device: Device,
+) -> Path:
     """Fewer than 4 images (pjreddie's valid segfaults): same steps through libdarknet instead."""
     from harness.frameworks.darknet.libdarknet import detect_darknet_ctypes as _detect
 
-    note = (f"{len(images)} image(s) < {VALID_MIN_IMAGES}: pjreddie's `detector valid` would segfault, so the "
-            f"same letterbox/threshold {0.005}/NMS {0.45} steps ran in-process via {install.library}\n")
+    note = (
+        f"{len(images)} image(s) < {VALID_MIN_IMAGES}: pjreddie's `detector valid` would segfault, so the "
+        f"same letterbox/threshold {0.005}/NMS {0.45} steps ran in-process via {install.library}\n"
+    )
     (out_dir / "valid.log").write_text(note)
     _detect(cfg_path, weights, images, names[: cfg.classes], out_dir, install=install, device=device)
     return out_dir
@@ -716,8 +871,9 @@ def valid_progress(line: str, total: int) -> Optional[Progress]:
     return Progress(min(int(line), total), math.nan) if line.isdigit() else None
 
 
-def _check_valid_inputs(options, cwd: Path, cfg: CfgSummary, weights: Path, data_path: Path,
-                        out_dir: Path, allow_short: bool = False) -> tuple[list[str], list[str]]:
+def _check_valid_inputs(
+    options, cwd: Path, cfg: CfgSummary, weights: Path, data_path: Path, out_dir: Path, allow_short: bool = False
+) -> tuple[list[str], list[str]]:
     problems = list(cfg.problems)
     if not weights.is_file():
         problems.append(f"weights {weights} not found")
@@ -727,9 +883,11 @@ def _check_valid_inputs(options, cwd: Path, cfg: CfgSummary, weights: Path, data
     if not images:
         problems.append(f"{options.get('valid')}: no images listed")
     elif len(images) < VALID_MIN_IMAGES and not allow_short:
-        problems.append(f"{options.get('valid')}: {len(images)} images; pjreddie's `detector valid` needs at "
-                        f"least {VALID_MIN_IMAGES} (it segfaults otherwise) and no libdarknet.so is available "
-                        "for the in-process fallback")
+        problems.append(
+            f"{options.get('valid')}: {len(images)} images; pjreddie's `detector valid` needs at "
+            f"least {VALID_MIN_IMAGES} (it segfaults otherwise) and no libdarknet.so is available "
+            "for the in-process fallback"
+        )
     missing = [image for image in images if not resolve(image, cwd).is_file()]
     if missing:
         problems.append(f"{len(missing)} listed images missing, e.g. {missing[:3]}")
@@ -756,8 +914,11 @@ def _duplicate_id_problems(images: list[str]) -> list[str]:
         if key in seen and seen[key] != image:
             clashes.append(f"{seen[key]} and {image} both become id {key!r}")
         seen.setdefault(key, image)
-    return [f"{len(clashes)} image id collisions (ids are file names up to the first '.'): "
-            + "; ".join(clashes[:3])] if clashes else []
+    return (
+        [f"{len(clashes)} image id collisions (ids are file names up to the first '.'): " + "; ".join(clashes[:3])]
+        if clashes
+        else []
+    )
 
 
 def _write_valid_data(options: dict[str, str], cwd: Path, out_dir: Path) -> Path:
@@ -768,7 +929,7 @@ def _write_valid_data(options: dict[str, str], cwd: Path, out_dir: Path) -> Path
             value = str(resolve(value, cwd))
         if key not in ("results", "eval"):
             lines.append(f"{key}={value}")
-    lines += [f"results={out_dir}", "eval=voc"]   # per-class VOC files are the harness contract
+    lines += [f"results={out_dir}", "eval=voc"]  # per-class VOC files are the harness contract
     path = out_dir / "valid.data"
     path.write_text("\n".join(lines) + "\n")
     return path

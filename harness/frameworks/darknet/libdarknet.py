@@ -10,23 +10,25 @@ steps (threshold, NMS, letterbox, box units), so the same network reproduces ``d
 process down or silently give wrong answers, so they are guarded here: a missing cfg/weights file
 calls ``exit(0)``, and a missing/undecodable image becomes a blank 10×10 image.
 """
+
 from __future__ import annotations
 
 import ctypes
 import statistics
 import time
+from collections.abc import Sequence
 from ctypes import POINTER, Structure, c_char_p, c_float, c_int, c_void_p
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional
 
-from harness.data.atomic import write_text
+from harness.core.atomic import write_text
+from harness.core.process import native_output_to, read_log_tail
+from harness.core.types import NativeFrameworkError
 from harness.device import Device, describe_device
 from harness.frameworks import TIMED_SPAN, TIMED_SPAN_DESCRIPTION
 from harness.frameworks.darknet.cfg import DarknetInputError, summarize_cfg
 from harness.frameworks.darknet.driver import DarknetInstall, find_darknet, image_id
-from harness.engine.process import native_output_to, read_log_tail
-from harness.engine.types import NativeFrameworkError
 
 # pjreddie's `detector valid` hard-codes these; using them keeps ctypes and valid comparable.
 VALID_THRESH = 0.005
@@ -42,30 +44,48 @@ class DetectionRules:
     thresh: float
     hier_thresh: float
     nms: float
-    letterbox: Optional[bool]     # None: the cfg's [net] letter_box decides (AlexeyAB); True: always
-    normalized: bool = False      # boxes as get_network_boxes(relative) gives them to `detector map`: unclipped
+    letterbox: Optional[bool]  # None: the cfg's [net] letter_box decides (AlexeyAB); True: always
+    normalized: bool = False  # boxes as get_network_boxes(relative) gives them to `detector map`: unclipped
 
 
 PJREDDIE_VALID = DetectionRules("pjreddie detector valid", VALID_THRESH, VALID_HIER_THRESH, VALID_NMS, True)
 ALEXEYAB_VALID = DetectionRules("alexeyab detector valid", 0.001, 0.5, 0.6, None)
 ALEXEYAB_MAP = DetectionRules("alexeyab detector map", 0.005, 0.0, 0.45, None, normalized=True)
 
+
 class BOX(Structure):
     _fields_ = [("x", c_float), ("y", c_float), ("w", c_float), ("h", c_float)]
 
 
 class DETECTION(Structure):
-    _fields_ = [("bbox", BOX), ("classes", c_int), ("prob", POINTER(c_float)), ("mask", POINTER(c_float)),
-                ("objectness", c_float), ("sort_class", c_int)]
+    _fields_ = [
+        ("bbox", BOX),
+        ("classes", c_int),
+        ("prob", POINTER(c_float)),
+        ("mask", POINTER(c_float)),
+        ("objectness", c_float),
+        ("sort_class", c_int),
+    ]
 
 
 class DETECTION_ALEXEYAB(Structure):
     """AlexeyAB 59596d78 include/darknet.h ``struct detection``."""
 
-    _fields_ = [("bbox", BOX), ("classes", c_int), ("best_class_idx", c_int), ("prob", POINTER(c_float)),
-                ("mask", POINTER(c_float)), ("objectness", c_float), ("sort_class", c_int),
-                ("uc", POINTER(c_float)), ("points", c_int), ("embeddings", POINTER(c_float)),
-                ("embedding_size", c_int), ("sim", c_float), ("track_id", c_int)]
+    _fields_ = [
+        ("bbox", BOX),
+        ("classes", c_int),
+        ("best_class_idx", c_int),
+        ("prob", POINTER(c_float)),
+        ("mask", POINTER(c_float)),
+        ("objectness", c_float),
+        ("sort_class", c_int),
+        ("uc", POINTER(c_float)),
+        ("points", c_int),
+        ("embeddings", POINTER(c_float)),
+        ("embedding_size", c_int),
+        ("sim", c_float),
+        ("track_id", c_int),
+    ]
 
 
 class IMAGE(Structure):
@@ -100,11 +120,13 @@ def load_library(path: Path, alexeyab: bool = False) -> ctypes.CDLL:
         return _LIBRARIES[key]
     if not Path(path).is_file():
         raise NativeFrameworkError(f"libdarknet not found at {path}; install with: bash scripts/install_darknet.sh")
-    lib = ctypes.CDLL(key, mode=ctypes.RTLD_LOCAL)   # two builds may be loaded side by side
+    lib = ctypes.CDLL(key, mode=ctypes.RTLD_LOCAL)  # two builds may be loaded side by side
     if hasattr(lib, "load_network_custom") != alexeyab:
         actual = "AlexeyAB's" if hasattr(lib, "load_network_custom") else "pjreddie's"
-        raise NativeFrameworkError(f"{path} is {actual} libdarknet, but it was found as the "
-                                   f"{'alexeyab' if alexeyab else 'pjreddie'} Darknet: their structs and API differ")
+        raise NativeFrameworkError(
+            f"{path} is {actual} libdarknet, but it was found as the "
+            f"{'alexeyab' if alexeyab else 'pjreddie'} Darknet: their structs and API differ"
+        )
     _declare_alexeyab(lib) if alexeyab else _declare(lib)
     _LIBRARIES[key] = lib
     return lib
@@ -119,21 +141,26 @@ def _set_signatures(lib: ctypes.CDLL, signatures: dict) -> None:
 
 def _declare_alexeyab(lib: ctypes.CDLL) -> None:
     """AlexeyAB 59596d78 include/darknet.h (LIB_API functions; network passed by pointer)."""
-    _set_signatures(lib, {
-        "load_network_custom": ([c_char_p, c_char_p, c_int, c_int], c_void_p),
-        "free_network_ptr": ([c_void_p], None),
-        "network_width": ([c_void_p], c_int),
-        "network_height": ([c_void_p], c_int),
-        "load_image_color": ([c_char_p, c_int, c_int], IMAGE),
-        "free_image": ([IMAGE], None),
-        "letterbox_image": ([IMAGE, c_int, c_int], IMAGE),
-        "resize_image": ([IMAGE, c_int, c_int], IMAGE),
-        "network_predict_ptr": ([c_void_p, POINTER(c_float)], POINTER(c_float)),
-        "get_network_boxes": ([c_void_p, c_int, c_int, c_float, c_float, POINTER(c_int), c_int, POINTER(c_int),
-                               c_int], POINTER(DETECTION_ALEXEYAB)),
-        "do_nms_sort": ([POINTER(DETECTION_ALEXEYAB), c_int, c_int, c_float], None),
-        "free_detections": ([POINTER(DETECTION_ALEXEYAB), c_int], None),
-    })
+    _set_signatures(
+        lib,
+        {
+            "load_network_custom": ([c_char_p, c_char_p, c_int, c_int], c_void_p),
+            "free_network_ptr": ([c_void_p], None),
+            "network_width": ([c_void_p], c_int),
+            "network_height": ([c_void_p], c_int),
+            "load_image_color": ([c_char_p, c_int, c_int], IMAGE),
+            "free_image": ([IMAGE], None),
+            "letterbox_image": ([IMAGE, c_int, c_int], IMAGE),
+            "resize_image": ([IMAGE, c_int, c_int], IMAGE),
+            "network_predict_ptr": ([c_void_p, POINTER(c_float)], POINTER(c_float)),
+            "get_network_boxes": (
+                [c_void_p, c_int, c_int, c_float, c_float, POINTER(c_int), c_int, POINTER(c_int), c_int],
+                POINTER(DETECTION_ALEXEYAB),
+            ),
+            "do_nms_sort": ([POINTER(DETECTION_ALEXEYAB), c_int, c_int, c_float], None),
+            "free_detections": ([POINTER(DETECTION_ALEXEYAB), c_int], None),
+        },
+    )
 
 
 def _declare(lib: ctypes.CDLL) -> None:
@@ -149,8 +176,10 @@ def _declare(lib: ctypes.CDLL) -> None:
         "letterbox_image": ([IMAGE, c_int, c_int], IMAGE),
         "network_predict": ([c_void_p, POINTER(c_float)], POINTER(c_float)),
         "network_predict_image": ([c_void_p, IMAGE], POINTER(c_float)),
-        "get_network_boxes": ([c_void_p, c_int, c_int, c_float, c_float, POINTER(c_int), c_int, POINTER(c_int)],
-                              POINTER(DETECTION)),
+        "get_network_boxes": (
+            [c_void_p, c_int, c_int, c_float, c_float, POINTER(c_int), c_int, POINTER(c_int)],
+            POINTER(DETECTION),
+        ),
         "do_nms_sort": ([POINTER(DETECTION), c_int, c_int, c_float], None),
         "free_detections": ([POINTER(DETECTION), c_int], None),
     }
@@ -160,8 +189,14 @@ def _declare(lib: ctypes.CDLL) -> None:
 class DarknetNetwork:
     """A loaded network (batch 1). Use as a context manager so the C memory is freed."""
 
-    def __init__(self, cfg_path: Path, weights: Optional[Path] = None, install: Optional[DarknetInstall] = None,
-                 device: Device = Device("cpu"), log_path: Optional[Path] = None):
+    def __init__(
+        self,
+        cfg_path: Path,
+        weights: Optional[Path] = None,
+        install: Optional[DarknetInstall] = None,
+        device: Device = Device("cpu"),
+        log_path: Optional[Path] = None,
+    ):
         """``log_path``: where libdarknet's own output goes (default: beside the cfg; detect and count
         pass their --out, so a model folder stays a read-only input)."""
         install = install or find_darknet()
@@ -173,21 +208,23 @@ class DarknetNetwork:
         self.classes, self.letter_box = cfg.classes, cfg.letter_box
         self.alexeyab = install.alexeyab
         if self.alexeyab and cfg.nms_kinds - {"greedynms"}:
-            raise DarknetInputError(f"{cfg_path}: nms_kind {sorted(cfg.nms_kinds)}: only greedynms (do_nms_sort) is "
-                                    "bound here")
+            raise DarknetInputError(
+                f"{cfg_path}: nms_kind {sorted(cfg.nms_kinds)}: only greedynms (do_nms_sort) is bound here"
+            )
         self.lib = load_library(install.library, self.alexeyab)
         self.install = install
         _select_device(self.lib, install, device)
         weights_arg = str(Path(weights).resolve()).encode() if weights else None
         log_path = Path(log_path) if log_path else cfg_path.parent / "libdarknet.log"
         with native_output_to(log_path):
-            if self.alexeyab:     # = validate_detector's parse_network_cfg_custom(cfg, 1, 1) + load_weights + fuse
+            if self.alexeyab:  # = validate_detector's parse_network_cfg_custom(cfg, 1, 1) + load_weights + fuse
                 self.net = self.lib.load_network_custom(str(cfg_path).encode(), weights_arg, 0, 1)
             else:
                 self.net = self.lib.load_network(str(cfg_path).encode(), weights_arg, 0)
         if not self.net:
-            raise NativeFrameworkError(f"libdarknet could not load {cfg_path} (its output: {log_path})",
-                                       read_log_tail(log_path))
+            raise NativeFrameworkError(
+                f"libdarknet could not load {cfg_path} (its output: {log_path})", read_log_tail(log_path)
+            )
         if not self.alexeyab:
             self.lib.set_batch_network(self.net, 1)
         self.width = self.lib.network_width(self.net)
@@ -201,7 +238,7 @@ class DarknetNetwork:
         if weights is not None and not Path(weights).is_file():
             raise DarknetInputError(f"{weights}: weights file not found")
 
-    def __enter__(self) -> "DarknetNetwork":
+    def __enter__(self) -> DarknetNetwork:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -231,8 +268,9 @@ class DarknetNetwork:
             raise DarknetInputError(f"{image_path}: Darknet could not decode this image")
         return image
 
-    def detect(self, image_path: Path, rules: Optional[DetectionRules] = None,
-               thresh: Optional[float] = None) -> list[RawDetection]:
+    def detect(
+        self, image_path: Path, rules: Optional[DetectionRules] = None, thresh: Optional[float] = None
+    ) -> list[RawDetection]:
         """Forward pass + boxes + NMS, exactly the steps of ``rules`` (default: this fork's
         ``detector valid``); ``thresh`` replaces the rules' threshold."""
         rules = rules or self.valid_rules
@@ -266,15 +304,17 @@ class DarknetNetwork:
     def _get_boxes(self, width: int, height: int, rules: DetectionRules, count: c_int):
         """get_network_boxes as the rules' tool calls it (AlexeyAB's map: normalised boxes)."""
         if not self.alexeyab:
-            return self.lib.get_network_boxes(self.net, width, height, rules.thresh, rules.hier_thresh, None, 0,
-                                              ctypes.byref(count))
+            return self.lib.get_network_boxes(
+                self.net, width, height, rules.thresh, rules.hier_thresh, None, 0, ctypes.byref(count)
+            )
         letter = int(self._letterbox(rules))
         if rules.normalized:
             w, h, relative = (width, height, 1) if letter else (1, 1, 0)
         else:
             w, h, relative = width, height, 0
-        return self.lib.get_network_boxes(self.net, w, h, rules.thresh, rules.hier_thresh, None, relative,
-                                          ctypes.byref(count), letter)
+        return self.lib.get_network_boxes(
+            self.net, w, h, rules.thresh, rules.hier_thresh, None, relative, ctypes.byref(count), letter
+        )
 
     def _detections(self, name: str, width: int, height: int, rules: DetectionRules) -> list[RawDetection]:
         count = c_int(0)
@@ -327,7 +367,7 @@ def _select_device(lib: ctypes.CDLL, install: DarknetInstall, device: Device) ->
         raise NativeFrameworkError(f"{install.library}: a CPU-only Darknet build cannot run on {device}")
     try:
         c_int.in_dll(lib, "gpu_index").value = device.index if device.gpu else -1
-    except ValueError:           # a build without the symbol is CPU-only: nothing to select
+    except ValueError:  # a build without the symbol is CPU-only: nothing to select
         return
     if device.gpu and hasattr(lib, "cuda_set_device"):
         lib.cuda_set_device(device.index)
@@ -344,8 +384,10 @@ def _check_stb_readable(image_path: Path) -> None:
     with open(image_path, "rb") as handle:
         head = handle.read(8)
     if not head.startswith(_STB_MAGIC) and image_path.suffix.lower() != ".tga":
-        raise DarknetInputError(f"{image_path}: Darknet could not decode this image (not a JPEG/PNG/BMP/GIF/PNM "
-                                "file, the formats this Darknet build reads without OpenCV)")
+        raise DarknetInputError(
+            f"{image_path}: Darknet could not decode this image (not a JPEG/PNG/BMP/GIF/PNM "
+            "file, the formats this Darknet build reads without OpenCV)"
+        )
     if cv2.imread(str(image_path), cv2.IMREAD_UNCHANGED) is None:
         raise DarknetInputError(f"{image_path}: Darknet could not decode this image (corrupt or truncated)")
 
@@ -360,12 +402,15 @@ def _really_10x10(image_path: Path) -> bool:
 def _voc_rows(name: str, det: DETECTION, width: int, height: int) -> list[RawDetection]:
     """print_detector_detections: centre box → 1-based corners, clamped; NMS zeroes probs."""
     box = det.bbox
-    xmin = max(1.0, _as_c_float(box.x - box.w / 2.0 + 1))     # C stores these in float
+    xmin = max(1.0, _as_c_float(box.x - box.w / 2.0 + 1))  # C stores these in float
     xmax = min(float(width), _as_c_float(box.x + box.w / 2.0 + 1))
     ymin = max(1.0, _as_c_float(box.y - box.h / 2.0 + 1))
     ymax = min(float(height), _as_c_float(box.y + box.h / 2.0 + 1))
-    return [RawDetection(name, k, det.prob[k], xmin, ymin, xmax, ymax, det.objectness)
-            for k in range(det.classes) if det.prob[k] != 0.0]
+    return [
+        RawDetection(name, k, det.prob[k], xmin, ymin, xmax, ymax, det.objectness)
+        for k in range(det.classes)
+        if det.prob[k] != 0.0
+    ]
 
 
 def _map_rows(name: str, det, width: int, height: int) -> list[RawDetection]:
@@ -373,19 +418,29 @@ def _map_rows(name: str, det, width: int, height: int) -> list[RawDetection]:
     (x·W − w·W/2 + 1, the VOC → YOLO convention inverted), so the ``alexeyab`` protocol gets it back."""
     box = det.bbox
     x, y, w, h = box.x * width, box.y * height, box.w * width, box.h * height
-    return [RawDetection(name, k, det.prob[k], x - w / 2 + 1, y - h / 2 + 1, x + w / 2 + 1, y + h / 2 + 1,
-                         det.objectness)
-            for k in range(det.classes) if det.prob[k] > 0.0]
+    return [
+        RawDetection(name, k, det.prob[k], x - w / 2 + 1, y - h / 2 + 1, x + w / 2 + 1, y + h / 2 + 1, det.objectness)
+        for k in range(det.classes)
+        if det.prob[k] > 0.0
+    ]
 
 
 def _as_c_float(value: float) -> float:
     return c_float(value).value
 
 
-def detect_darknet_ctypes(cfg_path: Path, weights: Path, images: Sequence[Path], class_names: Sequence[str],
-                          out_dir: Optional[Path] = None, *, install: Optional[DarknetInstall] = None,
-                          thresh: Optional[float] = None, device: Device = Device("cpu"),
-                          rules: Optional[DetectionRules] = None) -> list[RawDetection]:
+def detect_darknet_ctypes(
+    cfg_path: Path,
+    weights: Path,
+    images: Sequence[Path],
+    class_names: Sequence[str],
+    out_dir: Optional[Path] = None,
+    *,
+    install: Optional[DarknetInstall] = None,
+    thresh: Optional[float] = None,
+    device: Device = Device("cpu"),
+    rules: Optional[DetectionRules] = None,
+) -> list[RawDetection]:
     """Detect on ``images`` by ``rules`` (default: the fork's ``detector valid``) with libdarknet in a
     child process (:func:`guarded_network`); with ``out_dir`` also write ``comp4_det_test_<class>.txt``
     (and libdarknet's output to ``out_dir/libdarknet.log``)."""
@@ -395,21 +450,28 @@ def detect_darknet_ctypes(cfg_path: Path, weights: Path, images: Sequence[Path],
         classes = net.call("classes")
         if len(class_names) < classes:
             raise DarknetInputError(f"{len(class_names)} class names for a network with {classes} classes")
-        detections = [d for image in images
-                      for d in net.call("detect", image, rules=rules, thresh=thresh, doing=f"detecting {image}")]
+        detections = [
+            d
+            for image in images
+            for d in net.call("detect", image, rules=rules, thresh=thresh, doing=f"detecting {image}")
+        ]
     if out_dir is not None:
-        write_detection_files(detections, class_names[: classes], out_dir, exact=bool(rules and rules.normalized))
+        write_detection_files(detections, class_names[:classes], out_dir, exact=bool(rules and rules.normalized))
     return detections
 
 
-def guarded_network(cfg_path: Path, weights: Optional[Path], install: Optional[DarknetInstall] = None,
-                    device: Device = Device("cpu"), log_path: Optional[Path] = None):
-    """A :class:`DarknetNetwork` in a child process (:class:`harness.engine.child.InChild`): libdarknet's
+def guarded_network(
+    cfg_path: Path,
+    weights: Optional[Path],
+    install: Optional[DarknetInstall] = None,
+    device: Device = Device("cpu"),
+    log_path: Optional[Path] = None,
+):
+    """A :class:`DarknetNetwork` in a child process (:class:`harness.core.child.InChild`): libdarknet's
     ``exit()`` on an input it cannot read fails the call instead of ending this process with status 0."""
-    from harness.engine.child import InChild
+    from harness.core.child import InChild
 
-    return InChild(f"libdarknet ({Path(cfg_path).name})", DarknetNetwork, cfg_path, weights, install, device,
-                   log_path)
+    return InChild(f"libdarknet ({Path(cfg_path).name})", DarknetNetwork, cfg_path, weights, install, device, log_path)
 
 
 def _check_unique_ids(images: Sequence[Path]) -> None:
@@ -421,8 +483,9 @@ def _check_unique_ids(images: Sequence[Path]) -> None:
         seen[key] = image
 
 
-def write_detection_files(detections: Sequence[RawDetection], class_names: Sequence[str], out_dir: Path,
-                          exact: bool = False) -> list[Path]:
+def write_detection_files(
+    detections: Sequence[RawDetection], class_names: Sequence[str], out_dir: Path, exact: bool = False
+) -> list[Path]:
     """Per-class ``comp4_det_test_<class>.txt`` with valid's own ``printf`` format.
 
     Written here rather than through the evaluation writer because Darknet emits boxes that
@@ -445,8 +508,16 @@ def write_detection_files(detections: Sequence[RawDetection], class_names: Seque
     return paths
 
 
-def time_darknet(cfg_path: Path, weights: Optional[Path], images: Sequence[Path], n: int = 50, warmup: int = 5,
-                 *, install: Optional[DarknetInstall] = None, device: Device = Device("cpu")) -> dict:
+def time_darknet(
+    cfg_path: Path,
+    weights: Optional[Path],
+    images: Sequence[Path],
+    n: int = 50,
+    warmup: int = 5,
+    *,
+    install: Optional[DarknetInstall] = None,
+    device: Device = Device("cpu"),
+) -> dict:
     """Batch-1 latency in ms over :data:`harness.frameworks.TIMED_SPAN` (timing.json fields),
     cycling through ``images``; ``forward_*`` is ``network_predict`` alone."""
     if not images:
@@ -482,7 +553,7 @@ def time_darknet(cfg_path: Path, weights: Optional[Path], images: Sequence[Path]
 
 
 def _p90(ordered: list[float]) -> float:
-    return ordered[min(len(ordered) - 1, int(round(0.9 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(0.9 * (len(ordered) - 1)))]
 
 
 def _threads(install: DarknetInstall) -> int:
@@ -492,4 +563,3 @@ def _threads(install: DarknetInstall) -> int:
         return 1
     value = os.environ.get("OMP_NUM_THREADS", "")
     return int(value) if value.isdigit() else (os.cpu_count() or 1)
-

@@ -5,10 +5,11 @@ scores at the [yolo] ``thresh=`` (default 0.2, Darknet's valid uses 0.005), and
 ``blobFromImage`` stretches the image where Darknet letterboxes with its own corner-aligned
 bilinear resize. Both are reproduced here, so the two implementations should agree closely.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -32,7 +33,7 @@ def _interpolate_axis(image: np.ndarray, size: int, axis: int) -> np.ndarray:
     position = np.arange(size, dtype=np.float32) * scale
     low = position.astype(np.int64)
     frac = (position - low).astype(np.float32)
-    low[-1], frac[-1] = source - 1, 0.0                 # Darknet takes the last pixel as is
+    low[-1], frac[-1] = source - 1, 0.0  # Darknet takes the last pixel as is
     high = np.minimum(low + 1, source - 1)
     shape = [1, 1, 1]
     shape[axis] = size
@@ -49,7 +50,7 @@ def letterbox(image_rgb: np.ndarray, width: int, height: int) -> tuple[np.ndarra
         new_w, new_h = (src_w * height) // src_h, height
     boxed = np.full((height, width, 3), 0.5, dtype=np.float32)
     left, top = (width - new_w) // 2, (height - new_h) // 2
-    boxed[top:top + new_h, left:left + new_w] = darknet_resize(image_rgb, new_w, new_h)
+    boxed[top : top + new_h, left : left + new_w] = darknet_resize(image_rgb, new_w, new_h)
     return boxed, new_w, new_h
 
 
@@ -62,13 +63,16 @@ class OpenCVDarknetNet:
     """A Darknet cfg/weights loaded once in OpenCV DNN; ``detect`` repeats ``detector valid``'s
     letterbox, thresholds and per-class NMS, so its boxes are Darknet's (tested)."""
 
-    def __init__(self, cfg_path: Path, weights: Path, work_dir: Path, thresh: float = VALID_THRESH,
-                 nms: float = VALID_NMS) -> None:
+    def __init__(
+        self, cfg_path: Path, weights: Path, work_dir: Path, thresh: float = VALID_THRESH, nms: float = VALID_NMS
+    ) -> None:
         import cv2
 
         if not hasattr(cv2.dnn, "readNetFromDarknet"):
-            raise RuntimeError("this OpenCV has no Darknet importer (removed in 5.x): use libdarknet "
-                               "(--backend native) or pip install 'opencv-python-headless<5'")
+            raise RuntimeError(
+                "this OpenCV has no Darknet importer (removed in 5.x): use libdarknet "
+                "(--backend native) or pip install 'opencv-python-headless<5'"
+            )
         self.description = f"OpenCV DNN {cv2.__version__} (Darknet cfg, CPU)"
         self.cfg, self.thresh, self.nms = summarize_cfg(cfg_path), thresh, nms
         self.net = cv2.dnn.readNetFromDarknet(str(opencv_cfg(cfg_path, work_dir, thresh)), str(weights))
@@ -83,22 +87,31 @@ class OpenCVDarknetNet:
         boxed, new_w, new_h = letterbox(bgr[:, :, ::-1].astype(np.float32) / 255.0, self.cfg.width, self.cfg.height)
         self.net.setInput(np.ascontiguousarray(boxed.transpose(2, 0, 1)[None]))
         rows = np.concatenate([out.reshape(-1, out.shape[-1]) for out in self.net.forward(self.outputs)])
-        return _rows_to_detections(rows, name, bgr.shape[1], bgr.shape[0], self.cfg, new_w, new_h,
-                                   self.thresh, self.nms)
+        return _rows_to_detections(
+            rows, name, bgr.shape[1], bgr.shape[0], self.cfg, new_w, new_h, self.thresh, self.nms
+        )
 
 
-def detect_opencv_darknet(cfg_path: Path, weights: Path, images: Sequence[Path], *, work_dir: Path,
-                          thresh: float = VALID_THRESH, nms: float = VALID_NMS) -> list[RawDetection]:
+def detect_opencv_darknet(
+    cfg_path: Path,
+    weights: Path,
+    images: Sequence[Path],
+    *,
+    work_dir: Path,
+    thresh: float = VALID_THRESH,
+    nms: float = VALID_NMS,
+) -> list[RawDetection]:
     """Detections like ``detector valid`` (1-based VOC pixels, clamped) computed by OpenCV DNN."""
     net = OpenCVDarknetNet(cfg_path, weights, work_dir, thresh, nms)
     return [d for path in images for d in net.detect(path, image_id(str(path)))]
 
 
-def _rows_to_detections(rows: np.ndarray, name: str, width: int, height: int, cfg, new_w: int, new_h: int,
-                        thresh: float, nms: float) -> list[RawDetection]:
+def _rows_to_detections(
+    rows: np.ndarray, name: str, width: int, height: int, cfg, new_w: int, new_h: int, thresh: float, nms: float
+) -> list[RawDetection]:
     objectness = rows[:, 4]
     rows = rows[objectness > thresh]
-    probs = rows[:, 5:5 + cfg.classes].astype(np.float32)
+    probs = rows[:, 5 : 5 + cfg.classes].astype(np.float32)
     probs[probs <= thresh] = 0.0
     boxes = _undo_letterbox(rows[:, :4].astype(np.float64), width, height, cfg.width, cfg.height, new_w, new_h)
     for k in range(cfg.classes):
@@ -106,15 +119,21 @@ def _rows_to_detections(rows: np.ndarray, name: str, width: int, height: int, cf
     out = []
     for box, obj, prob in zip(boxes, rows[:, 4], probs):
         x, y, w, h = box
-        corners = (max(1.0, x - w / 2 + 1), max(1.0, y - h / 2 + 1), min(float(width), x + w / 2 + 1),
-                   min(float(height), y + h / 2 + 1))
-        out += [RawDetection(name, int(k), float(prob[k]), *map(float, corners), float(obj))
-                for k in np.nonzero(prob)[0]]
+        corners = (
+            max(1.0, x - w / 2 + 1),
+            max(1.0, y - h / 2 + 1),
+            min(float(width), x + w / 2 + 1),
+            min(float(height), y + h / 2 + 1),
+        )
+        out += [
+            RawDetection(name, int(k), float(prob[k]), *map(float, corners), float(obj)) for k in np.nonzero(prob)[0]
+        ]
     return out
 
 
-def _undo_letterbox(boxes: np.ndarray, width: int, height: int, net_w: int, net_h: int, new_w: int,
-                    new_h: int) -> np.ndarray:
+def _undo_letterbox(
+    boxes: np.ndarray, width: int, height: int, net_w: int, net_h: int, new_w: int, new_h: int
+) -> np.ndarray:
     """correct_yolo_boxes: network-relative centre boxes to original-image pixels."""
     out = boxes.copy()
     out[:, 0] = (boxes[:, 0] - (net_w - new_w) / 2.0 / net_w) / (new_w / net_w) * width
@@ -131,7 +150,7 @@ def _suppress(boxes: np.ndarray, scores: np.ndarray, nms: float) -> np.ndarray:
     for rank, i in enumerate(order):
         if scores[i] == 0:
             continue
-        rest = order[rank + 1:]
+        rest = order[rank + 1 :]
         scores[rest[_iou(boxes[i], boxes[rest]) > nms]] = 0.0
     return scores
 
@@ -142,7 +161,9 @@ def _iou(box: np.ndarray, others: np.ndarray) -> np.ndarray:
         right = np.minimum(c1 + w1 / 2, c2 + w2 / 2)
         return np.clip(right - left, 0, None)
 
-    with np.errstate(invalid="ignore", over="ignore"):   # inf boxes from exploded w/h: IoU nan, kept
-        inter = overlap(box[0], box[2], others[:, 0], others[:, 2]) * overlap(box[1], box[3], others[:, 1], others[:, 3])
+    with np.errstate(invalid="ignore", over="ignore"):  # inf boxes from exploded w/h: IoU nan, kept
+        inter = overlap(box[0], box[2], others[:, 0], others[:, 2]) * overlap(
+            box[1], box[3], others[:, 1], others[:, 3]
+        )
         union = box[2] * box[3] + others[:, 2] * others[:, 3] - inter
         return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)

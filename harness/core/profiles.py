@@ -7,6 +7,7 @@ check plumbing, not accuracy. ``smoke`` adds extra, clearly-labelled learning ch
 framework build (YOLOv3-tiny on pjreddie's and on AlexeyAB's Darknet, a compact SSD on Caffe), that
 train long enough on CPU to show real learning on the synthetic set, scored on its whole test split.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -30,11 +31,11 @@ class LearningCheck:
     framework: str = "darknet"
     smin: Optional[float] = None
     smax: Optional[float] = None
-    batch_size: Optional[int] = None        # Caffe training batch (Darknet's is in overrides)
+    batch_size: Optional[int] = None  # Caffe training batch (Darknet's is in overrides)
     network: dict[str, Any] = field(default_factory=dict)
     # Run only when named (reproduce table1 --only NAME): not part of `make demo` (see its comment).
     on_request: bool = False
-    darknet: Optional[str] = None           # a Darknet check's own Darknet (None: the run's --darknet)
+    darknet: Optional[str] = None  # a Darknet check's own Darknet (None: the run's --darknet)
 
 
 @dataclass(frozen=True)
@@ -42,14 +43,14 @@ class Profile:
     name: str
     comparable_with_paper: bool
     description: str
-    ssd_batch_size: Optional[int]            # None: the paper's batch (10)
-    ssd_solver: dict[str, Any]               # solver overrides on top of the paper's
-    yolo_overrides: dict[str, Any]           # [net] overrides on top of the paper's
-    synthetic_images: int                    # size of the embedded synthetic set when --data is absent
+    ssd_batch_size: Optional[int]  # None: the paper's batch (10)
+    ssd_solver: dict[str, Any]  # solver overrides on top of the paper's
+    yolo_overrides: dict[str, Any]  # [net] overrides on top of the paper's
+    synthetic_images: int  # size of the embedded synthetic set when --data is absent
     synthetic_classification_images: int
     # (smears, single cells) for a run without learning checks (e.g. `harness train`, a pipeline
     # check): the learning checks' >= 100 test images need the full set, a pipeline run does not.
-    test_images: Optional[int]               # detection test images scored (None: the whole test split)
+    test_images: Optional[int]  # detection test images scored (None: the whole test split)
     classification_images: Optional[int]
     timing_images: int
     timing_warmup: int
@@ -59,7 +60,7 @@ class Profile:
     # name, else by model (Table 1 rows only); absent: only the final weights are scored.
     eval_every: dict[str, int] = field(default_factory=dict)
     learning_checks: tuple[LearningCheck, ...] = ()
-    pipeline_synthetic: Optional[tuple[int, int]] = None     # None: always the full set
+    pipeline_synthetic: Optional[tuple[int, int]] = None  # None: always the full set
 
     def all_learning_checks(self) -> tuple[LearningCheck, ...]:
         """``learning_check`` (one, the older field) followed by ``learning_checks``."""
@@ -100,8 +101,15 @@ YOLO_LEARNING_CHECK = LearningCheck(
     # 240 iterations gave 22.8 % VOC07 mAP on the 105 test images, 320 gave 36.2 % and, in another
     # run (Darknet draws its own batches each run), 21.7 % (docs/benchmarks.md): 400 for >= 25 %;
     # with the OpenBLAS build 400 iterations take less time than 320 did before.
-    overrides={"batch": 4, "subdivisions": 1, "max_batches": 400, "steps": [340, 370],
-               "scales": [0.1, 0.1], "learning_rate": 0.001, "burn_in": 50},
+    overrides={
+        "batch": 4,
+        "subdivisions": 1,
+        "max_batches": 400,
+        "steps": [340, 370],
+        "scales": [0.1, 0.1],
+        "learning_rate": 0.001,
+        "burn_in": 50,
+    },
 )
 # The same check on AlexeyAB's Darknet (its own [net] letter_box=1, the harness's -O3 build): the same model,
 # size and schedule as pjreddie's. It does not reach 25 % yet — 17.4 % VOC07 with this 400-iteration schedule,
@@ -133,8 +141,17 @@ SSD_LEARNING_CHECK = LearningCheck(
     batch_size=8,
     network={"width": 0.125, "batch_norm": True, "crop_sampling": False, "expansion": False, "distortion": False},
     # Adam: from scratch it learns several times faster here than the paper's SGD (measured, docs/benchmarks.md).
-    overrides={"type": "Adam", "base_lr": 0.002, "max_iter": 300, "stepvalue": [250], "snapshot": 300,
-               "display": 10, "average_loss": 10, "test_interval": 300, "test_iter": None},
+    overrides={
+        "type": "Adam",
+        "base_lr": 0.002,
+        "max_iter": 300,
+        "stepvalue": [250],
+        "snapshot": 300,
+        "display": 10,
+        "average_loss": 10,
+        "test_interval": 300,
+        "test_iter": None,
+    },
 )
 
 SMOKE = Profile(
@@ -142,14 +159,27 @@ SMOKE = Profile(
     comparable_with_paper=False,
     description="same seven models and code paths, few iterations and small batches, for a 2-core CPU",
     ssd_batch_size=1,
-    ssd_solver={"max_iter": 2, "stepvalue": [1], "snapshot": 2, "display": 1, "average_loss": 1,
-                "test_interval": 1000, "test_iter": 1},
-    yolo_overrides={"batch": 2, "subdivisions": 1, "max_batches": 4, "steps": [2, 3], "burn_in": 0,
-                    "learning_rate": 0.0001},
+    ssd_solver={
+        "max_iter": 2,
+        "stepvalue": [1],
+        "snapshot": 2,
+        "display": 1,
+        "average_loss": 1,
+        "test_interval": 1000,
+        "test_iter": 1,
+    },
+    yolo_overrides={
+        "batch": 2,
+        "subdivisions": 1,
+        "max_batches": 4,
+        "steps": [2, 3],
+        "burn_in": 0,
+        "learning_rate": 0.0001,
+    },
     # 7/100 test split of 1,500 images = 105 test images; 150 single-cell images = 10 per class.
     synthetic_images=1500,
     synthetic_classification_images=150,
-    pipeline_synthetic=(160, 44),      # the pre-learning-check smoke set: 11 test images, 44 cells
+    pipeline_synthetic=(160, 44),  # the pre-learning-check smoke set: 11 test images, 44 cells
     test_images=12,
     classification_images=22,
     timing_images=10,
@@ -177,12 +207,28 @@ CPU = Profile(
     name="cpu",
     comparable_with_paper=False,
     description="a schedule that learns from scratch on a 2-core CPU (YOLOv3-tiny: minutes to an hour); "
-                "--iterations scales it",
+    "--iterations scales it",
     ssd_batch_size=8,
-    ssd_solver={"type": "Adam", "base_lr": 0.002, "max_iter": 300, "stepvalue": [250], "snapshot": 300,
-                "display": 10, "average_loss": 10, "test_interval": 300, "test_iter": None},
-    yolo_overrides={"batch": 8, "subdivisions": 1, "learning_rate": 0.001, "burn_in": 50, "max_batches": 500,
-                    "steps": [400, 450], "scales": [0.1, 0.1]},
+    ssd_solver={
+        "type": "Adam",
+        "base_lr": 0.002,
+        "max_iter": 300,
+        "stepvalue": [250],
+        "snapshot": 300,
+        "display": 10,
+        "average_loss": 10,
+        "test_interval": 300,
+        "test_iter": None,
+    },
+    yolo_overrides={
+        "batch": 8,
+        "subdivisions": 1,
+        "learning_rate": 0.001,
+        "burn_in": 50,
+        "max_batches": 500,
+        "steps": [400, 450],
+        "scales": [0.1, 0.1],
+    },
     synthetic_images=1500,
     synthetic_classification_images=150,
     test_images=None,

@@ -11,20 +11,22 @@ the end of a segment are scored before the next segment starts. This file only k
 records: which points, which rows, which weights are best. Rows are keyed by iteration and the
 file is rewritten atomically, so a resumed run neither duplicates nor loses a row.
 """
+
 from __future__ import annotations
 
 import csv
 import json
 import math
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional
 
-from harness.data.atomic import write_csv, write_json
+from harness.core.atomic import write_csv, write_json
 
 RESULTS_FILE = "results.csv"
-BEST_FILE = "best.json"          # in MODEL_DIR/weights/, beside the best weights it describes
+BEST_FILE = "best.json"  # in MODEL_DIR/weights/, beside the best weights it describes
 LOSS_COLUMNS = ("loss", "avg_loss", "lr")
 
 
@@ -36,7 +38,7 @@ def evaluation_points(max_iter: int, interval: Optional[int]) -> list[int]:
     if max_iter <= 0:
         return []
     points = list(range(interval, max_iter, interval)) if interval and interval > 0 else []
-    return points + [max_iter]
+    return [*points, max_iter]
 
 
 def results_columns(protocols: Sequence[str]) -> list[str]:
@@ -110,12 +112,17 @@ class Best:
     iteration: int
     protocol: str
     map: float
-    weights: str         # file name of the copy, in MODEL_DIR/weights/
-    source: str          # the framework's file the copy was taken from
+    weights: str  # file name of the copy, in MODEL_DIR/weights/
+    source: str  # the framework's file the copy was taken from
 
     def to_json(self) -> dict:
-        return {"iteration": self.iteration, "protocol": self.protocol, "map": self.map,
-                "weights": self.weights, "source": self.source}
+        return {
+            "iteration": self.iteration,
+            "protocol": self.protocol,
+            "map": self.map,
+            "weights": self.weights,
+            "source": self.source,
+        }
 
 
 def read_best(model_dir: Path) -> Optional[Best]:
@@ -126,8 +133,9 @@ def read_best(model_dir: Path) -> Optional[Best]:
         return None
 
 
-def keep_if_best(model_dir: Path, iteration: int, score: Optional[float], protocol: str,
-                 weights: Path) -> Optional[Best]:
+def keep_if_best(
+    model_dir: Path, iteration: int, score: Optional[float], protocol: str, weights: Path
+) -> Optional[Best]:
     """Copy ``weights`` to ``weights/best.<ext>`` when ``score`` beats the best so far.
 
     Called *before* the row is recorded: a crash in between leaves the row missing (it is

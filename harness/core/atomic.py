@@ -1,4 +1,5 @@
 """Atomic file writes: a crash leaves either the old file or the new one, never half of one."""
+
 from __future__ import annotations
 
 import csv
@@ -6,8 +7,9 @@ import io
 import json
 import os
 import shutil
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 
 def _temp_name(path: Path) -> Path:
@@ -74,9 +76,11 @@ def read_json(path: str | Path, what: str) -> Any:
     try:
         return json.loads(text)
     except ValueError as exc:
-        raise CorruptFileError(f"{path}: the {what} is not valid JSON ({exc}); it was probably cut short by a "
-                               "crash or a full disk: restore it from a copy, or rerun the command that writes "
-                               "it") from None
+        raise CorruptFileError(
+            f"{path}: the {what} is not valid JSON ({exc}); it was probably cut short by a "
+            "crash or a full disk: restore it from a copy, or rerun the command that writes "
+            "it"
+        ) from None
 
 
 def write_csv(path: str | Path, header: Sequence[str], rows: Iterable[Sequence]) -> None:
@@ -96,7 +100,7 @@ def link_or_copy(src: str | Path, dst: str | Path) -> str:
     # A hard link to a symlink would copy the link itself, which a relative target breaks: link the file.
     src, dst = Path(src).resolve(), Path(dst)
     if dst.exists() and os.path.samefile(src, dst):
-        return "link"                    # already linked (rename onto the same inode would be a no-op)
+        return "link"  # already linked (rename onto the same inode would be a no-op)
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = _temp_name(dst)
     if tmp.exists():

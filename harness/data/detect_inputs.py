@@ -5,6 +5,7 @@ with spaces, dots or quotes cannot be an image id. Plain folders therefore get s
 (``[A-Za-z0-9_-]``, made unique) and are linked under those ids into ``OUT/.images``;
 ``images.csv`` and ``detections.csv`` map every id back to the original file name.
 """
+
 from __future__ import annotations
 
 import os
@@ -13,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from harness.data.atomic import write_csv
+from harness.core.atomic import write_csv
 from harness.data.imageinfo import checked_size, unreadable_reason
 from harness.data.voc import UNREADABLE_IMAGE
 from harness.labels import LabelMap
@@ -25,18 +26,19 @@ STAGING = ".images"
 
 @dataclass
 class DetectionInputs:
-    images: list                        # ImageAnnotation (VOC) or Path (plain folder, staged)
-    files: dict[str, str]               # image id -> the user's file (as found)
-    skipped: dict[str, str] = field(default_factory=dict)   # file -> why
+    images: list  # ImageAnnotation (VOC) or Path (plain folder, staged)
+    files: dict[str, str]  # image id -> the user's file (as found)
+    skipped: dict[str, str] = field(default_factory=dict)  # file -> why
     source: str = ""
-    sizes: dict[str, tuple[int, int]] = field(default_factory=dict)   # image id -> (width, height), decoded
+    sizes: dict[str, tuple[int, int]] = field(default_factory=dict)  # image id -> (width, height), decoded
 
     @property
     def summary(self) -> str:
         text = f"{len(self.images)} image(s) from {self.source}"
         if self.skipped:
-            text += f"; {len(self.skipped)} skipped: " + "; ".join(f"{f} ({why})" for f, why in
-                                                                   list(self.skipped.items())[:5])
+            text += f"; {len(self.skipped)} skipped: " + "; ".join(
+                f"{f} ({why})" for f, why in list(self.skipped.items())[:5]
+            )
         return text
 
 
@@ -47,7 +49,7 @@ def detection_inputs(root: Path, image_set: Optional[str], labelmap: LabelMap, o
 
         dataset = load_voc(root, image_set=image_set, labelmap=labelmap)
         inputs = DetectionInputs([], {}, source=f"VOC root {root}: {dataset.report.summary()}")
-        for problem in dataset.report.problems:        # the header check already refused these images
+        for problem in dataset.report.problems:  # the header check already refused these images
             if problem.kind == UNREADABLE_IMAGE:
                 image = find_image(root, Path(problem.file).stem) or Path(problem.file)
                 inputs.skipped[str(image)] = unreadable_reason(problem.message, image)
@@ -95,8 +97,9 @@ def _indexed(inputs: DetectionInputs, out: Path, root: Path) -> DetectionInputs:
     out.mkdir(parents=True, exist_ok=True)
     _write_index(inputs, out / "images.csv")
     if not inputs.images:
-        raise ValueError(f"{root}: none of {len(inputs.skipped)} image(s) could be read (reasons in "
-                         f"{out / 'images.csv'})")
+        raise ValueError(
+            f"{root}: none of {len(inputs.skipped)} image(s) could be read (reasons in {out / 'images.csv'})"
+        )
     return inputs
 
 
@@ -128,8 +131,15 @@ def write_detections_csv(det_dir: Path, labelmap: LabelMap, inputs: DetectionInp
     for name in dets.class_names:
         found = dets[name]
         for image_id, score, box in zip(found.image_ids, found.scores, found.boxes):
-            rows.append([inputs.files.get(str(image_id), str(image_id)), str(image_id), name, f"{score:.6f}",
-                         *(f"{v:.2f}" for v in box)])
+            rows.append(
+                [
+                    inputs.files.get(str(image_id), str(image_id)),
+                    str(image_id),
+                    name,
+                    f"{score:.6f}",
+                    *(f"{v:.2f}" for v in box),
+                ]
+            )
     rows.sort(key=lambda r: (r[0], -float(r[3])))
     write_csv(path, ["file", "image_id", "class", "score", "xmin", "ymin", "xmax", "ymax"], rows)
     return path

@@ -6,13 +6,14 @@ calls its methods there; when the child ends before answering, the call raises
 :class:`NativeExitError` naming what was running and the child's exit status, and the next call
 starts a fresh child (so one bad input costs one call, never the others).
 """
+
 from __future__ import annotations
 
 import multiprocessing
 import pickle
 from typing import Any, Callable, Optional
 
-from harness.engine.types import NativeFrameworkError
+from harness.core.types import NativeFrameworkError
 
 
 class NativeExitError(NativeFrameworkError):
@@ -23,7 +24,7 @@ def _serve(conn, factory: Callable[..., Any], args: tuple, kwargs: dict) -> None
     """Child side: build the object, then answer ``(method, args, kwargs)`` requests until ``None``."""
     try:
         obj = factory(*args, **kwargs)
-    except Exception as exc:  # noqa: BLE001 - handed to the parent, which raises it
+    except Exception as exc:
         conn.send(("error", _picklable(exc)))
         return
     conn.send(("ok", None))
@@ -35,7 +36,7 @@ def _serve(conn, factory: Callable[..., Any], args: tuple, kwargs: dict) -> None
         try:
             value = getattr(obj, name)
             conn.send(("ok", value(*call_args, **call_kwargs) if callable(value) else value))
-        except Exception as exc:  # noqa: BLE001 - handed to the parent, which raises it
+        except Exception as exc:
             conn.send(("error", _picklable(exc)))
     close = getattr(obj, "close", None)
     if close is not None:
@@ -46,7 +47,7 @@ def _picklable(exc: Exception) -> Exception:
     try:
         pickle.loads(pickle.dumps(exc))
         return exc
-    except Exception:  # noqa: BLE001 - any exception that does not survive pickling becomes its text
+    except Exception:
         return RuntimeError(f"{type(exc).__name__}: {exc}")
 
 
@@ -60,7 +61,7 @@ class InChild:
         self._conn = None
 
     def _start(self) -> None:
-        context = multiprocessing.get_context("spawn")      # no fork of a process with threads and C state
+        context = multiprocessing.get_context("spawn")  # no fork of a process with threads and C state
         parent, child = context.Pipe()
         factory, args, kwargs = self._spec
         self._process = context.Process(target=_serve, args=(child, factory, args, kwargs), daemon=True)
@@ -76,8 +77,9 @@ class InChild:
             self._process.join(10)
             code = self._process.exitcode
             self._stop()
-            raise NativeExitError(f"{self.what} ended its process (exit status {code}) while {doing}; "
-                                  "nothing of that step was kept") from None
+            raise NativeExitError(
+                f"{self.what} ended its process (exit status {code}) while {doing}; nothing of that step was kept"
+            ) from None
         if status == "error":
             raise value
         return value
@@ -107,7 +109,7 @@ class InChild:
                 pass
         self._stop()
 
-    def __enter__(self) -> "InChild":
+    def __enter__(self) -> InChild:
         return self
 
     def __exit__(self, *exc: Any) -> None:

@@ -1,4 +1,5 @@
 """Records the framework runners hand back, shared by Caffe and Darknet so reports treat both alike."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -21,9 +22,9 @@ class Progress:
 class TrainResult:
     log_path: Path
     loss_csv: Path
-    weights: Optional[Path]          # last usable weights/snapshot
-    iterations: int                  # last iteration reached
-    seconds: float                   # wall-clock time of the native run
+    weights: Optional[Path]  # last usable weights/snapshot
+    iterations: int  # last iteration reached
+    seconds: float  # wall-clock time of the native run
     resumed_from: Optional[Path] = None
 
 
@@ -31,14 +32,14 @@ class TrainResult:
 class FrameworkStatus:
     """What ``harness doctor`` reports for one framework."""
 
-    name: str                        # "caffe" or "darknet"
+    name: str  # "caffe" or "darknet"
     usable: bool
     version: str = ""
     location: str = ""
     device: str = "CPU"
-    details: dict = field(default_factory=dict)   # e.g. {"layers": [...], "dialect": "brocolli"}
-    missing: list = field(default_factory=list)   # human-readable problems
-    install_hint: str = ""                        # the command that installs it
+    details: dict = field(default_factory=dict)  # e.g. {"layers": [...], "dialect": "brocolli"}
+    missing: list = field(default_factory=list)  # human-readable problems
+    install_hint: str = ""  # the command that installs it
 
 
 class NativeFrameworkError(RuntimeError):

@@ -4,6 +4,7 @@ Both frameworks report failures by printing and often still exit 0, so the runne
 success itself: it records the full merged log, the exit status and the last parsed training
 step, and hands them back so the caller can check the files the run should have written.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -16,11 +17,12 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Callable, Optional
 
-from harness.engine.types import NativeFrameworkError, Progress
+from harness.core.types import NativeFrameworkError, Progress
 from harness.progress import clock, progress_seconds
 
 ParseLine = Callable[[str], Optional[Progress]]
@@ -160,7 +162,7 @@ def run_native(
     started = time.monotonic()
     with open(log_path, "a" if append else "w", encoding="utf-8", errors="replace") as log:
         child = _start_child(full_argv, argv, log_path, env, cwd)
-        lines: "queue.Queue[Optional[str]]" = queue.Queue()
+        lines: queue.Queue[Optional[str]] = queue.Queue()
         reader = threading.Thread(target=_pump_lines, args=(child, log, lines), daemon=True)
         reader.start()
         display = _ProgressDisplay(label or Path(argv[0]).name, total_iterations, show_progress)
@@ -244,7 +246,7 @@ def die_with_parent() -> None:
         _PRCTL(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
 
 
-def _pump_lines(child: subprocess.Popen, log, lines: "queue.Queue[Optional[str]]") -> None:
+def _pump_lines(child: subprocess.Popen, log, lines: queue.Queue[Optional[str]]) -> None:
     """Reader thread: copy every byte to the log at once, hand decoded lines to the main thread."""
     assert child.stdout is not None
     for raw in iter(child.stdout.readline, b""):
@@ -288,14 +290,13 @@ def _parse_safely(parse_line: ParseLine, line: str, run: NativeRun) -> Optional[
     """A parser bug must not kill a long training run: record it and carry on."""
     try:
         return parse_line(line)
-    except Exception as exc:  # noqa: BLE001 — any parser failure is recorded, not fatal
+    except Exception as exc:
         if len(run.parse_errors) < 20:
             run.parse_errors.append(f"{type(exc).__name__}: {exc} in line {line!r}")
         return None
 
 
-def _stop_child(child: subprocess.Popen, signum: int = signal.SIGTERM,
-                grace: float = TERMINATE_GRACE_SECONDS) -> None:
+def _stop_child(child: subprocess.Popen, signum: int = signal.SIGTERM, grace: float = TERMINATE_GRACE_SECONDS) -> None:
     """Signal the child's process group (SIGTERM by default), then SIGKILL if it does not exit in time."""
     if child.poll() is not None:
         return
@@ -311,10 +312,8 @@ def _signal_group(child: subprocess.Popen, signum: int) -> None:
     try:
         os.killpg(child.pid, signum)
     except (ProcessLookupError, PermissionError):
-        try:
+        with contextlib.suppress(ProcessLookupError):
             child.send_signal(signum)
-        except ProcessLookupError:
-            pass
 
 
 class _ProgressDisplay:
@@ -351,8 +350,7 @@ class _ProgressDisplay:
             from tqdm import tqdm
 
             start = max(0, progress.iteration - 1)
-            self.bar = tqdm(total=self.total, initial=start, desc=self.label, unit="it",
-                            dynamic_ncols=True, leave=True)
+            self.bar = tqdm(total=self.total, initial=start, desc=self.label, unit="it", dynamic_ncols=True, leave=True)
         self.bar.set_postfix(_postfix(progress), refresh=False)
         self.bar.update(max(0, progress.iteration - self.bar.n))
 

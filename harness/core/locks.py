@@ -4,13 +4,14 @@ A lock lives in the directory it protects (``MODEL_DIR/.lock``, ``RUN_DIR/.prepa
 held by an open file descriptor: a process killed by Slurm (SIGKILL after KillWait) releases it
 with its descriptors, so a stale lock can never block a rerun.
 """
+
 from __future__ import annotations
 
 import contextlib
 import fcntl
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 LOCK_FILE = ".lock"
 PREPARE_LOCK = ".prepare.lock"
