@@ -77,7 +77,8 @@ def test_bad_device_is_refused(bad: str) -> None:
 
 
 def test_device_reaches_both_frameworks_argv(tmp_path: Path) -> None:
-    from harness.frameworks.caffe.driver import CaffeInstall, train_argv as caffe_argv
+    from harness.frameworks.caffe.install import CaffeInstall
+    from harness.frameworks.caffe.train import train_argv as caffe_argv
     from harness.frameworks.darknet.driver import DarknetInstall, TrainPlan, train_argv as darknet_argv, valid_argv
 
     caffe = CaffeInstall(Path("/c"), Path("/c/caffe"), Path("/c/python"), Path("/c/caffe.proto"), "cache")
@@ -106,7 +107,7 @@ def test_render_ssd_writes_the_devices_solver_mode(tmp_path: Path, device: str, 
 
 
 def test_caffe_refuses_a_solver_rendered_for_another_device(tmp_path: Path, caffe_install) -> None:
-    from harness.frameworks.caffe.driver import train_caffe
+    from harness.frameworks.caffe.train import train_caffe
     from harness.core.types import NativeFrameworkError
     from harness.render.ssd import render_ssd
 
