@@ -290,7 +290,7 @@ def _run_locked(config: ExperimentConfig, data: PreparedData, overwrite: bool) -
     summary: dict[str, Any] = {
         "experiment": config.name,
         "framework": config.framework,
-        "darknet": config.darknet,
+        **backend_for(config, data.labelmap, data.converted.out_dir).summary_fields(),
         "model": config.spec.model,
         "size": config.spec.size,
         "smin": config.spec.smin,
@@ -352,7 +352,7 @@ def _run_steps(config: ExperimentConfig, data: PreparedData, summary: dict) -> N
         "log": recorded_path(result.log_path, model_dir),
         "resumed_from": recorded_path(result.resumed_from, model_dir) if result.resumed_from else None,
         "init_weights": str(config.init_weights) if config.init_weights else None,
-        **native_test_score(config, result),
+        **fw.native_score(result),
     }
 
     det_dir = _step("detect", fw.detect, files, result.weights, test_images, model_dir / "detections", native=True)
@@ -503,26 +503,6 @@ def _percent(value: Optional[float]) -> str:
     return "n/a" if value is None or value != value else f"{value * 100:.1f}"
 
 
-def native_test_score(config: ExperimentConfig, result: TrainResult) -> dict[str, Any]:
-    """Caffe's own last test-phase ``detection_eval`` (DetectionEvaluate, VOC07 11-point, mean over
-    every label incl. empty and unscored ones), kept beside the harness's metrics so the two can be
-    compared (tests/test_learning_ssd_crosscheck.py). Empty when the solver never tested."""
-    if config.framework != "caffe":
-        return {}
-    from harness.parse.caffe_log import parse_caffe_log
-
-    scores = [t for t in parse_caffe_log(result.log_path).test_outputs if t.name == "detection_eval"]
-    if not scores:
-        return {}
-    return {
-        "caffe_test": {
-            "iteration": scores[-1].iteration,
-            "detection_eval": scores[-1].value,
-            "rule": "Caffe Solver::TestDetection: 11-point AP, mean over all labels but background",
-        }
-    }
-
-
 def render_experiment(config: ExperimentConfig, data: PreparedData) -> dict[str, Path]:
     """The native files of one experiment (what `render table1` and training share)."""
     config.write()
@@ -587,14 +567,16 @@ class TrainedModel:
 
 
 def load_trained_model(model_dir: Path, device: str, darknet: Optional[str] = None) -> TrainedModel:
-    """:func:`trained_model` with its label map, on ``device`` (cpu, gpu, gpu:N or auto), run by
-    ``darknet`` (a Darknet model only; None: the Darknet it was trained with)."""
-    from harness.config import with_darknet, with_device
-    from harness.device import resolve_device
+    """:func:`trained_model` with its label map, on ``device`` (cpu, gpu, gpu:N or auto), run with the
+    run's framework choices (``darknet``: another Darknet for a Darknet model; None: the one it was
+    trained with; the backend ignores a choice that is not its own)."""
+    from harness.config import with_choices
+    from harness.frameworks import resolve_framework_device
 
     config, files, weights = trained_model(model_dir)
     labelmap = LabelMap.from_file(files.get("names") or files["labelmap"])
-    config = with_darknet(with_device(config, resolve_device(device, config.framework)), darknet)
+    resolved = resolve_framework_device(device, config.framework, config.framework_options)
+    config = with_choices(config, resolved, darknet=darknet)
     return TrainedModel(config, files, weights, labelmap)
 
 

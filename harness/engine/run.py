@@ -19,8 +19,8 @@ from harness.config import RUN_FILE, ExperimentConfig, ModelSpec, resolve_experi
 from harness.core.atomic import read_json, write_json
 from harness.core.profiles import Profile
 from harness.data.options import DataOptions
-from harness.device import resolve_device
 from harness.engine.experiment import ConfigMismatch, PreparedData, plan_experiment, prepare_data, run_experiment
+from harness.frameworks import resolve_framework_device
 from harness.paths import from_recorded, recorded_path
 
 
@@ -36,7 +36,7 @@ class RunSettings:
     device: str = "auto"
     synthetic: Optional[tuple[int, int]] = None  # (smears, cells) of the synthetic set; see sized()
     data_options: DataOptions = DataOptions()  # --class-map, --labelmap, --dedupe, ... (one vocabulary)
-    darknet: str = "pjreddie"  # which Darknet runs the YOLO models (config.DARKNET_FORKS)
+    darknet: Optional[str] = None  # which Darknet runs the YOLO models (None: the backend's default)
 
     def identity(self) -> dict:
         """The values the run's data depends on: changing them under one run name is refused."""
@@ -75,7 +75,8 @@ class RunSettings:
         darknet: Optional[str] = None,
     ) -> ExperimentConfig:
         """``darknet``: a learning check's own Darknet; default the run's."""
-        device = resolve_device(self.device, spec.framework)
+        choices = {"network": network, "darknet": darknet or self.darknet}
+        device = resolve_framework_device(self.device, spec.framework, choices)
         return resolve_experiment(
             spec,
             self.profile,
@@ -90,8 +91,7 @@ class RunSettings:
             cfg_overrides=cfg_overrides,
             role=role,
             eval_every=eval_every,
-            network=network,
-            darknet=darknet or self.darknet,
+            **choices,
         )
 
 
@@ -278,7 +278,7 @@ def settings_of(run_dir: Path) -> RunSettings:
         record.get("device_choice", "auto"),
         synthetic,
         DataOptions.from_identity(identity.get("data_options")),
-        record.get("darknet", "pjreddie"),
+        record.get("darknet"),
     )
 
 

@@ -143,6 +143,11 @@ def prior_layers(size: int, smin: float, smax: float) -> list[PriorLayer]:
     ]
 
 
+def solver_mode(device: Any) -> str:
+    """The solver's ``solver_mode`` for a :class:`harness.device.Device` (``--gpu N`` picks the card)."""
+    return "GPU" if device.gpu else "CPU"
+
+
 def resolve_labelmap(
     labelmap: Union[LabelMap, PathLike, None],
     classes: Optional[int] = None,

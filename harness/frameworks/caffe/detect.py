@@ -351,6 +351,6 @@ def _run_worker(job: dict, scratch: Path) -> dict:
 
 
 def _worker_pythonpath(install: CaffeInstall) -> str:
-    """pycaffe first, then this checkout (so ``-m harness.frameworks.caffe.driver`` resolves without install)."""
+    """pycaffe first, then this checkout (so ``-m harness.frameworks.caffe.worker`` resolves without install)."""
     project = str(Path(__file__).resolve().parents[3])
     return os.pathsep.join(filter(None, [str(install.python_dir), project, os.environ.get("PYTHONPATH", "")]))
