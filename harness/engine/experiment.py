@@ -69,9 +69,11 @@ def prepare_data(
     classification: Optional[Path] = None,
     synthetic_sizes: Optional[tuple[int, int]] = None,
     options: DataOptions = DataOptions(),
+    formats: Optional[Sequence[str]] = None,
 ) -> PreparedData:
     """Use the user's VOC data, or synthesise the embedded default set; convert it once per run
-    with the run's data options (class map, label map, leakage and typo rules)."""
+    with the run's data options (class map, label map, leakage and typo rules) into the dataset
+    ``formats`` the run's backends read (:func:`dataset_formats`; None: every format)."""
     from harness.data.synth import synthesize
 
     work_dir = Path(work_dir).resolve()
@@ -81,11 +83,24 @@ def prepare_data(
         data = synthesize(work_dir / "synthetic", images, seed=seed, classification_images=cells)
         cls_root = Path(data) / "classification"
         classification = classification or (cls_root if cls_root.is_dir() else None)
-    converted = convert_dataset(Path(data).resolve(), work_dir / "dataset", seed=seed, **options.convert_kwargs())
+    kwargs: dict[str, Any] = {"formats": tuple(formats)} if formats is not None else {}
+    converted = convert_dataset(
+        Path(data).resolve(), work_dir / "dataset", seed=seed, **options.convert_kwargs(), **kwargs
+    )
     print(converted.summary())
     return PreparedData(
         Path(data).resolve(), converted, Path(classification).resolve() if classification else None, synthetic
     )
+
+
+def dataset_formats(configs: Sequence[ExperimentConfig]) -> tuple[str, ...]:
+    """The dataset formats the backends of ``configs`` read (FrameworkBackend.dataset_formats)."""
+    from harness.frameworks import backend_class
+
+    found: list[str] = []
+    for config in configs:
+        found += [f for f in backend_class(config.framework).dataset_formats if f not in found]
+    return tuple(found)
 
 
 class StepFailed(RuntimeError):

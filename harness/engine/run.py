@@ -19,7 +19,14 @@ from harness.config import RUN_FILE, ExperimentConfig, ModelSpec, resolve_experi
 from harness.core.atomic import read_json, write_json
 from harness.core.profiles import Profile
 from harness.data.options import DataOptions
-from harness.engine.experiment import ConfigMismatch, PreparedData, plan_experiment, prepare_data, run_experiment
+from harness.engine.experiment import (
+    ConfigMismatch,
+    PreparedData,
+    dataset_formats,
+    plan_experiment,
+    prepare_data,
+    run_experiment,
+)
 from harness.frameworks import resolve_framework_device
 from harness.paths import from_recorded, recorded_path
 
@@ -224,15 +231,16 @@ def record_and_prepare(settings: RunSettings, configs: Sequence[ExperimentConfig
     fresh = not (settings.run_dir / RUN_FILE).is_file()
     write_run_file(settings, configs)
     try:
-        return prepare_run_data(settings)
+        return prepare_run_data(settings, dataset_formats(configs))
     except click.ClickException:
         if fresh:
             (settings.run_dir / RUN_FILE).unlink(missing_ok=True)
         raise
 
 
-def prepare_run_data(settings: RunSettings) -> PreparedData:
-    """The run's data, made once: later callers (array tasks) wait for the lock and reuse it."""
+def prepare_run_data(settings: RunSettings, formats: Optional[Sequence[str]] = None) -> PreparedData:
+    """The run's data, made once: later callers (array tasks) wait for the lock and reuse it.
+    ``formats``: the dataset formats the experiments' backends read (None: every format)."""
     from harness.core.locks import prepare_lock
 
     with prepare_lock(settings.run_dir):
@@ -245,6 +253,7 @@ def prepare_run_data(settings: RunSettings) -> PreparedData:
                 classification=settings.classification,
                 synthetic_sizes=settings.synthetic,
                 options=settings.data_options,
+                formats=formats,
             )
         except (ValueError, FileNotFoundError) as exc:  # e.g. the audit refuses a leaking split
             source = settings.data or "the synthetic set"
