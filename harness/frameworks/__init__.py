@@ -188,29 +188,32 @@ PLUGIN_VARIABLE = "HARNESS_FRAMEWORKS"  # "name=module:Class,…": frameworks re
 
 
 def register_framework(name: str, target: str) -> None:
-    """Register a framework backend class (``"module:Class"``) under ``name``."""
+    """Register a framework backend class (``"module:Class"``) under ``name``, for this process."""
     if ":" not in target:
         raise ValueError(f"framework {name!r}: {target!r} is not 'module:Class'")
     FRAMEWORKS[name] = target
 
 
-def _register_plugins() -> None:
+def _registry() -> dict[str, str]:
+    """:data:`FRAMEWORKS` plus the plug-ins named in ``$HARNESS_FRAMEWORKS`` (read on every call, so
+    a child process, or a test that sets the variable, sees the same frameworks)."""
+    table = dict(FRAMEWORKS)
     for entry in filter(None, (part.strip() for part in os.environ.get(PLUGIN_VARIABLE, "").split(","))):
-        name, _, target = entry.partition("=")
-        if name.strip() not in FRAMEWORKS:
-            register_framework(name.strip(), target.strip())
+        name, _, target = (part.strip() for part in entry.partition("="))
+        if ":" not in target:
+            raise ValueError(f"${PLUGIN_VARIABLE}: {entry!r} is not name=module:Class")
+        table.setdefault(name, target)
+    return table
 
 
 def registered_frameworks() -> tuple[str, ...]:
     """Every registered framework name, in registry order (plug-ins from the environment last)."""
-    _register_plugins()
-    return tuple(FRAMEWORKS)
+    return tuple(_registry())
 
 
 def backend_class(name: str) -> Any:
     """The backend class registered under ``name`` (KeyError naming the known ones)."""
-    _register_plugins()
-    return registered_class(FRAMEWORKS, name, "framework")
+    return registered_class(_registry(), name, "framework")
 
 
 def backend_for(config: ExperimentConfig, labelmap: LabelMap, dataset_dir: Optional[Path] = None) -> Any:
