@@ -147,8 +147,9 @@ class FrameworkBackend(Protocol):
         """The native files of ``spec`` with the paper's arguments (``harness render table1``)."""
 
     @staticmethod
-    def paper_deviations(rendered: Mapping[str, Path]) -> list[str]:
-        """What the rendered files leave out of the paper's recipe (e.g. SSD augmentations)."""
+    def paper_deviations(model_dir: Path, rendered: Mapping[str, Path]) -> list[str]:
+        """What the rendered files of the experiment in ``model_dir`` ({role: path}) leave out of the
+        paper's recipe (e.g. SSD augmentations)."""
 
     # ---------------------------------------------------------------- one experiment
 
