@@ -20,7 +20,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import lmdb
 
@@ -391,7 +391,7 @@ def _convert_split(
     final_dir = out_dir / "caffe" / f"{split}_lmdb"
     partial_dir = out_dir / "caffe" / f"{split}_lmdb.partial"
     darknet_dir = out_dir / "darknet"
-    stats = {"converted": 0, "reused": 0, "failed": set()}
+    stats: dict[str, Any] = {"converted": 0, "reused": 0, "failed": set()}
     if final_dir.is_dir() or not lmdb_wanted:
         present = None  # LMDB finished in an earlier run (or not asked for): only darknet files may be missing
     else:

@@ -78,7 +78,7 @@ def prepare_data(
 
     work_dir = Path(work_dir).resolve()
     synthetic = data is None
-    if synthetic:
+    if data is None:
         images, cells = synthetic_sizes or (profile.synthetic_images, profile.synthetic_classification_images)
         data = synthesize(work_dir / "synthetic", images, seed=seed, classification_images=cells)
         cls_root = Path(data) / "classification"
@@ -296,7 +296,7 @@ def _run_locked(config: ExperimentConfig, data: PreparedData, overwrite: bool) -
     model_dir = config.model_dir
     if plan == "reuse":
         print(f"[{config.name}] already finished with this config: reusing {model_dir} (--overwrite to retrain)")
-        return {**read_summary(model_dir), "reused": True}
+        return {**(read_summary(model_dir) or {}), "reused": True}
     if plan == "overwrite":
         clear_model_dir(model_dir)
     if plan == "resume" and _started_before(model_dir):
@@ -363,7 +363,7 @@ def _run_steps(config: ExperimentConfig, data: PreparedData, summary: dict) -> N
         "seconds": training_seconds(segments),
         "segments": len(segments),
         "loss_csv": recorded_path(result.loss_csv, model_dir),
-        "weights": recorded_path(result.weights, model_dir),
+        "weights": recorded_path(_weights(result), model_dir),
         "log": recorded_path(result.log_path, model_dir),
         "resumed_from": recorded_path(result.resumed_from, model_dir) if result.resumed_from else None,
         "init_weights": str(config.init_weights) if config.init_weights else None,
@@ -374,7 +374,7 @@ def _run_steps(config: ExperimentConfig, data: PreparedData, summary: dict) -> N
     summary["metrics"] = _step(
         "evaluate", evaluate_split, test_images, Path(det_dir), data.labelmap, model_dir, config.protocols
     )
-    summary["metrics_weights"] = recorded_path(result.weights, model_dir)
+    summary["metrics_weights"] = recorded_path(_weights(result), model_dir)
     summary["best"] = _record_final_evaluation(config, result, summary["metrics"])
 
     cls_images = _classification_images(data, config)
@@ -454,6 +454,13 @@ def _train_segment(
     return result
 
 
+def _weights(result: TrainResult) -> Path:
+    """The weights a training segment wrote (:func:`_train_segment` refuses a segment that wrote none)."""
+    if result.weights is None:
+        raise StepFailed("train", RuntimeError(f"training produced no weights (see {result.log_path})"))
+    return result.weights
+
+
 def _score_snapshot(
     fw,
     files: dict[str, Path],
@@ -483,7 +490,7 @@ def _record_point(config: ExperimentConfig, result: TrainResult, maps: dict[str,
     from harness.core.periodic import keep_if_best, loss_at, record_result
 
     model_dir, protocol = config.model_dir, config.protocols[0]
-    best = keep_if_best(model_dir, result.iterations, maps.get(protocol), protocol, result.weights)
+    best = keep_if_best(model_dir, result.iterations, maps.get(protocol), protocol, _weights(result))
     row = {
         "iteration": result.iterations,
         **loss_at(result.loss_csv, result.iterations),

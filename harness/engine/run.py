@@ -65,7 +65,7 @@ class RunSettings:
         full = (profile.synthetic_images, profile.synthetic_classification_images)
         checks = any(c.role == "learning-check" for c in configs)
         return replace(
-            self, synthetic=full if checks or profile.pipeline_synthetic is None else tuple(profile.pipeline_synthetic)
+            self, synthetic=full if checks or profile.pipeline_synthetic is None else profile.pipeline_synthetic
         )
 
     def config_for(

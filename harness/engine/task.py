@@ -38,8 +38,9 @@ def report_run(run_dir: Path) -> list[dict]:
     run_dir = Path(run_dir).resolve()
     record = read_run_file(run_dir)
     configs = [
-        read_config(experiment_config_path(run_dir, name, entry).parent)
+        config
         for name, entry in record["experiments"].items()
+        if (config := read_config(experiment_config_path(run_dir, name, entry).parent)) is not None
     ]
     summaries = [
         read_summary(c.model_dir)

@@ -127,7 +127,7 @@ class PriorLayer:
     """A source layer with its rendered PriorBox sizes (what the templates iterate over)."""
 
     name: str
-    step: int
+    step: float  # pixels between prior centres (SourceLayer.step; input / feature side)
     aspect_ratios: tuple[float, ...]
     priors_per_location: int
     min_size: float

@@ -134,7 +134,7 @@ class CaffeBackend:
     def render_model(spec: ModelSpec, out_dir: Path, **kwargs: Any) -> dict[str, Path]:
         from harness.render.ssd import render_ssd
 
-        return render_ssd(out_dir, size=spec.size, smin=spec.smin, smax=spec.smax, **kwargs)
+        return render_ssd(out_dir, size=spec.size, smin=spec.smin or 0.2, smax=spec.smax or 0.9, **kwargs)
 
     @staticmethod
     def paper_deviations(model_dir: Path, rendered: Mapping[str, Path]) -> list[str]:

@@ -197,7 +197,8 @@ def detection_rows(output) -> list[list[float]]:
 def _write_detections(records: dict, labels, conf_threshold: float, out_dir: Path) -> Path:
     from harness.evaluation.detections import Detections, write_voc_detections
 
-    flat, skipped = [], {}
+    flat: list = []
+    skipped: dict[str, int] = {}
     for image_id, record in records.items():
         for row in record["rows"]:
             entry = _row_to_record(image_id, row, record["width"], record["height"], labels)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Optional
 
 from harness.device import Device
 from harness.frameworks import Batch, BatchResults, PerImage, detect_each, read_per_image
@@ -77,7 +78,7 @@ class OpenCVCaffeDetector:
         from harness.frameworks.caffe.detect import OpenCVSSDNet
 
         self.labelmap = labelmap
-        self.net = OpenCVSSDNet(files["deploy"], weights)
+        self.net: Optional[OpenCVSSDNet] = OpenCVSSDNet(files["deploy"], weights)
         self.description = self.net.description
 
     def detect_batches(self, batches: Sequence[Batch], work: Path) -> BatchResults:
@@ -86,6 +87,8 @@ class OpenCVCaffeDetector:
     def _detect(self, batch: Batch, work: Path) -> PerImage:
         from harness.frameworks.caffe.detect import _write_detections
 
+        if self.net is None:
+            raise RuntimeError("detector closed")
         _write_detections(self.net.records(batch), self.labelmap, CAFFE_CONF, work / "detections")
         return read_per_image(work / "detections", self.labelmap)
 

@@ -147,6 +147,8 @@ class DarknetBackend:
         from harness.data.darknet import darknet_image_file
         from harness.render.yolo import render_yolo
 
+        if self.dataset_dir is None:
+            raise ValueError(f"{self.config.name}: Darknet renders against a converted dataset (none given)")
         darknet_dir = self.dataset_dir / "darknet"
         valid_list = self.dir / "rendered" / "valid.txt"
         valid_list.parent.mkdir(parents=True, exist_ok=True)

@@ -144,7 +144,7 @@ def _install_from_path(binary: Path, variable: str) -> DarknetInstall:
         raise NativeFrameworkError(f"{variable}={binary}: not an executable Darknet binary")
     library = os.environ.get("HARNESS_DARKNET_LIB") if variable == "HARNESS_DARKNET" else None
     lib_path = Path(library) if library else _library_beside(binary)
-    if library and not lib_path.is_file():
+    if library and not (lib_path is not None and lib_path.is_file()):
         raise NativeFrameworkError(f"HARNESS_DARKNET_LIB={library}: no such file")
     data = binary.read_bytes()
     stamp = _stamp_beside(binary)  # a build of scripts/install_darknet.sh (e.g. the GPU image's)
