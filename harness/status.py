@@ -31,9 +31,9 @@ def training_progress(model_dir: Path, framework: str) -> tuple[Optional[int], O
     log = model_dir / "train.log"
     if not log.is_file():
         return None, None
-    from harness.frameworks import backend_class
+    from harness.frameworks import backend_class, registered_frameworks
 
-    rows = backend_class(framework).read_progress(log)
+    rows = backend_class(framework).read_progress(log) if framework in registered_frameworks() else []
     if not rows:
         return None, None
     last = rows[-1]

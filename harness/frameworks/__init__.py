@@ -36,7 +36,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Optional, Protocol, Union
+from typing import TYPE_CHECKING, Any, Callable, Optional, Protocol, Union, cast
 
 from harness.registry import registered_class
 
@@ -212,12 +212,12 @@ def registered_frameworks() -> tuple[str, ...]:
     return tuple(_registry())
 
 
-def backend_class(name: str) -> Any:
+def backend_class(name: str) -> type[FrameworkBackend]:
     """The backend class registered under ``name`` (KeyError naming the known ones)."""
-    return registered_class(_registry(), name, "framework")
+    return cast("type[FrameworkBackend]", registered_class(_registry(), name, "framework"))
 
 
-def backend_for(config: ExperimentConfig, labelmap: LabelMap, dataset_dir: Optional[Path] = None) -> Any:
+def backend_for(config: ExperimentConfig, labelmap: LabelMap, dataset_dir: Optional[Path] = None) -> FrameworkBackend:
     """The backend instance that runs ``config``."""
     try:
         cls = backend_class(config.framework)
@@ -234,7 +234,7 @@ def resolve_framework_device(choice: str, framework: str, options: Optional[Mapp
     return resolve_device(choice, lambda: cls.has_gpu_build(options or {}), framework)
 
 
-def backend_of_build(build: str) -> Any:
+def backend_of_build(build: str) -> Optional[type[FrameworkBackend]]:
     """The backend whose :meth:`FrameworkBackend.inspect` names ``build`` (``<framework>`` or
     ``<framework>-<variant>``, e.g. ``darknet-alexeyab``); None when no registered one does."""
     for name in registered_frameworks():

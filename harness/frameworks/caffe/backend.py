@@ -24,9 +24,9 @@ if TYPE_CHECKING:
 
 class CaffeBackend:
     name = "caffe"
-    engines = ("native", "opencv")  # pycaffe (child process, CPU/GPU); OpenCV DNN (CPU)
+    engines: tuple[str, ...] = ("native", "opencv")  # pycaffe (child process, CPU/GPU); OpenCV DNN (CPU)
     docker_image = "leukonet-harness-gpu:caffe"
-    dataset_formats = ("caffe",)  # the AnnotatedDatum LMDBs, labelmap.prototxt, test_name_size.txt
+    dataset_formats: tuple[str, ...] = ("caffe",)  # the AnnotatedDatum LMDBs, labelmap.prototxt, test_name_size.txt
 
     def __init__(self, config: ExperimentConfig, labelmap: LabelMap, dataset_dir: Optional[Path] = None) -> None:
         self.config, self.labelmap, self.dataset_dir = config, labelmap, dataset_dir
@@ -232,3 +232,9 @@ class CaffeBackend:
 
         check_engine(self, engine)
         return open_caffe_detector(files, weights, self.labelmap, engine, self.config.device)
+
+
+if TYPE_CHECKING:  # mypy holds the class to the protocol
+    from harness.frameworks import FrameworkBackend
+
+    _conforms: type[FrameworkBackend] = CaffeBackend

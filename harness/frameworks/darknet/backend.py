@@ -30,9 +30,9 @@ def _fork(options: Mapping[str, Any]) -> str:
 
 class DarknetBackend:
     name = "darknet"
-    engines = ("native", "opencv")  # libdarknet in-process (CPU/GPU); OpenCV DNN (CPU)
+    engines: tuple[str, ...] = ("native", "opencv")  # libdarknet in-process (CPU/GPU); OpenCV DNN (CPU)
     docker_image = "leukonet-harness-gpu:darknet"
-    dataset_formats = ("darknet",)  # JPEGImages/ + labels/, train.txt, obj.names
+    dataset_formats: tuple[str, ...] = ("darknet",)  # JPEGImages/ + labels/, train.txt, obj.names
 
     def __init__(self, config: ExperimentConfig, labelmap: LabelMap, dataset_dir: Optional[Path] = None) -> None:
         self.config, self.labelmap, self.dataset_dir = config, labelmap, dataset_dir
@@ -241,3 +241,9 @@ class DarknetBackend:
             work,
             install=self.install if engine == "native" else None,
         )
+
+
+if TYPE_CHECKING:  # mypy holds the class to the protocol
+    from harness.frameworks import FrameworkBackend
+
+    _conforms: type[FrameworkBackend] = DarknetBackend
