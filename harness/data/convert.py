@@ -50,10 +50,8 @@ AUDIT_DIR = "audit"
 # FrameworkBackend.dataset_formats). The darknet tree is written always: it holds the images
 # every other format points at (the LMDB records carry its JPEG bytes, keyed by its paths).
 BASE_FORMAT = "darknet"
-DATASET_FORMATS = (
-    BASE_FORMAT,
-    "caffe",
-)  # caffe: train/test AnnotatedDatum LMDBs, labelmap.prototxt, test_name_size.txt
+LMDB_FORMAT = "caffe"  # train/test AnnotatedDatum LMDBs, labelmap.prototxt, test_name_size.txt
+DATASET_FORMATS = (BASE_FORMAT, LMDB_FORMAT)
 
 
 def check_formats(formats: Sequence[str]) -> tuple[str, ...]:
@@ -142,7 +140,7 @@ def convert_dataset(
     refused unless ``allow_suspect_classes``.
     """
     started = time.monotonic()
-    lmdb_wanted = "caffe" in check_formats(formats)
+    lmdb_wanted = LMDB_FORMAT in check_formats(formats)
     voc_root, out_dir = Path(voc_root).resolve(), Path(out_dir).resolve()
     if isinstance(labelmap, (str, Path)):
         labelmap = LabelMap.from_file(labelmap)
