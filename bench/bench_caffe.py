@@ -27,7 +27,9 @@ sys.path.insert(0, str(ROOT))
 
 from harness.data.convert import convert_dataset  # noqa: E402
 from harness.device import describe_device  # noqa: E402
-from harness.frameworks.caffe.driver import BUILD_STAMP, find_caffe, inspect_caffe, time_caffe, train_caffe  # noqa: E402
+from harness.frameworks.caffe.install import BUILD_STAMP, find_caffe, inspect_caffe  # noqa: E402
+from harness.frameworks.caffe.detect import time_caffe  # noqa: E402
+from harness.frameworks.caffe.train import train_caffe  # noqa: E402
 from harness.render.ssd import render_ssd  # noqa: E402
 
 DEFAULT_BCCD = ROOT.parent / "shared/datasets/bccd"

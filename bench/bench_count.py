@@ -69,7 +69,7 @@ def yolov3_model(work: Path, labelmap: LabelMap) -> tuple[ModelSpec, dict, Path]
 
 def ssd300_model(work: Path, labelmap: LabelMap) -> tuple[ModelSpec, dict, Path]:
     """SSD300 deploy net; its random (xavier-filled) weights saved by pycaffe in a child process."""
-    from harness.frameworks.caffe.driver import find_caffe
+    from harness.frameworks.caffe.install import find_caffe
     from harness.render.ssd import render_ssd
 
     files = render_ssd(work / "ssd300", size=300, labelmap=labelmap)

@@ -18,22 +18,15 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Optional
 
-from harness import paper
-from harness.core.profiles import Profile, eval_interval, limit, ssd_solver, yolo_overrides
+from harness.core.profiles import Profile, eval_interval, limit
 from harness.device import Device
 
 CONFIG_FILE = "config.json"
 RUN_FILE = "run.json"
 PROTOCOLS = ("voc07", "voc12")
-DARKNET_FORKS = ("pjreddie", "alexeyab")  # pjreddie: the paper's Darknet (default); alexeyab: the maintained fork
-DEFAULT_DARKNET = "pjreddie"
-
-
-def check_darknet(fork: str) -> str:
-    """``fork`` when it names a Darknet the harness drives, else ValueError naming the known ones."""
-    if fork not in DARKNET_FORKS:
-        raise ValueError(f"unknown Darknet {fork!r}; known: {', '.join(DARKNET_FORKS)}")
-    return fork
+# Top-level fields of configs (and summaries) written before framework_options held them: the
+# backend of the config turns them into its options (FrameworkBackend.upgrade_options).
+LEGACY_OPTION_FIELDS = ("ssd_batch_size", "solver", "cfg", "network", "darknet")
 
 
 LIMIT_KEYS = ("test_images", "classification_images", "timing_images", "timing_warmup")
@@ -44,7 +37,7 @@ class ModelSpec:
     """What network to build: a paper row (harness.paper.Experiment) or a user's choice."""
 
     name: str
-    framework: str  # "caffe" | "darknet"
+    framework: str  # a key of harness.frameworks.FRAMEWORKS
     model: str  # "ssd" | "yolov3" | "yolov3-tiny"
     size: int
     smin: Optional[float] = None
@@ -77,14 +70,12 @@ class ExperimentConfig:
     data: Optional[Path]  # VOC root; None: the embedded synthetic set
     classification: Optional[Path]
     init_weights: Optional[Path]
-    ssd_batch_size: Optional[int] = None  # Caffe only; None: the paper's
-    solver: dict = field(default_factory=dict)  # Caffe solver overrides (incl. solver_mode)
-    cfg: dict = field(default_factory=dict)  # Darknet [net]/[yolo] overrides
     limits: dict = field(default_factory=dict)  # test/classification/timing image counts
     protocols: tuple = PROTOCOLS
     eval_interval: Optional[int] = None  # periodic evaluation; None: final weights only
-    network: dict = field(default_factory=dict)  # Caffe only: SSD body variant (width, batch_norm); {} = paper's
-    darknet: Optional[str] = None  # Darknet only: which Darknet (DARKNET_FORKS); None for Caffe
+    # What only this framework reads, resolved by its backend (FrameworkBackend.resolve_options):
+    # Caffe {"solver", "batch_size", "network"}, Darknet {"cfg", "fork"}, a plug-in its own.
+    framework_options: dict = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -113,8 +104,11 @@ class ExperimentConfig:
         for key in ("run_dir", "model_dir", "data", "classification", "init_weights"):
             values[key] = None if values.get(key) is None else Path(values[key])
         values["protocols"] = tuple(values.get("protocols") or PROTOCOLS)
-        if values["spec"].framework == "darknet":  # configs written before --darknet existed: pjreddie
-            values["darknet"] = values.get("darknet") or DEFAULT_DARKNET
+        legacy = {key: values.pop(key) for key in LEGACY_OPTION_FIELDS if key in values}
+        if "framework_options" not in values:  # written before framework_options existed
+            from harness.frameworks import backend_class
+
+            values["framework_options"] = backend_class(values["spec"].framework).upgrade_options(legacy)
         return cls(**values)
 
     def write(self) -> Path:
@@ -171,24 +165,28 @@ def resolve_experiment(
     cfg_overrides: Optional[dict] = None,
     role: str = "custom",
     eval_every: Optional[int] = None,
-    network: Optional[dict] = None,
-    darknet: str = DEFAULT_DARKNET,
+    **choices: Any,
 ) -> ExperimentConfig:
     """Paper values, then the profile's, then the command line's: one frozen config.
 
-    ``cfg_overrides`` are Darknet [net] values, or Caffe solver values for an SSD (a ``None``
-    value there restores the renderer's default, e.g. ``test_iter`` from the test set size);
-    ``network`` is the SSD body variant (``harness.render.ssd.NetVariant`` fields); ``darknet`` the
-    Darknet fork that renders, trains and runs a YOLO model (ignored for SSD).
+    ``cfg_overrides`` are native values (Darknet [net] values, or Caffe solver values for an SSD: a
+    ``None`` value there restores the renderer's default, e.g. ``test_iter`` from the test set
+    size); ``choices`` are the run's framework choices (``network``: the SSD body variant,
+    ``darknet``: the Darknet fork). The framework's backend resolves them into
+    ``framework_options`` and ignores the ones that are not its own.
     """
-    check_darknet(darknet)
+    from harness.frameworks import backend_class
+
     run_dir = Path(run_dir).resolve()
-    solver, cfg, ssd_batch = {}, {}, None
-    if spec.framework == "caffe":
-        solver = _caffe_solver({**ssd_solver(profile, spec), **(cfg_overrides or {})}, iterations, device)
-        ssd_batch = batch_size or profile.ssd_batch_size
-    else:
-        cfg = _darknet_cfg({**yolo_overrides(profile, spec), **(cfg_overrides or {})}, iterations, batch_size)
+    options = backend_class(spec.framework).resolve_options(
+        spec,
+        profile,
+        device,
+        iterations=iterations,
+        batch_size=batch_size,
+        overrides=cfg_overrides,
+        choices=choices,
+    )
     return ExperimentConfig(
         spec=spec,
         profile=profile.name,
@@ -201,37 +199,10 @@ def resolve_experiment(
         data=_absolute(data),
         classification=_absolute(classification),
         init_weights=_absolute(init_weights),
-        ssd_batch_size=ssd_batch,
-        solver=solver,
-        cfg=cfg,
         limits={key: limit(profile, spec, key) for key in LIMIT_KEYS},
-        network=dict(network or {}),
-        darknet=darknet if spec.framework == "darknet" else None,
+        framework_options=options,
         eval_interval=eval_every if eval_every is not None else eval_interval(profile, spec, role),
     )
-
-
-def _caffe_solver(base: dict, iterations: Optional[int], device: Device) -> dict:
-    solver = dict(base)
-    if iterations:
-        full = {**paper.SSD_SOLVER, **paper.SSD_HARNESS_SOLVER, **base}
-        solver["max_iter"] = iterations
-        solver["snapshot"] = iterations
-        solver["stepvalue"] = scaled_steps(full["stepvalue"], full["max_iter"], iterations)
-    solver["solver_mode"] = device.caffe_solver_mode
-    return solver
-
-
-def _darknet_cfg(base: dict, iterations: Optional[int], batch_size: Optional[int]) -> dict:
-    cfg = dict(base)
-    if iterations:
-        full = {**paper.YOLO_NET, **paper.YOLO_STOCK_NET, **base}
-        cfg["max_batches"] = iterations
-        cfg["steps"] = scaled_steps(full["steps"], full["max_batches"], iterations)
-        cfg["burn_in"] = round(full["burn_in"] * iterations / full["max_batches"])
-    if batch_size:
-        cfg.update(batch=batch_size, subdivisions=1)
-    return cfg
 
 
 def scaled_steps(steps: Sequence[int], length: int, iterations: int) -> list[int]:
@@ -246,14 +217,15 @@ def _absolute(path: Optional[Path]) -> Optional[Path]:
     return None if path is None else Path(path).resolve()
 
 
+def with_choices(config: ExperimentConfig, device: Device, **choices: Any) -> ExperimentConfig:
+    """The same trained experiment on ``device`` with the run's ``choices`` (e.g. ``darknet``: another
+    Darknet; ``None`` keeps the trained one), as its backend applies them."""
+    from harness.frameworks import backend_class
+
+    options = backend_class(config.framework).with_choices(config.framework_options, device, choices)
+    return replace(config, device=device, framework_options=options)
+
+
 def with_device(config: ExperimentConfig, device: Device) -> ExperimentConfig:
     """The same experiment on another device (e.g. detection on CPU of a GPU-trained model)."""
-    solver = {**config.solver, "solver_mode": device.caffe_solver_mode} if config.solver else {}
-    return replace(config, device=device, solver=solver)
-
-
-def with_darknet(config: ExperimentConfig, darknet: Optional[str]) -> ExperimentConfig:
-    """The same trained Darknet model run by another Darknet (``None``: the one it was trained with)."""
-    if darknet is None or config.framework != "darknet":
-        return config
-    return replace(config, darknet=check_darknet(darknet))
+    return with_choices(config, device)

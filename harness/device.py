@@ -1,9 +1,11 @@
 """``--device cpu|gpu|gpu:N|auto``: decided once per experiment, then carried by its config.
 
-The device reaches every native call from here alone: Caffe's ``solver_mode`` and ``caffe train
---gpu N``, Darknet's ``-i N`` / ``-nogpu``, and the pycaffe / libdarknet processes that detect
-and time. ``auto`` picks the GPU only when one is visible *and* the framework's build can use it,
-and says why either way.
+This module knows no framework: each backend turns a :class:`Device` into its own arguments
+(Caffe's ``solver_mode`` and ``caffe train --gpu N``, Darknet's ``-i N`` / ``-nogpu``, the pycaffe /
+libdarknet processes that detect and time) and says whether its build has CUDA
+(``FrameworkBackend.has_gpu_build``, reached through
+:func:`harness.frameworks.resolve_framework_device`). ``auto`` picks the GPU only when one is
+visible *and* the build can use it, and says why either way.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Callable
 
 CHOICES = "cpu, gpu, gpu:N or auto"
 
@@ -32,21 +35,6 @@ class Device:
     @property
     def gpu(self) -> bool:
         return self.kind == "gpu"
-
-    @property
-    def caffe_solver_mode(self) -> str:
-        return "GPU" if self.gpu else "CPU"
-
-    def caffe_train_args(self) -> list[str]:
-        """``caffe train`` reads solver_mode from the solver; ``--gpu`` picks the card."""
-        return [f"--gpu={self.index}"] if self.gpu else []
-
-    def darknet_args(self, alexeyab: bool = False) -> list[str]:
-        """pjreddie and AlexeyAB both read ``-i N``; ``-nogpu`` keeps a pjreddie GPU build on the CPU.
-        AlexeyAB has no ``-nogpu`` (it would read it as the weights path): its CPU runs get nothing."""
-        if self.gpu:
-            return ["-i", str(self.index)]
-        return [] if alexeyab else ["-nogpu"]
 
     @classmethod
     def parse(cls, text: str) -> Device:
@@ -73,29 +61,20 @@ def visible_gpus() -> tuple[str, ...]:
     return tuple(line for line in done.stdout.splitlines() if line.startswith("GPU ")) if done.returncode == 0 else ()
 
 
-def framework_has_gpu_build(framework: str) -> bool:
-    """Whether the build the harness would run for ``framework`` was compiled with CUDA."""
-    try:
-        if framework == "caffe":
-            from harness.frameworks.caffe.driver import find_caffe, is_gpu_build
-
-            return is_gpu_build(find_caffe().root)
-        from harness.frameworks.darknet.driver import find_darknet
-
-        return find_darknet("gpu").gpu
-    except Exception:
-        return False
-
-
-def resolve_device(choice: str, framework: str) -> Device:
-    """The device for one framework; ``auto`` = GPU when visible and the build supports it."""
+def resolve_device(choice: str, has_gpu_build: Callable[[], bool], what: str = "framework") -> Device:
+    """The device for one build; ``auto`` = GPU when visible and ``has_gpu_build()`` (asked only
+    then; an exception counts as no). ``what`` names the build in the reason."""
     if str(choice).strip().lower() != "auto":
         return Device.parse(choice)
     gpus = visible_gpus()
     if not gpus:
         return Device("cpu", reason="auto: no GPU visible (nvidia-smi)")
-    if not framework_has_gpu_build(framework):
-        return Device("cpu", reason=f"auto: {len(gpus)} GPU(s) visible but the {framework} build is CPU-only")
+    try:
+        gpu_build = bool(has_gpu_build())
+    except Exception:
+        gpu_build = False
+    if not gpu_build:
+        return Device("cpu", reason=f"auto: {len(gpus)} GPU(s) visible but the {what} build is CPU-only")
     return Device("gpu", 0, reason=f"auto: {gpus[0]}")
 
 

@@ -13,11 +13,12 @@ from typing import Callable, Optional
 
 import click
 
-from harness.config import DARKNET_FORKS, DEFAULT_DARKNET
 from harness.core.profiles import PROFILES
 from harness.data.options import DataOptions
 from harness.device import CHOICES as DEVICE_CHOICES
 from harness.device import Device
+from harness.frameworks.darknet import DEFAULT_FORK as DEFAULT_DARKNET
+from harness.frameworks.darknet import FORKS as DARKNET_FORKS
 
 
 def _device(ctx: click.Context, param: click.Parameter, value: str) -> str:

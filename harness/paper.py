@@ -137,6 +137,8 @@ class Experiment:
     mean_accuracy: Optional[float] = None  # percent, Fig 10 classification test
     sources: dict[str, str] = field(default_factory=dict)
     notes: str = ""
+    renderer: str = ""  # the ``harness render`` verb for this experiment
+    render_args: tuple[str, ...] = ("model", "size")  # the fields its renderer takes
 
     def source(self, quantity: str) -> str:
         """Where ``quantity`` (a field name or ``"ap[<class>]"``) was read; "not transcribed" if nowhere."""
@@ -149,14 +151,7 @@ class Experiment:
 
     def render_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``render_ssd`` / ``render_yolo`` that build this experiment."""
-        if self.framework == "caffe":
-            return {"size": self.size, "smin": self.smin, "smax": self.smax}
-        return {"model": self.model, "size": self.size}
-
-    @property
-    def renderer(self) -> str:
-        """The ``harness render`` verb for this experiment."""
-        return "ssd" if self.framework == "caffe" else self.model
+        return {name: getattr(self, name) for name in self.render_args}
 
 
 def _reported(
@@ -185,11 +180,21 @@ def _reported(
 
 
 def _ssd(size: int, smin: float, **kw: Any) -> Experiment:
-    return Experiment(f"ssd{size}_smin{smin}", "caffe", "ssd", size, smin, 0.9, **kw)
+    return Experiment(
+        f"ssd{size}_smin{smin}",
+        "caffe",
+        "ssd",
+        size,
+        smin,
+        0.9,
+        renderer="ssd",
+        render_args=("size", "smin", "smax"),
+        **kw,
+    )
 
 
 def _yolo(model: str, size: int, **kw: Any) -> Experiment:
-    return Experiment(f"{model}_{size}", "darknet", model, size, **kw)
+    return Experiment(f"{model}_{size}", "darknet", model, size, renderer=model, **kw)
 
 
 # Table 1 (mAP; Blast PRO MYE MET bNEU sNEU LYM MO EO BA rLYM), Table 2 (hours, ms/image), Fig 10 (%).

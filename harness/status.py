@@ -31,14 +31,9 @@ def training_progress(model_dir: Path, framework: str) -> tuple[Optional[int], O
     log = model_dir / "train.log"
     if not log.is_file():
         return None, None
-    if framework == "caffe":
-        from harness.parse.caffe_log import parse_caffe_log
+    from harness.frameworks import backend_class, registered_frameworks
 
-        rows = parse_caffe_log(log).rows
-    else:
-        from harness.parse.darknet_log import read_darknet_log
-
-        rows = read_darknet_log(log).steps
+    rows = backend_class(framework).read_progress(log) if framework in registered_frameworks() else []
     if not rows:
         return None, None
     last = rows[-1]

@@ -42,7 +42,7 @@ def require_tool(name: str, install_hint: str) -> str:
 @pytest.fixture(scope="session")
 def caffe_install():
     """The Caffe-SSD build (scripts/install_caffe.sh); tests that need it skip when it is absent."""
-    from harness.frameworks.caffe.driver import CaffeNotFound, find_caffe
+    from harness.frameworks.caffe.install import CaffeNotFound, find_caffe
 
     try:
         return find_caffe()

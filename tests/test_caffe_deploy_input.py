@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.frameworks.caffe.driver import deploy_input_size
+from harness.frameworks.caffe.detect import deploy_input_size
 from harness.render.ssd import render_ssd
 
 

@@ -8,15 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.frameworks.caffe.driver import (
-    SSD_LAYERS,
-    CaffeNotFound,
-    find_caffe,
-    inspect_caffe,
-    proto_dialect,
-    read_solver,
-    with_max_iter,
-)
+from harness.frameworks.caffe.install import SSD_LAYERS, CaffeNotFound, find_caffe, inspect_caffe, proto_dialect
+
+from harness.frameworks.caffe.train import read_solver, with_max_iter
 from harness.core.types import NativeFrameworkError
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"

@@ -7,7 +7,9 @@ import math
 
 import pytest
 
-from harness.frameworks.caffe.driver import detect_caffe, train_caffe
+from harness.frameworks.caffe.detect import detect_caffe
+
+from harness.frameworks.caffe.train import train_caffe
 from harness.evaluation.detections import read_detections
 from harness.labels import LabelMap
 

@@ -11,14 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.frameworks.caffe.driver import (
-    detect_caffe,
-    detect_opencv_caffe,
-    inspect_caffe,
-    snapshots,
-    time_caffe,
-    train_caffe,
-)
+from harness.frameworks.caffe.detect import detect_caffe, detect_opencv_caffe, time_caffe
+
+from harness.frameworks.caffe.install import inspect_caffe
+
+from harness.frameworks.caffe.train import snapshots, train_caffe
 from harness.core.types import NativeFrameworkError
 from harness.evaluation.detections import read_detections
 from harness.labels import LabelMap

@@ -50,7 +50,7 @@ def test_train_resolves_the_same_config_as_the_reproduce_row(tmp_path: Path) -> 
     alone = RunSettings(tmp_path / "t", SMOKE, device="cpu").config_for(
         ModelSpec("yolov3_320", "darknet", "yolov3", 320), role="table1")
     assert _without_paths(row) == _without_paths(alone)
-    assert row.cfg["max_batches"] == SMOKE.per_model["yolov3"]["yolo_overrides"]["max_batches"]
+    assert row.framework_options["cfg"]["max_batches"] == SMOKE.per_model["yolov3"]["yolo_overrides"]["max_batches"]
 
 
 def test_config_round_trips_through_json(tmp_path: Path) -> None:
@@ -59,7 +59,8 @@ def test_config_round_trips_through_json(tmp_path: Path) -> None:
     config.write()
     again = read_config(config.model_dir)
     assert again == config and again.to_json() == config.to_json()
-    assert config.solver["solver_mode"] == "GPU" and config.solver["max_iter"] == 7
+    assert config.framework_options["solver"]["solver_mode"] == "GPU"
+    assert config.framework_options["solver"]["max_iter"] == 7
     assert json.loads((config.model_dir / "config.json").read_text())["device"] == "gpu:1"
     assert config.run_dir.is_absolute() and config.model_dir.is_absolute()
 
@@ -77,7 +78,8 @@ def test_bad_device_is_refused(bad: str) -> None:
 
 
 def test_device_reaches_both_frameworks_argv(tmp_path: Path) -> None:
-    from harness.frameworks.caffe.driver import CaffeInstall, train_argv as caffe_argv
+    from harness.frameworks.caffe.install import CaffeInstall
+    from harness.frameworks.caffe.train import train_argv as caffe_argv
     from harness.frameworks.darknet.driver import DarknetInstall, TrainPlan, train_argv as darknet_argv, valid_argv
 
     caffe = CaffeInstall(Path("/c"), Path("/c/caffe"), Path("/c/python"), Path("/c/caffe.proto"), "cache")
@@ -106,7 +108,7 @@ def test_render_ssd_writes_the_devices_solver_mode(tmp_path: Path, device: str, 
 
 
 def test_caffe_refuses_a_solver_rendered_for_another_device(tmp_path: Path, caffe_install) -> None:
-    from harness.frameworks.caffe.driver import train_caffe
+    from harness.frameworks.caffe.train import train_caffe
     from harness.core.types import NativeFrameworkError
     from harness.render.ssd import render_ssd
 

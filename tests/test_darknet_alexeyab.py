@@ -211,7 +211,7 @@ def test_train_with_darknet_alexeyab_records_it_everywhere(alexeyab_install, bcc
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     run = tmp_path / "runs" / "ab"
     model = run / "models" / "yolov3-tiny_128"
-    assert json.loads((model / "config.json").read_text())["darknet"] == "alexeyab"
+    assert json.loads((model / "config.json").read_text())["framework_options"]["fork"] == "alexeyab"
     assert json.loads((model / "summary.json").read_text())["darknet"] == "alexeyab"
     assert "letter_box=1" in (model / "rendered" / "yolov3-tiny.cfg").read_text()
     assert [r["iteration"] for r in loss_rows(model / "results.csv")] == ["4"]

@@ -80,7 +80,7 @@ def caffe_proto_file() -> Path:
     """$HARNESS_CAFFE_PROTO, else the caffe.proto of the (possibly still building) cached Caffe."""
     import os
 
-    from harness.frameworks.caffe.driver import default_build_root
+    from harness.frameworks.caffe.install import default_build_root
 
     explicit = os.environ.get("HARNESS_CAFFE_PROTO")
     candidates = [Path(explicit)] if explicit else []

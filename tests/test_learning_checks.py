@@ -96,30 +96,31 @@ def test_smoke_profile_has_both_learning_checks_scored_on_the_whole_test_split(t
     # one YOLOv3-tiny check per Darknet, the same model and schedule (AlexeyAB's on request); Caffe has no Darknet
     checks[YOLO_ALEXEYAB_LEARNING_CHECK.name] = table1_configs(
         RunSettings(tmp_path / "run", SMOKE, device="cpu"), only=[YOLO_ALEXEYAB_LEARNING_CHECK.name])[0]
-    assert checks[YOLO_LEARNING_CHECK.name].darknet == "pjreddie"
-    assert checks[YOLO_ALEXEYAB_LEARNING_CHECK.name].darknet == "alexeyab"
+    assert checks[YOLO_LEARNING_CHECK.name].framework_options.get("fork") == "pjreddie"
+    assert checks[YOLO_ALEXEYAB_LEARNING_CHECK.name].framework_options.get("fork") == "alexeyab"
     same = ("batch", "subdivisions", "learning_rate", "burn_in", "scales", "max_batches", "steps")
     ab, pj = checks[YOLO_ALEXEYAB_LEARNING_CHECK.name], checks[YOLO_LEARNING_CHECK.name]
     assert (ab.spec.model, ab.spec.size) == (pj.spec.model, pj.spec.size)
-    assert all(ab.cfg[key] == pj.cfg[key] for key in same)
-    assert checks[SSD_LEARNING_CHECK.name].darknet is None
+    assert all(ab.framework_options["cfg"][key] == pj.framework_options["cfg"][key] for key in same)
+    assert checks[SSD_LEARNING_CHECK.name].framework_options.get("fork") is None
     for config in checks.values():
         assert config.limit("test_images") is None and config.limit("classification_images") is None
     # the Table 1 rows keep their few-image limits
     assert configs["ssd300_smin0.2"].limit("test_images") == 4
-    assert configs["ssd300_smin0.2"].network == {} and configs["ssd300_smin0.2"].solver["max_iter"] == 2
+    assert configs["ssd300_smin0.2"].framework_options["network"] == {}
+    assert configs["ssd300_smin0.2"].framework_options["solver"]["max_iter"] == 2
 
 
 def test_ssd_learning_check_config_carries_its_network_solver_and_batch(tmp_path: Path) -> None:
     config = _smoke_configs(tmp_path)[SSD_LEARNING_CHECK.name]
     assert config.spec.size == 160 and config.spec.smin == 0.1 and config.spec.smax == 0.5
-    assert config.network == {"width": 0.125, "batch_norm": True, "crop_sampling": False, "expansion": False,
+    assert config.framework_options["network"] == {"width": 0.125, "batch_norm": True, "crop_sampling": False, "expansion": False,
                               "distortion": False}
-    assert config.ssd_batch_size == SSD_LEARNING_CHECK.batch_size
-    assert config.solver["max_iter"] == SSD_LEARNING_CHECK.overrides["max_iter"]
+    assert config.framework_options["batch_size"] == SSD_LEARNING_CHECK.batch_size
+    assert config.framework_options["solver"]["max_iter"] == SSD_LEARNING_CHECK.overrides["max_iter"]
     # Caffe tests once, on the final weights, over the whole test split (test_iter from its size)
-    assert config.solver["test_interval"] == config.solver["max_iter"]
-    assert config.solver["test_iter"] is None
+    assert config.framework_options["solver"]["test_interval"] == config.framework_options["solver"]["max_iter"]
+    assert config.framework_options["solver"]["test_iter"] is None
     assert ExperimentConfig.from_json(config.to_json()) == config
 
 
@@ -127,13 +128,26 @@ def test_darknet_option_reaches_the_yolo_rows_only(tmp_path: Path) -> None:
     """`--darknet alexeyab`: every YOLO row and the pjreddie-named check keep their own; SSD has none."""
     configs = {c.name: c for c in table1_configs(RunSettings(tmp_path / "run", SMOKE, device="cpu",
                                                              darknet="alexeyab"))}
-    assert configs["yolov3_320"].darknet == "alexeyab" and configs["ssd300_smin0.2"].darknet is None
-    assert configs[YOLO_LEARNING_CHECK.name].darknet == "alexeyab"      # the run's Darknet
-    assert configs["yolov3_320"].cfg == _smoke_configs(tmp_path / "p")["yolov3_320"].cfg
+    assert configs["yolov3_320"].framework_options.get("fork") == "alexeyab" and configs["ssd300_smin0.2"].framework_options.get("fork") is None
+    assert configs[YOLO_LEARNING_CHECK.name].framework_options.get("fork") == "alexeyab"      # the run's Darknet
+    assert configs["yolov3_320"].framework_options["cfg"] == _smoke_configs(tmp_path / "p")["yolov3_320"].framework_options["cfg"]
     assert ExperimentConfig.from_json(configs["yolov3_320"].to_json()) == configs["yolov3_320"]
     old = configs["yolov3_320"].to_json()
-    del old["darknet"]                                     # a config.json written before the option
-    assert ExperimentConfig.from_json(old).darknet == "pjreddie"
+    old["cfg"] = old.pop("framework_options")["cfg"]       # a config.json written before the option
+    old.update(solver={}, ssd_batch_size=None, network={})  # (and before framework_options)
+    assert ExperimentConfig.from_json(old).framework_options == {**configs["yolov3_320"].framework_options,
+                                                                 "fork": "pjreddie"}
+    old["darknet"] = "alexeyab"                              # written with --darknet, before framework_options
+    assert ExperimentConfig.from_json(old) == configs["yolov3_320"]
+
+
+def test_a_caffe_config_written_before_framework_options_still_loads(tmp_path: Path) -> None:
+    config = _smoke_configs(tmp_path)[SSD_LEARNING_CHECK.name]
+    old = config.to_json()
+    options = old.pop("framework_options")
+    old.update(solver=options["solver"], ssd_batch_size=options["batch_size"], network=options["network"],
+               cfg={}, darknet=None)
+    assert ExperimentConfig.from_json(old) == config
 
 
 def test_smoke_synthetic_set_gives_100_test_images_and_10_cells_per_class() -> None:

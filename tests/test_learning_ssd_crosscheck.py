@@ -18,7 +18,8 @@ import pytest
 from harness.data.convert import convert_dataset
 from harness.data.synth import synthesize
 from harness.data.voc import load_voc
-from harness.frameworks.caffe.driver import detect_caffe, train_caffe
+from harness.frameworks.caffe.detect import detect_caffe
+from harness.frameworks.caffe.train import train_caffe
 from harness.evaluation import evaluate_detections
 from harness.evaluation.detections import read_detections
 from harness.labels import LabelMap

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.frameworks.caffe.driver import build_identity
+from harness.frameworks.caffe.install import build_identity
 from harness.render.ssd import render_ssd
 from harness.report import build_report, collect_provenance, write_provenance
 from harness.report.builder import framework_identity

@@ -18,27 +18,27 @@ def resolve(spec: ModelSpec, profile, iterations, tmp_path: Path):
 
 
 def test_paper_yolo_shortened_run_decays_at_the_papers_fractions(tmp_path: Path):
-    cfg = resolve(YOLO, PAPER, 500, tmp_path).cfg
+    cfg = resolve(YOLO, PAPER, 500, tmp_path).framework_options["cfg"]
     assert cfg["max_batches"] == 500
     assert cfg["steps"] == [100, 349]           # 10,000 and 35,000 of 50,200
     assert cfg["burn_in"] == 10                 # 1,000 of 50,200: not 500 iterations of burn-in
 
 
 def test_paper_ssd_shortened_run_keeps_every_step_inside_the_run(tmp_path: Path):
-    solver = resolve(SSD, PAPER, 500, tmp_path).solver
+    solver = resolve(SSD, PAPER, 500, tmp_path).framework_options["solver"]
     assert solver["max_iter"] == 500 and solver["snapshot"] == 500
     assert solver["stepvalue"] == [10, 100, 200, 500]      # 14.7k, 147k, 294k, 735k of 735k
 
 
 def test_smoke_profile_lengthened_run_scales_its_steps(tmp_path: Path):
-    cfg = resolve(ModelSpec("yolov3-tiny_416", "darknet", "yolov3-tiny", 416), SMOKE, 400, tmp_path).cfg
+    cfg = resolve(ModelSpec("yolov3-tiny_416", "darknet", "yolov3-tiny", 416), SMOKE, 400, tmp_path).framework_options["cfg"]
     assert cfg["steps"] == [200, 300] and cfg["burn_in"] == 0 and cfg["learning_rate"] == 0.0001
 
 
 def test_without_iterations_the_schedule_is_untouched(tmp_path: Path):
-    assert "steps" not in resolve(YOLO, PAPER, None, tmp_path).cfg
+    assert "steps" not in resolve(YOLO, PAPER, None, tmp_path).framework_options["cfg"]
     assert resolve(ModelSpec("yolov3-tiny_416", "darknet", "yolov3-tiny", 416), SMOKE, None,
-                   tmp_path).cfg["steps"] == [2, 3]
+                   tmp_path).framework_options["cfg"]["steps"] == [2, 3]
 
 
 def test_scaled_steps_keep_their_count_for_darknets_scales():
@@ -50,8 +50,8 @@ def test_cpu_profile_is_the_recipe_that_learns_and_scales_with_the_run(tmp_path:
     from harness.core.profiles import profile
 
     tiny = ModelSpec("yolov3-tiny_320", "darknet", "yolov3-tiny", 320)
-    full = resolve(tiny, profile("cpu"), None, tmp_path).cfg
+    full = resolve(tiny, profile("cpu"), None, tmp_path).framework_options["cfg"]
     assert (full["learning_rate"], full["batch"], full["burn_in"], full["max_batches"], full["steps"]) == \
         (0.001, 8, 50, 500, [400, 450])
-    short = resolve(tiny, profile("cpu"), 100, tmp_path).cfg
+    short = resolve(tiny, profile("cpu"), 100, tmp_path).framework_options["cfg"]
     assert (short["max_batches"], short["steps"], short["burn_in"]) == (100, [80, 90], 10)

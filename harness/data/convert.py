@@ -17,9 +17,10 @@ import os
 import shutil
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import lmdb
 
@@ -45,6 +46,22 @@ REENCODED = "re-encoded to JPEG"
 COMMIT_EVERY = 64
 SPLITS = ("train", "test")
 AUDIT_DIR = "audit"
+# The formats a conversion can write, each a folder of OUT (a backend names the ones it reads:
+# FrameworkBackend.dataset_formats). The darknet tree is written always: it holds the images
+# every other format points at (the LMDB records carry its JPEG bytes, keyed by its paths).
+BASE_FORMAT = "darknet"
+LMDB_FORMAT = "caffe"  # train/test AnnotatedDatum LMDBs, labelmap.prototxt, test_name_size.txt
+DATASET_FORMATS = (BASE_FORMAT, LMDB_FORMAT)
+
+
+def check_formats(formats: Sequence[str]) -> tuple[str, ...]:
+    """The formats to write (the base one always); ValueError naming a format no converter writes."""
+    unknown = sorted(set(formats) - set(DATASET_FORMATS))
+    if unknown:
+        raise ValueError(
+            f"no converter writes dataset format(s) {', '.join(unknown)}; known: {', '.join(DATASET_FORMATS)}"
+        )
+    return tuple(f for f in DATASET_FORMATS if f in formats or f == BASE_FORMAT)
 
 
 class LeakageError(ValueError):
@@ -105,8 +122,10 @@ def convert_dataset(
     allow_leakage: bool = False,
     dedupe: bool = False,
     allow_suspect_classes: bool = False,
+    formats: Sequence[str] = DATASET_FORMATS,
 ) -> ConvertResult:
-    """Validate ``voc_root`` and write both native layouts under ``out_dir``; resumable.
+    """Validate ``voc_root`` and write the native layouts ``formats`` asks for under ``out_dir``
+    (:data:`DATASET_FORMATS`; default all; a later call asking for more adds them); resumable.
 
     ``labelmap`` may be a ``LabelMap`` or an ``obj.names`` / ``labelmap.prototxt`` path.
     ``seed`` drives the paper's 7/100 test draw (when the dataset has no ImageSets) and the
@@ -121,6 +140,7 @@ def convert_dataset(
     refused unless ``allow_suspect_classes``.
     """
     started = time.monotonic()
+    lmdb_wanted = LMDB_FORMAT in check_formats(formats)
     voc_root, out_dir = Path(voc_root).resolve(), Path(out_dir).resolve()
     if isinstance(labelmap, (str, Path)):
         labelmap = LabelMap.from_file(labelmap)
@@ -146,6 +166,8 @@ def convert_dataset(
     fingerprint = _fingerprint(voc_root, labelmap, seed, train, test, by_id)
     resumed = _prepare_out_dir(out_dir, fingerprint, overwrite)
     done = _finished_result(out_dir, fingerprint, report)
+    if done is not None and lmdb_wanted and not (out_dir / "caffe" / "test_name_size.txt").is_file():
+        done = None  # converted earlier without the LMDBs: add them (the darknet files are reused)
     if done is None or not (out_dir / AUDIT_DIR / REPORT_HTML).is_file():
         write_dataset_report(audit, out_dir / AUDIT_DIR)  # same fingerprint, same report: not redrawn on reuse
     if done is not None:
@@ -155,12 +177,12 @@ def convert_dataset(
     converted, reused, failed = 0, 0, set()
     for split_name in SPLITS:
         stats = _convert_split(
-            out_dir, split_name, [by_id[i] for i in order[split_name]], labelmap, workers, progress, report
+            out_dir, split_name, [by_id[i] for i in order[split_name]], labelmap, workers, progress, report, lmdb_wanted
         )
         converted, reused = converted + stats["converted"], reused + stats["reused"]
         failed |= stats["failed"]
     kept = {name: [i for i in order[name] if i not in failed] for name in SPLITS}
-    _write_lists(out_dir, labelmap, kept, by_id)
+    _write_lists(out_dir, labelmap, kept, by_id, lmdb_wanted)
     result = ConvertResult(
         out_dir=out_dir,
         labelmap=labelmap,
@@ -362,13 +384,14 @@ def _convert_split(
     workers: int | None,
     progress: bool,
     report: ValidationReport,
+    lmdb_wanted: bool = True,
 ) -> dict:
     final_dir = out_dir / "caffe" / f"{split}_lmdb"
     partial_dir = out_dir / "caffe" / f"{split}_lmdb.partial"
     darknet_dir = out_dir / "darknet"
-    stats = {"converted": 0, "reused": 0, "failed": set()}
-    if final_dir.is_dir():
-        present = None  # LMDB finished in an earlier run: only darknet files may be missing
+    stats: dict[str, Any] = {"converted": 0, "reused": 0, "failed": set()}
+    if final_dir.is_dir() or not lmdb_wanted:
+        present = None  # LMDB finished in an earlier run (or not asked for): only darknet files may be missing
     else:
         partial_dir.mkdir(parents=True, exist_ok=True)
         present = _present_keys(partial_dir)
@@ -512,16 +535,18 @@ def convert_image(task: _Task):
 # ----------------------------------------------------------------------------- lists and summary
 
 
-def _write_lists(out_dir: Path, labelmap: LabelMap, kept: dict, by_id: dict) -> None:
+def _write_lists(out_dir: Path, labelmap: LabelMap, kept: dict, by_id: dict, lmdb_wanted: bool = True) -> None:
     names = "".join(f"{n}\n" for n in labelmap.names)
     write_text(out_dir / "labels.txt", names)
     write_text(out_dir / "darknet" / "obj.names", names)
-    write_text(out_dir / "caffe" / "labelmap.prototxt", caffe_lmdb.labelmap_prototxt(labelmap))
     for split, list_name in (("train", "train.txt"), ("test", "valid.txt")):
         ids = kept[split]
         write_text(out_dir / "splits" / f"{split}.txt", "".join(f"{i}\n" for i in sorted(ids)))
         images = "".join(f"{darknet.darknet_image_file(out_dir / 'darknet', i)}\n" for i in sorted(ids))
         write_text(out_dir / "darknet" / list_name, images)
+    if not lmdb_wanted:
+        return
+    write_text(out_dir / "caffe" / "labelmap.prototxt", caffe_lmdb.labelmap_prototxt(labelmap))
     # Same order as the test LMDB: DetectionOutput pairs the n-th record with the n-th line.
     sizes = "".join(f"{i} {by_id[i].height} {by_id[i].width}\n" for i in kept["test"])
     write_text(out_dir / "caffe" / "test_name_size.txt", sizes)

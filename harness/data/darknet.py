@@ -17,7 +17,7 @@ Coordinates follow Darknet's own ``voc_label.py``: ``cx = ((xmin + xmax) / 2 - 1
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional, Union
+from typing import Callable, Optional, Union
 
 from harness.data.annotations import Box, ImageAnnotation
 from harness.labels import LabelMap
@@ -66,27 +66,41 @@ DARKNET_IMAGE_DIR = "JPEGImages"  # the converted layout's image folder: both fo
 MAX_PATH = 4095  # Darknet copies paths into 4096-byte buffers
 
 
+def _pjreddie_label_path(path: str) -> str:
+    for search, replacement in _LABEL_PATH_RULES:
+        path = path.replace(search, replacement, 1)
+    return path
+
+
+def _alexeyab_label_path(path: str) -> str:
+    for search, replacement in _ALEXEYAB_DIR_RULES:
+        path = path.replace(search, replacement, 1)
+    path = path.strip(" \t")  # its trim()
+    for extension in _ALEXEYAB_EXTENSIONS:
+        if path.endswith(extension):
+            path = path[: -len(extension)] + ".txt"
+    return path
+
+
+# Each Darknet fork's image path -> label path rule (its C code, transcribed above).
+LABEL_PATH_RULES: dict[str, Callable[[str], str]] = {
+    "pjreddie": _pjreddie_label_path,
+    "alexeyab": _alexeyab_label_path,
+}
+
+
 def darknet_label_path(image_path: str, cwd: Optional[Union[str, Path]] = None, fork: str = "pjreddie") -> str:
-    """The label file Darknet ``fork`` (pjreddie or alexeyab) will open for ``image_path``.
+    """The label file Darknet ``fork`` (a key of :data:`LABEL_PATH_RULES`) will open for ``image_path``.
 
     The harness's one label-path rule: every place that maps an image to its label calls this.
     The rule applies to the path *as written in the image list*; a relative result is then opened
     from Darknet's working directory ``cwd`` (the .data file's folder) when given — so a ``cwd``
     containing ``images`` or ``raw`` is not rewritten, exactly as Darknet does not rewrite it.
     """
-    path = str(image_path)
-    if fork == "alexeyab":
-        for search, replacement in _ALEXEYAB_DIR_RULES:
-            path = path.replace(search, replacement, 1)
-        path = path.strip(" \t")  # its trim()
-        for extension in _ALEXEYAB_EXTENSIONS:
-            if path.endswith(extension):
-                path = path[: -len(extension)] + ".txt"
-    elif fork == "pjreddie":
-        for search, replacement in _LABEL_PATH_RULES:
-            path = path.replace(search, replacement, 1)
-    else:
-        raise ValueError(f"unknown Darknet {fork!r}: pjreddie or alexeyab")
+    rule = LABEL_PATH_RULES.get(fork)
+    if rule is None:
+        raise ValueError(f"unknown Darknet {fork!r}: {' or '.join(LABEL_PATH_RULES)}")
+    path = rule(str(image_path))
     if cwd is not None and not Path(path).is_absolute():
         path = str(Path(cwd) / path)
     return path
@@ -122,7 +136,7 @@ def check_darknet_paths(darknet_dir: Path, image_ids: list[str]) -> None:
     for image_id in image_ids:
         image = str(darknet_image_file(darknet_dir, image_id))
         wanted = str(darknet_dir / "labels" / f"{image_id}.txt")
-        for fork in ("pjreddie", "alexeyab"):
+        for fork in LABEL_PATH_RULES:
             got = darknet_label_path(image, fork=fork)
             if got != wanted:
                 raise ValueError(

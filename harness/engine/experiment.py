@@ -69,23 +69,38 @@ def prepare_data(
     classification: Optional[Path] = None,
     synthetic_sizes: Optional[tuple[int, int]] = None,
     options: DataOptions = DataOptions(),
+    formats: Optional[Sequence[str]] = None,
 ) -> PreparedData:
     """Use the user's VOC data, or synthesise the embedded default set; convert it once per run
-    with the run's data options (class map, label map, leakage and typo rules)."""
+    with the run's data options (class map, label map, leakage and typo rules) into the dataset
+    ``formats`` the run's backends read (:func:`dataset_formats`; None: every format)."""
     from harness.data.synth import synthesize
 
     work_dir = Path(work_dir).resolve()
     synthetic = data is None
-    if synthetic:
+    if data is None:
         images, cells = synthetic_sizes or (profile.synthetic_images, profile.synthetic_classification_images)
         data = synthesize(work_dir / "synthetic", images, seed=seed, classification_images=cells)
         cls_root = Path(data) / "classification"
         classification = classification or (cls_root if cls_root.is_dir() else None)
-    converted = convert_dataset(Path(data).resolve(), work_dir / "dataset", seed=seed, **options.convert_kwargs())
+    kwargs: dict[str, Any] = {"formats": tuple(formats)} if formats is not None else {}
+    converted = convert_dataset(
+        Path(data).resolve(), work_dir / "dataset", seed=seed, **options.convert_kwargs(), **kwargs
+    )
     print(converted.summary())
     return PreparedData(
         Path(data).resolve(), converted, Path(classification).resolve() if classification else None, synthetic
     )
+
+
+def dataset_formats(configs: Sequence[ExperimentConfig]) -> tuple[str, ...]:
+    """The dataset formats the backends of ``configs`` read (FrameworkBackend.dataset_formats)."""
+    from harness.frameworks import backend_class
+
+    found: list[str] = []
+    for config in configs:
+        found += [f for f in backend_class(config.framework).dataset_formats if f not in found]
+    return tuple(found)
 
 
 class StepFailed(RuntimeError):
@@ -281,7 +296,7 @@ def _run_locked(config: ExperimentConfig, data: PreparedData, overwrite: bool) -
     model_dir = config.model_dir
     if plan == "reuse":
         print(f"[{config.name}] already finished with this config: reusing {model_dir} (--overwrite to retrain)")
-        return {**read_summary(model_dir), "reused": True}
+        return {**(read_summary(model_dir) or {}), "reused": True}
     if plan == "overwrite":
         clear_model_dir(model_dir)
     if plan == "resume" and _started_before(model_dir):
@@ -290,7 +305,7 @@ def _run_locked(config: ExperimentConfig, data: PreparedData, overwrite: bool) -
     summary: dict[str, Any] = {
         "experiment": config.name,
         "framework": config.framework,
-        "darknet": config.darknet,
+        **backend_for(config, data.labelmap, data.converted.out_dir).summary_fields(),
         "model": config.spec.model,
         "size": config.spec.size,
         "smin": config.spec.smin,
@@ -348,18 +363,18 @@ def _run_steps(config: ExperimentConfig, data: PreparedData, summary: dict) -> N
         "seconds": training_seconds(segments),
         "segments": len(segments),
         "loss_csv": recorded_path(result.loss_csv, model_dir),
-        "weights": recorded_path(result.weights, model_dir),
+        "weights": recorded_path(_weights(result), model_dir),
         "log": recorded_path(result.log_path, model_dir),
         "resumed_from": recorded_path(result.resumed_from, model_dir) if result.resumed_from else None,
         "init_weights": str(config.init_weights) if config.init_weights else None,
-        **native_test_score(config, result),
+        **fw.native_score(result),
     }
 
     det_dir = _step("detect", fw.detect, files, result.weights, test_images, model_dir / "detections", native=True)
     summary["metrics"] = _step(
         "evaluate", evaluate_split, test_images, Path(det_dir), data.labelmap, model_dir, config.protocols
     )
-    summary["metrics_weights"] = recorded_path(result.weights, model_dir)
+    summary["metrics_weights"] = recorded_path(_weights(result), model_dir)
     summary["best"] = _record_final_evaluation(config, result, summary["metrics"])
 
     cls_images = _classification_images(data, config)
@@ -439,6 +454,13 @@ def _train_segment(
     return result
 
 
+def _weights(result: TrainResult) -> Path:
+    """The weights a training segment wrote (:func:`_train_segment` refuses a segment that wrote none)."""
+    if result.weights is None:
+        raise StepFailed("train", RuntimeError(f"training produced no weights (see {result.log_path})"))
+    return result.weights
+
+
 def _score_snapshot(
     fw,
     files: dict[str, Path],
@@ -468,7 +490,7 @@ def _record_point(config: ExperimentConfig, result: TrainResult, maps: dict[str,
     from harness.core.periodic import keep_if_best, loss_at, record_result
 
     model_dir, protocol = config.model_dir, config.protocols[0]
-    best = keep_if_best(model_dir, result.iterations, maps.get(protocol), protocol, result.weights)
+    best = keep_if_best(model_dir, result.iterations, maps.get(protocol), protocol, _weights(result))
     row = {
         "iteration": result.iterations,
         **loss_at(result.loss_csv, result.iterations),
@@ -501,26 +523,6 @@ def _nan_if_none(value: Optional[float]) -> float:
 
 def _percent(value: Optional[float]) -> str:
     return "n/a" if value is None or value != value else f"{value * 100:.1f}"
-
-
-def native_test_score(config: ExperimentConfig, result: TrainResult) -> dict[str, Any]:
-    """Caffe's own last test-phase ``detection_eval`` (DetectionEvaluate, VOC07 11-point, mean over
-    every label incl. empty and unscored ones), kept beside the harness's metrics so the two can be
-    compared (tests/test_learning_ssd_crosscheck.py). Empty when the solver never tested."""
-    if config.framework != "caffe":
-        return {}
-    from harness.parse.caffe_log import parse_caffe_log
-
-    scores = [t for t in parse_caffe_log(result.log_path).test_outputs if t.name == "detection_eval"]
-    if not scores:
-        return {}
-    return {
-        "caffe_test": {
-            "iteration": scores[-1].iteration,
-            "detection_eval": scores[-1].value,
-            "rule": "Caffe Solver::TestDetection: 11-point AP, mean over all labels but background",
-        }
-    }
 
 
 def render_experiment(config: ExperimentConfig, data: PreparedData) -> dict[str, Path]:
@@ -587,14 +589,16 @@ class TrainedModel:
 
 
 def load_trained_model(model_dir: Path, device: str, darknet: Optional[str] = None) -> TrainedModel:
-    """:func:`trained_model` with its label map, on ``device`` (cpu, gpu, gpu:N or auto), run by
-    ``darknet`` (a Darknet model only; None: the Darknet it was trained with)."""
-    from harness.config import with_darknet, with_device
-    from harness.device import resolve_device
+    """:func:`trained_model` with its label map, on ``device`` (cpu, gpu, gpu:N or auto), run with the
+    run's framework choices (``darknet``: another Darknet for a Darknet model; None: the one it was
+    trained with; the backend ignores a choice that is not its own)."""
+    from harness.config import with_choices
+    from harness.frameworks import resolve_framework_device
 
     config, files, weights = trained_model(model_dir)
     labelmap = LabelMap.from_file(files.get("names") or files["labelmap"])
-    config = with_darknet(with_device(config, resolve_device(device, config.framework)), darknet)
+    resolved = resolve_framework_device(device, config.framework, config.framework_options)
+    config = with_choices(config, resolved, darknet=darknet)
     return TrainedModel(config, files, weights, labelmap)
 
 

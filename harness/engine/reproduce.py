@@ -28,10 +28,11 @@ FROM_SCRATCH_NOTE = (
 
 
 def _init_weights_for(exp: paper.Experiment, ssd: Optional[Path], yolo: Optional[Path]) -> Optional[Path]:
-    if exp.framework == "caffe":
-        return ssd
-    # darknet53.conv.74 holds YOLOv3's backbone only; YOLOv3-tiny has no such file in the paper.
-    return yolo if exp.model == "yolov3" else None
+    """The ``--init-weights-<kind>`` file the experiment's backend fine-tunes it from, if any."""
+    from harness.frameworks import backend_class
+
+    kind = backend_class(exp.framework).init_weights_kind(exp.model)
+    return {"ssd": ssd, "yolo": yolo}.get(kind) if kind else None
 
 
 def select_experiments(only: Sequence[str]) -> list[paper.Experiment]:
@@ -45,9 +46,9 @@ def _frameworks(configs: Sequence[ExperimentConfig]) -> list[dict]:
     experiments ran on); when the builds cannot be inspected, the reason is recorded."""
     from dataclasses import asdict
 
-    from harness.frameworks import inspect_all
+    from harness.frameworks import backend_class, inspect_all
 
-    used = {c.framework if not c.darknet or c.darknet == "pjreddie" else f"{c.framework}-{c.darknet}" for c in configs}
+    used = {backend_class(c.framework).build_name(c.framework_options) for c in configs}
     try:
         return [asdict(s) for s in inspect_all() if s.name in used]
     except Exception as exc:
@@ -121,7 +122,7 @@ def reproduce_table1(
     device: str = "auto",
     overwrite: bool = False,
     jobs: int = 1,
-    darknet: str = "pjreddie",
+    darknet: Optional[str] = None,
     data_options: DataOptions = DataOptions(),
 ) -> tuple[Path, list[dict]]:
     """Run the experiments, then build the report; returns the report's path and the summaries."""
@@ -160,9 +161,15 @@ def write_provenance(run_dir: Path, prepared, configs: Sequence[ExperimentConfig
     rendered = [
         from_recorded(p, c.model_dir) for c, s in zip(configs, summaries) for p in (s.get("rendered") or {}).values()
     ]
+    from harness.frameworks import backend_class
+
     seed = configs[0].seed if configs else 0
-    ssd = next((c.init_weights for c in configs if c.framework == "caffe" and c.init_weights), None)
-    yolo = next((c.init_weights for c in configs if c.spec.model == "yolov3" and c.init_weights), None)
+    init: dict[str, Path] = {}
+    for c in configs:
+        kind = backend_class(c.framework).init_weights_kind(c.spec.model)
+        if kind and c.init_weights:
+            init.setdefault(kind, c.init_weights)
+    ssd, yolo = init.get("ssd"), init.get("yolo")
     provenance = collect_provenance(
         run_dir,
         data_dir=prepared.voc_root,
@@ -174,7 +181,7 @@ def write_provenance(run_dir: Path, prepared, configs: Sequence[ExperimentConfig
         profile=configs[0].profile if configs else None,
         experiments=[c.name for c in configs if c.role == "table1"],
         devices={c.name: str(c.device) for c in configs},
-        darknet={c.name: c.darknet for c in configs if c.darknet},
+        framework_builds={c.name: backend_class(c.framework).display_name(c.framework_options) for c in configs},
         init_weights={"ssd": str(ssd) if ssd else None, "yolo": str(yolo) if yolo else None},
         initialisation_note=None if (ssd and yolo) else FROM_SCRATCH_NOTE,
         synthetic_data=prepared.synthetic,

@@ -19,8 +19,15 @@ from harness.config import RUN_FILE, ExperimentConfig, ModelSpec, resolve_experi
 from harness.core.atomic import read_json, write_json
 from harness.core.profiles import Profile
 from harness.data.options import DataOptions
-from harness.device import resolve_device
-from harness.engine.experiment import ConfigMismatch, PreparedData, plan_experiment, prepare_data, run_experiment
+from harness.engine.experiment import (
+    ConfigMismatch,
+    PreparedData,
+    dataset_formats,
+    plan_experiment,
+    prepare_data,
+    run_experiment,
+)
+from harness.frameworks import resolve_framework_device
 from harness.paths import from_recorded, recorded_path
 
 
@@ -36,7 +43,7 @@ class RunSettings:
     device: str = "auto"
     synthetic: Optional[tuple[int, int]] = None  # (smears, cells) of the synthetic set; see sized()
     data_options: DataOptions = DataOptions()  # --class-map, --labelmap, --dedupe, ... (one vocabulary)
-    darknet: str = "pjreddie"  # which Darknet runs the YOLO models (config.DARKNET_FORKS)
+    darknet: Optional[str] = None  # which Darknet runs the YOLO models (None: the backend's default)
 
     def identity(self) -> dict:
         """The values the run's data depends on: changing them under one run name is refused."""
@@ -58,7 +65,7 @@ class RunSettings:
         full = (profile.synthetic_images, profile.synthetic_classification_images)
         checks = any(c.role == "learning-check" for c in configs)
         return replace(
-            self, synthetic=full if checks or profile.pipeline_synthetic is None else tuple(profile.pipeline_synthetic)
+            self, synthetic=full if checks or profile.pipeline_synthetic is None else profile.pipeline_synthetic
         )
 
     def config_for(
@@ -75,7 +82,8 @@ class RunSettings:
         darknet: Optional[str] = None,
     ) -> ExperimentConfig:
         """``darknet``: a learning check's own Darknet; default the run's."""
-        device = resolve_device(self.device, spec.framework)
+        choices = {"network": network, "darknet": darknet or self.darknet}
+        device = resolve_framework_device(self.device, spec.framework, choices)
         return resolve_experiment(
             spec,
             self.profile,
@@ -90,8 +98,7 @@ class RunSettings:
             cfg_overrides=cfg_overrides,
             role=role,
             eval_every=eval_every,
-            network=network,
-            darknet=darknet or self.darknet,
+            **choices,
         )
 
 
@@ -224,15 +231,16 @@ def record_and_prepare(settings: RunSettings, configs: Sequence[ExperimentConfig
     fresh = not (settings.run_dir / RUN_FILE).is_file()
     write_run_file(settings, configs)
     try:
-        return prepare_run_data(settings)
+        return prepare_run_data(settings, dataset_formats(configs))
     except click.ClickException:
         if fresh:
             (settings.run_dir / RUN_FILE).unlink(missing_ok=True)
         raise
 
 
-def prepare_run_data(settings: RunSettings) -> PreparedData:
-    """The run's data, made once: later callers (array tasks) wait for the lock and reuse it."""
+def prepare_run_data(settings: RunSettings, formats: Optional[Sequence[str]] = None) -> PreparedData:
+    """The run's data, made once: later callers (array tasks) wait for the lock and reuse it.
+    ``formats``: the dataset formats the experiments' backends read (None: every format)."""
     from harness.core.locks import prepare_lock
 
     with prepare_lock(settings.run_dir):
@@ -245,6 +253,7 @@ def prepare_run_data(settings: RunSettings) -> PreparedData:
                 classification=settings.classification,
                 synthetic_sizes=settings.synthetic,
                 options=settings.data_options,
+                formats=formats,
             )
         except (ValueError, FileNotFoundError) as exc:  # e.g. the audit refuses a leaking split
             source = settings.data or "the synthetic set"
@@ -278,7 +287,7 @@ def settings_of(run_dir: Path) -> RunSettings:
         record.get("device_choice", "auto"),
         synthetic,
         DataOptions.from_identity(identity.get("data_options")),
-        record.get("darknet", "pjreddie"),
+        record.get("darknet"),
     )
 
 

@@ -18,19 +18,19 @@ from harness.config import ExperimentConfig
 
 def run_from_config(config_path: Path) -> dict:
     """Run the experiment described by ``config_path``; returns its summary."""
-    from harness.engine.experiment import stop_on_sigterm
+    from harness.engine.experiment import dataset_formats, stop_on_sigterm
     from harness.engine.run import prepare_run_data, run_unless_busy, settings_of
 
     stop_on_sigterm()
     config = ExperimentConfig.from_json(json.loads(Path(config_path).read_text()))
-    prepared = prepare_run_data(settings_of(config.run_dir))
+    prepared = prepare_run_data(settings_of(config.run_dir), dataset_formats([config]))
     return run_unless_busy(config, prepared, overwrite=False)
 
 
 def report_run(run_dir: Path) -> list[dict]:
     """The report step after all tasks: provenance, report files; returns every summary."""
     from harness.config import read_config
-    from harness.engine.experiment import read_summary
+    from harness.engine.experiment import dataset_formats, read_summary
     from harness.engine.reproduce import write_provenance
     from harness.engine.run import experiment_config_path, prepare_run_data, read_run_file, settings_of
     from harness.report.builder import build_report
@@ -38,15 +38,16 @@ def report_run(run_dir: Path) -> list[dict]:
     run_dir = Path(run_dir).resolve()
     record = read_run_file(run_dir)
     configs = [
-        read_config(experiment_config_path(run_dir, name, entry).parent)
+        config
         for name, entry in record["experiments"].items()
+        if (config := read_config(experiment_config_path(run_dir, name, entry).parent)) is not None
     ]
     summaries = [
         read_summary(c.model_dir)
         or {"experiment": c.name, "status": "failed", "message": "never ran (no summary.json)"}
         for c in configs
     ]
-    prepared = prepare_run_data(settings_of(run_dir))
+    prepared = prepare_run_data(settings_of(run_dir), dataset_formats(configs))
     write_provenance(run_dir, prepared, configs, seconds=None)
     outputs = build_report(run_dir)
     for role, path in outputs.items():

@@ -11,6 +11,9 @@ from harness import paper
 from harness.data.options import DataOptions
 from harness.options import DARKNET, DEVICE, run_options
 
+# the framework whose files `render ssd` writes: the one the paper's SSD rows run on
+SSD_FRAMEWORK = next(exp.framework for exp in paper.EXPERIMENTS if exp.renderer == "ssd")
+
 
 def _csv_ints(ctx: click.Context, param: click.Parameter, value: Optional[str]) -> Optional[list[int]]:
     if value is None:
@@ -122,13 +125,13 @@ def ssd_command(
     **kw: Any,
 ) -> None:
     """SSD300/SSD512 (VGG16): train/test/deploy/solver/labelmap prototxts."""
-    from harness.device import resolve_device
+    from harness.frameworks import resolve_framework_device
     from harness.render.priors import ssd_num_priors, ssd_prior_sizes
-    from harness.render.ssd import SOLVER_KEYS, render_ssd, rendered_dialect
+    from harness.render.ssd import SOLVER_KEYS, render_ssd, rendered_dialect, solver_mode
 
     solver = {key: kw.pop(key) for key in list(kw) if key in SOLVER_KEYS}
-    device = resolve_device(kw.pop("device"), "caffe")
-    solver["solver_mode"] = device.caffe_solver_mode
+    device = resolve_framework_device(kw.pop("device"), SSD_FRAMEWORK)
+    solver["solver_mode"] = solver_mode(device)
     out = out or Path("rendered") / f"ssd{size}_smin{smin:g}"
     try:
         choice = rendered_dialect(kw["dialect"])
@@ -154,7 +157,7 @@ def ssd_command(
             f"caffe dialect: {choice.reason}",
             f"min_size {[round(v, 2) for v in min_sizes]}, max_size {[round(v, 2) for v in max_sizes]}",
             f"{ssd_num_priors(int(size), smin, smax)} default boxes",
-            f"solver_mode {device.caffe_solver_mode} (device {device}{'; ' + device.reason if device.reason else ''})",
+            f"solver_mode {solver['solver_mode']} (device {device}{'; ' + device.reason if device.reason else ''})",
         ],
     )
 

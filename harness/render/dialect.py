@@ -57,7 +57,7 @@ def candidate_proto_files() -> list[Path]:
     root = os.environ.get("HARNESS_CAFFE_ROOT")
     if root:
         candidates.append(Path(root) / "src/caffe/proto/caffe.proto")
-    from harness.frameworks.caffe.driver import default_build_root
+    from harness.frameworks.caffe.install import default_build_root
 
     candidates.append(default_build_root() / "src/caffe/proto/caffe.proto")
     return candidates

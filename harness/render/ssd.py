@@ -127,7 +127,7 @@ class PriorLayer:
     """A source layer with its rendered PriorBox sizes (what the templates iterate over)."""
 
     name: str
-    step: int
+    step: float  # pixels between prior centres (SourceLayer.step; input / feature side)
     aspect_ratios: tuple[float, ...]
     priors_per_location: int
     min_size: float
@@ -141,6 +141,11 @@ def prior_layers(size: int, smin: float, smax: float) -> list[PriorLayer]:
         PriorLayer(s.name, s.step, s.aspect_ratios, s.priors_per_location, lo, hi)
         for s, lo, hi in zip(ssd_source_layers(size), min_sizes, max_sizes)
     ]
+
+
+def solver_mode(device: Any) -> str:
+    """The solver's ``solver_mode`` for a :class:`harness.device.Device` (``--gpu N`` picks the card)."""
+    return "GPU" if device.gpu else "CPU"
 
 
 def resolve_labelmap(

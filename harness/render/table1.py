@@ -12,15 +12,12 @@ PathLike = Union[str, Path]
 
 
 def render_experiment(exp: paper.Experiment, out_dir: PathLike, **kwargs) -> dict[str, Path]:
-    """Render one experiment with its Table 1 arguments plus ``kwargs`` (paths, label map, dialect...)."""
-    if exp.framework == "caffe":
-        from harness.render.ssd import render_ssd
+    """Render one experiment with its Table 1 arguments plus ``kwargs`` (paths, label map, dialect...),
+    through its framework's backend (which drops what its renderer does not take)."""
+    from harness.config import ModelSpec
+    from harness.frameworks import backend_class
 
-        return render_ssd(out_dir, **exp.render_kwargs(), **kwargs)
-    from harness.render.yolo import render_yolo
-
-    kwargs.pop("dialect", None)
-    return render_yolo(out_dir, **exp.render_kwargs(), **kwargs)
+    return backend_class(exp.framework).render_model(ModelSpec.of(exp), Path(out_dir), **kwargs)
 
 
 def render_table1(

@@ -228,32 +228,13 @@ def _provenance_extras(provenance: dict) -> list[tuple[str, str]]:
 
 
 def framework_identity(framework: dict) -> str:
-    """One line naming the exact build behind the numbers: fork/upstream, commit, build, augmentation."""
+    """One line naming the exact build behind the numbers (fork/upstream, commit, build, …), as the
+    backend of that build words it; a build no registered backend owns: its version."""
+    from harness.frameworks import backend_of_build
+
+    backend = backend_of_build(str(framework.get("name") or ""))
     details = framework.get("details") or {}
-    if framework.get("name") == "caffe":
-        parts = [
-            details.get("fork"),
-            f"commit {details['commit']}" if details.get("commit") else None,
-            f"source sha256 {details['source_sha256']}" if details.get("source_sha256") else None,
-            f"dialect {details['dialect']}" if details.get("dialect") else None,
-            details.get("build"),
-        ]
-        if "ssd_augmentation" in details:
-            parts.append(
-                "SSD augmentation "
-                + (
-                    "on (distort_param, expand_param)"
-                    if details["ssd_augmentation"]
-                    else "OFF (no distort_param / expand_param)"
-                )
-            )
-    else:
-        parts = [
-            details.get("upstream"),
-            f"commit {details['commit']}" if details.get("commit") else None,
-            f"source sha256 {details['source_sha256']}" if details.get("source_sha256") else None,
-            details.get("backend"),
-        ]
+    parts = backend.describe_build(details) if backend is not None else [framework.get("version")]
     return ", ".join(str(part) for part in parts if part)
 
 

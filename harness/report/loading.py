@@ -71,9 +71,10 @@ class ExperimentRun:
 
     @property
     def framework_build(self) -> str:
-        """The framework as the tables name it: a Darknet run says which Darknet (``darknet (alexeyab)``)."""
-        fork = self.summary.get("darknet")
-        return f"{self.framework} ({fork})" if self.framework == "darknet" and fork else self.framework
+        """The framework as the tables name it, as its backend says (e.g. ``darknet (alexeyab)``)."""
+        from harness.frameworks import display_name
+
+        return display_name(self.framework, self.summary)
 
     @property
     def profile(self) -> str:
@@ -119,18 +120,15 @@ class ExperimentRun:
     @property
     def missing_augmentation(self) -> list[str]:
         """SSD augmentations (distort_param, expand_param, random crops) the paper used but this Caffe run did not."""
-        if self.framework != "caffe":
-            return []
+        from harness.frameworks import backend_class
         from harness.paths import from_recorded
-        from harness.render.dialect import ssd_augmentation_in
 
-        recorded = (self.summary.get("rendered") or {}).get("train")  # relative to the summary's folder
-        train = from_recorded(recorded, self.directory) if recorded else self.directory / "rendered" / "train.prototxt"
         try:
-            found = ssd_augmentation_in(train)
-        except (OSError, ValueError):
-            return []  # no rendered net to read: nothing can be said either way
-        return [name for name, present in found.items() if not present]
+            backend = backend_class(self.framework)
+        except KeyError:
+            return []
+        rendered = {role: from_recorded(p, self.directory) for role, p in (self.summary.get("rendered") or {}).items()}
+        return list(backend.paper_deviations(self.directory, rendered))
 
     @property
     def train_seconds(self) -> Optional[float]:
@@ -225,16 +223,15 @@ def read_evaluations(directory: Path) -> Optional[EvaluationCurve]:
 def _load_conventional_files(exp: ExperimentRun) -> list[str]:
     """An interrupted run leaves no summary but may hold results under the architecture's
     standard names: show them (status stays 'missing') rather than hide finished work."""
-    standard = {
-        "metrics": {p: f"metrics_{p}.json" for p in PROTOCOLS},
-        "classification": "classification.json",
-        "timing": "timing.json",
-        "train": {"loss_csv": "loss.csv"},
+    standard_metrics = {p: f"metrics_{p}.json" for p in PROTOCOLS}
+    standard_files = {"classification": "classification.json", "timing": "timing.json"}
+    present = {p: n for p, n in standard_metrics.items() if (exp.directory / n).is_file()}
+    named: dict[str, Any] = {
+        "metrics": present,
+        "train": {"loss_csv": "loss.csv"} if (exp.directory / "loss.csv").is_file() else {},
     }
-    present = {p: n for p, n in standard["metrics"].items() if (exp.directory / n).is_file()}
-    named = {"metrics": present, "train": {"loss_csv": "loss.csv"} if (exp.directory / "loss.csv").is_file() else {}}
-    for key in ("classification", "timing"):
-        named[key] = standard[key] if (exp.directory / standard[key]).is_file() else None
+    for key, name in standard_files.items():
+        named[key] = name if (exp.directory / name).is_file() else None
     _load_named_files(exp, named)
     return sorted(
         [

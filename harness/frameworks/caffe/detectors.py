@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Optional
 
 from harness.device import Device
 from harness.frameworks import Batch, BatchResults, PerImage, detect_each, read_per_image
@@ -24,7 +25,7 @@ class PycaffeDetector:
     description = "pycaffe (child process)"
 
     def __init__(self, files: dict, weights: Path, labelmap, device: Device) -> None:
-        from harness.frameworks.caffe.driver import existing_file
+        from harness.frameworks.caffe.detect import existing_file
 
         self.deploy = existing_file(files["deploy"], "deploy prototxt")
         self.weights = existing_file(weights, "weights")
@@ -32,7 +33,7 @@ class PycaffeDetector:
 
     def detect_batches(self, batches: Sequence[Batch], work: Path) -> BatchResults:
         from harness.data.annotations import ImageAnnotation
-        from harness.frameworks.caffe.driver import detect_caffe
+        from harness.frameworks.caffe.detect import detect_caffe
 
         owner: dict[str, tuple[int, str]] = {}
         images = []
@@ -74,18 +75,20 @@ class OpenCVCaffeDetector:
     """The SSD deploy net in OpenCV DNN with SSD's test-time preprocessing."""
 
     def __init__(self, files: dict, weights: Path, labelmap) -> None:
-        from harness.frameworks.caffe.driver import OpenCVSSDNet
+        from harness.frameworks.caffe.detect import OpenCVSSDNet
 
         self.labelmap = labelmap
-        self.net = OpenCVSSDNet(files["deploy"], weights)
+        self.net: Optional[OpenCVSSDNet] = OpenCVSSDNet(files["deploy"], weights)
         self.description = self.net.description
 
     def detect_batches(self, batches: Sequence[Batch], work: Path) -> BatchResults:
         return detect_each(self._detect, batches, work)
 
     def _detect(self, batch: Batch, work: Path) -> PerImage:
-        from harness.frameworks.caffe.driver import _write_detections
+        from harness.frameworks.caffe.detect import _write_detections
 
+        if self.net is None:
+            raise RuntimeError("detector closed")
         _write_detections(self.net.records(batch), self.labelmap, CAFFE_CONF, work / "detections")
         return read_per_image(work / "detections", self.labelmap)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Optional
 
 from harness.device import Device
 from harness.frameworks import Batch, BatchResults, PerImage, detect_each, read_per_image
@@ -61,7 +62,9 @@ class OpenCVDarknetDetector:
         from harness.frameworks.darknet.opencv import OpenCVDarknetNet
 
         self.labelmap = labelmap
-        self.net = OpenCVDarknetNet(files["cfg"], weights, work / "opencv_cfg", DARKNET_THRESH, VALID_NMS)
+        self.net: Optional[OpenCVDarknetNet] = OpenCVDarknetNet(
+            files["cfg"], weights, work / "opencv_cfg", DARKNET_THRESH, VALID_NMS
+        )
         self.description = self.net.description
 
     def detect_batches(self, batches: Sequence[Batch], work: Path) -> BatchResults:
@@ -70,8 +73,11 @@ class OpenCVDarknetDetector:
     def _detect(self, batch: Batch, work: Path) -> PerImage:
         from harness.frameworks.darknet.libdarknet import write_detection_files
 
-        dets = [d for image_id, path in batch for d in self.net.detect(path, image_id)]
-        write_detection_files(dets, self.labelmap.names[: self.net.cfg.classes], work / "detections")
+        net = self.net
+        if net is None:
+            raise RuntimeError("detector closed")
+        dets = [d for image_id, path in batch for d in net.detect(path, image_id)]
+        write_detection_files(dets, self.labelmap.names[: net.cfg.classes], work / "detections")
         return read_per_image(work / "detections", self.labelmap)
 
     def close(self) -> None:

@@ -21,11 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
-from harness.config import check_darknet
 from harness.core.process import NativeRun, run_native
 from harness.core.types import FrameworkStatus, NativeFrameworkError, Progress, TrainResult
 from harness.data.darknet import darknet_label_path
 from harness.device import Device
+from harness.frameworks.darknet import check_fork
 from harness.frameworks.darknet.cfg import CfgSummary, DarknetInputError, summarize_cfg, write_cfg_copy
 from harness.parse.darknet_log import (
     DarknetLogFindings,
@@ -63,7 +63,7 @@ class DarknetInstall:
 
     @property
     def fork(self) -> str:
-        """``pjreddie`` or ``alexeyab`` (one of :data:`harness.config.DARKNET_FORKS`)."""
+        """``pjreddie`` or ``alexeyab`` (one of :data:`harness.frameworks.darknet.FORKS`)."""
         return "alexeyab" if self.alexeyab else "pjreddie"
 
     @property
@@ -92,7 +92,7 @@ def find_darknet(prefer: str = "auto", fork: str = "pjreddie") -> DarknetInstall
 
     ``prefer``: "auto", "omp"/"cpu" (cached CPU build), "gpu" (cached GPU=1 build) or "debian".
     """
-    check_darknet(fork)
+    check_fork(fork)
     if prefer == "auto":
         from_env = _install_from_env(fork)
         if from_env is not None:
@@ -144,7 +144,7 @@ def _install_from_path(binary: Path, variable: str) -> DarknetInstall:
         raise NativeFrameworkError(f"{variable}={binary}: not an executable Darknet binary")
     library = os.environ.get("HARNESS_DARKNET_LIB") if variable == "HARNESS_DARKNET" else None
     lib_path = Path(library) if library else _library_beside(binary)
-    if library and not lib_path.is_file():
+    if library and not (lib_path is not None and lib_path.is_file()):
         raise NativeFrameworkError(f"HARNESS_DARKNET_LIB={library}: no such file")
     data = binary.read_bytes()
     stamp = _stamp_beside(binary)  # a build of scripts/install_darknet.sh (e.g. the GPU image's)
@@ -449,6 +449,14 @@ def train_darknet(
     )
 
 
+def device_args(device: Device, alexeyab: bool = False) -> list[str]:
+    """pjreddie and AlexeyAB both read ``-i N``; ``-nogpu`` keeps a pjreddie GPU build on the CPU.
+    AlexeyAB has no ``-nogpu`` (it would read it as the weights path): its CPU runs get nothing."""
+    if device.gpu:
+        return ["-i", str(device.index)]
+    return [] if alexeyab else ["-nogpu"]
+
+
 def train_argv(install: DarknetInstall, plan: TrainPlan, device: Device = Device("cpu")) -> list[str]:
     """``darknet detector train <data> <cfg> [weights] [-clear] (-i N | -nogpu)``."""
     argv = [str(install.binary), "detector", "train", str(plan.data_path), str(plan.cfg_path)]
@@ -458,7 +466,7 @@ def train_argv(install: DarknetInstall, plan: TrainPlan, device: Device = Device
         argv.append("-clear")
     if install.alexeyab:
         argv.append("-dont_show")  # its OpenCV builds otherwise open a loss-chart window
-    return argv + device.darknet_args(install.alexeyab)
+    return argv + device_args(device, install.alexeyab)
 
 
 def plan_training(
@@ -796,7 +804,7 @@ def darknet_map(
         str(points),
         "-iou_thresh",
         str(iou),
-        *Device("cpu").darknet_args(True),
+        *device_args(Device("cpu"), alexeyab=True),
     ]
     log_path = out_dir / "map.log"
     run = run_native(
@@ -829,7 +837,7 @@ def valid_argv(
         str(data_path),
         str(cfg_path),
         str(weights),
-        *device.darknet_args(install.alexeyab),
+        *device_args(device, install.alexeyab),
     ]
 
 

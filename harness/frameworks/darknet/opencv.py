@@ -119,14 +119,10 @@ def _rows_to_detections(
     out = []
     for box, obj, prob in zip(boxes, rows[:, 4], probs):
         x, y, w, h = box
-        corners = (
-            max(1.0, x - w / 2 + 1),
-            max(1.0, y - h / 2 + 1),
-            min(float(width), x + w / 2 + 1),
-            min(float(height), y + h / 2 + 1),
-        )
+        xmin, ymin = float(max(1.0, x - w / 2 + 1)), float(max(1.0, y - h / 2 + 1))
+        xmax, ymax = float(min(float(width), x + w / 2 + 1)), float(min(float(height), y + h / 2 + 1))
         out += [
-            RawDetection(name, int(k), float(prob[k]), *map(float, corners), float(obj)) for k in np.nonzero(prob)[0]
+            RawDetection(name, int(k), float(prob[k]), xmin, ymin, xmax, ymax, float(obj)) for k in np.nonzero(prob)[0]
         ]
     return out
 
