@@ -21,10 +21,10 @@ from typing import Any, Optional
 from harness import paper
 from harness.core.profiles import Profile, eval_interval, limit, ssd_solver, yolo_overrides
 from harness.device import Device
+from harness.evaluation.protocols import check_protocols, experiment_protocols
 
 CONFIG_FILE = "config.json"
 RUN_FILE = "run.json"
-PROTOCOLS = ("voc07", "voc12")
 DARKNET_FORKS = ("pjreddie", "alexeyab")  # pjreddie: the paper's Darknet (default); alexeyab: the maintained fork
 DEFAULT_DARKNET = "pjreddie"
 
@@ -81,10 +81,14 @@ class ExperimentConfig:
     solver: dict = field(default_factory=dict)  # Caffe solver overrides (incl. solver_mode)
     cfg: dict = field(default_factory=dict)  # Darknet [net]/[yolo] overrides
     limits: dict = field(default_factory=dict)  # test/classification/timing image counts
-    protocols: tuple = PROTOCOLS
+    protocols: tuple = field(default_factory=experiment_protocols)  # harness.evaluation.protocols names
     eval_interval: Optional[int] = None  # periodic evaluation; None: final weights only
     network: dict = field(default_factory=dict)  # Caffe only: SSD body variant (width, batch_norm); {} = paper's
     darknet: Optional[str] = None  # Darknet only: which Darknet (DARKNET_FORKS); None for Caffe
+
+    def __post_init__(self) -> None:
+        # an unknown protocol is an error here, before anything runs (UnknownProtocolError, a ValueError)
+        object.__setattr__(self, "protocols", check_protocols(self.protocols))
 
     @property
     def name(self) -> str:
@@ -112,7 +116,7 @@ class ExperimentConfig:
         values["device"] = Device.parse(values["device"])
         for key in ("run_dir", "model_dir", "data", "classification", "init_weights"):
             values[key] = None if values.get(key) is None else Path(values[key])
-        values["protocols"] = tuple(values.get("protocols") or PROTOCOLS)
+        values["protocols"] = tuple(values.get("protocols") or experiment_protocols())
         if values["spec"].framework == "darknet":  # configs written before --darknet existed: pjreddie
             values["darknet"] = values.get("darknet") or DEFAULT_DARKNET
         return cls(**values)

@@ -46,11 +46,14 @@ def training_progress(model_dir: Path, framework: str) -> tuple[Optional[int], O
 
 
 def best_map(model_dir: Path) -> Optional[float]:
-    """The final VOC07 mAP; a truncated metrics file raises CorruptFileError (one line at the CLI)."""
+    """The final mAP under the first experiment protocol of the registry (voc07); a truncated metrics
+    file raises CorruptFileError (one line at the CLI)."""
     from harness.core.atomic import read_json
+    from harness.evaluation.protocols import experiment_protocols
 
-    path = model_dir / "metrics_voc07.json"
-    return read_json(path, "metrics file (metrics_voc07.json)").get("map") if path.is_file() else None
+    name = f"metrics_{experiment_protocols()[0]}.json"
+    path = model_dir / name
+    return read_json(path, f"metrics file ({name})").get("map") if path.is_file() else None
 
 
 def _state(summary: dict, locked: bool, scheduler_state: Optional[str], configured: bool) -> str:

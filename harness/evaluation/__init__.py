@@ -1,4 +1,4 @@
-"""Evaluate stage: one exact protocol (VOC07, VOC12, COCO) for both frameworks.
+"""Evaluate stage: one exact protocol (harness.evaluation.protocols: VOC07, VOC12, COCO, AlexeyAB) for both frameworks.
 
 ``evaluate_detections(gt, dets, labelmap, protocol, iou)`` returns the metrics.json dict;
 ``harness.evaluation.detections`` reads and writes the frameworks' detection files;
@@ -6,13 +6,17 @@
 """
 
 from harness.evaluation.detections import Detections, read_detections, write_voc_detections
-from harness.evaluation.evaluator import PROTOCOLS, EvaluationError, evaluate_detections
+from harness.evaluation.evaluator import EvaluationError, UnknownProtocol, evaluate_detections
+from harness.evaluation.protocols import PROTOCOLS, Protocol, register
 
 __all__ = [
     "PROTOCOLS",
     "Detections",
     "EvaluationError",
+    "Protocol",
+    "UnknownProtocol",
     "evaluate_detections",
     "read_detections",
+    "register",
     "write_voc_detections",
 ]

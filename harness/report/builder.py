@@ -14,7 +14,7 @@ import jinja2
 import harness
 from harness.core.atomic import write_text
 from harness.report.figures import plot_confusion, plot_loss_curves, plot_pr_curves, safe_name
-from harness.report.loading import ReportError, RunData, load_run
+from harness.report.loading import ReportError, RunData, load_run, report_protocols
 from harness.report.paper_numbers import PaperNumbers, paper_available, paper_experiments
 from harness.report.provenance import PROVENANCE_FILE, collect_provenance, write_provenance
 from harness.report.tables import (
@@ -60,6 +60,7 @@ def build_report(run_dir: Path, *, strict: bool = False, data_dir: Optional[Path
     written["table1"] = write_table1_csv(table1, run_dir / "table1.csv")
     written["table2"] = write_table2_csv(table2, run_dir / "table2.csv")
     context = _context(run, paper, figures, table1, table2, _read_provenance(written["provenance"]))
+    context["protocols"] = report_protocols()  # the tables' protocol columns (harness.evaluation.protocols)
     for key, template, name in (("html", "report.html.j2", "report.html"), ("md", "report.md.j2", "report.md")):
         path = run_dir / name
         write_text(path, _environment(markdown=key == "md").get_template(template).render(**context))

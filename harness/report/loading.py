@@ -14,10 +14,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-PROTOCOLS = ("voc07", "voc12")
+from harness.evaluation import protocols as _protocols
+
 LOSS_COLUMNS = ("iteration", "loss", "avg_loss", "lr", "seconds")
 SUMMARY_FILE = "summary.json"
 MODELS_DIR = "models"
+
+
+def report_protocols() -> tuple[str, ...]:
+    """The protocols the report's tables show: every experiment protocol of the registry."""
+    return _protocols.experiment_protocols()
 
 
 class ReportError(ValueError):
@@ -214,7 +220,7 @@ def read_evaluations(directory: Path) -> Optional[EvaluationCurve]:
     if not (directory / RESULTS_FILE).is_file():
         return None
     rows = read_results(directory)
-    protocols = [p for p in PROTOCOLS if rows and f"map_{p}" in rows[0]]
+    protocols = [p for p in _protocols.names() if rows and f"map_{p}" in rows[0]]
     return EvaluationCurve(
         [r["iteration"] for r in rows],
         {p: [r[f"map_{p}"] for r in rows] for p in protocols},
@@ -226,7 +232,7 @@ def _load_conventional_files(exp: ExperimentRun) -> list[str]:
     """An interrupted run leaves no summary but may hold results under the architecture's
     standard names: show them (status stays 'missing') rather than hide finished work."""
     standard = {
-        "metrics": {p: f"metrics_{p}.json" for p in PROTOCOLS},
+        "metrics": {p: f"metrics_{p}.json" for p in _protocols.names()},
         "classification": "classification.json",
         "timing": "timing.json",
         "train": {"loss_csv": "loss.csv"},
@@ -261,7 +267,14 @@ def _load_named_files(exp: ExperimentRun, named: dict) -> None:
     """Follow the file names in summary.json; for a failed run, a missing file is expected."""
     expected = exp.status == "ok"
     metrics_names = named.get("metrics") or {}
-    for protocol in PROTOCOLS:
+    unknown = [p for p in metrics_names if p not in _protocols.PROTOCOLS]
+    if unknown:
+        exp.problems.append(
+            f"{exp.directory / SUMMARY_FILE}: metrics for unknown protocol(s) {', '.join(map(repr, unknown))} "
+            f"(known: {', '.join(_protocols.names())})"
+        )
+    expected_protocols = report_protocols()
+    for protocol in dict.fromkeys([*expected_protocols, *(p for p in _protocols.names() if p in metrics_names)]):
         data = _optional_json(exp, metrics_names.get(protocol), expected, f"metrics {protocol}")
         if data is not None and _valid_metrics(exp, data, metrics_names[protocol]):
             exp.metrics[protocol] = data

@@ -177,8 +177,9 @@ def _finished(child: _Child) -> dict:
 
 def _print_finished(child: _Child, summary: dict, seconds: float) -> None:
     name, ok = child.config.name, summary.get("status") == "ok"
-    score = _final_map(child.config.model_dir) if ok else None
-    shown = f", VOC07 mAP {100 * score:.1f} %" if score is not None else ""
+    protocol = child.config.protocols[0] if child.config.protocols else "voc07"
+    score = _final_map(child.config.model_dir, protocol) if ok else None
+    shown = f", {protocol.upper()} mAP {100 * score:.1f} %" if score is not None else ""
     if ok:
         click.secho(f"=== {name}: ok in {seconds:.0f} s{shown}", fg="green")
         return
@@ -187,11 +188,11 @@ def _print_finished(child: _Child, summary: dict, seconds: float) -> None:
         click.echo(f"    | {line}")
 
 
-def _final_map(model_dir: Path) -> Optional[float]:
+def _final_map(model_dir: Path, protocol: str) -> Optional[float]:
     import json
 
     try:
-        value = json.loads((model_dir / "metrics_voc07.json").read_text()).get("map")
+        value = json.loads((model_dir / f"metrics_{protocol}.json").read_text()).get("map")
     except (OSError, ValueError):
         return None
     return float(value) if isinstance(value, (int, float)) else None
