@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import errno
 import importlib
+import json
+from pathlib import Path
 
 import click
 
@@ -25,7 +27,8 @@ COMMANDS = {
     "report": "harness.report.cli:report",
     "reproduce": "harness.engine.reproduce:reproduce",
     "count": "harness.count.cli:count",
-    "status": "harness.status:status",
+    "status": "harness.cli:status",
+    "cancel": "harness.cli:cancel",
     "experiment": "harness.engine.task:experiment",
 }
 
@@ -86,3 +89,53 @@ def main(verbose: bool) -> None:
         import os
 
         os.environ["HARNESS_VERBOSE"] = "1"  # child processes (pycaffe workers) see it too
+
+
+RUN_DIR = click.Path(exists=True, file_okay=False, path_type=Path, resolve_path=True)
+
+
+def _run_dir_runner(run_dir: Path):
+    """The runner recorded in RUN_DIR/run.json (usage error when there is none or it is unknown)."""
+    from harness.runners import runner_of
+
+    if not (run_dir / "run.json").is_file():
+        raise click.UsageError(f"{run_dir} holds no run.json: not a harness run directory")
+    try:
+        return runner_of(run_dir)
+    except KeyError as exc:
+        raise click.UsageError(f"{run_dir / 'run.json'}: {exc.args[0]}") from None
+
+
+@click.command("status")
+@click.argument("run_dir", type=RUN_DIR)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def status(run_dir: Path, as_json: bool) -> None:
+    """Per experiment of RUN_DIR: pending / running / done / failed (with its log), iterations
+    reached, last loss, best VOC07 mAP so far; the scheduler's job states for runs its runner queued
+    (e.g. --runner slurm)."""
+    from harness.status import format_table, run_status
+
+    runner = _run_dir_runner(run_dir)
+    try:
+        rows = run_status(run_dir, runner.status(run_dir))
+    except ValueError as exc:  # a corrupt run.json or config.json, named in the message
+        raise click.ClickException(str(exc)) from None
+    except KeyError as exc:
+        raise click.ClickException(f"{run_dir / 'run.json'}: no field {exc}: not a harness run record") from None
+    if as_json:
+        click.echo(json.dumps([{k: v for k, v in vars(r).items() if k != "summary"} for r in rows], indent=2))
+    else:
+        click.echo(format_table(rows))
+
+
+@click.command("cancel")
+@click.argument("run_dir", type=RUN_DIR)
+def cancel(run_dir: Path) -> None:
+    """Stop RUN_DIR's queued and running work through the runner that started it (e.g. scancel for
+    --runner slurm). A local run is stopped with Ctrl-C on its command; a rerun resumes either way."""
+    runner = _run_dir_runner(run_dir)
+    cancelled = runner.cancel(run_dir)
+    if cancelled:
+        click.echo(f"{runner.name}: cancelled {', '.join(cancelled)}")
+    else:
+        click.echo(f"{runner.name}: nothing queued to cancel (stop a local run with Ctrl-C; a rerun resumes)")

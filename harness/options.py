@@ -18,6 +18,7 @@ from harness.core.profiles import PROFILES
 from harness.data.options import DataOptions
 from harness.device import CHOICES as DEVICE_CHOICES
 from harness.device import Device
+from harness.runners import runner_names
 
 
 def _device(ctx: click.Context, param: click.Parameter, value: str) -> str:
@@ -177,7 +178,6 @@ def run_options(func: Callable) -> Callable:
     return func
 
 
-RUNNER_CHOICES = ("local", "docker", "slurm")  # harness.runners.RUNNERS (kept import-light here)
 SLURM_KEYS = ("partition", "time", "cpus_per_task", "mem", "gres", "max_parallel", "extra", "wait")
 
 
@@ -186,7 +186,7 @@ def runner_options(func: Callable) -> Callable:
     options = (
         click.option(
             "--runner",
-            type=click.Choice(RUNNER_CHOICES),
+            type=click.Choice(runner_names()),
             default="local",
             show_default=True,
             help="local: here, one experiment after another (reproduce: --jobs N at once); docker: this command inside the harness "

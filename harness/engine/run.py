@@ -37,6 +37,7 @@ class RunSettings:
     synthetic: Optional[tuple[int, int]] = None  # (smears, cells) of the synthetic set; see sized()
     data_options: DataOptions = DataOptions()  # --class-map, --labelmap, --dedupe, ... (one vocabulary)
     darknet: str = "pjreddie"  # which Darknet runs the YOLO models (config.DARKNET_FORKS)
+    runner: str = "local"  # the harness.runners name that runs it (run.json; `harness status` asks it)
 
     def identity(self) -> dict:
         """The values the run's data depends on: changing them under one run name is refused."""
@@ -126,6 +127,7 @@ def write_run_file(settings: RunSettings, configs: Sequence[ExperimentConfig]) -
         "identity": settings.identity(),
         "device_choice": settings.device,
         "darknet": settings.darknet,
+        "runner": settings.runner,
         "experiments": {
             c.name: {"config": recorded_path(c.model_dir / "config.json", settings.run_dir), "device": str(c.device)}
             for c in configs
@@ -167,55 +169,19 @@ def announce_devices(configs: Sequence[ExperimentConfig]) -> None:
     click.echo("device: " + "; ".join(f"{fw} on {text}" for fw, text in seen.items()))
 
 
-def execute(
-    settings: RunSettings,
+def run_in_order(
     configs: Sequence[ExperimentConfig],
+    prepared: PreparedData,
     overwrite: bool = False,
     on_start: Optional[Callable[[int, ExperimentConfig], None]] = None,
-    jobs: int = 1,
-) -> tuple[PreparedData, list[dict]]:
-    """Plan, prepare data once, run each experiment (``jobs`` at a time: harness.runners.local);
-    returns the summaries (failed ones included) in the order of ``configs``."""
-    settings = settings.sized(configs)
-    check_run(settings, overwrite)
-    plans = plan_all(configs, overwrite)
-    announce_devices(configs)
-    prepared = record_and_prepare(settings, configs)
-    if jobs > 1:
-        return prepared, _execute_side_by_side(configs, plans, prepared, overwrite, on_start, jobs)
+) -> list[dict]:
+    """Each experiment in this process, one after the other (the local runner's default)."""
     summaries = []
     for index, config in enumerate(configs, 1):
         if on_start is not None:
             on_start(index, config)
         summaries.append(run_unless_busy(config, prepared, overwrite))
-    return prepared, summaries
-
-
-def _execute_side_by_side(
-    configs: Sequence[ExperimentConfig],
-    plans: dict[str, str],
-    prepared: PreparedData,
-    overwrite: bool,
-    on_start,
-    jobs: int,
-) -> list[dict]:
-    """Finished (reused) or busy experiments are settled here; the rest run as child processes,
-    each from its config.json, --overwrite applied here first (as the Slurm runner does)."""
-    from harness.core.locks import is_locked
-    from harness.engine.experiment import clear_model_dir
-    from harness.runners.local import run_side_by_side
-
-    settled, todo = {}, []
-    for config in configs:
-        if plans[config.name] == "reuse" or is_locked(config.model_dir):
-            settled[config.name] = run_unless_busy(config, prepared, overwrite)
-            continue
-        if overwrite:
-            clear_model_dir(config.model_dir)
-        config.write()
-        todo.append(config)
-    settled.update(run_side_by_side(todo, jobs, on_start) if todo else {})
-    return [settled[config.name] for config in configs]
+    return summaries
 
 
 def record_and_prepare(settings: RunSettings, configs: Sequence[ExperimentConfig]) -> PreparedData:
@@ -279,6 +245,7 @@ def settings_of(run_dir: Path) -> RunSettings:
         synthetic,
         DataOptions.from_identity(identity.get("data_options")),
         record.get("darknet", "pjreddie"),
+        record.get("runner", "local"),
     )
 
 

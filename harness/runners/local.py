@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -26,6 +26,7 @@ from harness.config import ExperimentConfig
 from harness.engine.experiment import CONCURRENCY_VARIABLE, EXPERIMENT_LOG
 from harness.progress import clock, progress_seconds
 from harness.runners import Outcome, Submission
+from harness.status import TaskState
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -34,23 +35,58 @@ class LocalRunner:
     name = "local"
 
     def submit(self, submission: Submission) -> Outcome:
-        """Prepare data once, then each experiment through ``run_experiment`` (as tasks do)."""
-        from harness.engine.run import execute
+        """Plan every experiment (a config clash stops the run before it starts), prepare the data
+        once, then run each experiment through ``run_experiment`` (as tasks do): in this process one
+        after the other, or ``options["jobs"]`` child processes at a time. Returns the summaries
+        (failed ones included) in the order of the configs."""
+        from harness.engine.run import announce_devices, check_run, plan_all, record_and_prepare, run_in_order
 
-        prepared, summaries = execute(
-            submission.settings,
-            submission.configs,
-            submission.overwrite,
-            on_start=submission.options.get("on_start"),
-            jobs=submission.options.get("jobs") or 1,
-        )
+        configs = submission.configs
+        settings = replace(submission.settings.sized(configs), runner=self.name)
+        on_start = submission.options.get("on_start")
+        jobs = submission.options.get("jobs") or 1
+        check_run(settings, submission.overwrite)
+        plans = plan_all(configs, submission.overwrite)
+        announce_devices(configs)
+        prepared = record_and_prepare(settings, configs)
+        if jobs > 1:
+            summaries = _side_by_side(configs, plans, prepared, submission.overwrite, on_start, jobs)
+        else:
+            summaries = run_in_order(configs, prepared, submission.overwrite, on_start)
         return Outcome(summaries=summaries, prepared=prepared)
 
-    def status(self, run_dir) -> dict[str, str]:
+    def status(self, run_dir) -> dict[str, TaskState]:
         return {}  # no scheduler: the run directory (locks, summaries) is the whole truth
 
     def cancel(self, run_dir) -> list[str]:
         return []  # Ctrl-C / SIGTERM on the process; a rerun resumes
+
+
+def _side_by_side(
+    configs: Sequence[ExperimentConfig],
+    plans: dict[str, str],
+    prepared,
+    overwrite: bool,
+    on_start: Optional[Callable[[int, ExperimentConfig], None]],
+    jobs: int,
+) -> list[dict]:
+    """Finished (reused) or busy experiments are settled here; the rest run as child processes,
+    each from its config.json, --overwrite applied here first (as the Slurm runner does)."""
+    from harness.core.locks import is_locked
+    from harness.engine.experiment import clear_model_dir
+    from harness.engine.run import run_unless_busy
+
+    settled, todo = {}, []
+    for config in configs:
+        if plans[config.name] == "reuse" or is_locked(config.model_dir):
+            settled[config.name] = run_unless_busy(config, prepared, overwrite)
+            continue
+        if overwrite:
+            clear_model_dir(config.model_dir)
+        config.write()
+        todo.append(config)
+    settled.update(run_side_by_side(todo, jobs, on_start) if todo else {})
+    return [settled[config.name] for config in configs]
 
 
 def threads_per_job(jobs: int, cores: Optional[int] = None) -> int:

@@ -24,8 +24,11 @@ import click
 import harness
 from harness.config import ExperimentConfig
 from harness.runners import Outcome, Submission
+from harness.status import ACTIVE as TASK_ACTIVE
+from harness.status import PENDING, RUNNING, TaskState, format_table, run_status
 
 JOBS_FILE = "jobs.json"
+PENDING_STATES = {"PENDING", "REQUEUED", "CONFIGURING", "REQUEUE_HOLD"}
 ACTIVE = {
     "PENDING",
     "RUNNING",
@@ -243,8 +246,15 @@ class SlurmRunner:
         click.echo(f"follow it with: harness status {run_dir}")
         return jobs
 
-    def status(self, run_dir) -> dict[str, str]:
-        return {name: task["state"] for name, task in experiment_states(Path(run_dir)).items() if task["state"]}
+    def status(self, run_dir, queue: Optional[dict[str, str]] = None) -> dict[str, TaskState]:
+        """Each experiment's latest array task, its squeue state in the runner-neutral words of
+        :class:`harness.status.TaskState` (``queue``: squeue's answer, asked when None)."""
+        if not read_jobs(Path(run_dir)):
+            return {}  # nothing submitted from here: no squeue call
+        return {
+            name: TaskState(task["job"], _neutral(task["state"]), task["state"] or "", task["log"])
+            for name, task in experiment_states(Path(run_dir), queue).items()
+        }
 
     def cancel(self, run_dir) -> list[str]:
         ids = [str(entry[key]) for entry in read_jobs(Path(run_dir)) for key in ("array", "report") if key in entry]
@@ -253,19 +263,26 @@ class SlurmRunner:
         return ids
 
 
+def _neutral(state: Optional[str]) -> Optional[str]:
+    """squeue's state as harness.status.TaskState.state."""
+    if state is None:
+        return None
+    if state in PENDING_STATES:
+        return PENDING
+    return RUNNING if state == "RUNNING" else TASK_ACTIVE
+
+
 def wait_for(run_dir: Path, jobs: dict, poll_seconds: float) -> list[dict]:
     """Block until the array and report jobs left the queue, printing the table when it changes."""
-    from harness.status import format_table, run_status
-
     ours = [str(jobs[key]) for key in ("array", "report") if key in jobs]
     shown = ""
     while True:
         queue = queue_states()
-        table = format_table(run_status(run_dir, queue=queue))
+        table = format_table(run_status(run_dir, SlurmRunner().status(run_dir, queue)))
         if table != shown:
             click.echo(f"\n{time.strftime('%H:%M:%S')}\n{table}")
             shown = table
         if not any(key.split("_")[0] in ours for key in queue):
             break
         time.sleep(poll_seconds)
-    return [row.summary for row in run_status(run_dir, queue={})]
+    return [row.summary for row in run_status(run_dir, SlurmRunner().status(run_dir, queue={}))]
