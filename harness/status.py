@@ -8,10 +8,10 @@ This module knows no runner: the command line asks the run's runner and passes i
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 PENDING, RUNNING, ACTIVE = "pending", "running", "active"
 
@@ -52,6 +52,7 @@ def training_progress(model_dir: Path, framework: str) -> tuple[Optional[int], O
     log = model_dir / "train.log"
     if not log.is_file():
         return None, None
+    rows: Sequence[Any]
     if framework == "caffe":
         from harness.parse.caffe_log import parse_caffe_log
 

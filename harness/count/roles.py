@@ -149,7 +149,7 @@ def roles_for_model(
     class the count would ignore must be said so (role ``not_counted``)."""
     classes = list(classes)
     if explicit is not None or (model_dir is not None and (Path(model_dir) / MODEL_ROLES_FILE).is_file()):
-        table = load_roles(explicit if explicit is not None else Path(model_dir) / MODEL_ROLES_FILE)
+        table = load_roles(explicit if explicit is not None else Path(str(model_dir)) / MODEL_ROLES_FILE)
         missing = [c for c in classes if not table.covers([c])]
         if missing:
             raise ClassRolesError(

@@ -51,8 +51,8 @@ def detection_inputs(root: Path, image_set: Optional[str], labelmap: LabelMap, o
         inputs = DetectionInputs([], {}, source=f"VOC root {root}: {dataset.report.summary()}")
         for problem in dataset.report.problems:  # the header check already refused these images
             if problem.kind == UNREADABLE_IMAGE:
-                image = find_image(root, Path(problem.file).stem) or Path(problem.file)
-                inputs.skipped[str(image)] = unreadable_reason(problem.message, image)
+                found = find_image(root, Path(problem.file).stem) or Path(problem.file)
+                inputs.skipped[str(found)] = unreadable_reason(problem.message, found)
         for image in dataset.images:
             _add_checked(inputs, image.image_id, image, image.image_path, str(image.image_path))
         return _indexed(inputs, out, root)

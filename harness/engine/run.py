@@ -58,9 +58,8 @@ class RunSettings:
         profile = self.profile
         full = (profile.synthetic_images, profile.synthetic_classification_images)
         checks = any(c.role == "learning-check" for c in configs)
-        return replace(
-            self, synthetic=full if checks or profile.pipeline_synthetic is None else tuple(profile.pipeline_synthetic)
-        )
+        small = profile.pipeline_synthetic
+        return replace(self, synthetic=full if checks or small is None else (small[0], small[1]))
 
     def config_for(
         self,

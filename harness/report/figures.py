@@ -67,6 +67,8 @@ def _has_evaluations(exp: ExperimentRun) -> bool:
 def _map_axis(ax, exp: ExperimentRun) -> None:
     """mAP (%) per evaluation point on a twin axis; legends of both axes merged into one box."""
     curve = exp.evaluations
+    if curve is None:
+        return
     right = ax.twinx()
     for protocol, values in curve.map.items():
         style = protocols.PROTOCOLS[protocol].style if protocol in protocols.PROTOCOLS else {}
@@ -81,7 +83,8 @@ def _map_axis(ax, exp: ExperimentRun) -> None:
 
 
 def _loss_panel(ax, exp: ExperimentRun) -> None:
-    curve: LossCurve = exp.loss
+    curve: Optional[LossCurve] = exp.loss
+    assert curve is not None  # drawn only for experiments with a loss curve
     iterations = np.asarray(curve.iteration, dtype=float)
     loss = np.asarray(curve.loss, dtype=float)
     avg = np.asarray(curve.avg_loss, dtype=float)
@@ -238,10 +241,11 @@ def _mark_empty_rows(ax, matrix: list[list[int]], n_columns: int) -> None:
 
 
 def _confusion_title(exp: ExperimentRun, paper_accuracy_pct: Optional[float]) -> str:
-    accuracy = exp.classification.get("mean_accuracy")
+    classification = exp.classification or {}
+    accuracy = classification.get("mean_accuracy")
     ours = f"{accuracy * 100:.2f}%" if isinstance(accuracy, (int, float)) else "n/a"
     paper = f", paper {paper_accuracy_pct:.2f}%" if paper_accuracy_pct is not None else ""
-    n = exp.classification.get("n_images")
+    n = classification.get("n_images")
     return f"Fig 10 — {_title(exp)}\nmean accuracy {ours}{paper} (n={n})"
 
 

@@ -231,14 +231,17 @@ def read_evaluations(directory: Path) -> Optional[EvaluationCurve]:
 def _load_conventional_files(exp: ExperimentRun) -> list[str]:
     """An interrupted run leaves no summary but may hold results under the architecture's
     standard names: show them (status stays 'missing') rather than hide finished work."""
-    standard = {
+    standard: dict[str, Any] = {
         "metrics": {p: f"metrics_{p}.json" for p in _protocols.names()},
         "classification": "classification.json",
         "timing": "timing.json",
         "train": {"loss_csv": "loss.csv"},
     }
     present = {p: n for p, n in standard["metrics"].items() if (exp.directory / n).is_file()}
-    named = {"metrics": present, "train": {"loss_csv": "loss.csv"} if (exp.directory / "loss.csv").is_file() else {}}
+    named: dict[str, Any] = {
+        "metrics": present,
+        "train": {"loss_csv": "loss.csv"} if (exp.directory / "loss.csv").is_file() else {},
+    }
     for key in ("classification", "timing"):
         named[key] = standard[key] if (exp.directory / standard[key]).is_file() else None
     _load_named_files(exp, named)
