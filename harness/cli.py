@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import importlib
 import json
+import logging
 from pathlib import Path
 
 import click
@@ -33,6 +34,32 @@ COMMANDS = {
 }
 
 
+class SpeakingContext(click.Context):
+    """The library raises (harness.core.errors), the command line speaks: a domain exception raised
+    while a verb runs becomes click's message and exit status *with that verb's usage line* (this
+    context is the verb's own)."""
+
+    def invoke(self, callback, /, *args, **kwargs):
+        from harness.core.errors import HarnessError, RunFailed, UsageProblem
+
+        try:
+            return super().invoke(callback, *args, **kwargs)
+        except UsageProblem as exc:
+            raise click.UsageError(str(exc), ctx=self) from None
+        except RunFailed:
+            raise click.exceptions.Exit(1) from None
+        except HarnessError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+def _speaking(command: click.Command) -> click.Command:
+    """``command`` and its sub-commands run in :class:`SpeakingContext`."""
+    command.context_class = SpeakingContext
+    for sub in getattr(command, "commands", {}).values():
+        _speaking(sub)
+    return command
+
+
 class LazyGroup(click.Group):
     def invoke(self, ctx: click.Context):
         """Faults of the machine (disk full, read-only or forbidden folder, a vanished file) and files of
@@ -55,7 +82,28 @@ class LazyGroup(click.Group):
         if target is None:
             return None
         module, attr = target.split(":")
-        return getattr(importlib.import_module(module), attr)
+        return _speaking(getattr(importlib.import_module(module), attr))
+
+
+class EchoHandler(logging.Handler):
+    """The harness's log records as the command line has always shown them: the message alone, INFO on
+    stdout, WARNING and above on stderr, coloured on a terminal by the record's ``style`` (click.style
+    keywords, e.g. ``extra={"style": {"fg": "green"}}``)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            style = getattr(record, "style", None) or {}
+            click.secho(self.format(record), err=record.levelno >= logging.WARNING, **style)
+        except Exception:
+            self.handleError(record)
+
+
+def configure_logging() -> None:
+    """Route the ``harness`` loggers to the console (once per process); library code only logs."""
+    logger = logging.getLogger("harness")
+    if not any(isinstance(h, EchoHandler) for h in logger.handlers):
+        logger.addHandler(EchoHandler())
+    logger.setLevel(logging.INFO)
 
 
 _OS_ERROR_HINTS = {
@@ -85,6 +133,7 @@ def describe_os_error(exc: OSError) -> str:
 )
 def main(verbose: bool) -> None:
     """Reproduce Wang et al. 2019 (PLoS ONE e0218808) on native Caffe-SSD and Darknet."""
+    configure_logging()
     if verbose:
         import os
 

@@ -7,21 +7,23 @@ the exit status: 0 only when every experiment succeeded.
 
 from __future__ import annotations
 
+import logging
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Optional
 
-import click
-
 from harness.config import RUN_FILE, ExperimentConfig, ModelSpec, resolve_experiment
 from harness.core.atomic import read_json, write_json
+from harness.core.errors import HarnessError, RunFailed, UsageProblem
 from harness.core.profiles import Profile
 from harness.data.options import DataOptions
 from harness.device import resolve_device
 from harness.engine.experiment import ConfigMismatch, PreparedData, plan_experiment, prepare_data, run_experiment
 from harness.paths import from_recorded, recorded_path
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -111,11 +113,14 @@ def check_run(settings: RunSettings, overwrite: bool) -> None:
     if not differences:
         return
     if not overwrite:
-        raise click.UsageError(
+        raise UsageProblem(
             f"{settings.run_dir} holds a run made with {', '.join(differences)}. Choose another --name "
             "(or --project), or pass --overwrite to delete that run's data and models and start again."
         )
-    click.secho(f"--overwrite: removing the earlier run in {settings.run_dir} ({', '.join(differences)})", fg="yellow")
+    log.info(
+        f"--overwrite: removing the earlier run in {settings.run_dir} ({', '.join(differences)})",
+        extra={"style": {"fg": "yellow"}},
+    )
     for sub in ("synthetic", "dataset", "models"):
         shutil.rmtree(settings.run_dir / sub, ignore_errors=True)
 
@@ -156,7 +161,7 @@ def plan_all(configs: Sequence[ExperimentConfig], overwrite: bool) -> dict[str, 
     try:
         return {c.name: plan_experiment(c, overwrite) for c in configs}
     except ConfigMismatch as exc:
-        raise click.UsageError(str(exc)) from None
+        raise UsageProblem(str(exc)) from None
 
 
 def announce_devices(configs: Sequence[ExperimentConfig]) -> None:
@@ -165,7 +170,7 @@ def announce_devices(configs: Sequence[ExperimentConfig]) -> None:
         seen.setdefault(
             config.framework, f"{config.device}" + (f" ({config.device.reason})" if config.device.reason else "")
         )
-    click.echo("device: " + "; ".join(f"{fw} on {text}" for fw, text in seen.items()))
+    log.info("device: " + "; ".join(f"{fw} on {text}" for fw, text in seen.items()))
 
 
 def run_in_order(
@@ -190,7 +195,7 @@ def record_and_prepare(settings: RunSettings, configs: Sequence[ExperimentConfig
     write_run_file(settings, configs)
     try:
         return prepare_run_data(settings)
-    except click.ClickException:
+    except HarnessError:
         if fresh:
             (settings.run_dir / RUN_FILE).unlink(missing_ok=True)
         raise
@@ -213,7 +218,7 @@ def prepare_run_data(settings: RunSettings) -> PreparedData:
             )
         except (ValueError, FileNotFoundError) as exc:  # e.g. the audit refuses a leaking split
             source = settings.data or "the synthetic set"
-            raise click.ClickException(f"data {source}: {exc}") from None
+            raise HarnessError(f"data {source}: {exc}") from None
 
 
 def run_unless_busy(config: ExperimentConfig, prepared: PreparedData, overwrite: bool) -> dict:
@@ -249,17 +254,17 @@ def settings_of(run_dir: Path) -> RunSettings:
 
 
 def exit_for(summaries: Sequence[dict], run_dir: Path) -> None:
-    """Name each failure and its log, then exit 1; return quietly when all succeeded."""
+    """Log each failure and its log file, then raise RunFailed (exit status 1 at the command line);
+    return quietly when all succeeded."""
     failed = [s for s in summaries if s.get("status") != "ok"]
     if not failed:
         return
     for summary in failed:
-        log = summary.get("log") or str(run_dir / "models" / summary["experiment"])
-        click.secho(
+        path = summary.get("log") or str(run_dir / "models" / summary["experiment"])
+        log.error(
             f"FAILED {summary['experiment']}: {summary.get('message', '').splitlines()[0] if summary.get('message') else ''}"
-            f"\n       log: {log}",
-            fg="red",
-            err=True,
+            f"\n       log: {path}",
+            extra={"style": {"fg": "red"}},
         )
-    click.secho(f"{len(failed)} of {len(summaries)} experiments failed", fg="red", err=True)
-    raise SystemExit(1)
+    log.error(f"{len(failed)} of {len(summaries)} experiments failed", extra={"style": {"fg": "red"}})
+    raise RunFailed(f"{len(failed)} of {len(summaries)} experiments failed")

@@ -11,6 +11,7 @@ one thread (docs/benchmarks.md).
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -20,13 +21,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Optional
 
-import click
-
 from harness.config import ExperimentConfig
 from harness.engine.experiment import CONCURRENCY_VARIABLE, EXPERIMENT_LOG
 from harness.progress import clock, progress_seconds
 from harness.runners import Outcome, Submission
 from harness.status import TaskState
+
+log = logging.getLogger(__name__)
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -148,7 +149,7 @@ def run_side_by_side(
     running: list[_Child] = []
     summaries: dict[str, dict] = {}
     total, index = len(configs), 0
-    click.echo(
+    log.info(
         f"{total} experiment(s), {jobs} at a time, {threads_per_job(jobs)} thread(s) each; "
         f"each one's output: MODEL_DIR/{EXPERIMENT_LOG}"
     )
@@ -161,7 +162,7 @@ def run_side_by_side(
                 if on_start is not None:
                     on_start(index, config)
                 running.append(_start(config, jobs))
-                click.echo(f"    log: {running[-1].log}")
+                log.info(f"    log: {running[-1].log}")
             time.sleep(0.5)
             for child in [c for c in running if c.process.poll() is not None]:
                 running.remove(child)
@@ -179,7 +180,7 @@ def _print_status(running: Sequence[_Child]) -> None:
     """One line per running child: its newest progress or stage line."""
     for child in running:
         line = _last_line(child.log) or "starting"
-        click.echo(f"  … {child.config.name} [{clock(time.monotonic() - child.started)}] {line}")
+        log.info(f"  … {child.config.name} [{clock(time.monotonic() - child.started)}] {line}")
 
 
 def _last_line(log: Path) -> str:
@@ -217,11 +218,11 @@ def _print_finished(child: _Child, summary: dict, seconds: float) -> None:
     score = _final_map(child.config.model_dir, protocol) if ok else None
     shown = f", {protocol.upper()} mAP {100 * score:.1f} %" if score is not None else ""
     if ok:
-        click.secho(f"=== {name}: ok in {seconds:.0f} s{shown}", fg="green")
+        log.info(f"=== {name}: ok in {seconds:.0f} s{shown}", extra={"style": {"fg": "green"}})
         return
-    click.secho(f"=== {name}: FAILED after {seconds:.0f} s: {summary.get('message', '')}", fg="red")
+    log.info(f"=== {name}: FAILED after {seconds:.0f} s: {summary.get('message', '')}", extra={"style": {"fg": "red"}})
     for line in _tail(child.log, 12):
-        click.echo(f"    | {line}")
+        log.info(f"    | {line}")
 
 
 def _final_map(model_dir: Path, protocol: str) -> Optional[float]:

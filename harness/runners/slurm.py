@@ -10,6 +10,7 @@ recorded in ``RUN_DIR/slurm/jobs.json`` so ``harness status`` and a rerun know w
 from __future__ import annotations
 
 import json
+import logging
 import shlex
 import subprocess
 import sys
@@ -19,13 +20,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Optional
 
-import click
-
 import harness
 from harness.config import ExperimentConfig
+from harness.core.errors import HarnessError
 from harness.runners import Outcome, Submission
 from harness.status import ACTIVE as TASK_ACTIVE
 from harness.status import PENDING, RUNNING, TaskState, format_table, run_status
+
+log = logging.getLogger(__name__)
 
 JOBS_FILE = "jobs.json"
 PENDING_STATES = {"PENDING", "REQUEUED", "CONFIGURING", "REQUEUE_HOLD"}
@@ -44,7 +46,7 @@ ACTIVE = {
 }
 
 
-class SlurmError(click.ClickException):
+class SlurmError(HarnessError):
     """sbatch/squeue missing or refusing: a usage-level problem the user must fix."""
 
 
@@ -205,9 +207,9 @@ class SlurmRunner:
         todo = []
         for config in submission.configs:
             if plans[config.name] == "reuse":
-                click.echo(f"  {config.name}: finished with this config, reused")
+                log.info(f"  {config.name}: finished with this config, reused")
             elif config.name in queued or is_locked(config.model_dir):
-                click.echo(f"  {config.name}: already queued or running, not submitted again")
+                log.info(f"  {config.name}: already queued or running, not submitted again")
             else:
                 todo.append(config)
         return todo
@@ -235,15 +237,15 @@ class SlurmRunner:
             array.write_text(array_script(run_dir, todo, options))
             jobs["array"] = _sbatch(array)
             jobs["report"] = _sbatch(report, f"--dependency=afterany:{jobs['array']}")
-            click.echo(
+            log.info(
                 f"submitted array job {jobs['array']} ({len(todo)} tasks: {', '.join(jobs['experiments'])})"
                 f"\nsubmitted report job {jobs['report']} (after the array)\nscript: {array}"
             )
             _record(run_dir, jobs)
         else:
             jobs["report"] = _sbatch(report)
-            click.echo(f"nothing left to train; submitted report job {jobs['report']}")
-        click.echo(f"follow it with: harness status {run_dir}")
+            log.info(f"nothing left to train; submitted report job {jobs['report']}")
+        log.info(f"follow it with: harness status {run_dir}")
         return jobs
 
     def status(self, run_dir, queue: Optional[dict[str, str]] = None) -> dict[str, TaskState]:
@@ -280,7 +282,7 @@ def wait_for(run_dir: Path, jobs: dict, poll_seconds: float) -> list[dict]:
         queue = queue_states()
         table = format_table(run_status(run_dir, SlurmRunner().status(run_dir, queue)))
         if table != shown:
-            click.echo(f"\n{time.strftime('%H:%M:%S')}\n{table}")
+            log.info(f"\n{time.strftime('%H:%M:%S')}\n{table}")
             shown = table
         if not any(key.split("_")[0] in ours for key in queue):
             break
