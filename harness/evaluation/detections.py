@@ -22,7 +22,6 @@ instead of stopping the evaluation.
 from __future__ import annotations
 
 import csv
-import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,7 +30,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from harness.core.atomic import write_csv, write_text
+from harness.core.atomic import load_json, write_csv, write_text
 
 if TYPE_CHECKING:
     from harness.data.detect_inputs import DetectionInputs
@@ -345,12 +344,7 @@ def read_voc_class_file(path: str | Path, class_name: str) -> Detections:
 
 def read_json_detections(path: str | Path) -> Detections:
     path = Path(path)
-    try:
-        records = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DetectionFormatError(f"{path}: not a readable JSON file: {exc}") from exc
-    if not isinstance(records, list):
-        raise DetectionFormatError(f"{path}: expected a JSON list of detections, got {type(records).__name__}")
+    records = load_json(path, "detections", DetectionFormatError, kind=list)
     return Detections.from_records(records, source=str(path))
 
 

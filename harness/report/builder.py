@@ -11,7 +11,7 @@ from typing import Optional
 import jinja2
 
 import harness
-from harness.core.atomic import write_text
+from harness.core.atomic import load_json, write_text
 from harness.html import environment as page_environment
 from harness.html import format_number
 from harness.report.figures import plot_confusion, plot_loss_curves, plot_pr_curves, safe_name
@@ -84,10 +84,7 @@ def _ensure_provenance(run_dir: Path, data_dir: Optional[Path]) -> Path:
 
 
 def _read_provenance(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ReportError(f"{path}: cannot read provenance: {exc}") from exc
+    data = load_json(path, "provenance", ReportError)
     return data if isinstance(data, dict) else {}
 
 

@@ -8,12 +8,12 @@ to the experiment, so nothing disappears silently. ``strict=True`` turns problem
 from __future__ import annotations
 
 import csv
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+from harness.core.atomic import load_json
 from harness.evaluation import protocols as _protocols
 
 LOSS_COLUMNS = ("iteration", "loss", "avg_loss", "lr", "seconds")
@@ -379,15 +379,7 @@ def _float_cell(text: Optional[str]) -> float:
 
 
 def _read_json_object(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text())
-    except OSError as exc:
-        raise ReportError(f"{path}: cannot read: {exc}") from exc
-    except json.JSONDecodeError as exc:
-        raise ReportError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from exc
-    if not isinstance(data, dict):
-        raise ReportError(f"{path}: expected a JSON object, found {type(data).__name__}")
-    return data
+    return load_json(path, path.name, ReportError, kind=dict)
 
 
 def _number(value: Any) -> Optional[float]:
