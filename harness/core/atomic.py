@@ -83,7 +83,7 @@ def read_json(path: str | Path, what: str) -> Any:
         ) from None
 
 
-_JSON_KINDS = {dict: "object", list: "list"}
+_JSON_KINDS: dict[type, str] = {dict: "object", list: "list"}
 
 
 def load_json(
