@@ -186,7 +186,8 @@ class SlurmRunner:
     def submit(self, submission: Submission) -> Outcome:
         """Queue the unfinished, not-already-queued experiments; optionally wait for them."""
         options = SlurmOptions.of(submission.options)
-        submission = replace(submission, settings=submission.settings.sized(submission.configs))
+        settings = replace(submission.settings.sized(submission.configs), runner=self.name)  # run.json names us
+        submission = replace(submission, settings=settings)
         run_dir = submission.settings.run_dir
         todo = self._unfinished(submission)
         self._prepare(submission, todo)
