@@ -7,12 +7,12 @@ DEVICE ?= auto
 JOBS   ?= 2
 RUN_ARGS = $(if $(NAME),--name $(NAME),)
 
-.PHONY: help setup demo test test-fast reproduce-table1 render-table1 doctor bench clean \
+.PHONY: help setup demo lint test test-fast reproduce-table1 render-table1 doctor bench clean \
         docker-build docker-reproduce-table1 check-gpu-build
 
 help:
 	@echo "make demo [JOBS=2]     set up (once) and run all seven Table 1 models, smoke profile, on the embedded synthetic set"
-	@echo "make test              set up (once) and run the test suite"
+	@echo "make test              set up (once), ruff + mypy on harness/ (make lint), then the test suite"
 	@echo "make setup [V=1]       install/build once (quiet; V=1 streams apt/pip/make output; also for demo)"
 	@echo "make reproduce-table1 DATA=/path/to/voc   the paper profile (GPU strongly advised)"
 	@echo "make render-table1     render the files make reproduce-table1 trains (runs/table1-paper), no training"
@@ -41,7 +41,13 @@ CHECK_PYTEST = rc=$$?; if [ ! -f $(PYTEST_DONE) ]; then \
 	  echo "pytest ended before its session finished (status $$rc): a native library exited the process"; exit 1; fi; \
 	  rm -f $(PYTEST_DONE); exit $$rc
 
-test: setup
+# ruff (lint + format) and mypy on harness/ first: style or type errors fail `make test` before pytest runs
+lint:
+	$(PYTHON) -m ruff check harness
+	$(PYTHON) -m ruff format --check harness
+	$(PYTHON) -m mypy
+
+test: setup lint
 	$(RUN_PYTEST); $(CHECK_PYTEST)
 
 test-fast:

@@ -13,16 +13,12 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
-
-from bench_convert import DEFAULT_BCCD, cpu_seconds, repeated_voc  # noqa: E402
+from _common import DEFAULT_BCCD, cpu_seconds  # noqa: E402  (first: puts the repository on sys.path)
+from bench_convert import repeated_voc  # noqa: E402
 from harness.data.audit import audit_dataset  # noqa: E402
 
 

@@ -22,8 +22,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from _common import DEFAULT_BCCD  # noqa: E402  (first: puts the repository on sys.path)
 
 from harness.data.convert import convert_dataset  # noqa: E402
 from harness.device import describe_device  # noqa: E402
@@ -31,8 +30,6 @@ from harness.frameworks.caffe.install import BUILD_STAMP, find_caffe, inspect_ca
 from harness.frameworks.caffe.detect import time_caffe  # noqa: E402
 from harness.frameworks.caffe.train import train_caffe  # noqa: E402
 from harness.render.ssd import render_ssd  # noqa: E402
-
-DEFAULT_BCCD = ROOT.parent / "shared/datasets/bccd"
 
 
 def mini_voc(bccd: Path, out: Path, n_train: int, n_test: int) -> Path:

@@ -12,21 +12,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from _common import DEFAULT_BCCD, cpu_seconds  # noqa: E402  (first: puts the repository on sys.path)
 
 from harness.data.convert import convert_dataset  # noqa: E402
 from harness.data.pool import default_workers  # noqa: E402
-
-DEFAULT_BCCD = ROOT.parent / "shared/datasets/bccd"
 
 
 def repeated_voc(bccd: Path, out: Path, repeat: int) -> int:
@@ -45,12 +40,6 @@ def repeated_voc(bccd: Path, out: Path, repeat: int) -> int:
         lines = "".join(f"{i}_r{k}\n" for k in range(repeat) for i in split_ids)
         (out / "ImageSets/Main" / f"{split}.txt").write_text(lines)
     return len(ids) * repeat
-
-
-def cpu_seconds() -> float:
-    """CPU time of this process and its finished children (the worker pool)."""
-    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def timed_convert(voc: Path, out: Path, workers: int | None) -> tuple[float, float, dict]:

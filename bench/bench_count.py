@@ -24,8 +24,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from _common import ROOT  # noqa: E402  (first: puts the repository on sys.path)
 
 from harness.config import ModelSpec, resolve_experiment  # noqa: E402
 from harness.device import Device  # noqa: E402

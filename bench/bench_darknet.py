@@ -26,15 +26,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from _common import DEFAULT_BCCD  # noqa: E402  (first: puts the repository on sys.path)
 
 from harness.data.convert import convert_dataset  # noqa: E402
 from harness.frameworks.darknet.driver import darknet_at, find_darknet, train_darknet  # noqa: E402
 from harness.render.yolo import render_yolo  # noqa: E402
 from tests.support.darknet import write_random_weights  # noqa: E402
-
-DEFAULT_BCCD = ROOT.parent / "shared/datasets/bccd"
 
 
 def parse_args() -> argparse.Namespace:

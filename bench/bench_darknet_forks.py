@@ -23,8 +23,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
+import _common  # noqa: F401, E402  (first: puts the repository on sys.path)
 import bench_darknet  # noqa: E402  (its training/forward loops, interleaving and ratio printing)
 from harness.frameworks.darknet.driver import darknet_at, find_darknet  # noqa: E402
 

@@ -19,6 +19,7 @@ import io
 import time
 from pathlib import Path
 
+import _common  # first: puts the repository on sys.path
 import numpy as np
 
 from harness.data.annotations import Box, ImageAnnotation
@@ -60,12 +61,7 @@ def synthetic(n_images: int, seed: int = 0):
 
 
 def timed(fn, repeat: int) -> tuple[float, object]:
-    best, out = float("inf"), None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - start)
-    return best, out
+    return _common.best_of(fn, repeat)
 
 
 def coco_tool_map(images, records, labelmap, tool: str) -> float:

@@ -5,10 +5,10 @@ Run: python bench/bench_render.py [--repeat 5]
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
-import time
 from pathlib import Path
+
+from _common import median_and_max  # first: puts the repository on sys.path
 
 from harness import paper
 from harness.render.table1 import render_table1
@@ -16,12 +16,7 @@ from harness.render.verify import run_ssd_deploy, yolo_output_rows
 
 
 def timed(func, repeat: int) -> tuple[float, float]:
-    samples = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        func()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples), max(samples)
+    return median_and_max(func, repeat)
 
 
 def main() -> None:

@@ -18,6 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import _common  # noqa: F401  (first: puts the repository on sys.path)
 import numpy as np
 
 from harness.labels import LabelMap

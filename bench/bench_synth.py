@@ -12,13 +12,11 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import _common  # noqa: F401, E402  (first: puts the repository on sys.path)
 
 from harness.data.synth import synthesize  # noqa: E402
 

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import errno
 import importlib
+import json
+import logging
+from pathlib import Path
 
 import click
 
@@ -25,9 +28,36 @@ COMMANDS = {
     "report": "harness.report.cli:report",
     "reproduce": "harness.engine.reproduce:reproduce",
     "count": "harness.count.cli:count",
-    "status": "harness.status:status",
+    "status": "harness.cli:status",
+    "cancel": "harness.cli:cancel",
     "experiment": "harness.engine.task:experiment",
 }
+
+
+class SpeakingContext(click.Context):
+    """The library raises (harness.core.errors), the command line speaks: a domain exception raised
+    while a verb runs becomes click's message and exit status *with that verb's usage line* (this
+    context is the verb's own)."""
+
+    def invoke(self, callback, /, *args, **kwargs):
+        from harness.core.errors import HarnessError, RunFailed, UsageProblem
+
+        try:
+            return super().invoke(callback, *args, **kwargs)
+        except UsageProblem as exc:
+            raise click.UsageError(str(exc), ctx=self) from None
+        except RunFailed:
+            raise click.exceptions.Exit(1) from None
+        except HarnessError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+def _speaking(command: click.Command) -> click.Command:
+    """``command`` and its sub-commands run in :class:`SpeakingContext`."""
+    command.context_class = SpeakingContext
+    for sub in getattr(command, "commands", {}).values():
+        _speaking(sub)
+    return command
 
 
 class LazyGroup(click.Group):
@@ -52,7 +82,28 @@ class LazyGroup(click.Group):
         if target is None:
             return None
         module, attr = target.split(":")
-        return getattr(importlib.import_module(module), attr)
+        return _speaking(getattr(importlib.import_module(module), attr))
+
+
+class EchoHandler(logging.Handler):
+    """The harness's log records as the command line has always shown them: the message alone, INFO on
+    stdout, WARNING and above on stderr, coloured on a terminal by the record's ``style`` (click.style
+    keywords, e.g. ``extra={"style": {"fg": "green"}}``)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            style = getattr(record, "style", None) or {}
+            click.secho(self.format(record), err=record.levelno >= logging.WARNING, **style)
+        except Exception:
+            self.handleError(record)
+
+
+def configure_logging() -> None:
+    """Route the ``harness`` loggers to the console (once per process); library code only logs."""
+    logger = logging.getLogger("harness")
+    if not any(isinstance(h, EchoHandler) for h in logger.handlers):
+        logger.addHandler(EchoHandler())
+    logger.setLevel(logging.INFO)
 
 
 _OS_ERROR_HINTS = {
@@ -82,7 +133,58 @@ def describe_os_error(exc: OSError) -> str:
 )
 def main(verbose: bool) -> None:
     """Reproduce Wang et al. 2019 (PLoS ONE e0218808) on native Caffe-SSD and Darknet."""
+    configure_logging()
     if verbose:
         import os
 
         os.environ["HARNESS_VERBOSE"] = "1"  # child processes (pycaffe workers) see it too
+
+
+RUN_DIR = click.Path(exists=True, file_okay=False, path_type=Path, resolve_path=True)
+
+
+def _run_dir_runner(run_dir: Path):
+    """The runner recorded in RUN_DIR/run.json (usage error when there is none or it is unknown)."""
+    from harness.runners import runner_of
+
+    if not (run_dir / "run.json").is_file():
+        raise click.UsageError(f"{run_dir} holds no run.json: not a harness run directory")
+    try:
+        return runner_of(run_dir)
+    except KeyError as exc:
+        raise click.UsageError(f"{run_dir / 'run.json'}: {exc.args[0]}") from None
+
+
+@click.command("status")
+@click.argument("run_dir", type=RUN_DIR)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def status(run_dir: Path, as_json: bool) -> None:
+    """Per experiment of RUN_DIR: pending / running / done / failed (with its log), iterations
+    reached, last loss, best VOC07 mAP so far; the scheduler's job states for runs its runner queued
+    (e.g. --runner slurm)."""
+    from harness.status import format_table, run_status
+
+    runner = _run_dir_runner(run_dir)
+    try:
+        rows = run_status(run_dir, runner.status(run_dir))
+    except ValueError as exc:  # a corrupt run.json or config.json, named in the message
+        raise click.ClickException(str(exc)) from None
+    except KeyError as exc:
+        raise click.ClickException(f"{run_dir / 'run.json'}: no field {exc}: not a harness run record") from None
+    if as_json:
+        click.echo(json.dumps([{k: v for k, v in vars(r).items() if k != "summary"} for r in rows], indent=2))
+    else:
+        click.echo(format_table(rows))
+
+
+@click.command("cancel")
+@click.argument("run_dir", type=RUN_DIR)
+def cancel(run_dir: Path) -> None:
+    """Stop RUN_DIR's queued and running work through the runner that started it (e.g. scancel for
+    --runner slurm). A local run is stopped with Ctrl-C on its command; a rerun resumes either way."""
+    runner = _run_dir_runner(run_dir)
+    cancelled = runner.cancel(run_dir)
+    if cancelled:
+        click.echo(f"{runner.name}: cancelled {', '.join(cancelled)}")
+    else:
+        click.echo(f"{runner.name}: nothing queued to cancel (stop a local run with Ctrl-C; a rerun resumes)")

@@ -20,10 +20,10 @@ from typing import Any, Optional
 
 from harness.core.profiles import Profile, eval_interval, limit
 from harness.device import Device
+from harness.evaluation.protocols import check_protocols, experiment_protocols
 
 CONFIG_FILE = "config.json"
 RUN_FILE = "run.json"
-PROTOCOLS = ("voc07", "voc12")
 # Top-level fields of configs (and summaries) written before framework_options held them: the
 # backend of the config turns them into its options (FrameworkBackend.upgrade_options).
 LEGACY_OPTION_FIELDS = ("ssd_batch_size", "solver", "cfg", "network", "darknet")
@@ -71,11 +71,15 @@ class ExperimentConfig:
     classification: Optional[Path]
     init_weights: Optional[Path]
     limits: dict = field(default_factory=dict)  # test/classification/timing image counts
-    protocols: tuple = PROTOCOLS
+    protocols: tuple = field(default_factory=experiment_protocols)  # harness.evaluation.protocols names
     eval_interval: Optional[int] = None  # periodic evaluation; None: final weights only
     # What only this framework reads, resolved by its backend (FrameworkBackend.resolve_options):
     # Caffe {"solver", "batch_size", "network"}, Darknet {"cfg", "fork"}, a plug-in its own.
     framework_options: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # an unknown protocol is an error here, before anything runs (UnknownProtocolError, a ValueError)
+        object.__setattr__(self, "protocols", check_protocols(self.protocols))
 
     @property
     def name(self) -> str:
@@ -103,7 +107,7 @@ class ExperimentConfig:
         values["device"] = Device.parse(values["device"])
         for key in ("run_dir", "model_dir", "data", "classification", "init_weights"):
             values[key] = None if values.get(key) is None else Path(values[key])
-        values["protocols"] = tuple(values.get("protocols") or PROTOCOLS)
+        values["protocols"] = tuple(values.get("protocols") or experiment_protocols())
         legacy = {key: values.pop(key) for key in LEGACY_OPTION_FIELDS if key in values}
         if "framework_options" not in values:  # written before framework_options existed
             from harness.frameworks import backend_class

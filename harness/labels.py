@@ -127,6 +127,8 @@ def _labelmap_prototxt_names(text: str, path: Path) -> Sequence[str]:
         display = re.search(r'display_name:\s*"([^"]*)"', item)
         if not label or not (name or display):
             raise ValueError(f"{path}: labelmap item without name/label: {item.strip()!r}")
-        pairs.append((int(label.group(1)), (display or name).group(1)))
+        found = display or name
+        assert found is not None  # checked above
+        pairs.append((int(label.group(1)), found.group(1)))
     pairs.sort()
     return [n for lbl, n in pairs if lbl != 0]

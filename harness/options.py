@@ -19,6 +19,7 @@ from harness.device import CHOICES as DEVICE_CHOICES
 from harness.device import Device
 from harness.frameworks.darknet import DEFAULT_FORK as DEFAULT_DARKNET
 from harness.frameworks.darknet import FORKS as DARKNET_FORKS
+from harness.runners import runner_names
 
 
 def _device(ctx: click.Context, param: click.Parameter, value: str) -> str:
@@ -178,7 +179,6 @@ def run_options(func: Callable) -> Callable:
     return func
 
 
-RUNNER_CHOICES = ("local", "docker", "slurm")  # harness.runners.RUNNERS (kept import-light here)
 SLURM_KEYS = ("partition", "time", "cpus_per_task", "mem", "gres", "max_parallel", "extra", "wait")
 
 
@@ -187,7 +187,7 @@ def runner_options(func: Callable) -> Callable:
     options = (
         click.option(
             "--runner",
-            type=click.Choice(RUNNER_CHOICES),
+            type=click.Choice(runner_names()),
             default="local",
             show_default=True,
             help="local: here, one experiment after another (reproduce: --jobs N at once); docker: this command inside the harness "

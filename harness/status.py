@@ -1,24 +1,45 @@
-"""``harness status RUN_DIR``: where each experiment of a run stands, for any runner.
+"""Where each experiment of a run stands, for any runner (``harness status RUN_DIR``).
 
-Reads only the run directory (run.json, summaries, logs, locks) plus, for Slurm runs, what
-``squeue`` still lists; so it answers the same way for a local, Docker or cluster run.
+Reads the run directory (run.json, summaries, logs, locks) and merges what the run's runner
+reports through ``Runner.status`` (:class:`TaskState` per experiment; the local runner has no
+scheduler and reports nothing), so it answers the same way for a local, Docker or cluster run.
+This module knows no runner: the command line asks the run's runner and passes its answer in.
 """
 
 from __future__ import annotations
 
-import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-import click
+PENDING, RUNNING, ACTIVE = "pending", "running", "active"
+
+
+@dataclass(frozen=True)
+class TaskState:
+    """What a runner's scheduler says about one experiment's task.
+
+    ``state``: ``"pending"`` (queued), ``"running"``, ``"active"`` (listed in another state, e.g.
+    completing or suspended) or None (the scheduler no longer lists it: it ended, or was killed).
+    ``job``: the scheduler's id for it; ``shown``: its own word for the state; ``log``: the task's log.
+    """
+
+    job: str
+    state: Optional[str]
+    shown: str = ""
+    log: str = ""
+
+    @property
+    def column(self) -> str:
+        return f"{self.job} {self.shown or '-'}"
 
 
 @dataclass
 class ExperimentStatus:
     name: str
     state: str  # pending | running | done | failed | not started
-    scheduler: str = ""  # e.g. "4_1 RUNNING" (Slurm)
+    scheduler: str = ""  # e.g. "4_1 RUNNING" (the runner's TaskState)
     iterations: Optional[int] = None
     last_loss: Optional[float] = None
     best_map: Optional[float] = None
@@ -41,20 +62,21 @@ def training_progress(model_dir: Path, framework: str) -> tuple[Optional[int], O
 
 
 def best_map(model_dir: Path) -> Optional[float]:
-    """The final VOC07 mAP; a truncated metrics file raises CorruptFileError (one line at the CLI)."""
+    """The final mAP under the first experiment protocol of the registry (voc07); a truncated metrics
+    file raises CorruptFileError (one line at the CLI)."""
     from harness.core.atomic import read_json
+    from harness.evaluation.protocols import experiment_protocols
 
-    path = model_dir / "metrics_voc07.json"
-    return read_json(path, "metrics file (metrics_voc07.json)").get("map") if path.is_file() else None
+    name = f"metrics_{experiment_protocols()[0]}.json"
+    path = model_dir / name
+    return read_json(path, f"metrics file ({name})").get("map") if path.is_file() else None
 
 
 def _state(summary: dict, locked: bool, scheduler_state: Optional[str], configured: bool) -> str:
     if locked:
         return "running"
-    if scheduler_state in ("PENDING", "REQUEUED", "CONFIGURING", "REQUEUE_HOLD"):
-        return "pending"
-    if scheduler_state == "RUNNING":
-        return "running"
+    if scheduler_state in (PENDING, RUNNING):
+        return scheduler_state
     if summary.get("status") == "ok":
         return "done"
     if summary:
@@ -62,23 +84,23 @@ def _state(summary: dict, locked: bool, scheduler_state: Optional[str], configur
     return "pending" if configured else "not started"
 
 
-def experiment_status(name: str, model_dir: Path, framework: str, task: Optional[dict]) -> ExperimentStatus:
+def experiment_status(name: str, model_dir: Path, framework: str, task: Optional[TaskState]) -> ExperimentStatus:
     from harness.core.locks import is_locked
     from harness.engine.experiment import read_summary
 
     summary = read_summary(model_dir) or {}
-    scheduler_state = (task or {}).get("state")
+    scheduler_state = task.state if task else None
     state = _state(summary, is_locked(model_dir), scheduler_state, (model_dir / "config.json").is_file())
     if state == "pending" and task and scheduler_state is None and not summary:
-        state = "failed"  # squeue forgot the task and it left no summary: killed hard
+        state = "failed"  # the scheduler forgot the task and it left no summary: killed hard
     iterations, loss = training_progress(model_dir, framework)
     log = summary.get("log") or (str(model_dir / "train.log") if (model_dir / "train.log").is_file() else "")
     if task and ((state == "failed" and not summary.get("log")) or not log):
-        log = task["log"]
+        log = task.log
     return ExperimentStatus(
         name,
         state,
-        f"{task['job']} {scheduler_state or '-'}" if task else "",
+        task.column if task else "",
         iterations,
         loss,
         best_map(model_dir),
@@ -87,18 +109,14 @@ def experiment_status(name: str, model_dir: Path, framework: str, task: Optional
     )
 
 
-def run_status(run_dir: Path, queue: Optional[dict] = None) -> list[ExperimentStatus]:
-    """One row per experiment recorded in RUN_DIR/run.json."""
+def run_status(run_dir: Path, tasks: Optional[Mapping[str, TaskState]] = None) -> list[ExperimentStatus]:
+    """One row per experiment recorded in RUN_DIR/run.json; ``tasks``: the runner's ``status``."""
     from harness.config import read_config
     from harness.engine.run import experiment_config_path, read_run_file
 
     run_dir = Path(run_dir).resolve()
     record = read_run_file(run_dir)
-    tasks: dict = {}
-    if (run_dir / "slurm" / "jobs.json").is_file():
-        from harness.runners.slurm import experiment_states
-
-        tasks = experiment_states(run_dir, queue)
+    tasks = tasks or {}
     rows = []
     for name, entry in record["experiments"].items():
         model_dir = experiment_config_path(run_dir, name, entry).parent
@@ -112,30 +130,13 @@ def format_table(rows: list[ExperimentStatus]) -> str:
     def cell(value, digits: int = 4) -> str:
         return "-" if value is None else (f"{value:.{digits}g}" if isinstance(value, float) else str(value))
 
-    header = f"{'experiment':34s} {'state':11s} {'slurm':18s} {'iter':>6s} {'loss':>9s} {'mAP07':>7s}  log"
+    from harness.evaluation.protocols import experiment_protocols
+
+    score = experiment_protocols()[0]  # the column best_map fills
+    header = f"{'experiment':34s} {'state':11s} {'scheduler':18s} {'iter':>6s} {'loss':>9s} {score:>7s}  log"
     lines = [header] + [
         f"{r.name:34s} {r.state:11s} {r.scheduler or '-':18s} {cell(r.iterations):>6s} "
         f"{cell(r.last_loss):>9s} {cell(r.best_map):>7s}  {r.log or '-'}"
         for r in rows
     ]
     return "\n".join(lines)
-
-
-@click.command("status")
-@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path, resolve_path=True))
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def status(run_dir: Path, as_json: bool) -> None:
-    """Per experiment of RUN_DIR: pending / running / done / failed (with its log), iterations
-    reached, last loss, best VOC07 mAP so far; Slurm job states for --runner slurm runs."""
-    if not (run_dir / "run.json").is_file():
-        raise click.UsageError(f"{run_dir} holds no run.json: not a harness run directory")
-    try:
-        rows = run_status(run_dir)
-    except ValueError as exc:  # a corrupt run.json or config.json, named in the message
-        raise click.ClickException(str(exc)) from None
-    except KeyError as exc:
-        raise click.ClickException(f"{run_dir / 'run.json'}: no field {exc}: not a harness run record") from None
-    if as_json:
-        click.echo(json.dumps([{k: v for k, v in vars(r).items() if k != "summary"} for r in rows], indent=2))
-    else:
-        click.echo(format_table(rows))

@@ -194,7 +194,7 @@ def _committed(lmdb_dir: Path) -> int:
         env.close()
 
 
-def test_killed_conversion_process_resumes(bccd_root, tmp_path):
+def test_killed_conversion_process_resumes(bccd_root, tmp_path, monkeypatch):
     """SIGKILL the real CLI (and its worker pool) mid-way; the re-run finishes with the same LMDBs."""
     import os
     import signal
@@ -205,6 +205,7 @@ def test_killed_conversion_process_resumes(bccd_root, tmp_path):
     import importlib.util
 
     bench_file = Path(__file__).resolve().parents[1] / "bench" / "bench_convert.py"
+    monkeypatch.syspath_prepend(str(bench_file.parent))  # bench/_common.py, as when the script runs
     spec = importlib.util.spec_from_file_location("bench_convert", bench_file)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)

@@ -84,6 +84,8 @@ def test_array_tasks_then_report_and_same_structure_as_local(slurm_cluster, tmp_
 
     status = harness(["status", str(run_dir)], slurm_cluster, work)
     assert status.returncode == 0 and status.stdout.count(" done ") == 2, status.stdout
+    assert json.loads((run_dir / "run.json").read_text())["runner"] == "slurm"     # status asks that runner
+    assert f"{jobs[0]['array']}_0 -" in status.stdout and f"{jobs[0]['array']}_1 -" in status.stdout
 
     local = harness([*args, "--name", "l"], {k: v for k, v in slurm_cluster.items()}, work)
     assert local.returncode == 0, local.stdout[-3000:] + local.stderr[-3000:]

@@ -9,7 +9,7 @@ import os
 import shutil
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Optional
 
 
 def _temp_name(path: Path) -> Path:
@@ -81,6 +81,29 @@ def read_json(path: str | Path, what: str) -> Any:
             "crash or a full disk: restore it from a copy, or rerun the command that writes "
             "it"
         ) from None
+
+
+_JSON_KINDS: dict[type, str] = {dict: "object", list: "list"}
+
+
+def load_json(
+    path: str | Path, what: str, error: Callable[[str], Exception] = ValueError, kind: Optional[type] = None
+) -> Any:
+    """The one read-or-raise for JSON a user or a run hands us: the JSON in ``path``, or ``error`` with a
+    message that names the file and why — ``PATH: cannot read the WHAT: …`` (missing, unreadable, not
+    text), ``PATH: not valid JSON (… at line N)``, or, with ``kind`` (dict or list), ``PATH: expected a
+    JSON object, found list``. (:func:`read_json` is for the harness's own records: its error says how
+    to recover a truncated one.)"""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise error(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise error(f"{path}: cannot read the {what}: {exc}") from None
+    if kind is not None and not isinstance(data, kind):
+        raise error(f"{path}: expected a JSON {_JSON_KINDS.get(kind, kind.__name__)}, found {type(data).__name__}")
+    return data
 
 
 def write_csv(path: str | Path, header: Sequence[str], rows: Iterable[Sequence]) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import multiprocessing
 import pickle
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 from harness.core.types import NativeFrameworkError
 
@@ -57,8 +57,8 @@ class InChild:
     def __init__(self, what: str, factory: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         self.what = what
         self._spec = (factory, args, kwargs)
-        self._process: Optional[multiprocessing.Process] = None
-        self._conn = None
+        self._process: Any = None  # a spawn-context Process once started
+        self._conn: Any = None  # our end of the Pipe once started
 
     def _start(self) -> None:
         context = multiprocessing.get_context("spawn")  # no fork of a process with threads and C state

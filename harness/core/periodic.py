@@ -55,7 +55,7 @@ def read_results(model_dir: Path) -> list[dict]:
 
 
 def _typed(row: dict) -> dict:
-    typed = {}
+    typed: dict[str, float] = {}
     for key, text in row.items():
         if key == "iteration":
             typed[key] = int(float(text))

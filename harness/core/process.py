@@ -20,7 +20,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 from harness.core.types import NativeFrameworkError, Progress
 from harness.progress import clock, progress_seconds
@@ -335,7 +335,7 @@ class _ProgressDisplay:
         self.line_mode = wanted and not self.bar_mode
         self.enabled = self.bar_mode or self.line_mode
         self.every = progress_seconds()
-        self.bar = None
+        self.bar: Optional[Any] = None  # a tqdm bar once the first progress arrives
         self.first: Optional[tuple[int, float]] = None
         self.last_line = -math.inf
 
@@ -351,8 +351,9 @@ class _ProgressDisplay:
 
             start = max(0, progress.iteration - 1)
             self.bar = tqdm(total=self.total, initial=start, desc=self.label, unit="it", dynamic_ncols=True, leave=True)
-        self.bar.set_postfix(_postfix(progress), refresh=False)
-        self.bar.update(max(0, progress.iteration - self.bar.n))
+        bar = self.bar
+        bar.set_postfix(_postfix(progress), refresh=False)
+        bar.update(max(0, progress.iteration - bar.n))
 
     def _maybe_print_line(self, progress: Progress) -> None:
         import sys

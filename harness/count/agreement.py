@@ -85,8 +85,8 @@ def agreement(results: list[SlideResult]) -> Optional[dict]:
     roles = results[0].roles
     per_class = {}
     for name in roles.differential:
-        pred = [p.percent(name) for p, _ in pairs]
-        true = [t.percent(name) for _, t in pairs]
+        pred = [p.percent(name) or 0.0 for p, _ in pairs]  # never None: both sides have leukocytes
+        true = [t.percent(name) or 0.0 for _, t in pairs]
         r = pearson(true, pred)
         per_class[name] = {
             "predicted": pred,

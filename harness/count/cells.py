@@ -50,7 +50,8 @@ def cells_of_image(
         home = _overlapping(cells, box, det["same_cell_iou"])
         if home is None:
             if score >= det["min_score"]:
-                cells.append(Cell(image_id, tuple(float(v) for v in box), label, float(score)))
+                x0, y0, x1, y1 = (float(v) for v in box)
+                cells.append(Cell(image_id, (x0, y0, x1, y1), label, float(score)))
         elif label != home.label and not home.runner_up and score >= det["runner_up_min_score"]:
             home.runner_up, home.runner_up_score = label, float(score)
     for cell in cells:

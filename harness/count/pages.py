@@ -16,19 +16,9 @@ CROP_PAD = 8
 
 
 def _environment():
-    import jinja2
+    from harness.html import environment
 
-    from harness.report.builder import format_number
-
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
-        autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",)),
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    env.filters.update(num=format_number)
-    return env
+    return environment(TEMPLATES)
 
 
 def write_pages(

@@ -10,12 +10,13 @@ sets such as BCCD, and the five-part differential; a model with other classes ne
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Optional
+
+from harness.core.atomic import load_json
 
 ROLES = ("leukocyte", "nrbc", "red_cell", "platelet", "other", "not_counted")
 BUILTIN_DIR = Path(__file__).with_name("roles")
@@ -89,10 +90,7 @@ class ClassRoles:
 def load_roles(path: Path) -> ClassRoles:
     """Read and check one table; every problem names the file."""
     path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise ClassRolesError(f"{path}: cannot read the class-roles table: {exc}") from None
+    data = load_json(path, "class-roles table", ClassRolesError)
     if not isinstance(data, dict) or not isinstance(data.get("classes"), dict) or not data["classes"]:
         raise ClassRolesError(f'{path}: a class-roles table needs a non-empty "classes" object')
     roles, categories = {}, {}
@@ -149,7 +147,7 @@ def roles_for_model(
     class the count would ignore must be said so (role ``not_counted``)."""
     classes = list(classes)
     if explicit is not None or (model_dir is not None and (Path(model_dir) / MODEL_ROLES_FILE).is_file()):
-        table = load_roles(explicit if explicit is not None else Path(model_dir) / MODEL_ROLES_FILE)
+        table = load_roles(explicit if explicit is not None else Path(str(model_dir)) / MODEL_ROLES_FILE)
         missing = [c for c in classes if not table.covers([c])]
         if missing:
             raise ClassRolesError(

@@ -6,9 +6,10 @@ table (:mod:`harness.count.roles`), not this file.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Optional
+
+from harness.core.atomic import load_json
 
 DEFAULT_THRESHOLDS = Path(__file__).with_name("thresholds.json")
 SECTIONS = ("detection", "uncertain", "border")
@@ -18,10 +19,7 @@ MOVED_TO_ROLES = ("flags", "reference_ranges_percent")
 def load_thresholds(path: Optional[Path] = None) -> dict:
     """The default file, or a user's copy; a missing section is an error naming the file."""
     path = Path(path or DEFAULT_THRESHOLDS)
-    try:
-        rules = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"{path}: cannot read thresholds: {exc}") from None
+    rules = load_json(path, "thresholds", kind=dict)
     moved = [k for k in MOVED_TO_ROLES if k in rules]
     if moved:
         raise ValueError(

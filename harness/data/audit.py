@@ -240,7 +240,8 @@ def _connected(twins: list[Twin]) -> list[set[str]]:
 
 def _leaks(twins: list[Twin], split: Split) -> list[Leak]:
     """One row per test image with a twin in train (the closest twin)."""
-    train, test, best = set(split.train), set(split.test), {}
+    train, test = set(split.train), set(split.test)
+    best: dict[str, Leak] = {}
     for twin in twins:
         for a, b in ((twin.first, twin.second), (twin.second, twin.first)):
             if a in test and b in train:

@@ -237,12 +237,12 @@ def _plot_image_sizes(audit: DatasetAudit, path: Path) -> Path:
 
 
 def _render_html(audit: DatasetAudit, stats: dict, figures: dict[str, str]) -> str:
-    from harness.report.builder import _environment
+    from harness.html import environment
 
     report = audit.report
     paths = {im.image_id: im.image_path.name for im in audit.dataset.images}
     return (
-        _environment()
+        environment(Path(__file__).with_name("templates"))
         .get_template("dataset_report.html.j2")
         .render(
             title=f"Dataset report — {audit.dataset.root.name}",

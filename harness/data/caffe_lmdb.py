@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import lmdb
 
@@ -37,7 +38,7 @@ def annotated_datum(image: ImageAnnotation, jpeg: bytes, channels: int, labelmap
     datum.label = -1
     datum.encoded = True
     record.type = caffe_proto.BBOX
-    groups: dict[int, object] = {}
+    groups: dict[int, Any] = {}
     for box in image.objects:
         label = labelmap.index(box.name) + 1
         if label not in groups:
@@ -77,7 +78,7 @@ def read_records(lmdb_dir: str | Path) -> Iterator[tuple[str, object]]:
     try:
         with env.begin() as txn:
             for key, value in txn.cursor():
-                yield key.decode(), caffe_proto.AnnotatedDatum.FromString(value)
+                yield key.decode(), caffe_proto.AnnotatedDatum.FromString(value)  # type: ignore[attr-defined]
     finally:
         env.close()
 

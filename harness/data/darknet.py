@@ -167,8 +167,9 @@ def parse_yolo_labels(text: str, width: int, height: int, labelmap: LabelMap) ->
     for line in text.splitlines():
         if not line.strip():
             continue
-        cls, cx, cy, w, h = line.split()
-        cx, w = float(cx) * width, float(w) * width
-        cy, h = float(cy) * height, float(h) * height
+        cls, *fields = line.split()
+        cx, cy, w, h = (float(v) for v in fields)
+        cx, w = cx * width, w * width
+        cy, h = cy * height, h * height
         boxes.append(Box(labelmap.names[int(cls)], cx - w / 2 + 1, cy - h / 2 + 1, cx + w / 2 + 1, cy + h / 2 + 1))
     return boxes

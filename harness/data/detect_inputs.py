@@ -51,8 +51,8 @@ def detection_inputs(root: Path, image_set: Optional[str], labelmap: LabelMap, o
         inputs = DetectionInputs([], {}, source=f"VOC root {root}: {dataset.report.summary()}")
         for problem in dataset.report.problems:  # the header check already refused these images
             if problem.kind == UNREADABLE_IMAGE:
-                image = find_image(root, Path(problem.file).stem) or Path(problem.file)
-                inputs.skipped[str(image)] = unreadable_reason(problem.message, image)
+                found = find_image(root, Path(problem.file).stem) or Path(problem.file)
+                inputs.skipped[str(found)] = unreadable_reason(problem.message, found)
         for image in dataset.images:
             _add_checked(inputs, image.image_id, image, image.image_path, str(image.image_path))
         return _indexed(inputs, out, root)
@@ -120,26 +120,3 @@ def _write_index(inputs: DetectionInputs, path: Path) -> None:
     rows = [[image_id, name, "ok"] for image_id, name in inputs.files.items()]
     rows += [["", name, f"skipped: {why}"] for name, why in inputs.skipped.items()]
     write_csv(path, ["image_id", "file", "status"], rows)
-
-
-def write_detections_csv(det_dir: Path, labelmap: LabelMap, inputs: DetectionInputs, path: Path) -> Path:
-    """One row per box, with the user's file name next to the id the native tools saw."""
-    from harness.evaluation.detections import read_detections
-
-    dets = read_detections(det_dir, class_names=labelmap.names)
-    rows = []
-    for name in dets.class_names:
-        found = dets[name]
-        for image_id, score, box in zip(found.image_ids, found.scores, found.boxes):
-            rows.append(
-                [
-                    inputs.files.get(str(image_id), str(image_id)),
-                    str(image_id),
-                    name,
-                    f"{score:.6f}",
-                    *(f"{v:.2f}" for v in box),
-                ]
-            )
-    rows.sort(key=lambda r: (r[0], -float(r[3])))
-    write_csv(path, ["file", "image_id", "class", "score", "xmin", "ymin", "xmax", "ymax"], rows)
-    return path

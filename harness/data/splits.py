@@ -66,7 +66,7 @@ def paper_split(
 
 def _units(ordered: list[str], groups: Iterable[Iterable[str]]) -> list[tuple[str, ...]]:
     """The ids cut into draw units: each duplicate group is one unit, every other id its own."""
-    present, grouped, units = set(ordered), set(), []
+    present, grouped, units = set(ordered), set[str](), list[tuple[str, ...]]()
     for group in groups:
         members = tuple(sorted(set(group) & present - grouped))
         if members:

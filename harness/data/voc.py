@@ -212,7 +212,7 @@ def _apply_class_map(raws: list[_RawAnnotation], class_map: ClassMap, report: Va
                 kept.append(obj)
                 continue
             renamed[obj.name] += 1
-            files.setdefault(obj.name, set()).add(raw.xml_path.name)
+            files.setdefault(str(obj.name), set()).add(raw.xml_path.name)  # matched: a name
             if new_name is None:
                 report.objects_total += 1
                 report.add(
@@ -306,7 +306,7 @@ def _text(node, path: str) -> Optional[str]:
 
 def _read_size(node) -> Optional[tuple[int, int]]:
     try:
-        width, height = int(float(_text(node, "size/width"))), int(float(_text(node, "size/height")))
+        width, height = int(float(_text(node, "size/width") or "")), int(float(_text(node, "size/height") or ""))
     except (TypeError, ValueError):
         return None
     return (width, height) if width > 0 and height > 0 else None
@@ -334,7 +334,8 @@ def _read_object(index: int, node) -> _RawObject:
         return obj
     values = {key: _text(box, key) for key in ("xmin", "ymin", "xmax", "ymax")}
     try:
-        obj.coords = tuple(float(values[key]) for key in ("xmin", "ymin", "xmax", "ymax"))
+        xmin, ymin, xmax, ymax = (float(values[key] or "") for key in ("xmin", "ymin", "xmax", "ymax"))
+        obj.coords = (xmin, ymin, xmax, ymax)
     except (TypeError, ValueError):
         obj.coords_error = f"non-numeric or missing coordinates {values}"
     return obj
@@ -453,8 +454,9 @@ def _paired_image(root: Path, raw: _RawAnnotation, report: ValidationReport) -> 
 def _validate_object(
     xml: str, obj: _RawObject, width: int, height: int, labelmap: LabelMap, report: ValidationReport
 ) -> Optional[Box]:
-    def skip(kind: str, message: str) -> None:
+    def skip(kind: str, message: str) -> Optional[Box]:
         report.add(Problem(xml, kind, SKIP_OBJECT, message, obj.index, obj.name))
+        return None
 
     if obj.flag_text:
         report.add(

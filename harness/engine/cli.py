@@ -181,8 +181,9 @@ def detect(
 ) -> None:
     """Run a trained model (a MODEL_DIR from `harness train`) and write per-class VOC detection
     files plus detections.csv (one row per box, with the original file name)."""
-    from harness.data.detect_inputs import detection_inputs, write_detections_csv
+    from harness.data.detect_inputs import detection_inputs
     from harness.engine.experiment import load_trained_model
+    from harness.evaluation.detections import write_detections_csv
     from harness.frameworks import backend_for
 
     try:

@@ -11,6 +11,7 @@ resumes from its last snapshot; one with a different config is refused unless ``
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import time
 import traceback
@@ -31,6 +32,8 @@ from harness.device import Device
 from harness.frameworks import backend_for
 from harness.labels import LabelMap
 from harness.paths import from_recorded, recorded_path
+
+log = logging.getLogger(__name__)  # the CLI shows INFO on stdout (harness.cli.EchoHandler)
 
 __all__ = [
     "SEGMENTS_FILE",
@@ -87,7 +90,7 @@ def prepare_data(
     converted = convert_dataset(
         Path(data).resolve(), work_dir / "dataset", seed=seed, **options.convert_kwargs(), **kwargs
     )
-    print(converted.summary())
+    log.info(converted.summary())
     return PreparedData(
         Path(data).resolve(), converted, Path(classification).resolve() if classification else None, synthetic
     )
@@ -115,7 +118,7 @@ class ConfigMismatch(ValueError):
 
 def _step(name: str, func: Callable, *args, **kwargs):
     """Run one pipeline step, tagging any failure with the step's name for the summary."""
-    print(f"[{name}] …", flush=True)
+    log.info(f"[{name}] …")
     started = time.monotonic()
     try:
         result = func(*args, **kwargs)
@@ -123,7 +126,7 @@ def _step(name: str, func: Callable, *args, **kwargs):
         raise
     except Exception as exc:
         raise StepFailed(name, exc) from exc
-    print(f"[{name}] done in {time.monotonic() - started:.1f} s", flush=True)
+    log.info(f"[{name}] done in {time.monotonic() - started:.1f} s")
     return result
 
 
@@ -177,9 +180,9 @@ def evaluate_split(
     for protocol in protocols:
         metrics = evaluate_detections(gt, dets, labelmap, protocol=protocol)
         written[protocol] = write_json(out_dir / f"metrics_{protocol}.json", metrics).name
-        print(f"    {protocol} mAP = {metrics['map']} (mean over {metrics.get('mean_over', 'present')} classes)")
+        log.info(f"    {protocol} mAP = {metrics['map']} (mean over {metrics.get('mean_over', 'present')} classes)")
     for problem in _metric_warnings(metrics):
-        print(f"    warning: {problem}")
+        log.info(f"    warning: {problem}")
     return written
 
 
@@ -201,7 +204,7 @@ def classify(images: list[ImageAnnotation], detections: Path, labelmap: LabelMap
     from harness.evaluation.detections import read_detections
 
     report = classification_report(images, read_detections(detections, class_names=labelmap.names), labelmap)
-    print(f"    mean accuracy = {report['mean_accuracy']}")
+    log.info(f"    mean accuracy = {report['mean_accuracy']}")
     return write_json(out_dir / "classification.json", report).name
 
 
@@ -295,12 +298,12 @@ def _run_locked(config: ExperimentConfig, data: PreparedData, overwrite: bool) -
     plan = plan_experiment(config, overwrite)
     model_dir = config.model_dir
     if plan == "reuse":
-        print(f"[{config.name}] already finished with this config: reusing {model_dir} (--overwrite to retrain)")
+        log.info(f"[{config.name}] already finished with this config: reusing {model_dir} (--overwrite to retrain)")
         return {**(read_summary(model_dir) or {}), "reused": True}
     if plan == "overwrite":
         clear_model_dir(model_dir)
     if plan == "resume" and _started_before(model_dir):
-        print(f"[{config.name}] unfinished run with this config in {model_dir}: resuming")
+        log.info(f"[{config.name}] unfinished run with this config in {model_dir}: resuming")
     config.write()
     summary: dict[str, Any] = {
         "experiment": config.name,
@@ -336,7 +339,7 @@ def _run_locked(config: ExperimentConfig, data: PreparedData, overwrite: bool) -
         detail = exc.__cause__
         if detail is not None and not isinstance(detail, NativeFrameworkError):
             summary["traceback"] = "".join(traceback.format_exception(detail))[-4000:]
-        print(f"[{config.name}] FAILED at {exc}", flush=True)
+        log.info(f"[{config.name}] FAILED at {exc}")
     finally:
         summary["seconds"] = round(time.monotonic() - started, 1)
         write_json(model_dir / SUMMARY_FILE, summary)
@@ -413,8 +416,8 @@ def _train_with_periodic_evaluation(
     model_dir = config.model_dir
     points = evaluation_points(fw.schedule_length(files), config.eval_interval)
     done = evaluated_iterations(model_dir)
-    print(f"    evaluation at iterations {_describe_points(points)} → {model_dir / 'results.csv'}", flush=True)
-    print(f"    native log: {model_dir / 'train.log'} (loss per iteration: {model_dir / 'loss.csv'})", flush=True)
+    log.info(f"    evaluation at iterations {_describe_points(points)} → {model_dir / 'results.csv'}")
+    log.info(f"    native log: {model_dir / 'train.log'} (loss per iteration: {model_dir / 'loss.csv'})")
     total = points[-1] if points else None
     for point in points[:-1]:
         if point in done:
@@ -450,7 +453,7 @@ def _train_segment(
     if result.weights is None:
         raise StepFailed("train", RuntimeError(f"training produced no weights (see {result.log_path})"))
     if result.resumed_from is not None:
-        print(f"    resumed from {result.resumed_from}")
+        log.info(f"    resumed from {result.resumed_from}")
     return result
 
 
@@ -500,7 +503,7 @@ def _record_point(config: ExperimentConfig, result: TrainResult, maps: dict[str,
     record_result(model_dir, row, config.protocols)
     scores = "  ".join(f"mAP {p} {_percent(m)}" for p, m in maps.items())
     best_note = f"  best {_percent(best.map)} @ {best.iteration}" if best else ""
-    print(f"    iteration {result.iterations}: {scores}{best_note}", flush=True)
+    log.info(f"    iteration {result.iterations}: {scores}{best_note}")
     return row
 
 

@@ -16,7 +16,7 @@ from harness.core.profiles import LearningCheck, Profile
 from harness.core.profiles import profile as get_profile
 from harness.data.options import DataOptions
 from harness.engine.experiment import stop_on_sigterm
-from harness.engine.run import RunSettings, execute, exit_for
+from harness.engine.run import RunSettings, exit_for
 from harness.options import pop_slurm_options, run_options, runner_options
 from harness.paths import from_recorded
 
@@ -144,7 +144,11 @@ def reproduce_table1(
     configs = table1_configs(settings, only, init_weights_ssd, init_weights_yolo, learning_check)
     if profile_.name == "paper" and not (init_weights_ssd and init_weights_yolo):
         click.secho("note: " + FROM_SCRATCH_NOTE, fg="yellow")
-    prepared, summaries = execute(settings, configs, overwrite, on_start=_announce(len(configs), profile_), jobs=jobs)
+    from harness.runners import Submission, get_runner
+
+    options = {"on_start": _announce(len(configs), profile_), "jobs": jobs}
+    outcome = get_runner("local").submit(Submission(settings, configs, overwrite, options))
+    prepared, summaries = outcome.prepared, outcome.summaries or []
 
     write_provenance(run_dir, prepared, configs, seconds=time.monotonic() - started)
     outputs = build_report(run_dir)

@@ -7,16 +7,16 @@ the exit status: 0 only when every experiment succeeded.
 
 from __future__ import annotations
 
+import logging
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Optional
 
-import click
-
 from harness.config import RUN_FILE, ExperimentConfig, ModelSpec, resolve_experiment
 from harness.core.atomic import read_json, write_json
+from harness.core.errors import HarnessError, RunFailed, UsageProblem
 from harness.core.profiles import Profile
 from harness.data.options import DataOptions
 from harness.engine.experiment import (
@@ -29,6 +29,8 @@ from harness.engine.experiment import (
 )
 from harness.frameworks import resolve_framework_device
 from harness.paths import from_recorded, recorded_path
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,7 @@ class RunSettings:
     synthetic: Optional[tuple[int, int]] = None  # (smears, cells) of the synthetic set; see sized()
     data_options: DataOptions = DataOptions()  # --class-map, --labelmap, --dedupe, ... (one vocabulary)
     darknet: Optional[str] = None  # which Darknet runs the YOLO models (None: the backend's default)
+    runner: str = "local"  # the harness.runners name that runs it (run.json; `harness status` asks it)
 
     def identity(self) -> dict:
         """The values the run's data depends on: changing them under one run name is refused."""
@@ -118,11 +121,14 @@ def check_run(settings: RunSettings, overwrite: bool) -> None:
     if not differences:
         return
     if not overwrite:
-        raise click.UsageError(
+        raise UsageProblem(
             f"{settings.run_dir} holds a run made with {', '.join(differences)}. Choose another --name "
             "(or --project), or pass --overwrite to delete that run's data and models and start again."
         )
-    click.secho(f"--overwrite: removing the earlier run in {settings.run_dir} ({', '.join(differences)})", fg="yellow")
+    log.info(
+        f"--overwrite: removing the earlier run in {settings.run_dir} ({', '.join(differences)})",
+        extra={"style": {"fg": "yellow"}},
+    )
     for sub in ("synthetic", "dataset", "models"):
         shutil.rmtree(settings.run_dir / sub, ignore_errors=True)
 
@@ -133,6 +139,7 @@ def write_run_file(settings: RunSettings, configs: Sequence[ExperimentConfig]) -
         "identity": settings.identity(),
         "device_choice": settings.device,
         "darknet": settings.darknet,
+        "runner": settings.runner,
         "experiments": {
             c.name: {"config": recorded_path(c.model_dir / "config.json", settings.run_dir), "device": str(c.device)}
             for c in configs
@@ -162,7 +169,7 @@ def plan_all(configs: Sequence[ExperimentConfig], overwrite: bool) -> dict[str, 
     try:
         return {c.name: plan_experiment(c, overwrite) for c in configs}
     except ConfigMismatch as exc:
-        raise click.UsageError(str(exc)) from None
+        raise UsageProblem(str(exc)) from None
 
 
 def announce_devices(configs: Sequence[ExperimentConfig]) -> None:
@@ -171,58 +178,22 @@ def announce_devices(configs: Sequence[ExperimentConfig]) -> None:
         seen.setdefault(
             config.framework, f"{config.device}" + (f" ({config.device.reason})" if config.device.reason else "")
         )
-    click.echo("device: " + "; ".join(f"{fw} on {text}" for fw, text in seen.items()))
+    log.info("device: " + "; ".join(f"{fw} on {text}" for fw, text in seen.items()))
 
 
-def execute(
-    settings: RunSettings,
+def run_in_order(
     configs: Sequence[ExperimentConfig],
+    prepared: PreparedData,
     overwrite: bool = False,
     on_start: Optional[Callable[[int, ExperimentConfig], None]] = None,
-    jobs: int = 1,
-) -> tuple[PreparedData, list[dict]]:
-    """Plan, prepare data once, run each experiment (``jobs`` at a time: harness.runners.local);
-    returns the summaries (failed ones included) in the order of ``configs``."""
-    settings = settings.sized(configs)
-    check_run(settings, overwrite)
-    plans = plan_all(configs, overwrite)
-    announce_devices(configs)
-    prepared = record_and_prepare(settings, configs)
-    if jobs > 1:
-        return prepared, _execute_side_by_side(configs, plans, prepared, overwrite, on_start, jobs)
+) -> list[dict]:
+    """Each experiment in this process, one after the other (the local runner's default)."""
     summaries = []
     for index, config in enumerate(configs, 1):
         if on_start is not None:
             on_start(index, config)
         summaries.append(run_unless_busy(config, prepared, overwrite))
-    return prepared, summaries
-
-
-def _execute_side_by_side(
-    configs: Sequence[ExperimentConfig],
-    plans: dict[str, str],
-    prepared: PreparedData,
-    overwrite: bool,
-    on_start,
-    jobs: int,
-) -> list[dict]:
-    """Finished (reused) or busy experiments are settled here; the rest run as child processes,
-    each from its config.json, --overwrite applied here first (as the Slurm runner does)."""
-    from harness.core.locks import is_locked
-    from harness.engine.experiment import clear_model_dir
-    from harness.runners.local import run_side_by_side
-
-    settled, todo = {}, []
-    for config in configs:
-        if plans[config.name] == "reuse" or is_locked(config.model_dir):
-            settled[config.name] = run_unless_busy(config, prepared, overwrite)
-            continue
-        if overwrite:
-            clear_model_dir(config.model_dir)
-        config.write()
-        todo.append(config)
-    settled.update(run_side_by_side(todo, jobs, on_start) if todo else {})
-    return [settled[config.name] for config in configs]
+    return summaries
 
 
 def record_and_prepare(settings: RunSettings, configs: Sequence[ExperimentConfig]) -> PreparedData:
@@ -232,7 +203,7 @@ def record_and_prepare(settings: RunSettings, configs: Sequence[ExperimentConfig
     write_run_file(settings, configs)
     try:
         return prepare_run_data(settings, dataset_formats(configs))
-    except click.ClickException:
+    except HarnessError:
         if fresh:
             (settings.run_dir / RUN_FILE).unlink(missing_ok=True)
         raise
@@ -257,7 +228,7 @@ def prepare_run_data(settings: RunSettings, formats: Optional[Sequence[str]] = N
             )
         except (ValueError, FileNotFoundError) as exc:  # e.g. the audit refuses a leaking split
             source = settings.data or "the synthetic set"
-            raise click.ClickException(f"data {source}: {exc}") from None
+            raise HarnessError(f"data {source}: {exc}") from None
 
 
 def run_unless_busy(config: ExperimentConfig, prepared: PreparedData, overwrite: bool) -> dict:
@@ -288,21 +259,22 @@ def settings_of(run_dir: Path) -> RunSettings:
         synthetic,
         DataOptions.from_identity(identity.get("data_options")),
         record.get("darknet"),
+        record.get("runner", "local"),
     )
 
 
 def exit_for(summaries: Sequence[dict], run_dir: Path) -> None:
-    """Name each failure and its log, then exit 1; return quietly when all succeeded."""
+    """Log each failure and its log file, then raise RunFailed (exit status 1 at the command line);
+    return quietly when all succeeded."""
     failed = [s for s in summaries if s.get("status") != "ok"]
     if not failed:
         return
     for summary in failed:
-        log = summary.get("log") or str(run_dir / "models" / summary["experiment"])
-        click.secho(
+        path = summary.get("log") or str(run_dir / "models" / summary["experiment"])
+        log.error(
             f"FAILED {summary['experiment']}: {summary.get('message', '').splitlines()[0] if summary.get('message') else ''}"
-            f"\n       log: {log}",
-            fg="red",
-            err=True,
+            f"\n       log: {path}",
+            extra={"style": {"fg": "red"}},
         )
-    click.secho(f"{len(failed)} of {len(summaries)} experiments failed", fg="red", err=True)
-    raise SystemExit(1)
+    log.error(f"{len(failed)} of {len(summaries)} experiments failed", extra={"style": {"fg": "red"}})
+    raise RunFailed(f"{len(failed)} of {len(summaries)} experiments failed")

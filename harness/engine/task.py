@@ -7,6 +7,7 @@ from ``RUN_DIR/run.json``, and the data itself was prepared by the submitter, so
 
 from __future__ import annotations
 
+import errno
 import json
 import sys
 from pathlib import Path
@@ -37,11 +38,14 @@ def report_run(run_dir: Path) -> list[dict]:
 
     run_dir = Path(run_dir).resolve()
     record = read_run_file(run_dir)
-    configs = [
-        config
-        for name, entry in record["experiments"].items()
-        if (config := read_config(experiment_config_path(run_dir, name, entry).parent)) is not None
-    ]
+    configs = []
+    for name, entry in record["experiments"].items():
+        config = read_config(experiment_config_path(run_dir, name, entry).parent)
+        if config is None:
+            raise FileNotFoundError(
+                errno.ENOENT, "experiment config missing", str(experiment_config_path(run_dir, name, entry))
+            )
+        configs.append(config)
     summaries = [
         read_summary(c.model_dir)
         or {"experiment": c.name, "status": "failed", "message": "never ran (no summary.json)"}

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from harness.evaluation.evaluator import MEAN_OVER, PROTOCOLS
+from harness.evaluation import protocols
+from harness.evaluation.evaluator import MEAN_OVER
 
 
 @click.command("evaluate")
@@ -32,12 +33,11 @@ from harness.evaluation.evaluator import MEAN_OVER, PROTOCOLS
 )
 @click.option(
     "--protocol",
-    type=click.Choice(PROTOCOLS),
-    default="voc07",
+    type=click.Choice(protocols.names()),
+    default=protocols.experiment_protocols()[0],
     show_default=True,
-    help="voc07 / voc12: the VOC devkit; coco: pycocotools' mAP@[.5:.95]; alexeyab: AlexeyAB Darknet's "
-    "`detector map` (its label-file truth, matching, --points and mean over all classes; "
-    "docs/evaluation.md).",
+    help="; ".join(f"{p.name}: {p.description}" for p in protocols.PROTOCOLS.values())
+    + " (alexeyab: its label-file truth, matching, --points and mean over all classes; docs/evaluation.md).",
 )
 @click.option(
     "--iou", type=float, default=0.5, show_default=True, help="IoU threshold (voc07/voc12; coco uses .50:.95)."

@@ -22,15 +22,19 @@ instead of stopping the evaluation.
 from __future__ import annotations
 
 import csv
-import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from harness.core.atomic import write_text
+from harness.core.atomic import load_json, write_csv, write_text
+
+if TYPE_CHECKING:
+    from harness.data.detect_inputs import DetectionInputs
+    from harness.labels import LabelMap
 
 DEFAULT_PREFIX = "comp4_det_test_"
 CSV_COLUMNS = ("image_id", "class", "score", "xmin", "ymin", "xmax", "ymax")
@@ -340,12 +344,7 @@ def read_voc_class_file(path: str | Path, class_name: str) -> Detections:
 
 def read_json_detections(path: str | Path) -> Detections:
     path = Path(path)
-    try:
-        records = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DetectionFormatError(f"{path}: not a readable JSON file: {exc}") from exc
-    if not isinstance(records, list):
-        raise DetectionFormatError(f"{path}: expected a JSON list of detections, got {type(records).__name__}")
+    records = load_json(path, "detections", DetectionFormatError, kind=list)
     return Detections.from_records(records, source=str(path))
 
 
@@ -412,3 +411,25 @@ def _check_writable_ids(image_ids: np.ndarray, path: Path) -> None:
     bad = [i for i in np.unique(image_ids).tolist() if not i or any(c.isspace() for c in i)]
     if bad:
         raise DetectionFormatError(f"{path}: image ids with whitespace cannot be written: {bad[:5]}")
+
+
+def write_detections_csv(det_dir: Path, labelmap: LabelMap, inputs: DetectionInputs, path: Path) -> Path:
+    """``harness detect``'s detections.csv: one row per box, with the user's file name next to the id the
+    native tools saw."""
+    dets = read_detections(det_dir, class_names=labelmap.names)
+    rows = []
+    for name in dets.class_names:
+        found = dets[name]
+        for image_id, score, box in zip(found.image_ids, found.scores, found.boxes):
+            rows.append(
+                [
+                    inputs.files.get(str(image_id), str(image_id)),
+                    str(image_id),
+                    name,
+                    f"{score:.6f}",
+                    *(f"{v:.2f}" for v in box),
+                ]
+            )
+    rows.sort(key=lambda r: (r[0], -float(r[3])))
+    write_csv(path, ["file", "image_id", "class", "score", "xmin", "ymin", "xmax", "ymax"], rows)
+    return path

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Callable
 
 import numpy as np
 
@@ -22,9 +23,10 @@ from harness.data.annotations import ImageAnnotation
 from harness.evaluation import alexeyab, coco, voc
 from harness.evaluation.detections import ClassDetections, Detections
 from harness.evaluation.ground_truth import GroundTruth, build_ground_truth
+from harness.evaluation.protocols import UnknownProtocolError
+from harness.evaluation.protocols import protocol as get_protocol
 from harness.labels import LabelMap
 
-PROTOCOLS = ("voc07", "voc12", "coco", "alexeyab")
 MEAN_OVER = {
     "network": "mean AP over every class of the label map, scored or not, a class without objects as 0 "
     "(AlexeyAB Darknet 'detector map', which divides by the network's classes; the alexeyab protocol's rule)",
@@ -38,6 +40,10 @@ UNKNOWN_ID_EXAMPLES = 5
 
 class EvaluationError(ValueError):
     """Detections that do not fit the ground truth / label map (unknown class, unknown image)."""
+
+
+class UnknownProtocol(EvaluationError, UnknownProtocolError):
+    """A protocol that is not registered in harness.evaluation.protocols."""
 
 
 def evaluate_detections(
@@ -58,45 +64,46 @@ def evaluate_detections(
     ``alexeyab`` protocol always uses its own ("network") and ``points`` (detector map's ``-points``:
     0 its area under the curve, 11 VOC2007's 11 points, 101 COCO-style).
     """
-    if protocol == "alexeyab":
-        mean_over = "network"
-        if points < 0 or points == 1:
-            raise EvaluationError(f"points must be 0 (area under the curve) or >= 2, got {points}")
-        gt = alexeyab.label_file_truth(gt, labelmap)
-    if protocol not in PROTOCOLS:
-        raise EvaluationError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
+    try:
+        entry = get_protocol(protocol)
+    except UnknownProtocolError as exc:
+        raise UnknownProtocol(str(exc)) from None
+    if entry.mean_over is not None:
+        mean_over = entry.mean_over
+    if entry.points and (points < 0 or points == 1):
+        raise EvaluationError(f"points must be 0 (area under the curve) or >= 2, got {points}")
+    truth_rule = entry.ground_truth()
+    if truth_rule is not None:
+        gt = truth_rule(gt, labelmap)
     if mean_over not in MEAN_OVER:
         raise EvaluationError(f"unknown mean-over rule {mean_over!r}; choose one of {', '.join(MEAN_OVER)}")
     if not 0.0 < iou <= 1.0:
         raise EvaluationError(f"IoU threshold must be in (0, 1], got {iou}")
-    if protocol == "coco" and iou != 0.5:
-        raise EvaluationError(f"the coco protocol averages IoU 0.50:0.95; an IoU of {iou} does not apply")
+    coco_range = entry.iou_rule == "coco-range"
+    if coco_range and iou != 0.5:
+        raise EvaluationError(f"the {protocol} protocol averages IoU 0.50:0.95; an IoU of {iou} does not apply")
     check_classes(dets, labelmap)
     truth = build_ground_truth(gt, labelmap.names)
     warnings = _reader_warnings(dets, truth)
     classes, pr = {}, {}
     unknown: dict[str, int] = {}
+    score_class = entry.score_class()
     for name in labelmap.names:
         image_index, scores, boxes = _resolve_images(dets[name], truth, unknown)
-        if protocol == "coco":
-            classes[name], pr[name] = _coco_class(image_index, scores, boxes, truth, name, warnings)
-        elif protocol == "alexeyab":
-            classes[name], pr[name] = _alexeyab_class(image_index, scores, boxes, truth, name, iou, points)
-        else:
-            classes[name], pr[name] = _voc_class(image_index, scores, boxes, truth, name, protocol, iou)
+        classes[name], pr[name] = score_class(image_index, scores, boxes, truth, name, iou, points, warnings)
         classes[name]["scored"] = name in labelmap.scored
     _handle_unknown_images(unknown, strict, warnings)
     _warn_missing_detections(dets, labelmap, classes, warnings)
     map_classes = _map_classes(labelmap, classes, mean_over)
     return {
         "protocol": protocol,
-        "iou": None if protocol == "coco" else float(iou),
-        "iou_thresholds": coco.IOU_THRESHOLDS.round(2).tolist() if protocol == "coco" else [float(iou)],
+        "iou": None if coco_range else float(iou),
+        "iou_thresholds": coco.IOU_THRESHOLDS.round(2).tolist() if coco_range else [float(iou)],
         "map": float(np.mean([classes[n]["ap"] or 0.0 for n in map_classes])) if map_classes else None,
         "map_classes": map_classes,
         "mean_over": mean_over,
         "mean_rule": MEAN_OVER[mean_over],
-        **({"points": points} if protocol == "alexeyab" else {}),
+        **({"points": points} if entry.points else {}),
         "n_images": len(truth.image_ids),
         "n_detections": int(sum(c["n_det"] for c in classes.values())),
         "classes": classes,
@@ -186,10 +193,29 @@ def _handle_unknown_images(unknown: dict[str, int], strict: bool, warnings: dict
     }
 
 
-def _voc_class(image_index, scores, boxes, truth: GroundTruth, name: str, protocol: str, iou: float):
+# The registered protocols' per-class scorers (harness.evaluation.protocols): one signature,
+# (image_index, scores, boxes, truth, name, iou, points, warnings) -> (class entry, PR curve).
+
+
+def score_voc07(image_index, scores, boxes, truth: GroundTruth, name: str, iou: float, points: int, warnings: dict):
+    return _voc_class(image_index, scores, boxes, truth, name, voc.ap_voc07, iou)
+
+
+def score_voc12(image_index, scores, boxes, truth: GroundTruth, name: str, iou: float, points: int, warnings: dict):
+    return _voc_class(image_index, scores, boxes, truth, name, voc.ap_voc12, iou)
+
+
+def score_alexeyab(image_index, scores, boxes, truth: GroundTruth, name: str, iou: float, points: int, warnings: dict):
+    return _alexeyab_class(image_index, scores, boxes, truth, name, iou, points)
+
+
+def score_coco(image_index, scores, boxes, truth: GroundTruth, name: str, iou: float, points: int, warnings: dict):
+    return _coco_class(image_index, scores, boxes, truth, name, warnings)
+
+
+def _voc_class(image_index, scores, boxes, truth: GroundTruth, name: str, ap_fn: Callable, iou: float):
     matches = voc.match_voc(image_index, scores, boxes, truth.by_class[name], iou)
     recall, precision = voc.precision_recall(matches)
-    ap_fn = voc.ap_voc07 if protocol == "voc07" else voc.ap_voc12
     ap = ap_fn(recall, precision) if matches.npos > 0 else None
     entry = _counts(ap, matches.npos, matches.tp, matches.fp, recall)
     entry["n_ignored_difficult"] = matches.n_ignored

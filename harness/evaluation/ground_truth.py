@@ -7,6 +7,7 @@ a few ``np.repeat`` calls instead of a Python loop over detections.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -43,8 +44,8 @@ def build_ground_truth(images: Sequence[ImageAnnotation], class_names: Sequence[
     image_ids = [im.image_id for im in images]
     index_of = {image_id: i for i, image_id in enumerate(image_ids)}
     if len(index_of) != len(image_ids):
-        seen: set[str] = set()
-        dups = sorted({i for i in image_ids if i in seen or seen.add(i)})
+        counts = Counter(image_ids)
+        dups = sorted(i for i, n in counts.items() if n > 1)
         raise ValueError(f"ground truth has duplicate image ids: {dups[:5]}")
     rows: dict[str, tuple[list, list, list]] = {name: ([], [], []) for name in class_names}
     outside: dict[str, int] = {}

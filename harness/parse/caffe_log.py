@@ -151,6 +151,7 @@ class CaffeLogParser:
             return
         value = _float(match.group(4))
         pending = self._pending
+        assert pending is not None  # a train output line follows its iteration line
         pending.train_loss = value if pending.train_loss is None else pending.train_loss + value
 
     def _note_testing(self, text: str, raw: str) -> bool:
@@ -179,8 +180,8 @@ class CaffeLogParser:
         if text == "Optimization Done.":
             self.log.optimization_done = True
             return self._complete_pending()
-        elif SEGMENT_START.match(text) and not self.log.net_name:
-            self.log.net_name = SEGMENT_START.match(text).group(1)
+        elif (start := SEGMENT_START.match(text)) and not self.log.net_name:
+            self.log.net_name = start.group(1)
         elif PROTOBUF_ERROR.match(text) or SIGNAL_REPORT.match(text):
             self.log.fatal.append(text)
         return None

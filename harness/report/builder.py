@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-import html
 import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import jinja2
 
 import harness
-from harness.core.atomic import write_text
+from harness.core.atomic import load_json, write_text
+from harness.html import environment as page_environment
+from harness.html import format_number
 from harness.report.figures import plot_confusion, plot_loss_curves, plot_pr_curves, safe_name
-from harness.report.loading import ReportError, RunData, load_run
+from harness.report.loading import ReportError, RunData, load_run, report_protocols
 from harness.report.paper_numbers import PaperNumbers, paper_available, paper_experiments
 from harness.report.provenance import PROVENANCE_FILE, collect_provenance, write_provenance
 from harness.report.tables import (
@@ -60,6 +61,7 @@ def build_report(run_dir: Path, *, strict: bool = False, data_dir: Optional[Path
     written["table1"] = write_table1_csv(table1, run_dir / "table1.csv")
     written["table2"] = write_table2_csv(table2, run_dir / "table2.csv")
     context = _context(run, paper, figures, table1, table2, _read_provenance(written["provenance"]))
+    context["protocols"] = report_protocols()  # the tables' protocol columns (harness.evaluation.protocols)
     for key, template, name in (("html", "report.html.j2", "report.html"), ("md", "report.md.j2", "report.md")):
         path = run_dir / name
         write_text(path, _environment(markdown=key == "md").get_template(template).render(**context))
@@ -82,10 +84,7 @@ def _ensure_provenance(run_dir: Path, data_dir: Optional[Path]) -> Path:
 
 
 def _read_provenance(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ReportError(f"{path}: cannot read provenance: {exc}") from exc
+    data = load_json(path, "provenance", ReportError)
     return data if isinstance(data, dict) else {}
 
 
@@ -241,33 +240,10 @@ def framework_identity(framework: dict) -> str:
 def _environment(markdown: bool = False) -> jinja2.Environment:
     """The HTML templates autoescape; in Markdown every inserted text has <, > and & escaped
     (:func:`markdown_text`), so a name like ``<script>`` from user data is shown, never run."""
-    env = jinja2.Environment(
-        finalize=markdown_text if markdown else None,
-        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
-        autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",), default_for_string=False),
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
+    env = page_environment(TEMPLATES, markdown=markdown)  # harness.html: the shared page setup
     env.globals["framework_identity"] = framework_identity
-    env.filters.update(
-        pct=format_number,
-        pp=format_difference,
-        cell=format_paper_cell,
-        ratio=format_ratio,
-        num=format_number,
-        md=escape_markdown,
-    )
+    env.filters.update(cell=format_paper_cell, ratio=format_ratio)
     return env
-
-
-def format_number(value: Optional[float], digits: int = 2) -> str:
-    return "—" if value is None else f"{value:.{digits}f}"
-
-
-def format_difference(value: Optional[float], digits: int = 2) -> str:
-    """Signed, so 'ours below the paper' is visible at a glance."""
-    return "—" if value is None else f"{value:+.{digits}f}"
 
 
 def format_paper_cell(cell, digits: int = 2) -> str:
@@ -276,13 +252,3 @@ def format_paper_cell(cell, digits: int = 2) -> str:
 
 def format_ratio(value: Optional[float]) -> str:
     return "—" if value is None else f"×{value:.2f}"
-
-
-def markdown_text(value: Any) -> Any:
-    """Text inserted into report.md with HTML's special characters as entities (Markdown renders raw HTML)."""
-    return html.escape(value, quote=False) if isinstance(value, str) else value
-
-
-def escape_markdown(text: str) -> str:
-    """Keep messages from breaking a Markdown table row."""
-    return str(text).replace("|", "\\|").replace("\n", " ")

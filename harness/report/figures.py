@@ -17,11 +17,11 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from harness.core.atomic import save_figure
+from harness.evaluation import protocols
 from harness.report.loading import ExperimentRun, LossCurve
 
 DPI = 110
 MAX_LINE_POINTS = 2000  # above this a loss curve is drawn binned
-PR_PROTOCOL_PREFERENCE = ("voc12", "voc07")  # PR points are the same; the AP in the legend differs
 
 
 def safe_name(name: str) -> str:
@@ -64,15 +64,14 @@ def _has_evaluations(exp: ExperimentRun) -> bool:
     return exp.evaluations is not None and len(exp.evaluations) > 0
 
 
-MAP_STYLE = {"voc07": dict(color="tab:red", marker="o"), "voc12": dict(color="tab:purple", marker="s")}
-
-
 def _map_axis(ax, exp: ExperimentRun) -> None:
     """mAP (%) per evaluation point on a twin axis; legends of both axes merged into one box."""
     curve = exp.evaluations
+    if curve is None:
+        return
     right = ax.twinx()
     for protocol, values in curve.map.items():
-        style = MAP_STYLE.get(protocol, {})
+        style = protocols.PROTOCOLS[protocol].style if protocol in protocols.PROTOCOLS else {}
         right.plot(curve.iteration, [v * 100 for v in values], lw=1.2, ms=4, label=f"mAP {protocol}", **style)
     right.set_ylim(0, 100)
     right.set_ylabel("held-out mAP (%)")
@@ -84,7 +83,8 @@ def _map_axis(ax, exp: ExperimentRun) -> None:
 
 
 def _loss_panel(ax, exp: ExperimentRun) -> None:
-    curve: LossCurve = exp.loss
+    curve: Optional[LossCurve] = exp.loss
+    assert curve is not None  # drawn only for experiments with a loss curve
     iterations = np.asarray(curve.iteration, dtype=float)
     loss = np.asarray(curve.loss, dtype=float)
     avg = np.asarray(curve.avg_loss, dtype=float)
@@ -135,7 +135,8 @@ def binned(x: np.ndarray, y: np.ndarray, max_points: int) -> tuple[np.ndarray, .
 def plot_pr_curves(exp: ExperimentRun, path: Path) -> Optional[Path]:
     """Per-class precision envelopes (what AP integrates), the raw zig-zag faint behind them;
     the legend carries each class's AP."""
-    protocol = next((p for p in PR_PROTOCOL_PREFERENCE if (exp.metrics.get(p) or {}).get("pr")), None)
+    # PR points are the same under the VOC protocols; the AP in the legend differs (registry pr_rank)
+    protocol = next((p for p in protocols.pr_preference() if (exp.metrics.get(p) or {}).get("pr")), None)
     if protocol is None:
         return None
     metrics = exp.metrics[protocol]
@@ -240,10 +241,11 @@ def _mark_empty_rows(ax, matrix: list[list[int]], n_columns: int) -> None:
 
 
 def _confusion_title(exp: ExperimentRun, paper_accuracy_pct: Optional[float]) -> str:
-    accuracy = exp.classification.get("mean_accuracy")
+    classification = exp.classification or {}
+    accuracy = classification.get("mean_accuracy")
     ours = f"{accuracy * 100:.2f}%" if isinstance(accuracy, (int, float)) else "n/a"
     paper = f", paper {paper_accuracy_pct:.2f}%" if paper_accuracy_pct is not None else ""
-    n = exp.classification.get("n_images")
+    n = classification.get("n_images")
     return f"Fig 10 — {_title(exp)}\nmean accuracy {ours}{paper} (n={n})"
 
 

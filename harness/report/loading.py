@@ -8,16 +8,22 @@ to the experiment, so nothing disappears silently. ``strict=True`` turns problem
 from __future__ import annotations
 
 import csv
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-PROTOCOLS = ("voc07", "voc12")
+from harness.core.atomic import load_json
+from harness.evaluation import protocols as _protocols
+
 LOSS_COLUMNS = ("iteration", "loss", "avg_loss", "lr", "seconds")
 SUMMARY_FILE = "summary.json"
 MODELS_DIR = "models"
+
+
+def report_protocols() -> tuple[str, ...]:
+    """The protocols the report's tables show: every experiment protocol of the registry."""
+    return _protocols.experiment_protocols()
 
 
 class ReportError(ValueError):
@@ -212,7 +218,7 @@ def read_evaluations(directory: Path) -> Optional[EvaluationCurve]:
     if not (directory / RESULTS_FILE).is_file():
         return None
     rows = read_results(directory)
-    protocols = [p for p in PROTOCOLS if rows and f"map_{p}" in rows[0]]
+    protocols = [p for p in _protocols.names() if rows and f"map_{p}" in rows[0]]
     return EvaluationCurve(
         [r["iteration"] for r in rows],
         {p: [r[f"map_{p}"] for r in rows] for p in protocols},
@@ -223,15 +229,19 @@ def read_evaluations(directory: Path) -> Optional[EvaluationCurve]:
 def _load_conventional_files(exp: ExperimentRun) -> list[str]:
     """An interrupted run leaves no summary but may hold results under the architecture's
     standard names: show them (status stays 'missing') rather than hide finished work."""
-    standard_metrics = {p: f"metrics_{p}.json" for p in PROTOCOLS}
-    standard_files = {"classification": "classification.json", "timing": "timing.json"}
-    present = {p: n for p, n in standard_metrics.items() if (exp.directory / n).is_file()}
+    standard: dict[str, Any] = {
+        "metrics": {p: f"metrics_{p}.json" for p in _protocols.names()},
+        "classification": "classification.json",
+        "timing": "timing.json",
+        "train": {"loss_csv": "loss.csv"},
+    }
+    present = {p: n for p, n in standard["metrics"].items() if (exp.directory / n).is_file()}
     named: dict[str, Any] = {
         "metrics": present,
         "train": {"loss_csv": "loss.csv"} if (exp.directory / "loss.csv").is_file() else {},
     }
-    for key, name in standard_files.items():
-        named[key] = name if (exp.directory / name).is_file() else None
+    for key in ("classification", "timing"):
+        named[key] = standard[key] if (exp.directory / standard[key]).is_file() else None
     _load_named_files(exp, named)
     return sorted(
         [
@@ -258,7 +268,14 @@ def _load_named_files(exp: ExperimentRun, named: dict) -> None:
     """Follow the file names in summary.json; for a failed run, a missing file is expected."""
     expected = exp.status == "ok"
     metrics_names = named.get("metrics") or {}
-    for protocol in PROTOCOLS:
+    unknown = [p for p in metrics_names if p not in _protocols.PROTOCOLS]
+    if unknown:
+        exp.problems.append(
+            f"{exp.directory / SUMMARY_FILE}: metrics for unknown protocol(s) {', '.join(map(repr, unknown))} "
+            f"(known: {', '.join(_protocols.names())})"
+        )
+    expected_protocols = report_protocols()
+    for protocol in dict.fromkeys([*expected_protocols, *(p for p in _protocols.names() if p in metrics_names)]):
         data = _optional_json(exp, metrics_names.get(protocol), expected, f"metrics {protocol}")
         if data is not None and _valid_metrics(exp, data, metrics_names[protocol]):
             exp.metrics[protocol] = data
@@ -360,15 +377,7 @@ def _float_cell(text: Optional[str]) -> float:
 
 
 def _read_json_object(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text())
-    except OSError as exc:
-        raise ReportError(f"{path}: cannot read: {exc}") from exc
-    except json.JSONDecodeError as exc:
-        raise ReportError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from exc
-    if not isinstance(data, dict):
-        raise ReportError(f"{path}: expected a JSON object, found {type(data).__name__}")
-    return data
+    return load_json(path, path.name, ReportError, kind=dict)
 
 
 def _number(value: Any) -> Optional[float]:

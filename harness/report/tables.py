@@ -14,7 +14,7 @@ from typing import Optional
 
 from harness.core.atomic import write_csv
 from harness.labels import PAPER_LABELS
-from harness.report.loading import PROTOCOLS, ExperimentRun, RunData
+from harness.report.loading import ExperimentRun, RunData, report_protocols
 from harness.report.paper_numbers import PaperNumbers
 
 NOT_TRANSCRIBED = "n/t"  # the paper has this number but it is not in harness.paper yet
@@ -94,7 +94,7 @@ def build_table1(run: RunData, paper: dict[str, PaperNumbers]) -> list[Table1Ent
 
 
 def _table1_entry(exp: ExperimentRun, paper: Optional[PaperNumbers]) -> Table1Entry:
-    ours_map = {p: _percent(exp.metrics[p].get("map")) if p in exp.metrics else None for p in PROTOCOLS}
+    ours_map = {p: _percent(exp.metrics[p].get("map")) if p in exp.metrics else None for p in report_protocols()}
     map_paper = _paper_cell(paper, paper.map_pct if paper else None, True)
     entry = Table1Entry(exp, paper, APRow("mAP", ours_map, map_paper, compared=exp.profile_comparable))
     for name in _class_names(exp, paper):
@@ -106,7 +106,7 @@ def _class_names(exp: ExperimentRun, paper: Optional[PaperNumbers]) -> list[str]
     """Our classes in metrics order, then paper classes we have no AP for (so they show as gaps) —
     only when the run used the paper's classes at all: a BCCD run gets no eleven empty rows."""
     names: list[str] = []
-    for protocol in PROTOCOLS:
+    for protocol in report_protocols():
         for name in (exp.metrics.get(protocol) or {}).get("classes", {}):
             if name not in names:
                 names.append(name)
@@ -118,7 +118,7 @@ def _class_names(exp: ExperimentRun, paper: Optional[PaperNumbers]) -> list[str]
 def _class_row(exp: ExperimentRun, paper: Optional[PaperNumbers], name: str) -> APRow:
     ours: dict[str, Optional[float]] = {}
     npos, scored = None, True
-    for protocol in PROTOCOLS:
+    for protocol in report_protocols():
         record = (exp.metrics.get(protocol) or {}).get("classes", {}).get(name)
         ours[protocol] = _percent(record.get("ap")) if record else None
         if record and npos is None and record.get("npos") is not None:
@@ -200,7 +200,24 @@ TABLE1_COLUMNS = [
     "diff_voc12_pp",
     "npos",
     "message",
-]
+]  # for the registry's experiment protocols today; table1_columns() is what is written
+
+
+def table1_columns() -> list[str]:
+    """TABLE1_COLUMNS with one ours/diff column per experiment protocol of the registry."""
+    names = report_protocols()
+    head = TABLE1_COLUMNS[: TABLE1_COLUMNS.index("ours_voc07_pct")]
+    return [
+        *head,
+        *(f"ours_{p}_pct" for p in names),
+        "paper_pct",
+        "paper_note",
+        *(f"diff_{p}_pp" for p in names),
+        "npos",
+        "message",
+    ]
+
+
 TABLE2_COLUMNS = [
     "experiment",
     "framework",
@@ -228,7 +245,7 @@ def write_table1_csv(entries: list[Table1Entry], path: Path) -> Path:
     """Long format: one line per experiment x (mAP | class), so any class set fits."""
     write_csv(
         path,
-        TABLE1_COLUMNS,
+        table1_columns(),
         (_table1_csv_line(entry.run, row) for entry in entries for row in [entry.map_row, *entry.class_rows]),
     )
     return path
@@ -245,12 +262,10 @@ def _table1_csv_line(exp: ExperimentRun, row: APRow) -> list:
         exp.not_comparable_because,
         row.name,
         _yes_no(row.scored),
-        _cell(row.ours["voc07"]),
-        _cell(row.ours["voc12"]),
+        *(_cell(row.ours.get(p)) for p in report_protocols()),
         _cell(row.paper.value),
         row.paper.note,
-        _cell(diff["voc07"]),
-        _cell(diff["voc12"]),
+        *(_cell(diff.get(p)) for p in report_protocols()),
         _cell(row.npos),
         exp.message,
     ]

@@ -11,21 +11,23 @@ one thread (docs/benchmarks.md).
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Optional
-
-import click
 
 from harness.config import ExperimentConfig
 from harness.engine.experiment import CONCURRENCY_VARIABLE, EXPERIMENT_LOG
 from harness.progress import clock, progress_seconds
 from harness.runners import Outcome, Submission
+from harness.status import TaskState
+
+log = logging.getLogger(__name__)
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -34,23 +36,58 @@ class LocalRunner:
     name = "local"
 
     def submit(self, submission: Submission) -> Outcome:
-        """Prepare data once, then each experiment through ``run_experiment`` (as tasks do)."""
-        from harness.engine.run import execute
+        """Plan every experiment (a config clash stops the run before it starts), prepare the data
+        once, then run each experiment through ``run_experiment`` (as tasks do): in this process one
+        after the other, or ``options["jobs"]`` child processes at a time. Returns the summaries
+        (failed ones included) in the order of the configs."""
+        from harness.engine.run import announce_devices, check_run, plan_all, record_and_prepare, run_in_order
 
-        prepared, summaries = execute(
-            submission.settings,
-            submission.configs,
-            submission.overwrite,
-            on_start=submission.options.get("on_start"),
-            jobs=submission.options.get("jobs") or 1,
-        )
+        configs = submission.configs
+        settings = replace(submission.settings.sized(configs), runner=self.name)
+        on_start = submission.options.get("on_start")
+        jobs = submission.options.get("jobs") or 1
+        check_run(settings, submission.overwrite)
+        plans = plan_all(configs, submission.overwrite)
+        announce_devices(configs)
+        prepared = record_and_prepare(settings, configs)
+        if jobs > 1:
+            summaries = _side_by_side(configs, plans, prepared, submission.overwrite, on_start, jobs)
+        else:
+            summaries = run_in_order(configs, prepared, submission.overwrite, on_start)
         return Outcome(summaries=summaries, prepared=prepared)
 
-    def status(self, run_dir) -> dict[str, str]:
+    def status(self, run_dir) -> dict[str, TaskState]:
         return {}  # no scheduler: the run directory (locks, summaries) is the whole truth
 
     def cancel(self, run_dir) -> list[str]:
         return []  # Ctrl-C / SIGTERM on the process; a rerun resumes
+
+
+def _side_by_side(
+    configs: Sequence[ExperimentConfig],
+    plans: dict[str, str],
+    prepared,
+    overwrite: bool,
+    on_start: Optional[Callable[[int, ExperimentConfig], None]],
+    jobs: int,
+) -> list[dict]:
+    """Finished (reused) or busy experiments are settled here; the rest run as child processes,
+    each from its config.json, --overwrite applied here first (as the Slurm runner does)."""
+    from harness.core.locks import is_locked
+    from harness.engine.experiment import clear_model_dir
+    from harness.engine.run import run_unless_busy
+
+    settled, todo = {}, []
+    for config in configs:
+        if plans[config.name] == "reuse" or is_locked(config.model_dir):
+            settled[config.name] = run_unless_busy(config, prepared, overwrite)
+            continue
+        if overwrite:
+            clear_model_dir(config.model_dir)
+        config.write()
+        todo.append(config)
+    settled.update(run_side_by_side(todo, jobs, on_start) if todo else {})
+    return [settled[config.name] for config in configs]
 
 
 def threads_per_job(jobs: int, cores: Optional[int] = None) -> int:
@@ -112,7 +149,7 @@ def run_side_by_side(
     running: list[_Child] = []
     summaries: dict[str, dict] = {}
     total, index = len(configs), 0
-    click.echo(
+    log.info(
         f"{total} experiment(s), {jobs} at a time, {threads_per_job(jobs)} thread(s) each; "
         f"each one's output: MODEL_DIR/{EXPERIMENT_LOG}"
     )
@@ -125,7 +162,7 @@ def run_side_by_side(
                 if on_start is not None:
                     on_start(index, config)
                 running.append(_start(config, jobs))
-                click.echo(f"    log: {running[-1].log}")
+                log.info(f"    log: {running[-1].log}")
             time.sleep(0.5)
             for child in [c for c in running if c.process.poll() is not None]:
                 running.remove(child)
@@ -143,7 +180,7 @@ def _print_status(running: Sequence[_Child]) -> None:
     """One line per running child: its newest progress or stage line."""
     for child in running:
         line = _last_line(child.log) or "starting"
-        click.echo(f"  … {child.config.name} [{clock(time.monotonic() - child.started)}] {line}")
+        log.info(f"  … {child.config.name} [{clock(time.monotonic() - child.started)}] {line}")
 
 
 def _last_line(log: Path) -> str:
@@ -177,21 +214,22 @@ def _finished(child: _Child) -> dict:
 
 def _print_finished(child: _Child, summary: dict, seconds: float) -> None:
     name, ok = child.config.name, summary.get("status") == "ok"
-    score = _final_map(child.config.model_dir) if ok else None
-    shown = f", VOC07 mAP {100 * score:.1f} %" if score is not None else ""
+    protocol = child.config.protocols[0] if child.config.protocols else "voc07"
+    score = _final_map(child.config.model_dir, protocol) if ok else None
+    shown = f", {protocol.upper()} mAP {100 * score:.1f} %" if score is not None else ""
     if ok:
-        click.secho(f"=== {name}: ok in {seconds:.0f} s{shown}", fg="green")
+        log.info(f"=== {name}: ok in {seconds:.0f} s{shown}", extra={"style": {"fg": "green"}})
         return
-    click.secho(f"=== {name}: FAILED after {seconds:.0f} s: {summary.get('message', '')}", fg="red")
+    log.info(f"=== {name}: FAILED after {seconds:.0f} s: {summary.get('message', '')}", extra={"style": {"fg": "red"}})
     for line in _tail(child.log, 12):
-        click.echo(f"    | {line}")
+        log.info(f"    | {line}")
 
 
-def _final_map(model_dir: Path) -> Optional[float]:
+def _final_map(model_dir: Path, protocol: str) -> Optional[float]:
     import json
 
     try:
-        value = json.loads((model_dir / "metrics_voc07.json").read_text()).get("map")
+        value = json.loads((model_dir / f"metrics_{protocol}.json").read_text()).get("map")
     except (OSError, ValueError):
         return None
     return float(value) if isinstance(value, (int, float)) else None

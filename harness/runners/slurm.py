@@ -10,6 +10,7 @@ recorded in ``RUN_DIR/slurm/jobs.json`` so ``harness status`` and a rerun know w
 from __future__ import annotations
 
 import json
+import logging
 import shlex
 import subprocess
 import sys
@@ -19,13 +20,17 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Optional
 
-import click
-
 import harness
 from harness.config import ExperimentConfig
+from harness.core.errors import HarnessError
 from harness.runners import Outcome, Submission
+from harness.status import ACTIVE as TASK_ACTIVE
+from harness.status import PENDING, RUNNING, TaskState, format_table, run_status
+
+log = logging.getLogger(__name__)
 
 JOBS_FILE = "jobs.json"
+PENDING_STATES = {"PENDING", "REQUEUED", "CONFIGURING", "REQUEUE_HOLD"}
 ACTIVE = {
     "PENDING",
     "RUNNING",
@@ -41,7 +46,7 @@ ACTIVE = {
 }
 
 
-class SlurmError(click.ClickException):
+class SlurmError(HarnessError):
     """sbatch/squeue missing or refusing: a usage-level problem the user must fix."""
 
 
@@ -181,7 +186,8 @@ class SlurmRunner:
     def submit(self, submission: Submission) -> Outcome:
         """Queue the unfinished, not-already-queued experiments; optionally wait for them."""
         options = SlurmOptions.of(submission.options)
-        submission = replace(submission, settings=submission.settings.sized(submission.configs))
+        settings = replace(submission.settings.sized(submission.configs), runner=self.name)  # run.json names us
+        submission = replace(submission, settings=settings)
         run_dir = submission.settings.run_dir
         todo = self._unfinished(submission)
         self._prepare(submission, todo)
@@ -202,9 +208,9 @@ class SlurmRunner:
         todo = []
         for config in submission.configs:
             if plans[config.name] == "reuse":
-                click.echo(f"  {config.name}: finished with this config, reused")
+                log.info(f"  {config.name}: finished with this config, reused")
             elif config.name in queued or is_locked(config.model_dir):
-                click.echo(f"  {config.name}: already queued or running, not submitted again")
+                log.info(f"  {config.name}: already queued or running, not submitted again")
             else:
                 todo.append(config)
         return todo
@@ -232,19 +238,26 @@ class SlurmRunner:
             array.write_text(array_script(run_dir, todo, options))
             jobs["array"] = _sbatch(array)
             jobs["report"] = _sbatch(report, f"--dependency=afterany:{jobs['array']}")
-            click.echo(
+            log.info(
                 f"submitted array job {jobs['array']} ({len(todo)} tasks: {', '.join(jobs['experiments'])})"
                 f"\nsubmitted report job {jobs['report']} (after the array)\nscript: {array}"
             )
             _record(run_dir, jobs)
         else:
             jobs["report"] = _sbatch(report)
-            click.echo(f"nothing left to train; submitted report job {jobs['report']}")
-        click.echo(f"follow it with: harness status {run_dir}")
+            log.info(f"nothing left to train; submitted report job {jobs['report']}")
+        log.info(f"follow it with: harness status {run_dir}")
         return jobs
 
-    def status(self, run_dir) -> dict[str, str]:
-        return {name: task["state"] for name, task in experiment_states(Path(run_dir)).items() if task["state"]}
+    def status(self, run_dir, queue: Optional[dict[str, str]] = None) -> dict[str, TaskState]:
+        """Each experiment's latest array task, its squeue state in the runner-neutral words of
+        :class:`harness.status.TaskState` (``queue``: squeue's answer, asked when None)."""
+        if not read_jobs(Path(run_dir)):
+            return {}  # nothing submitted from here: no squeue call
+        return {
+            name: TaskState(task["job"], _neutral(task["state"]), task["state"] or "", task["log"])
+            for name, task in experiment_states(Path(run_dir), queue).items()
+        }
 
     def cancel(self, run_dir) -> list[str]:
         ids = [str(entry[key]) for entry in read_jobs(Path(run_dir)) for key in ("array", "report") if key in entry]
@@ -253,19 +266,26 @@ class SlurmRunner:
         return ids
 
 
+def _neutral(state: Optional[str]) -> Optional[str]:
+    """squeue's state as harness.status.TaskState.state."""
+    if state is None:
+        return None
+    if state in PENDING_STATES:
+        return PENDING
+    return RUNNING if state == "RUNNING" else TASK_ACTIVE
+
+
 def wait_for(run_dir: Path, jobs: dict, poll_seconds: float) -> list[dict]:
     """Block until the array and report jobs left the queue, printing the table when it changes."""
-    from harness.status import format_table, run_status
-
     ours = [str(jobs[key]) for key in ("array", "report") if key in jobs]
     shown = ""
     while True:
         queue = queue_states()
-        table = format_table(run_status(run_dir, queue=queue))
+        table = format_table(run_status(run_dir, SlurmRunner().status(run_dir, queue)))
         if table != shown:
-            click.echo(f"\n{time.strftime('%H:%M:%S')}\n{table}")
+            log.info(f"\n{time.strftime('%H:%M:%S')}\n{table}")
             shown = table
         if not any(key.split("_")[0] in ours for key in queue):
             break
         time.sleep(poll_seconds)
-    return [row.summary for row in run_status(run_dir, queue={})]
+    return [row.summary for row in run_status(run_dir, SlurmRunner().status(run_dir, queue={}))]
