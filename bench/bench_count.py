@@ -26,7 +26,8 @@ from pathlib import Path
 
 from _common import ROOT  # noqa: E402  (first: puts the repository on sys.path)
 
-from harness.config import ModelSpec, resolve_experiment  # noqa: E402
+from harness.config import ModelSpec  # noqa: E402
+from harness.frameworks.configs import resolve_experiment  # noqa: E402
 from harness.device import Device  # noqa: E402
 from harness.core.profiles import SMOKE  # noqa: E402
 from harness.frameworks import backend_for  # noqa: E402

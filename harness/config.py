@@ -14,11 +14,10 @@ boundary against the caller's working directory.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from harness.core.profiles import Profile, eval_interval, limit
 from harness.device import Device
 from harness.evaluation.protocols import check_protocols, experiment_protocols
 
@@ -108,11 +107,10 @@ class ExperimentConfig:
         for key in ("run_dir", "model_dir", "data", "classification", "init_weights"):
             values[key] = None if values.get(key) is None else Path(values[key])
         values["protocols"] = tuple(values.get("protocols") or experiment_protocols())
-        legacy = {key: values.pop(key) for key in LEGACY_OPTION_FIELDS if key in values}
-        if "framework_options" not in values:  # written before framework_options existed
-            from harness.frameworks import backend_class
-
-            values["framework_options"] = backend_class(values["spec"].framework).upgrade_options(legacy)
+        for key in LEGACY_OPTION_FIELDS:  # upgraded into framework_options by harness.frameworks.configs
+            values.pop(key, None)
+        if "framework_options" not in values:
+            raise ValueError("no framework_options (a config written before them: read it with read_config)")
         return cls(**values)
 
     def write(self) -> Path:
@@ -120,22 +118,6 @@ class ExperimentConfig:
         from harness.core.atomic import write_json
 
         return write_json(self.model_dir / CONFIG_FILE, self.to_json())
-
-
-def read_config(model_dir: Path) -> Optional[ExperimentConfig]:
-    """MODEL_DIR/config.json, or None when there is none; an unreadable one raises ValueError saying what to do."""
-    from harness.core.atomic import read_json
-
-    path = Path(model_dir) / CONFIG_FILE
-    if not path.is_file():
-        return None
-    data = read_json(path, "experiment config (config.json)")
-    try:
-        return ExperimentConfig.from_json(data)
-    except (ValueError, TypeError, KeyError, AttributeError) as exc:
-        raise ValueError(
-            f"{path}: not a harness experiment config ({exc}); rerun the experiment with --overwrite to write a new one"
-        ) from None
 
 
 def config_differences(old: ExperimentConfig, new: ExperimentConfig) -> list[str]:
@@ -154,61 +136,6 @@ def _differences(a: dict, b: dict, prefix: str) -> list[str]:
     return found
 
 
-def resolve_experiment(
-    spec: ModelSpec,
-    profile: Profile,
-    *,
-    device: Device,
-    run_dir: Path,
-    seed: int = 0,
-    data: Optional[Path] = None,
-    classification: Optional[Path] = None,
-    init_weights: Optional[Path] = None,
-    iterations: Optional[int] = None,
-    batch_size: Optional[int] = None,
-    cfg_overrides: Optional[dict] = None,
-    role: str = "custom",
-    eval_every: Optional[int] = None,
-    **choices: Any,
-) -> ExperimentConfig:
-    """Paper values, then the profile's, then the command line's: one frozen config.
-
-    ``cfg_overrides`` are native values (Darknet [net] values, or Caffe solver values for an SSD: a
-    ``None`` value there restores the renderer's default, e.g. ``test_iter`` from the test set
-    size); ``choices`` are the run's framework choices (``network``: the SSD body variant,
-    ``darknet``: the Darknet fork). The framework's backend resolves them into
-    ``framework_options`` and ignores the ones that are not its own.
-    """
-    from harness.frameworks import backend_class
-
-    run_dir = Path(run_dir).resolve()
-    options = backend_class(spec.framework).resolve_options(
-        spec,
-        profile,
-        device,
-        iterations=iterations,
-        batch_size=batch_size,
-        overrides=cfg_overrides,
-        choices=choices,
-    )
-    return ExperimentConfig(
-        spec=spec,
-        profile=profile.name,
-        comparable_with_paper=profile.comparable_with_paper,
-        role=role,
-        device=device,
-        seed=seed,
-        run_dir=run_dir,
-        model_dir=run_dir / "models" / spec.name,
-        data=_absolute(data),
-        classification=_absolute(classification),
-        init_weights=_absolute(init_weights),
-        limits={key: limit(profile, spec, key) for key in LIMIT_KEYS},
-        framework_options=options,
-        eval_interval=eval_every if eval_every is not None else eval_interval(profile, spec, role),
-    )
-
-
 def scaled_steps(steps: Sequence[int], length: int, iterations: int) -> list[int]:
     """A shortened (or lengthened) run keeps its schedule's shape: each learning-rate step and the
     burn-in at the same fraction of the run (paper: steps at 20 % and 70 % of 50,200 iterations;
@@ -217,19 +144,5 @@ def scaled_steps(steps: Sequence[int], length: int, iterations: int) -> list[int
     return [min(max(1, round(step * iterations / length)), iterations) for step in steps]
 
 
-def _absolute(path: Optional[Path]) -> Optional[Path]:
+def absolute_path(path: Optional[Path]) -> Optional[Path]:
     return None if path is None else Path(path).resolve()
-
-
-def with_choices(config: ExperimentConfig, device: Device, **choices: Any) -> ExperimentConfig:
-    """The same trained experiment on ``device`` with the run's ``choices`` (e.g. ``darknet``: another
-    Darknet; ``None`` keeps the trained one), as its backend applies them."""
-    from harness.frameworks import backend_class
-
-    options = backend_class(config.framework).with_choices(config.framework_options, device, choices)
-    return replace(config, device=device, framework_options=options)
-
-
-def with_device(config: ExperimentConfig, device: Device) -> ExperimentConfig:
-    """The same experiment on another device (e.g. detection on CPU of a GPU-trained model)."""
-    return with_choices(config, device)

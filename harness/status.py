@@ -111,8 +111,8 @@ def experiment_status(name: str, model_dir: Path, framework: str, task: Optional
 
 def run_status(run_dir: Path, tasks: Optional[Mapping[str, TaskState]] = None) -> list[ExperimentStatus]:
     """One row per experiment recorded in RUN_DIR/run.json; ``tasks``: the runner's ``status``."""
-    from harness.config import read_config
     from harness.engine.run import experiment_config_path, read_run_file
+    from harness.frameworks.configs import read_config
 
     run_dir = Path(run_dir).resolve()
     record = read_run_file(run_dir)

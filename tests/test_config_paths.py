@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.config import ExperimentConfig, ModelSpec, read_config, resolve_experiment
+from harness.config import ExperimentConfig, ModelSpec
+from harness.frameworks.configs import read_config, resolve_experiment
 from harness.device import Device
 from harness.core.profiles import SMOKE
 

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.config import ModelSpec, read_config
+from harness.config import ModelSpec
+from harness.frameworks.configs import read_config
 from harness.core.profiles import SMOKE
 from harness.frameworks import FRAMEWORKS, PLUGIN_VARIABLE, backend_class, registered_frameworks
 from tests.support.fake_backend import NAME, REGISTRATION, FakeBackend

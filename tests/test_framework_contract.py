@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from harness import paper
-from harness.config import ExperimentConfig, ModelSpec, resolve_experiment
+from harness.config import ExperimentConfig, ModelSpec
+from harness.frameworks.configs import resolve_experiment
 from harness.core.profiles import SMOKE
 from harness.core.types import FrameworkStatus, Progress, TrainResult
 from harness.data.convert import DATASET_FORMATS

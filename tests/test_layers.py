@@ -33,7 +33,6 @@ CLI_MODULES = {"harness.cli", "harness.__main__", "harness.options", "harness.en
 # Known violations, each owned by an open piece of work: the test fails when one is fixed (remove it
 # here) as it does on a new one. (importer stage, imported stage): why.
 KNOWN: dict[tuple[str, str], str] = {
-    ("device", "frameworks"): "device.py asks each driver for its GPU build (issue 20: backends own it)",
     ("render", "frameworks"): "render.dialect / render.verify read Caffe's proto and Darknet's cfg (issue 20)",
     ("data", "render"): "data/audit_report.py draws SSD priors / YOLO stock anchors from render.priors and "
     "render.yolo; that geometry (pure math) belongs below data (render/** is the backends' work, issue 20)",

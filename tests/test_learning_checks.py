@@ -16,6 +16,7 @@ from harness.data.splits import paper_split
 from harness.core.profiles import SMOKE, SSD_LEARNING_CHECK, YOLO_ALEXEYAB_LEARNING_CHECK, YOLO_LEARNING_CHECK
 from harness.engine.reproduce import table1_configs
 from harness.engine.run import RunSettings
+from harness.frameworks.configs import config_from_json
 from harness.labels import LabelMap
 from harness.render.priors import compact_feature_sizes, ssd_num_priors, ssd_source_layers
 from harness.render.ssd import NetVariant, render_ssd
@@ -135,10 +136,10 @@ def test_darknet_option_reaches_the_yolo_rows_only(tmp_path: Path) -> None:
     old = configs["yolov3_320"].to_json()
     old["cfg"] = old.pop("framework_options")["cfg"]       # a config.json written before the option
     old.update(solver={}, ssd_batch_size=None, network={})  # (and before framework_options)
-    assert ExperimentConfig.from_json(old).framework_options == {**configs["yolov3_320"].framework_options,
+    assert config_from_json(old).framework_options == {**configs["yolov3_320"].framework_options,
                                                                  "fork": "pjreddie"}
     old["darknet"] = "alexeyab"                              # written with --darknet, before framework_options
-    assert ExperimentConfig.from_json(old) == configs["yolov3_320"]
+    assert config_from_json(old) == configs["yolov3_320"]
 
 
 def test_a_caffe_config_written_before_framework_options_still_loads(tmp_path: Path) -> None:
@@ -147,7 +148,7 @@ def test_a_caffe_config_written_before_framework_options_still_loads(tmp_path: P
     options = old.pop("framework_options")
     old.update(solver=options["solver"], ssd_batch_size=options["batch_size"], network=options["network"],
                cfg={}, darknet=None)
-    assert ExperimentConfig.from_json(old) == config
+    assert config_from_json(old) == config
 
 
 def test_smoke_synthetic_set_gives_100_test_images_and_10_cells_per_class() -> None:

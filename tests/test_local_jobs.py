@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.config import ExperimentConfig, ModelSpec, resolve_experiment
+from harness.config import ExperimentConfig, ModelSpec
+from harness.frameworks.configs import resolve_experiment
 from harness.device import Device
 from harness.core.profiles import SMOKE
 from harness.runners.local import child_environment, start_order, threads_per_job

@@ -210,7 +210,8 @@ def test_fig7_has_an_map_panel_per_model(straight_run: Path) -> None:
 
 
 def test_the_interval_is_part_of_the_resolved_config(tmp_path: Path) -> None:
-    from harness.config import ExperimentConfig, ModelSpec, resolve_experiment
+    from harness.config import ExperimentConfig, ModelSpec
+    from harness.frameworks.configs import resolve_experiment
     from harness.device import Device
 
     spec = ModelSpec("yolov3_416", "darknet", "yolov3", 416)

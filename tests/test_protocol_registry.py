@@ -110,4 +110,5 @@ def _config_json(tmp_path: Path) -> dict:
         "data": None,
         "classification": None,
         "init_weights": None,
+        "framework_options": {},
     }

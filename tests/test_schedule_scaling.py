@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.config import ModelSpec, resolve_experiment, scaled_steps
+from harness.config import ModelSpec, scaled_steps
+from harness.frameworks.configs import resolve_experiment
 from harness.device import Device
 from harness.core.profiles import PAPER, SMOKE
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from harness.config import CONFIG_FILE, ExperimentConfig, ModelSpec, config_differences, read_config
+from harness.config import CONFIG_FILE, ExperimentConfig, ModelSpec, config_differences
 from harness.core.atomic import write_text
 from harness.core.profiles import Profile
 from harness.core.types import NativeFrameworkError, TrainResult
@@ -30,6 +30,7 @@ from harness.data.options import DataOptions
 from harness.data.voc import load_voc
 from harness.device import Device
 from harness.frameworks import backend_for
+from harness.frameworks.configs import read_config, with_choices
 from harness.labels import LabelMap
 from harness.paths import from_recorded, recorded_path
 
@@ -595,7 +596,6 @@ def load_trained_model(model_dir: Path, device: str, darknet: Optional[str] = No
     """:func:`trained_model` with its label map, on ``device`` (cpu, gpu, gpu:N or auto), run with the
     run's framework choices (``darknet``: another Darknet for a Darknet model; None: the one it was
     trained with; the backend ignores a choice that is not its own)."""
-    from harness.config import with_choices
     from harness.frameworks import resolve_framework_device
 
     config, files, weights = trained_model(model_dir)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Optional
 
-from harness.config import RUN_FILE, ExperimentConfig, ModelSpec, resolve_experiment
+from harness.config import RUN_FILE, ExperimentConfig, ModelSpec
 from harness.core.atomic import read_json, write_json
 from harness.core.errors import HarnessError, RunFailed, UsageProblem
 from harness.core.profiles import Profile
@@ -28,6 +28,7 @@ from harness.engine.experiment import (
     run_experiment,
 )
 from harness.frameworks import resolve_framework_device
+from harness.frameworks.configs import resolve_experiment
 from harness.paths import from_recorded, recorded_path
 
 log = logging.getLogger(__name__)

@@ -14,26 +14,25 @@ from pathlib import Path
 
 import click
 
-from harness.config import ExperimentConfig
-
 
 def run_from_config(config_path: Path) -> dict:
     """Run the experiment described by ``config_path``; returns its summary."""
     from harness.engine.experiment import dataset_formats, stop_on_sigterm
     from harness.engine.run import prepare_run_data, run_unless_busy, settings_of
+    from harness.frameworks.configs import config_from_json
 
     stop_on_sigterm()
-    config = ExperimentConfig.from_json(json.loads(Path(config_path).read_text()))
+    config = config_from_json(json.loads(Path(config_path).read_text()))
     prepared = prepare_run_data(settings_of(config.run_dir), dataset_formats([config]))
     return run_unless_busy(config, prepared, overwrite=False)
 
 
 def report_run(run_dir: Path) -> list[dict]:
     """The report step after all tasks: provenance, report files; returns every summary."""
-    from harness.config import read_config
     from harness.engine.experiment import dataset_formats, read_summary
     from harness.engine.reproduce import write_provenance
     from harness.engine.run import experiment_config_path, prepare_run_data, read_run_file, settings_of
+    from harness.frameworks.configs import read_config
     from harness.report.builder import build_report
 
     run_dir = Path(run_dir).resolve()
