@@ -74,11 +74,18 @@ def as_caller(args: list[str], cwd: Path, timeout: float = 2400) -> subprocess.C
         cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
-def caller_workdir(tmp_path: Path) -> Path:
-    work = tmp_path / "work"
+@pytest.fixture
+def caller_work():
+    """A folder of CALLER's in a place every user can reach (pytest's tmp_path is under a 0700 folder of
+    root's, which a non-root caller's access() checks cannot pass); removed afterwards."""
+    import tempfile
+
+    work = Path(tempfile.mkdtemp(prefix="harness-docker-test-")) / "work"
     work.mkdir()
+    os.chmod(work.parent, 0o755)
     os.chown(work, CALLER, CALLER)
-    return work
+    yield work
+    shutil.rmtree(work.parent, ignore_errors=True)
 
 
 def not_owned_by_caller(root: Path) -> list[str]:
@@ -102,10 +109,10 @@ def test_cpu_image_says_what_it_was_built_from(dockerd, cpu_image):
     assert "debian: 12." in done.stdout
 
 
-def test_reproduce_two_experiments_through_runner_docker(dockerd, cpu_image, tmp_path):
+def test_reproduce_two_experiments_through_runner_docker(dockerd, cpu_image, caller_work):
     """One Caffe and one Darknet experiment of the smoke profile, run in the image through `--runner docker`:
     exit 0, the report on the host, every file owned by the calling user, the layout of a local run."""
-    work = caller_workdir(tmp_path)
+    work = caller_work
     done = as_caller([*TWO, "--name", "d", "--runner", "docker", "--image", cpu_image], work)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
     run_dir = work / "runs" / "d"
@@ -117,9 +124,22 @@ def test_reproduce_two_experiments_through_runner_docker(dockerd, cpu_image, tmp
     logs = list((work / "runs" / "docker-logs").glob("reproduce-table1-*.log"))
     assert len(logs) == 1 and "--gpus" not in logs[0].read_text().splitlines()[0]
 
+    # the same command run locally (this host's builds) leaves the same files
+    local = work.parent / "local"
+    local.mkdir()
+    here = subprocess.run([sys.executable, "-m", "harness", *TWO, "--name", "d"], cwd=local,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=2400)
+    assert here.returncode == 0, here.stdout[-3000:] + here.stderr[-3000:]
+    assert structure(run_dir) == structure(local / "runs" / "d")
 
-def test_train_through_runner_docker_then_a_failing_container_names_its_log(dockerd, cpu_image, tmp_path):
-    work = caller_workdir(tmp_path)
+
+def structure(run_dir: Path) -> set[str]:
+    """Relative paths a run leaves, minus locks (as tests/test_slurm_runner.py compares them)."""
+    return {str(p.relative_to(run_dir)) for p in run_dir.rglob("*") if p.name not in (".lock", ".prepare.lock")}
+
+
+def test_train_through_runner_docker_then_a_failing_container_names_its_log(dockerd, cpu_image, caller_work):
+    work = caller_work
     ok = as_caller(["train", "yolov3-tiny", "--profile", "smoke", "--size", "128", "--iterations", "2",
                     "--device", "cpu", "--project", "runs", "--name", "t", "--runner", "docker",
                     "--image", cpu_image], work)
@@ -131,6 +151,8 @@ def test_train_through_runner_docker_then_a_failing_container_names_its_log(dock
     (bad / "Annotations").mkdir(parents=True)
     (bad / "JPEGImages").mkdir()
     (bad / "Annotations" / "x.xml").write_text("<annotation><object>")
+    for path in (bad, *bad.rglob("*")):
+        os.chown(path, CALLER, CALLER)  # the caller's own data
     failed = as_caller(["train", "yolov3-tiny", "--profile", "smoke", "--iterations", "2", "--data", str(bad),
                         "--device", "cpu", "--project", "runs", "--name", "f", "--runner", "docker",
                         "--image", cpu_image], work)
@@ -142,8 +164,8 @@ def test_train_through_runner_docker_then_a_failing_container_names_its_log(dock
     assert named[0].stat().st_uid == CALLER and named[0].stat().st_size > 0
 
 
-def test_missing_image_is_a_clear_error(dockerd, tmp_path):
-    work = caller_workdir(tmp_path)
+def test_missing_image_is_a_clear_error(dockerd, caller_work):
+    work = caller_work
     done = as_caller([*TWO, "--runner", "docker", "--image", "leukonet-harness:no-such-tag"], work, timeout=120)
     assert done.returncode == 1
     assert "image leukonet-harness:no-such-tag not found" in done.stderr and "make docker-image" in done.stderr
