@@ -14,8 +14,10 @@ import glob, json, os, subprocess, sys
 cache, target, base, caffe_arg, alexeyab_arg, inputs, arch = sys.argv[1:]
 def kv(path):
     return dict(line.split("=", 1) for line in open(path).read().splitlines() if "=" in line)
-caffe = [kv(p) for p in glob.glob(f"{cache}/caffe-weiliu89-*/.harness-build-complete")]
-stamps = [json.load(open(p)) for p in glob.glob(f"{cache}/darknet-*/.stamp")]
+def builds(pattern):  # each build once: the gpu image also links them under fixed names (caffe-gpu, darknet-gpu)
+    return sorted({os.path.realpath(p) for p in glob.glob(f"{cache}/{pattern}")})
+caffe = [kv(p) for p in builds("caffe-*/.harness-build-complete")]
+stamps = [json.load(open(p)) for p in builds("*darknet*/.stamp")]
 alexeyab = [s for s in stamps if s.get("fork") == "alexeyab"]
 pjreddie = [s for s in stamps if s.get("debian_version")]
 if len(caffe) != 1 or len(alexeyab) != 1 or len(pjreddie) != 1:

@@ -4,7 +4,7 @@ Needs a Docker engine (the `dockerd` fixture: the running one, else Debian's doc
 and stopped afterwards). The `cpu` image is built once per session by scripts/docker_build.sh, which
 reuses an image whose inputs hash label matches (a rebuild costs minutes; from a fresh machine see
 docs/benchmarks.md). Without docker.io or root the tests skip, unless HARNESS_REQUIRE_DOCKER=1 (CI)
-makes that a failure. The `gpu` image is not built here (its build takes hours on 2 cores): its
+makes that a failure. The `gpu` image is not built by the tests (about an hour on 2 cores): its
 check runs when `make docker-image-gpu` has made it.
 """
 from __future__ import annotations
@@ -188,7 +188,7 @@ def test_gpu_image_resolves_every_cuda_library(dockerd):
     Toolkit mounts into the container at `docker run --gpus` time."""
     image = IMAGES["gpu"]
     if docker(dockerd, "image", "inspect", image).returncode != 0:
-        pytest.skip(f"{image} not built here (make docker-image-gpu: hours on 2 cores)")
+        pytest.skip(f"{image} not built here (make docker-image-gpu: about an hour on 2 cores)")
     for what, path in GPU_BINARIES.items():
         done = docker(dockerd, "run", "--rm", "--network", "none", "--entrypoint", "ldd", image, path)
         assert done.returncode == 0, f"{what}: {done.stdout}{done.stderr}"
