@@ -291,11 +291,10 @@ def rerun_in_docker(image: Optional[str], read_only: Sequence[Path], writable: S
     Inputs are mounted read-only, the project folder and the working directory read-write, each at its
     own path; host-side HARNESS_* settings are not forwarded (they name host paths the image lacks).
     """
-    from harness.runners import Submission, get_runner
+    from harness.runners.docker import DockerRunner
 
     argv = _drop_option(_drop_option(sys.argv[1:], "--runner"), "--image")
-    options = {"image": image, "read_only": list(read_only), "writable": list(writable), "argv": argv}
-    get_runner("docker").submit(Submission(settings=None, configs=[], options=options))
+    DockerRunner().rerun(argv, image=image, read_only=list(read_only), writable=list(writable))
 
 
 def _drop_option(argv: list[str], option: str) -> list[str]:

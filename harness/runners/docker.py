@@ -38,13 +38,18 @@ class DockerRunner:
     def submit(self, submission: Submission) -> Outcome:
         """Does not return: exits with 0 when the container succeeded, else 1 (2: usage error inside)."""
         options = submission.options
+        self.rerun(
+            list(options.get("argv", sys.argv[1:])),
+            image=options.get("image"),
+            read_only=options.get("read_only", []),
+            writable=options.get("writable", []),
+        )
+        return Outcome()  # not reached
+
+    def rerun(self, argv: Sequence[str], *, image: Optional[str], read_only, writable) -> None:
+        """``harness ARGV`` in the image; exits with the status the host command should have."""
         try:
-            status = run_command_in_image(
-                list(options.get("argv", sys.argv[1:])),
-                image=options.get("image"),
-                read_only=options.get("read_only", []),
-                writable=options.get("writable", []),
-            )
+            status = run_command_in_image(argv, image=image, read_only=read_only, writable=writable)
         except DockerUnavailableError as exc:
             raise click.ClickException(str(exc)) from None
         sys.exit(status)
