@@ -8,7 +8,7 @@ JOBS   ?= 2
 RUN_ARGS = $(if $(NAME),--name $(NAME),)
 
 .PHONY: help setup demo lint test test-fast reproduce-table1 render-table1 doctor bench clean \
-        docker-build docker-reproduce-table1 check-gpu-build
+        docker-base docker-image docker-image-gpu docker-demo docker-reproduce-table1 check-gpu-build
 
 help:
 	@echo "make demo [JOBS=2]     set up (once) and run all seven Table 1 models, smoke profile, on the embedded synthetic set"
@@ -18,8 +18,11 @@ help:
 	@echo "make render-table1     render the files make reproduce-table1 trains (runs/table1-paper), no training"
 	@echo "make doctor            what is installed and usable"
 	@echo "make bench             run the benchmark scripts (prints figures)"
-	@echo "make docker-build      build the CUDA images (Caffe-SSD, Darknet; needs Docker + NVIDIA toolkit)"
-	@echo "make docker-reproduce-table1 DATA=/path/to/voc   the paper profile inside the image"
+	@echo "make docker-base       a Debian 12 base image made here (mmdebstrap), for machines without Docker Hub"
+	@echo "make docker-image      the cpu image (leukonet-harness:cpu): what make setup builds, in Docker"
+	@echo "make docker-image-gpu  the gpu image (leukonet-harness:gpu): CUDA 13 from PyPI wheels [CUDA_ARCH_LIST=...]"
+	@echo "make docker-demo       make demo's smoke run inside the cpu image (--runner docker)"
+	@echo "make docker-reproduce-table1 DATA=/path/to/voc   the paper profile in the gpu image (--gpus)"
 	@echo "make check-gpu-build   compile+link the GPU Darknet build with nvcc (no GPU needed)"
 
 setup:
@@ -69,21 +72,39 @@ bench:
 clean:
 	rm -rf build *.egg-info .pytest_cache
 
-# ---- GPU path (docs/gpu.md). CUDA 11.8 base: sm_61 (GTX 1080 Ti, the paper's) up to sm_90 (H100).
+# ---- Docker (docs/gpu.md): docker/Dockerfile, targets cpu and gpu, built by scripts/docker_build.sh
+# (skips the build when an image with the same inputs hash exists). BASE_IMAGE empty: debian:bookworm-slim
+# when Docker Hub answers, else the local mmdebstrap base of `make docker-base`.
 DOCKER ?= docker
-IMAGE ?= leukonet-harness-gpu
-CUDA_ARCH_LIST ?= 61 75 86 90
+BASE_IMAGE ?=
+CUDA_ARCH_LIST ?= 75 86 89 90
+CPU_IMAGE = leukonet-harness:cpu
+GPU_IMAGE = leukonet-harness:gpu
+DOCKER_BUILD = DOCKER=$(DOCKER) BASE_IMAGE="$(BASE_IMAGE)" bash scripts/docker_build.sh
+DOCKER_RUN = $(DOCKER) run --rm --init -u $$(id -u):$$(id -g) -e HOME=/tmp -v "$(CURDIR)":"$(CURDIR)" -w "$(CURDIR)"
 
-docker-build:
-	for t in caffe darknet full; do DOCKER_BUILDKIT=1 $(DOCKER) build -f docker/Dockerfile --target $$t \
-	  --build-arg CUDA_ARCH_LIST="$(CUDA_ARCH_LIST)" -t $(IMAGE):$$t . || exit 1; done
+docker-base:
+	DOCKER=$(DOCKER) bash scripts/docker_base.sh
 
-docker-reproduce-table1:
+docker-image:
+	$(DOCKER_BUILD) cpu $(CPU_IMAGE)
+
+docker-image-gpu:
+	CUDA_ARCH_LIST="$(CUDA_ARCH_LIST)" $(DOCKER_BUILD) gpu $(GPU_IMAGE)
+
+# `make demo` in the cpu image: the harness on this host hands the command to the container (--runner docker).
+docker-demo: docker-image
+	$(PYTHON) -m harness $(if $(V),-v,) reproduce table1 --profile smoke --device cpu --jobs $(JOBS) $(RUN_ARGS) \
+	  --runner docker --image $(CPU_IMAGE)
+	$(DOCKER_RUN) $(CPU_IMAGE) python3 -m harness data synth --out $(DEMO_RUN)/slides --slides 3 --cells-per-slide 200 \
+	  --scenario aml --quiet
+	$(DOCKER_RUN) $(CPU_IMAGE) python3 -m harness count $(DEMO_RUN)/models/learning-check_yolov3-tiny_160 \
+	  --slides $(DEMO_RUN)/slides --out $(DEMO_RUN)/count --quiet
+
+docker-reproduce-table1: docker-image-gpu
 	@test -n "$(DATA)" || { echo "usage: make docker-reproduce-table1 DATA=/path/to/voc_root [NAME=run-name]"; exit 2; }
-	mkdir -p runs
-	$(DOCKER) run --rm --init --gpus all -u $$(id -u):$$(id -g) -e HOME=/tmp \
-	  -v "$(abspath $(DATA))":/data:ro -v "$(CURDIR)/runs":/runs $(IMAGE):full \
-	  python3 -m harness reproduce table1 --profile paper --data /data --project /runs --device $(DEVICE) $(RUN_ARGS)
+	$(PYTHON) -m harness $(if $(V),-v,) reproduce table1 --profile paper --data "$(DATA)" --device gpu $(RUN_ARGS) \
+	  --runner docker --image $(GPU_IMAGE)
 
 check-gpu-build:
 	bash scripts/check_gpu_build.sh darknet

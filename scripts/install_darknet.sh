@@ -48,6 +48,7 @@
 #   HARNESS_CUDA_INCLUDE_DIRS   extra include dirs, colon-separated (e.g. PyPI nvidia-cublas headers)
 #   HARNESS_CUDA_LIB_DIRS       extra library dirs, colon-separated (e.g. .../nvidia/cu13/lib);
 #                               unversioned lib*.so links are made for lib*.so.N files there
+#   (--fork alexeyab with GPU=1 in HARNESS_ALEXEYAB_MAKE: CUDA_ARCH, when set, becomes its ARCH=)
 #   HARNESS_DARKNET_CUDNN       1 to build with cuDNN (default 0)
 set -euo pipefail
 
@@ -317,6 +318,11 @@ build_alexeyab() {
     key_text="make=$make_line;gcc=$(gcc -dumpfullversion)"
     case "$make_line" in *AVX=1*) key_text+=";cpu=$(grep -m1 'model name' /proc/cpuinfo | tr -s '\t' ' ' || true)" ;; esac
     if [ "$gpu" = 1 ]; then variant="gpu"; else variant="cpu"; fi
+    if [ "$gpu" = 1 ] && [ -n "${CUDA_ARCH:-}" ]; then   # SM list, as for the pjreddie GPU build (docker/Dockerfile)
+        local sm arch=""
+        for sm in $CUDA_ARCH; do arch+=" -gencode arch=compute_${sm},code=[sm_${sm},compute_${sm}]"; done
+        make_args+=("ARCH=${arch# }"); key_text+=";arch=$CUDA_ARCH"; variant="gpu-sm$(echo "$CUDA_ARCH" | tr ' ' '_')"
+    fi
     target="$CACHE/darknet-alexeyab-${commit:0:8}-$variant-$(short_hash "$key_text")"
     already_built "$target" && return
     WORK=$(mktemp -d "${TMPDIR:-/tmp}/darknet-alexeyab.XXXXXX")

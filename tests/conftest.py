@@ -176,3 +176,52 @@ def pytest_configure(config) -> None:  # noqa: ARG001
 
     if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+# ----------------------------------------------------------------------------- docker fixture
+
+
+def _missing_docker(reason: str) -> None:
+    """Skip without a Docker engine here; fail where one must exist (CI sets HARNESS_REQUIRE_DOCKER=1)."""
+    if os.environ.get("HARNESS_REQUIRE_DOCKER") == "1":
+        pytest.fail(reason + " — HARNESS_REQUIRE_DOCKER=1 requires it", pytrace=False)
+    pytest.skip(reason)
+
+
+def _docker_answers(client: str) -> bool:
+    import subprocess
+
+    try:
+        return subprocess.run([client, "info", "--format", "{{.ServerVersion}}"], capture_output=True,
+                              timeout=20).returncode == 0
+    except subprocess.TimeoutExpired:
+        return False
+
+
+@pytest.fixture(scope="session")
+def dockerd(tmp_path_factory) -> str:
+    """A Docker engine; yields the client's path. The engine already running when there is one,
+    else Debian's dockerd started here by scripts/dockerd_local.sh (as root, like the Slurm fixture)
+    and stopped by pid afterwards. Without docker.io or root: skip, or fail under
+    HARNESS_REQUIRE_DOCKER=1 (CI)."""
+    import shutil
+    import subprocess
+
+    client = shutil.which("docker")
+    if client is None:
+        _missing_docker("no docker client (apt-get install docker.io)")
+    if _docker_answers(client):
+        yield client
+        return
+    if os.geteuid() != 0 or not (shutil.which("dockerd") or Path("/usr/sbin/dockerd").exists()):
+        _missing_docker("no Docker engine running and none can be started here (docker.io, root)")
+    state = tmp_path_factory.mktemp("dockerd")
+    script = Path(__file__).resolve().parents[1] / "scripts" / "dockerd_local.sh"
+    env = {**os.environ, "DOCKER": client}
+    started = subprocess.run(["bash", str(script), "start", str(state)], env=env, capture_output=True, text=True)
+    if started.returncode != 0:
+        _missing_docker(f"dockerd did not start: {started.stderr.strip()[-500:]}")
+    try:
+        yield client
+    finally:
+        subprocess.run(["bash", str(script), "stop", str(state)], env=env, check=False)

@@ -1,8 +1,8 @@
 """`--runner docker`: the `docker run` argument lists and how they are executed.
 
-No Docker engine exists on the development machines, so the engine side is exercised with a
-stand-in `docker` executable that records the argument list it receives (the contract we rely on
-is only "argv reaches docker unchanged"), plus the real client where one is installed.
+Unit level: a stand-in `docker` executable records the argument list it receives (the contract
+relied on here is only "argv reaches docker unchanged"). The real engine, images and runs are in
+tests/test_docker_image.py.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import pytest
 
 from harness.runners import docker_argv as dk
 from harness.runners.docker_argv import (
-    DEFAULT_IMAGE,
+    IMAGES,
     DockerUnavailableError,
     Mount,
     docker_run_argv,
@@ -171,8 +171,27 @@ def test_wrap_for_docker_missing_input_names_the_path(tmp_path):
         wrap_for_docker(["harness", "doctor"], "img", [], read_only=[missing])
 
 
-def test_default_image_is_the_full_target():
-    assert DEFAULT_IMAGE.endswith(":full") or "HARNESS_DOCKER_IMAGE" in os.environ
+def test_default_image_follows_the_device(monkeypatch):
+    monkeypatch.delenv("HARNESS_DOCKER_IMAGE", raising=False)
+    assert dk.default_image(gpu=False) == IMAGES["cpu"] == "leukonet-harness:cpu"
+    assert dk.default_image(gpu=True) == IMAGES["gpu"] == "leukonet-harness:gpu"
+    monkeypatch.setenv("HARNESS_DOCKER_IMAGE", "mine:1")
+    assert dk.default_image(gpu=True) == "mine:1"
+
+
+@pytest.mark.parametrize("argv, device, gpu", [
+    (["reproduce", "table1"], "auto", None),
+    (["train", "ssd", "--device", "cpu"], "cpu", False),
+    (["train", "ssd", "--device=gpu"], "gpu", True),
+    (["reproduce", "table1", "--device", "gpu:1"], "gpu:1", True),
+])
+def test_device_picks_image_and_gpus(argv, device, gpu):
+    from harness.runners.docker import device_of, gpus_for, wants_gpu
+
+    assert device_of(argv) == device
+    if gpu is not None:
+        assert wants_gpu(device) is gpu
+    assert gpus_for(device) == ("1" if device == "gpu:1" else "all")
 
 
 # --- execution -------------------------------------------------------------------------------
@@ -186,7 +205,10 @@ if sys.argv[1] == "info":
         sys.exit(1)
     print("27.3.1|io.containerd.runc.v2 nvidia runc ")
     sys.exit(0)
+if sys.argv[1:3] == ["image", "inspect"]:
+    sys.exit(0)
 json.dump(sys.argv[1:], open({record!r}, "w"))
+print("inside: training failed, see its log")
 sys.exit(7)
 """
 
@@ -267,8 +289,12 @@ def test_reproduce_runner_docker_reruns_the_command_in_the_image(tmp_path, monke
     argv = ["reproduce", "table1", "--profile", "paper", "--data", str(data), "--project", str(project),
             "--runner", "docker", "--image", "my/image:tag"]
     monkeypatch.setattr(sys, "argv", ["harness", *argv])
-    result = CliRunner().invoke(main, argv)
-    assert result.exit_code == 7, result.output                     # the container's status
+    result = CliRunner().invoke(main, argv)                         # click >= 8.2: output holds stderr too
+    assert result.exit_code == 1, result.output                     # the container failed (status 7)
+    logs = list((project / "docker-logs").glob("reproduce-table1-*.log"))
+    assert len(logs) == 1 and str(logs[0]) in result.output
+    assert "exited with status 7" in result.output
+    assert "inside: training failed" in logs[0].read_text()         # the container's output is kept
     recorded = json.loads((tmp_path / "argv.json").read_text())
     image_at = recorded.index("my/image:tag")
     assert recorded[image_at + 1:] == ["python3", "-m", "harness", "reproduce", "table1", "--profile", "paper",

@@ -36,7 +36,6 @@ KNOWN: dict[tuple[str, str], str] = {
     ("render", "frameworks"): "render.dialect / render.verify read Caffe's proto and Darknet's cfg (issue 20)",
     ("data", "render"): "data/audit_report.py draws SSD priors / YOLO stock anchors from render.priors and "
     "render.yolo; that geometry (pure math) belongs below data (render/** is the backends' work, issue 20)",
-    ("runners", "cli"): "runners/docker.py calls engine.cli.rerun_in_docker (the docker runner, issue 19)",
 }
 
 

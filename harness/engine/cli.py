@@ -220,7 +220,20 @@ def doctor(as_json: bool) -> None:
     else:
         for status in statuses:
             _print_status(status)
+        _print_image_info()
     sys.exit(0 if all(s.usable for s in statuses) else 1)
+
+
+IMAGE_INFO = Path("/etc/leukonet-harness/image.env")  # written by docker/image_info.sh in the images
+
+
+def _print_image_info() -> None:
+    """Inside a harness Docker image: which target, base image and framework commits it was built from."""
+    if IMAGE_INFO.is_file():
+        click.echo("image    (docker/Dockerfile)")
+        for line in IMAGE_INFO.read_text().splitlines():
+            key, _, value = line.partition("=")
+            click.echo(f"           {key}: {value}")
 
 
 def _print_status(status) -> None:
@@ -273,27 +286,21 @@ def weights_fetch(key: str, dest: Optional[Path], sha256: Optional[str], url: Op
 
 
 def rerun_in_docker(image: Optional[str], read_only: Sequence[Path], writable: Sequence[Path]) -> None:
-    """Re-run the current harness command line inside the GPU image and exit with its status.
+    """``--runner docker``: this command line, without --runner/--image, through the docker runner
+    (harness.runners.docker), which runs it in the image and exits with its status.
 
-    Inputs are mounted read-only, the run directory and the checkout read-write, each at its own
-    path; host-side HARNESS_* settings are not forwarded (they name host paths the image lacks).
+    Inputs are mounted read-only, the project folder and the working directory read-write, each at its
+    own path; host-side HARNESS_* settings are not forwarded (they name host paths the image lacks).
     """
-    from harness.runners.docker_argv import DEFAULT_IMAGE, DockerUnavailableError, run_in_docker
+    from harness.runners.docker import DockerRunner
+    from harness.runners.docker_argv import DockerUnavailableError
 
     argv = _drop_option(_drop_option(sys.argv[1:], "--runner"), "--image")
-    for path in writable:
-        Path(path).mkdir(parents=True, exist_ok=True)
     try:
-        result = run_in_docker(
-            image or DEFAULT_IMAGE,
-            ["python3", "-m", "harness", *argv],
-            paths=[Path(p).resolve() for p in (*writable, Path.cwd())],
-            read_only=[Path(p).resolve() for p in read_only],
-            workdir=Path.cwd(),
-        )
+        status = DockerRunner().rerun(argv, image=image, read_only=list(read_only), writable=list(writable))
     except DockerUnavailableError as exc:
         raise click.ClickException(str(exc)) from None
-    sys.exit(result.returncode)
+    sys.exit(status)
 
 
 def _drop_option(argv: list[str], option: str) -> list[str]:

@@ -1,7 +1,7 @@
-"""Run a harness command inside the GPU Docker images (``--runner docker``).
+"""Run a harness command inside the Docker images (``--runner docker``).
 
-The images (docker/) hold the CUDA builds of Caffe-SSD and Darknet plus the harness itself, so a
-host needs only Docker and the NVIDIA Container Toolkit. Host paths are bind-mounted at the *same*
+The images (docker/Dockerfile: ``cpu`` and ``gpu``) hold the builds of Caffe-SSD and Darknet plus
+the harness itself, so a host needs only Docker (and the NVIDIA Container Toolkit for ``gpu``). Host paths are bind-mounted at the *same*
 absolute path inside the container: every path already in the command line stays valid without
 rewriting. The container runs as the calling user so files written to the run directory belong
 to that user, and input data is mounted read-only so a run cannot damage it.
@@ -21,14 +21,18 @@ from typing import Optional, Union
 
 PathLike = Union[str, "os.PathLike[str]"]
 
-# Tags made by `make docker-build` (docker/Dockerfile targets caffe, darknet, full); see docs/gpu.md.
-# `full` holds both frameworks, which `reproduce table1` needs. HARNESS_DOCKER_IMAGE overrides.
+# Tags made by `make docker-image` / `make docker-image-gpu` (docker/Dockerfile targets cpu and gpu;
+# docs/gpu.md). HARNESS_DOCKER_IMAGE overrides both.
 IMAGES = {
-    "caffe": "leukonet-harness-gpu:caffe",
-    "darknet": "leukonet-harness-gpu:darknet",
-    "full": "leukonet-harness-gpu:full",
+    "cpu": "leukonet-harness:cpu",
+    "gpu": "leukonet-harness:gpu",
 }
-DEFAULT_IMAGE = os.environ.get("HARNESS_DOCKER_IMAGE", IMAGES["full"])
+
+
+def default_image(gpu: bool) -> str:
+    """The image ``--runner docker`` uses without ``--image``: the gpu one for GPU runs, else the cpu one."""
+    return os.environ.get("HARNESS_DOCKER_IMAGE") or IMAGES["gpu" if gpu else "cpu"]
+
 
 # The container user usually has no passwd entry and no home: give it a writable one.
 CONTAINER_HOME = "/tmp"
