@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 import math
 import os
 import signal
@@ -152,10 +153,16 @@ def straight_run(tmp_path_factory, caffe_install, darknet_install) -> Path:
 def resumed_run(tmp_path_factory, caffe_install, darknet_install) -> Path:
     run_dir = tmp_path_factory.mktemp("periodic") / "resumed"
     for name in EXPERIMENTS:
-        _interrupted_run(run_dir, name)
-        summary = json.loads((run_dir / "models" / name / "summary.json").read_text())
-        assert summary["status"] != "ok" and len(read_results(run_dir / "models" / name)) < 3, \
-            f"{name}: the interruption came too late to test resume"
+        # The Ctrl-C races a 3-iteration run; under a loaded full suite it has landed after the run
+        # ended. Such an attempt proves nothing either way, so the model starts over (three tries).
+        for _attempt in range(3):
+            _interrupted_run(run_dir, name)
+            summary = json.loads((run_dir / "models" / name / "summary.json").read_text())
+            if summary["status"] != "ok" and len(read_results(run_dir / "models" / name)) < 3:
+                break
+            shutil.rmtree(run_dir / "models" / name)
+        else:
+            pytest.fail(f"{name}: three interruptions all came too late to test resume")
     _run(run_dir)
     return run_dir
 
