@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from harness.config import ModelSpec
+from harness.core.errors import HarnessError
 from harness.frameworks.configs import read_config
 from harness.core.profiles import SMOKE
 from harness.frameworks import FRAMEWORKS, PLUGIN_VARIABLE, backend_class, registered_frameworks
@@ -40,8 +41,20 @@ def test_the_environment_registers_a_framework_without_touching_the_registry(mon
     assert NAME not in FRAMEWORKS and registered_frameworks()[-1] == NAME
     assert backend_class(NAME) is FakeBackend
     monkeypatch.setenv(PLUGIN_VARIABLE, "broken")
-    with pytest.raises(ValueError, match="name=module:Class"):
+    with pytest.raises(HarnessError, match="name=module:Class"):
         registered_frameworks()
+
+
+@pytest.mark.parametrize("registration, message", [
+    ("broken", "'broken' is not name=module:Class"),
+    ("x=no_such_module:Backend", "framework 'x' is registered as 'no_such_module:Backend', which cannot be loaded"),
+    ("x=tests.support.fake_backend:NoSuchClass", "which cannot be loaded: module 'tests.support.fake_backend'"),
+])
+def test_a_bad_plugin_registration_is_one_line_naming_it(tmp_path: Path, registration: str, message: str) -> None:
+    done = subprocess.run([sys.executable, "-m", "harness", "doctor"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=300, env={**os.environ, PLUGIN_VARIABLE: registration,
+                                            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH", "")]))})
+    assert done.returncode == 1 and message in done.stderr and "Traceback" not in done.stderr, done.stderr
 
 
 def test_a_fake_third_framework_goes_render_train_evaluate_report_count(tmp_path: Path, monkeypatch) -> None:

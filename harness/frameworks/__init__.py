@@ -38,6 +38,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional, Protocol, Union, cast
 
+from harness.core.errors import HarnessError
 from harness.registry import registered_class
 
 if TYPE_CHECKING:
@@ -202,7 +203,7 @@ def _registry() -> dict[str, str]:
     for entry in filter(None, (part.strip() for part in os.environ.get(PLUGIN_VARIABLE, "").split(","))):
         name, _, target = (part.strip() for part in entry.partition("="))
         if ":" not in target:
-            raise ValueError(f"${PLUGIN_VARIABLE}: {entry!r} is not name=module:Class")
+            raise HarnessError(f"${PLUGIN_VARIABLE}: {entry!r} is not name=module:Class")
         table.setdefault(name, target)
     return table
 
