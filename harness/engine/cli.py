@@ -13,7 +13,7 @@ import click
 
 from harness.config import ModelSpec
 from harness.core.profiles import profile as get_profile
-from harness.options import DARKNET_RUN, DEVICE, existing_dir, run_options, runner_options
+from harness.options import CLASSES, DARKNET_RUN, DEVICE, existing_dir, run_options, runner_options
 
 
 def _train_options(func):
@@ -35,6 +35,7 @@ def _train_options(func):
             default=None,
             help="Weights to fine-tune from (VGG16 reduced-fc caffemodel / darknet53.conv.74).",
         ),
+        CLASSES,
         runner_options,
     ]
     for option in reversed(options):
@@ -60,6 +61,7 @@ def _run_train(
     image,
     data_options,
     eval_interval=None,
+    class_roles=None,
     **slurm,
 ) -> None:
     """One experiment through the same config resolution and run rules as ``reproduce``."""
@@ -73,7 +75,14 @@ def _run_train(
             image,
             read_only=[
                 p
-                for p in (data, classification, init_weights, data_options.class_map, data_options.labelmap)
+                for p in (
+                    data,
+                    classification,
+                    init_weights,
+                    data_options.class_map,
+                    data_options.labelmap,
+                    class_roles,
+                )
                 if p is not None
             ],
             writable=[project],
@@ -88,6 +97,7 @@ def _run_train(
         device,
         darknet=darknet,
         data_options=data_options,
+        class_roles=class_roles,
     )
     config = settings.config_for(
         spec,
