@@ -75,6 +75,15 @@ def test_a_table_missing_a_class_stops_the_run_before_anything_trains(inputs: Pa
     assert "[train" not in done.stdout
 
 
+def test_reproduce_checks_the_table_for_every_experiment_too(inputs: Path) -> None:
+    done = harness(["reproduce", "table1", "--profile", "smoke", "--only", "yolov3-tiny_416", "--no-learning-check",
+                    "--device", "cpu", "--project", "../projects", "--name", "table1-four",
+                    "--class-map", "../inputs/five.map", "--classes", "../inputs/four.json"], inputs / "cwd")
+    assert done.returncode == 2, out(done)[-3000:]
+    assert str(inputs / "inputs/four.json") in done.stderr and "['Neutrophil']" in done.stderr, done.stderr
+    assert not (inputs / "projects/table1-four/models").exists()
+
+
 @pytest.mark.slow
 def test_the_table_lands_in_the_model_dir_and_count_uses_it_without_classes(trained: Path, inputs: Path) -> None:
     model = trained / MODEL
