@@ -28,6 +28,7 @@ RUN_FILE = "run.json"
 LEGACY_OPTION_FIELDS = ("ssd_batch_size", "solver", "cfg", "network", "darknet")
 
 
+PATH_FIELDS = ("run_dir", "model_dir", "data", "classification", "init_weights", "class_roles")
 LIMIT_KEYS = ("test_images", "classification_images", "timing_images", "timing_warmup")
 
 
@@ -75,6 +76,9 @@ class ExperimentConfig:
     # What only this framework reads, resolved by its backend (FrameworkBackend.resolve_options):
     # Caffe {"solver", "batch_size", "network"}, Darknet {"cfg", "fork"}, a plug-in its own.
     framework_options: dict = field(default_factory=dict)
+    # --classes: the class-roles table copied to MODEL_DIR/class_roles.json for `harness count`; part
+    # of the config like the data, so another table under the same name is a config clash
+    class_roles: Optional[Path] = None
 
     def __post_init__(self) -> None:
         # an unknown protocol is an error here, before anything runs (UnknownProtocolError, a ValueError)
@@ -94,7 +98,7 @@ class ExperimentConfig:
     def to_json(self) -> dict:
         data = asdict(self)
         data["device"] = str(self.device)
-        for key in ("run_dir", "model_dir", "data", "classification", "init_weights"):
+        for key in PATH_FIELDS:
             data[key] = None if data[key] is None else str(data[key])
         data["protocols"] = list(self.protocols)
         return data
@@ -104,7 +108,7 @@ class ExperimentConfig:
         values = dict(data)
         values["spec"] = ModelSpec(**values["spec"])
         values["device"] = Device.parse(values["device"])
-        for key in ("run_dir", "model_dir", "data", "classification", "init_weights"):
+        for key in PATH_FIELDS:
             values[key] = None if values.get(key) is None else Path(values[key])
         values["protocols"] = tuple(values.get("protocols") or experiment_protocols())
         for key in LEGACY_OPTION_FIELDS:  # upgraded into framework_options by harness.frameworks.configs

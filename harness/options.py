@@ -112,6 +112,32 @@ LABELMAP = click.option(
     default=None,
     help="obj.names or labelmap.prototxt: the classes and their order. Default: inferred from the data.",
 )
+
+
+def _class_roles(ctx: click.Context, param: click.Parameter, value: Optional[Path]) -> Optional[Path]:
+    """--classes read once at the boundary: a table that does not load is a usage error naming it
+    (whether it covers the model's classes is known once the data is read: harness.engine.run)."""
+    from harness.class_roles import ClassRolesError, load_roles
+
+    if value is None:
+        return None
+    try:
+        load_roles(value)
+    except ClassRolesError as exc:
+        raise click.BadParameter(str(exc)) from None
+    return value
+
+
+CLASSES = click.option(
+    "--classes",
+    "class_roles",
+    type=_input_file(),
+    default=None,
+    callback=_class_roles,
+    help="Class-roles table (JSON, docs/count.md) giving every class of the model a role; checked "
+    "against the model's classes before training, then copied to MODEL_DIR/class_roles.json, "
+    "which `harness count MODEL_DIR` uses without --classes.",
+)
 DATA_OPTIONS = (
     CLASS_MAP,
     LABELMAP,

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from harness.count.cells import cells_of_image
-from harness.count.roles import roles_for_model
+from harness.class_roles import roles_for_model
 from harness.count.rules import load_thresholds
 from harness.frameworks import detections_by_image
 from test_config_paths import harness, out

@@ -13,7 +13,7 @@ import pytest
 from harness.count.cells import Cell
 from harness.count.differential import SlideResult, count_labels
 from harness.count.pages import write_pages
-from harness.count.roles import ClassRolesError, load_roles, roles_for_model
+from harness.class_roles import ClassRolesError, load_roles, roles_for_model
 from harness.count.tables import differential_columns, write_differential_csv
 
 BCCD = ["RBC", "WBC", "Platelets"]
@@ -85,7 +85,7 @@ def test_users_table_must_name_every_class_and_use_known_roles(tmp_path: Path):
 
 
 def test_not_counted_class_is_listed_but_not_counted():
-    table = load_roles(Path(__file__).resolve().parents[1] / "harness/count/roles/paper-15.json")
+    table = load_roles(Path(__file__).resolve().parents[1] / "harness/class_roles/paper-15.json")
     roles = dataclasses.replace(table, roles={**table.roles, "Artefact": "not_counted"})
     result = SlideResult("s", roles, fields=1)
     result.cells = [Cell("f", (10, 10, 20, 20), "Artefact", 0.9), Cell("f", (30, 30, 40, 40), "LYM", 0.9)]

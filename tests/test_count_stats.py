@@ -9,7 +9,7 @@ from harness.count.agreement import (agreement, binomial_interval, bland_altman,
                                      sensitivity_specificity)
 from harness.count.cells import cells_of_image, iou
 from harness.count.differential import SlideResult, count_labels
-from harness.count.roles import roles_for_model
+from harness.class_roles import roles_for_model
 from harness.count.rules import load_thresholds
 from harness.labels import PAPER_LABELS
 

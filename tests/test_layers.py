@@ -23,7 +23,7 @@ LAYERS: list[set[str]] = [
     {"report", "render", "frameworks"},  # what reads a run / writes native files / drives a framework
     {"config", "device", "paper"},  # the one resolved config and what it is made of
     {"evaluation", "parse", "data"},  # domain records and rules: metrics, logs, datasets
-    {"labels"},
+    {"labels", "class_roles"},  # the label set, and what each of its classes counts as
     {"core", "paths", "progress", "registry", "html", "harness"},  # neutral toolbox; `harness` = __init__
 ]
 CLI = "cli"

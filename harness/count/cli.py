@@ -41,7 +41,7 @@ from harness.options import DARKNET_RUN
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     default=None,
     help="Class-roles table (JSON): what each class of the model counts as. Default: MODEL_DIR/"
-    "class_roles.json, else the built-in table that knows the model's classes (the paper's 15 "
+    "class_roles.json (written by `harness train --classes`), else the built-in table that knows the model's classes (the paper's 15 "
     "labels, RBC/WBC/Platelets, the 5-part differential; docs/count.md).",
 )
 @click.option(
@@ -73,10 +73,10 @@ def count(
     Exit status: 0 when every image of every slide was counted, 1 when an image or a slide
     could not be (all others are still written), 2 for usage errors.
     """
+    from harness.class_roles import roles_for_model
     from harness.count.agreement import agreement, plot_agreement
     from harness.count.backends import choose_backend
     from harness.count.pages import write_pages
-    from harness.count.roles import roles_for_model
     from harness.count.rules import load_thresholds
     from harness.count.run import count_slides
     from harness.count.slides import plan_slides

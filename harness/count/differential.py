@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Optional
 
-from harness.count.roles import RATIOS, ClassRoles
+from harness.class_roles import RATIOS, ClassRoles
 
 
 @dataclass

@@ -6,9 +6,9 @@ import shutil
 from pathlib import Path
 from typing import Optional
 
+from harness.class_roles import ClassRoles
 from harness.core.atomic import write_text
 from harness.count.differential import SlideResult
-from harness.count.roles import ClassRoles
 from harness.paths import safe_file_name
 
 TEMPLATES = Path(__file__).with_name("templates")

@@ -1,7 +1,7 @@
 """The count's detection thresholds, read from one file (``thresholds.json`` beside this module, docs/count.md).
 
 What each class means (differential categories, reference ranges, flags) is the model's class-roles
-table (:mod:`harness.count.roles`), not this file.
+table (:mod:`harness.class_roles`), not this file.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ def load_thresholds(path: Optional[Path] = None) -> dict:
     if moved:
         raise ValueError(
             f"{path}: {moved} now belong to the class-roles table of the model's label set "
-            "(harness/count/roles/*.json, --classes FILE; docs/count.md): move them there"
+            "(harness/class_roles/*.json, --classes FILE; docs/count.md): move them there"
         )
     missing = [k for k in SECTIONS if k not in rules]
     if missing:

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
+from harness.class_roles import ClassRoles
 from harness.count.cells import cells_of_image, touches_border
 from harness.count.differential import SlideResult, count_labels
-from harness.count.roles import ClassRoles
 from harness.count.slides import SlideFields
 from harness.data.annotations import ImageAnnotation
 from harness.progress import progress_bar

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
+from harness.class_roles import ClassRoles
 from harness.core.atomic import write_csv
 from harness.count.differential import SlideResult
-from harness.count.roles import ClassRoles
 
 CELL_COLUMNS = [
     "slide",

@@ -13,7 +13,7 @@ import click
 
 from harness.config import ModelSpec
 from harness.core.profiles import profile as get_profile
-from harness.options import DARKNET_RUN, DEVICE, existing_dir, run_options, runner_options
+from harness.options import CLASSES, DARKNET_RUN, DEVICE, existing_dir, run_options, runner_options
 
 
 def _train_options(func):
@@ -33,8 +33,10 @@ def _train_options(func):
             "--init-weights",
             type=click.Path(exists=True, dir_okay=False, path_type=Path, resolve_path=True),
             default=None,
-            help="Weights to fine-tune from (VGG16 reduced-fc caffemodel / darknet53.conv.74).",
+            help="Weights to fine-tune from: ssd the VGG16 reduced-fc caffemodel, yolov3 darknet53.conv.74, "
+            "yolov3-tiny yolov3-tiny.conv.15 (`harness weights fetch KEY`; `harness weights list`).",
         ),
+        CLASSES,
         runner_options,
     ]
     for option in reversed(options):
@@ -60,6 +62,7 @@ def _run_train(
     image,
     data_options,
     eval_interval=None,
+    class_roles=None,
     **slurm,
 ) -> None:
     """One experiment through the same config resolution and run rules as ``reproduce``."""
@@ -73,7 +76,14 @@ def _run_train(
             image,
             read_only=[
                 p
-                for p in (data, classification, init_weights, data_options.class_map, data_options.labelmap)
+                for p in (
+                    data,
+                    classification,
+                    init_weights,
+                    data_options.class_map,
+                    data_options.labelmap,
+                    class_roles,
+                )
                 if p is not None
             ],
             writable=[project],
@@ -88,6 +98,7 @@ def _run_train(
         device,
         darknet=darknet,
         data_options=data_options,
+        class_roles=class_roles,
     )
     config = settings.config_for(
         spec,
@@ -255,23 +266,33 @@ def weights() -> None:
 
 @weights.command("list")
 def weights_list() -> None:
-    from harness.frameworks.weights import REGISTRY, expected_checksum, weights_dir
+    from harness.frameworks.weights import REGISTRY, expected_checksum, source_text, weights_dir
 
     for spec in REGISTRY.values():
         present = (weights_dir() / spec.filename).exists()
         click.echo(
             f"{spec.key:20s} {spec.framework:8s} {'present' if present else 'absent':8s} "
-            f"sha256={expected_checksum(spec) or 'not pinned'}\n{'':20s} {spec.url}\n{'':20s} {spec.used_by}"
+            f"sha256={expected_checksum(spec) or 'not pinned'}\n{'':20s} {source_text(spec)}\n{'':20s} {spec.used_by}"
         )
 
 
 @weights.command("fetch")
 @click.argument("key")
 @click.option("--dest", type=click.Path(file_okay=False, path_type=Path), default=None)
-@click.option("--sha256", default=None, help="Expected checksum (verified; recommended).")
-@click.option("--url", default=None, help="Mirror URL instead of the registry's.")
+@click.option(
+    "--sha256",
+    default=None,
+    help="Expected checksum of the downloaded file (verified; recommended). For yolov3-tiny.conv.15: "
+    "yolov3-tiny.weights'.",
+)
+@click.option("--url", default=None, help="Mirror URL instead of the registry's (yolov3-tiny.conv.15: its source's).")
 def weights_fetch(key: str, dest: Optional[Path], sha256: Optional[str], url: Optional[str]) -> None:
-    """Download KEY (see `harness weights list`) and verify it."""
+    """Download KEY (see `harness weights list`) and verify it.
+
+    yolov3-tiny.conv.15 (YOLOv3-tiny's backbone, for `train yolov3-tiny --init-weights`) is not
+    published: this downloads yolov3-tiny.weights and keeps its layers 0-14 with Darknet's own
+    `darknet partial` (pjreddie's build), checking the result against the source byte for byte.
+    """
     from harness.frameworks.weights import fetch
 
     try:

@@ -20,8 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from harness.class_roles import MODEL_ROLES_FILE, ClassRoles, ClassRolesError, covering, load_roles
 from harness.config import CONFIG_FILE, ExperimentConfig, ModelSpec, config_differences
-from harness.core.atomic import write_text
+from harness.core.atomic import write_bytes, write_text
+from harness.core.errors import UsageProblem
 from harness.core.profiles import Profile
 from harness.core.types import NativeFrameworkError, TrainResult
 from harness.data.annotations import ImageAnnotation
@@ -231,10 +233,17 @@ def plan_experiment(config: ExperimentConfig, overwrite: bool = False) -> str:
     if differences:
         raise ConfigMismatch(
             f"{config.model_dir} was made with another config ({'; '.join(differences)}): "
-            "pass --overwrite to retrain it, or choose another --name"
+            "pass --overwrite to retrain it, or choose another --name" + _roles_hint(differences)
         )
     summary = read_summary(config.model_dir) or {}
     return "reuse" if summary.get("status") == "ok" else "resume"
+
+
+def _roles_hint(differences: list[str]) -> str:
+    """Another class-roles table alone changes nothing that was trained: say how to use it without retraining."""
+    if not any(d.startswith("class_roles:") for d in differences):
+        return ""
+    return f" (a new class-roles table alone needs no training: copy it to MODEL_DIR/{MODEL_ROLES_FILE})"
 
 
 def run_experiment(config: ExperimentConfig, data: PreparedData, overwrite: bool = False) -> dict:
@@ -295,17 +304,41 @@ def _started_before(model_dir: Path) -> bool:
     return any(child.name not in ahead for child in Path(model_dir).iterdir())
 
 
+def checked_class_roles(config: ExperimentConfig, labelmap: LabelMap) -> Optional[ClassRoles]:
+    """The experiment's ``--classes`` table (None without one). A table that misses a class of the
+    model (after --class-map / --labelmap) is a usage error naming the file and the classes."""
+    if config.class_roles is None:
+        return None
+    try:
+        return covering(load_roles(config.class_roles), labelmap.names)
+    except ClassRolesError as exc:
+        raise UsageProblem(f"--classes {exc}") from None
+
+
+def install_class_roles(config: ExperimentConfig, labelmap: LabelMap) -> Optional[dict]:
+    """Copy the ``--classes`` table to MODEL_DIR/class_roles.json, where ``harness count MODEL_DIR``
+    finds it without --classes; returns summary.json's record of it (None without a table)."""
+    table = checked_class_roles(config, labelmap)
+    if table is None or config.class_roles is None:
+        return None
+    write_bytes(config.model_dir / MODEL_ROLES_FILE, config.class_roles.read_bytes())
+    log.info(f"    class roles: {table.name} ({config.class_roles}) → {config.model_dir / MODEL_ROLES_FILE}")
+    return {"name": table.name, "file": MODEL_ROLES_FILE, "source": str(config.class_roles)}
+
+
 def _run_locked(config: ExperimentConfig, data: PreparedData, overwrite: bool) -> dict:
     plan = plan_experiment(config, overwrite)
     model_dir = config.model_dir
     if plan == "reuse":
         log.info(f"[{config.name}] already finished with this config: reusing {model_dir} (--overwrite to retrain)")
+        install_class_roles(config, data.labelmap)  # the table as it is now: an edited file is copied again
         return {**(read_summary(model_dir) or {}), "reused": True}
     if plan == "overwrite":
         clear_model_dir(model_dir)
     if plan == "resume" and _started_before(model_dir):
         log.info(f"[{config.name}] unfinished run with this config in {model_dir}: resuming")
     config.write()
+    class_roles = install_class_roles(config, data.labelmap)
     summary: dict[str, Any] = {
         "experiment": config.name,
         "framework": config.framework,
@@ -326,6 +359,7 @@ def _run_locked(config: ExperimentConfig, data: PreparedData, overwrite: bool) -
         "classification": None,
         "timing": None,
         "init_weights": str(config.init_weights) if config.init_weights else None,
+        "class_roles": class_roles,
         "scheduler": scheduler_record(),
     }
     started = time.monotonic()

@@ -17,7 +17,7 @@ from harness.core.profiles import profile as get_profile
 from harness.data.options import DataOptions
 from harness.engine.experiment import stop_on_sigterm
 from harness.engine.run import RunSettings, exit_for
-from harness.options import pop_slurm_options, run_options, runner_options
+from harness.options import CLASSES, pop_slurm_options, run_options, runner_options
 from harness.paths import from_recorded
 
 FROM_SCRATCH_NOTE = (
@@ -124,6 +124,7 @@ def reproduce_table1(
     jobs: int = 1,
     darknet: Optional[str] = None,
     data_options: DataOptions = DataOptions(),
+    class_roles: Optional[Path] = None,
 ) -> tuple[Path, list[dict]]:
     """Run the experiments, then build the report; returns the report's path and the summaries."""
     from harness.report.builder import build_report
@@ -137,6 +138,7 @@ def reproduce_table1(
         device,
         darknet=darknet,
         data_options=data_options,
+        class_roles=class_roles,
     )
     run_dir = settings.run_dir
     stop_on_sigterm()
@@ -277,6 +279,7 @@ def reproduce() -> None:
     "in MODEL_DIR/experiment.log (1: one after the other, output streamed here). Table 2 times are "
     "then measured while other experiments run (timing.json says so).",
 )
+@CLASSES
 @runner_options
 def table1(
     profile_name: str,
@@ -293,6 +296,7 @@ def table1(
     init_weights_yolo: Optional[Path],
     learning_check: bool,
     jobs: int,
+    class_roles: Optional[Path],
     runner: str,
     image: Optional[str],
     data_options: DataOptions,
@@ -318,6 +322,7 @@ def table1(
                     init_weights_yolo,
                     data_options.class_map,
                     data_options.labelmap,
+                    class_roles,
                 )
                 if p is not None
             ],
@@ -337,6 +342,7 @@ def table1(
                 device,
                 darknet=darknet,
                 data_options=data_options,
+                class_roles=class_roles,
             ),
             only_valid,
             init_weights_ssd,
@@ -361,6 +367,7 @@ def table1(
         jobs=jobs,
         darknet=darknet,
         data_options=data_options,
+        class_roles=class_roles,
     )
     click.secho(f"\nreport: {report}", fg="green", bold=True)
     exit_for(summaries, run_dir)

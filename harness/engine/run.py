@@ -22,6 +22,7 @@ from harness.data.options import DataOptions
 from harness.engine.experiment import (
     ConfigMismatch,
     PreparedData,
+    checked_class_roles,
     dataset_formats,
     plan_experiment,
     prepare_data,
@@ -48,6 +49,7 @@ class RunSettings:
     data_options: DataOptions = DataOptions()  # --class-map, --labelmap, --dedupe, ... (one vocabulary)
     darknet: Optional[str] = None  # which Darknet runs the YOLO models (None: the backend's default)
     runner: str = "local"  # the harness.runners name that runs it (run.json; `harness status` asks it)
+    class_roles: Optional[Path] = None  # --classes: every experiment's table (in its config, not the run's identity)
 
     def identity(self) -> dict:
         """The values the run's data depends on: changing them under one run name is refused."""
@@ -102,6 +104,7 @@ class RunSettings:
             cfg_overrides=cfg_overrides,
             role=role,
             eval_every=eval_every,
+            class_roles=self.class_roles,
             **choices,
         )
 
@@ -198,12 +201,17 @@ def run_in_order(
 
 
 def record_and_prepare(settings: RunSettings, configs: Sequence[ExperimentConfig]) -> PreparedData:
-    """run.json, then the run's data. When the data is refused (a leaking split, a bad --data) a run.json
-    this call created is removed again: it would otherwise refuse the corrected rerun as another run."""
+    """run.json, then the run's data, then each ``--classes`` table checked against the model's classes
+    (before anything trains). When either is refused (a leaking split, a bad --data, a table missing a
+    class) a run.json this call created is removed again: it would otherwise refuse the corrected rerun
+    as another run."""
     fresh = not (settings.run_dir / RUN_FILE).is_file()
     write_run_file(settings, configs)
     try:
-        return prepare_run_data(settings, dataset_formats(configs))
+        prepared = prepare_run_data(settings, dataset_formats(configs))
+        for config in configs:
+            checked_class_roles(config, prepared.labelmap)
+        return prepared
     except HarnessError:
         if fresh:
             (settings.run_dir / RUN_FILE).unlink(missing_ok=True)

@@ -65,6 +65,7 @@ def resolve_experiment(
     cfg_overrides: Optional[dict] = None,
     role: str = "custom",
     eval_every: Optional[int] = None,
+    class_roles: Optional[Path] = None,
     **choices: Any,
 ) -> ExperimentConfig:
     """Paper values, then the profile's, then the command line's: one frozen config.
@@ -100,6 +101,7 @@ def resolve_experiment(
         limits={key: limit(profile, spec, key) for key in LIMIT_KEYS},
         framework_options=options,
         eval_interval=eval_every if eval_every is not None else eval_interval(profile, spec, role),
+        class_roles=absolute_path(class_roles),
     )
 
 

@@ -112,7 +112,8 @@ class DarknetBackend:
 
     @staticmethod
     def init_weights_kind(model: str) -> Optional[str]:
-        # darknet53.conv.74 holds YOLOv3's backbone only; YOLOv3-tiny has no such file in the paper.
+        # darknet53.conv.74 holds YOLOv3's backbone only. YOLOv3-tiny's (yolov3-tiny.conv.15, `harness
+        # weights fetch`) is for `train yolov3-tiny --init-weights`: the paper trains tiny from none.
         return "yolo" if model == "yolov3" else None
 
     @staticmethod

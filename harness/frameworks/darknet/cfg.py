@@ -1,4 +1,4 @@
-"""Darknet .cfg files: the one parser, the one editor, and the one random-weights writer.
+"""Darknet .cfg files: the one parser, the one editor, the .weights layout and the one random-weights writer.
 
 The grammar is Darknet's own (``read_cfg`` in parser.c): every space and tab in a line is deleted
 (even inside values), blank lines and lines starting with ``#`` or ``;`` are skipped, ``[name]``
@@ -183,29 +183,56 @@ def _previous_conv(sections: list[CfgSection], index: int) -> Optional[dict[str,
     return previous.options if previous.name in ("convolutional", "conv") else None
 
 
-# --------------------------------------------------------------------------- random weights
+# --------------------------------------------------------------------------- weights layout, random weights
 
 
-def conv_shapes(cfg_path: PathLike) -> list[tuple[int, int, int, bool]]:
-    """(filters, in_channels, size, batch_normalize) of each [convolutional], in file order."""
+ConvShape = tuple[int, int, int, bool]  # filters, in_channels, size, batch_normalize
+WEIGHTS_HEADER_BYTES = 20  # major, minor, revision (int32 each) and images seen (uint64), as Darknet writes it
+
+
+def _layer_convs(cfg_path: PathLike) -> list[Optional[ConvShape]]:
+    """Per layer (Darknet's layer index), the shape of a [convolutional], None for any other layer."""
     sections = read_cfg_sections(cfg_path)
     channels = [int(sections[0].options.get("channels", 3))]  # input, then one entry per layer
-    convs = []
+    layers: list[Optional[ConvShape]] = []
     for section in sections[1:]:
         name, options, in_c = section.name, section.options, channels[-1]
         if name in ("convolutional", "conv"):
             filters = int(options["filters"])
-            convs.append((filters, in_c, int(options.get("size", 1)), bool(int(options.get("batch_normalize", 0)))))
+            layers.append((filters, in_c, int(options.get("size", 1)), bool(int(options.get("batch_normalize", 0)))))
             channels.append(filters)
-        elif name == "route":
+            continue
+        if name == "route":
             current = len(channels) - 1
-            layers = [int(v) for v in options["layers"].split(",")]
-            channels.append(sum(channels[1 + (current + i if i < 0 else i)] for i in layers))
+            indices = [int(v) for v in options["layers"].split(",")]
+            channels.append(sum(channels[1 + (current + i if i < 0 else i)] for i in indices))
         elif name in ("maxpool", "upsample", "yolo", "region", "shortcut", "avgpool", "dropout"):
             channels.append(in_c)
         else:
-            raise DarknetInputError(f"{cfg_path}:{section.line}: random weights: layer type [{name}] not supported")
-    return convs
+            raise DarknetInputError(f"{cfg_path}:{section.line}: weights layout: layer type [{name}] not supported")
+        layers.append(None)
+    return layers
+
+
+def conv_shapes(cfg_path: PathLike) -> list[ConvShape]:
+    """(filters, in_channels, size, batch_normalize) of each [convolutional], in file order."""
+    return [shape for shape in _layer_convs(cfg_path) if shape is not None]
+
+
+def layer_weight_counts(cfg_path: PathLike) -> list[int]:
+    """How many floats each layer stores in a .weights file, by layer index (0: a layer without
+    weights): biases, [scales, rolling mean, rolling variance,] weights of each convolution."""
+    return [
+        0 if shape is None else shape[0] * (4 if shape[3] else 1) + shape[0] * shape[1] * shape[2] ** 2
+        for shape in _layer_convs(cfg_path)
+    ]
+
+
+def weights_header_bytes(head: bytes) -> int:
+    """The header length of a .weights file from its first 8 bytes, as Darknet's load_weights reads
+    it: 20, or 16 before version 0.2 (a 32-bit images-seen count)."""
+    major, minor = struct.unpack("<2i", head[:8])
+    return WEIGHTS_HEADER_BYTES if major * 10 + minor >= 2 and major < 1000 and minor < 1000 else 16
 
 
 def random_weights_bytes(cfg_path: PathLike, seed: int = 0) -> bytes:

@@ -5,7 +5,11 @@ category it counts towards), ``nrbc`` (counted per 100 leukocytes), ``red_cell``
 ``other`` (counted, outside the differential) or ``not_counted`` — plus the differential's
 reference ranges, ratio ranges and flags. Built-in tables: the paper's 15 labels, RBC/WBC/Platelets
 sets such as BCCD, and the five-part differential; a model with other classes needs ``--classes FILE``
-(or a ``class_roles.json`` in its model folder).
+(or a ``class_roles.json`` in its model folder, which ``harness train --classes FILE`` writes).
+
+It sits below the stages (with :mod:`harness.labels`, tests/test_layers.py) because two of them read
+it: ``harness count`` to count, and the run (``harness.engine``) to check a training's ``--classes``
+table against the model's classes before anything trains.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from typing import Optional
 from harness.core.atomic import load_json
 
 ROLES = ("leukocyte", "nrbc", "red_cell", "platelet", "other", "not_counted")
-BUILTIN_DIR = Path(__file__).with_name("roles")
+BUILTIN_DIR = Path(__file__).parent  # the built-in tables: <name>.json
 MODEL_ROLES_FILE = "class_roles.json"  # beside config.json: the model's own table, if any
 RATIOS = {
     "platelets_per_1000_rbc": ("platelet", "red_cell", 1000.0),
@@ -139,6 +143,18 @@ def builtin_tables() -> list[ClassRoles]:
     return [load_roles(path) for path in sorted(BUILTIN_DIR.glob("*.json"))]
 
 
+def covering(table: ClassRoles, classes: Iterable[str]) -> ClassRoles:
+    """``table`` when it gives every class a role; else the error names the file and what is missing
+    (a class the count would ignore must be said so: role ``not_counted``)."""
+    missing = [c for c in classes if not table.covers([c])]
+    if missing:
+        raise ClassRolesError(
+            f"{table.source}: the model's classes {missing} are not in this class-roles "
+            "table (give them a role; 'not_counted' if the count should ignore them)"
+        )
+    return table
+
+
 def roles_for_model(
     classes: Iterable[str], explicit: Optional[Path] = None, model_dir: Optional[Path] = None
 ) -> ClassRoles:
@@ -148,13 +164,7 @@ def roles_for_model(
     classes = list(classes)
     if explicit is not None or (model_dir is not None and (Path(model_dir) / MODEL_ROLES_FILE).is_file()):
         table = load_roles(explicit if explicit is not None else Path(str(model_dir)) / MODEL_ROLES_FILE)
-        missing = [c for c in classes if not table.covers([c])]
-        if missing:
-            raise ClassRolesError(
-                f"{table.source}: the model's classes {missing} are not in this class-roles "
-                "table (give them a role; 'not_counted' if the count should ignore them)"
-            )
-        return table
+        return covering(table, classes)
     for table in builtin_tables():
         if table.covers(classes):
             return table
