@@ -64,7 +64,13 @@ PROJECT = click.option(
     show_default=True,
     help="Folder that holds the runs.",
 )
-SEED = click.option("--seed", type=int, default=0, show_default=True, help="Seed of the synthetic set and split.")
+SEED = click.option(
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Seed of the synthetic set, the split and Caffe's solver (random_seed).",
+)
 DEVICE = click.option(
     "--device",
     default="auto",

@@ -308,14 +308,17 @@ build_variant() {
 
 build_alexeyab() {
     # AlexeyAB's pinned tree (verified by fetch_source.sh), built once per commit + make arguments.
-    local tree commit sha make_line gpu variant key_text target
+    local tree commit sha make_line gpu blas variant key_text target
     tree=$(bash "$(dirname "${BASH_SOURCE[0]}")/fetch_source.sh" alexeyab-darknet) || die "no AlexeyAB source tree"
     commit=$(sed -n 's/^commit=//p' "$tree/.harness-source")
     sha=$(sed -n 's/^sha256=//p' "$tree/.harness-source")
     make_line=${HARNESS_ALEXEYAB_MAKE:-GPU=0 CUDNN=0 OPENCV=0 AVX=1 OPENMP=1 OPTS=-O3}
     read -ra make_args <<< "$make_line LIBSO=1"
     gpu=0; case " $make_line " in *" GPU=1 "*) gpu=1 ;; esac
+    blas=$(blas_choice)
+    [ "$gpu" = 1 ] && blas=none      # the GPU build runs its gemm on the GPU
     key_text="make=$make_line;gcc=$(gcc -dumpfullversion)"
+    [ "$blas" = none ] || key_text+=";blas=$blas"
     case "$make_line" in *AVX=1*) key_text+=";cpu=$(grep -m1 'model name' /proc/cpuinfo | tr -s '\t' ' ' || true)" ;; esac
     if [ "$gpu" = 1 ]; then variant="gpu"; else variant="cpu"; fi
     if [ "$gpu" = 1 ] && [ -n "${CUDA_ARCH:-}" ]; then   # SM list, as for the pjreddie GPU build (docker/Dockerfile)
@@ -329,6 +332,13 @@ build_alexeyab() {
     trap 'rm -rf "$WORK"' EXIT
     cp -r "$tree/." "$WORK/"
     log "AlexeyAB ${commit:0:8}"
+    if [ "$blas" = openblas ]; then
+        # AlexeyAB's own CPU gemm vectorises only the untransposed case; training's backward passes
+        # run plain loops (4.9x slower per YOLOv3-tiny-160 iteration here, docs/benchmarks.md).
+        ensure_openblas
+        use_cblas_gemm "$WORK"
+        mapfile -t make_args < <(with_cblas_opts "${make_args[@]}")
+    fi
     local seconds
     seconds=$(make_and_stage "$WORK" "$target" "$gpu" "${make_args[@]}")
     local opts="-Ofast (upstream Makefile)" arg
@@ -337,7 +347,13 @@ build_alexeyab() {
         source_origin="$(sed -n 's/^origin=//p' "$tree/.harness-source")" variant="$variant" \
         openmp="$(has_arg OPENMP=1 "${make_args[@]}")" avx="$(has_arg AVX=1 "${make_args[@]}")" \
         gpu="$([ "$gpu" = 1 ] && echo true || echo false)" opencv="$(has_arg OPENCV=1 "${make_args[@]}")" \
-        blas=none opts="$opts" key="$key_text" make_args="${make_args[*]}"
+        blas="$blas" opts="$opts" key="$key_text" make_args="${make_args[*]}"
+}
+
+with_cblas_opts() {  # make arguments, one a line, with -DHARNESS_CBLAS added to OPTS= (upstream's -Ofast when none)
+    local arg opts="OPTS=-Ofast"
+    for arg in "$@"; do case "$arg" in OPTS=*) opts=$arg ;; *) echo "$arg" ;; esac; done
+    echo "$opts -DHARNESS_CBLAS"
 }
 
 if [ "$FORK" = alexeyab ]; then

@@ -93,16 +93,17 @@ def test_smoke_profile_has_both_learning_checks_scored_on_the_whole_test_split(t
     configs = _smoke_configs(tmp_path)
     checks = {name: c for name, c in configs.items() if c.role == "learning-check"}
     assert {c.framework for c in checks.values()} == {"caffe", "darknet"}
-    assert set(checks) == {YOLO_LEARNING_CHECK.name, SSD_LEARNING_CHECK.name}      # make demo's two
-    # one YOLOv3-tiny check per Darknet, the same model and schedule (AlexeyAB's on request); Caffe has no Darknet
-    checks[YOLO_ALEXEYAB_LEARNING_CHECK.name] = table1_configs(
-        RunSettings(tmp_path / "run", SMOKE, device="cpu"), only=[YOLO_ALEXEYAB_LEARNING_CHECK.name])[0]
+    # make demo's three: one YOLOv3-tiny check per Darknet (same model and size) and the compact SSD
+    assert set(checks) == {YOLO_LEARNING_CHECK.name, YOLO_ALEXEYAB_LEARNING_CHECK.name, SSD_LEARNING_CHECK.name}
     assert checks[YOLO_LEARNING_CHECK.name].framework_options.get("fork") == "pjreddie"
     assert checks[YOLO_ALEXEYAB_LEARNING_CHECK.name].framework_options.get("fork") == "alexeyab"
-    same = ("batch", "subdivisions", "learning_rate", "burn_in", "scales", "max_batches", "steps")
+    same = ("batch", "subdivisions", "learning_rate", "burn_in", "scales")
     ab, pj = checks[YOLO_ALEXEYAB_LEARNING_CHECK.name], checks[YOLO_LEARNING_CHECK.name]
     assert (ab.spec.model, ab.spec.size) == (pj.spec.model, pj.spec.size)
     assert all(ab.framework_options["cfg"][key] == pj.framework_options["cfg"][key] for key in same)
+    # AlexeyAB's own schedule: no crop jitter, twice the iterations (harness/core/profiles.py says why)
+    assert ab.framework_options["cfg"]["jitter"] == 0.0 and "jitter" not in pj.framework_options["cfg"]
+    assert ab.framework_options["cfg"]["max_batches"] == 2 * pj.framework_options["cfg"]["max_batches"]
     assert checks[SSD_LEARNING_CHECK.name].framework_options.get("fork") is None
     for config in checks.values():
         assert config.limit("test_images") is None and config.limit("classification_images") is None
@@ -162,8 +163,9 @@ def test_only_a_learning_check_runs_just_that_check(tmp_path: Path) -> None:
     only_check = table1_configs(settings, only=[SSD_LEARNING_CHECK.name])
     assert [c.name for c in only_check] == [SSD_LEARNING_CHECK.name]
     row_and_checks = [c.name for c in table1_configs(settings, only=["yolov3-tiny_416"])]
-    assert row_and_checks == ["yolov3-tiny_416", YOLO_LEARNING_CHECK.name, SSD_LEARNING_CHECK.name]
+    assert row_and_checks == ["yolov3-tiny_416", YOLO_LEARNING_CHECK.name, YOLO_ALEXEYAB_LEARNING_CHECK.name,
+                              SSD_LEARNING_CHECK.name]
     assert [c.name for c in table1_configs(settings, only=[YOLO_ALEXEYAB_LEARNING_CHECK.name])] == \
-        [YOLO_ALEXEYAB_LEARNING_CHECK.name]                  # on request only
+        [YOLO_ALEXEYAB_LEARNING_CHECK.name]
     assert [c.name for c in table1_configs(settings, only=["yolov3-tiny_416"], learning_check=False)] == \
         ["yolov3-tiny_416"]

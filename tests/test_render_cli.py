@@ -77,8 +77,8 @@ def test_render_table1_renders_what_reproduce_trains(tmp_path, monkeypatch):
     dirs = sorted(p.name for p in models.iterdir())
     assert dirs == sorted(["ssd300_smin0.2", "ssd300_smin0.1", "ssd512_smin0.2", "yolov3_320", "yolov3_416",
                            "yolov3_608", "yolov3-tiny_416", "learning-check_yolov3-tiny_160",
-                           "learning-check_ssd160_w0.125"])
-    # the AlexeyAB check is rendered (and trained) when named, like reproduce's --only
+                           "learning-check_yolov3-tiny_160_alexeyab", "learning-check_ssd160_w0.125"])
+    # a check named alone is rendered alone, like reproduce's --only
     named = run(["render", "table1", "--profile", "smoke", "--project", "../projects", "--device", "cpu",
                  "--only", "learning-check_yolov3-tiny_160_alexeyab"], tmp_path / "work", monkeypatch)
     assert named.exit_code == 0, named.output
@@ -86,6 +86,9 @@ def test_render_table1_renders_what_reproduce_trains(tmp_path, monkeypatch):
     assert "letter_box=1" in (models / "learning-check_yolov3-tiny_160_alexeyab/rendered" / cfg).read_text()
     assert "letter_box" not in (models / "learning-check_yolov3-tiny_160/rendered" / cfg).read_text()
     assert (models / "yolov3_608/rendered/yolov3.cfg").read_text().count("width=608") == 1
+    # Caffe's solver is seeded by the run's --seed (default 0): a CPU training is repeatable
+    solver = parse_prototxt(models / "learning-check_ssd160_w0.125/rendered/solver.prototxt")
+    assert first(solver, "random_seed") == 0
     priors = [l for l in parse_prototxt(models / "ssd300_smin0.1/rendered/deploy.prototxt")["layer"]
               if first(l, "type") == "PriorBox"]
     assert first(priors[0], "prior_box_param.min_size") == 15

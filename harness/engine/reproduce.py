@@ -65,8 +65,7 @@ def table1_configs(
     """The resolved configs of the selected Table 1 rows and the profile's learning checks.
 
     ``only`` names Table 1 rows and/or learning checks; naming only learning checks runs just
-    those (e.g. to re-measure them), naming only rows runs those rows plus the learning checks
-    (those marked ``on_request`` only when named).
+    those (e.g. to re-measure them), naming only rows runs those rows plus the learning checks.
     """
     checks = settings.profile.all_learning_checks()
     named_checks = [name for name in only if name in {c.name for c in checks}]
@@ -80,9 +79,7 @@ def table1_configs(
     ]
     if learning_check:
         configs += [
-            learning_check_config(settings, check)
-            for check in checks
-            if check.name in named_checks or not (named_checks or check.on_request)
+            learning_check_config(settings, check) for check in checks if check.name in named_checks or not named_checks
         ]
     return configs
 

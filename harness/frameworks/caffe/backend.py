@@ -155,7 +155,9 @@ class CaffeBackend:
 
         spec = self.config.spec
         kwargs: dict[str, Any] = {
-            "solver": dict(self.options.get("solver") or {}),
+            # Caffe's own default (-1) seeds weight fillers and batch sampling from the clock: the run's
+            # --seed makes a CPU training repeatable (a solver value given explicitly still wins).
+            "solver": {"random_seed": self.config.seed, **(self.options.get("solver") or {})},
             "variant": NetVariant(**(self.options.get("network") or {})),
         }
         if self.options.get("batch_size"):
