@@ -138,6 +138,8 @@ SSD_LEARNING_CHECK = LearningCheck(
     batch_size=8,
     network={"width": 0.125, "batch_norm": True, "crop_sampling": False, "expansion": False, "distortion": False},
     # Adam: from scratch it learns several times faster here than the paper's SGD (measured, docs/benchmarks.md).
+    # The solver's random_seed is the run's --seed, so a run repeats exactly: 28.8 % VOC07 twice at seed 0,
+    # 30.7 % at seed 1, 32.0 % at seed 2 (each seed its own synthetic set); unseeded it spread 19.3-32.3 %.
     overrides={
         "type": "Adam",
         "base_lr": 0.002,
