@@ -14,7 +14,8 @@
 #    built with LIBSO=1 (libdarknet.so for the ctypes path) and its CPU switches
 #    (HARNESS_ALEXEYAB_MAKE, default "GPU=0 CUDNN=0 OPENCV=0 AVX=1 OPENMP=1 OPTS=-O3": upstream's
 #    -Ofast (-ffast-math) made its CPU training loss turn nan within 20-30 iterations on BCCD here,
-#    twice, where -O3 trained on; docs/darknet.md) into
+#    twice, where -O3 trained on; docs/darknet.md) and, as for pjreddie's, OpenBLAS's cblas_sgemm in
+#    gemm_cpu (HARNESS_DARKNET_BLAS; CPU builds only) into
 #      ${HARNESS_CACHE}/darknet-alexeyab-<commit 8>-<cpu|gpu-sm..>-<flags key>/
 #    (bin/darknet, lib/libdarknet.so, include/darknet.h, .stamp with fork, commit, source sha256,
 #    make arguments). No apt, no Debian binary.
