@@ -19,6 +19,7 @@ from harness.device import CHOICES as DEVICE_CHOICES
 from harness.device import Device
 from harness.frameworks.darknet import DEFAULT_FORK as DEFAULT_DARKNET
 from harness.frameworks.darknet import FORKS as DARKNET_FORKS
+from harness.render.priors import COMPACT_SSD_SIZES, SSD_SIZES
 from harness.runners import runner_names
 
 
@@ -42,7 +43,8 @@ PROFILE = click.option(
     default="paper",
     show_default=True,
     help="paper: the paper's hyperparameters (GPU work); smoke: few iterations, checks the pipeline; "
-    "cpu: a schedule that learns on a 2-core CPU (YOLOv3-tiny). --iterations scales any.",
+    "cpu: a schedule that learns on a 2-core CPU (YOLOv3-tiny; SSD with --size 160 --width 0.125 --batch-norm). "
+    "--iterations scales any.",
 )
 DATA = click.option(
     "--data",
@@ -209,6 +211,60 @@ def run_options(func: Callable) -> Callable:
     for option in reversed((PROFILE, DATA, CLASSIFICATION, NAME, PROJECT, SEED, DEVICE, DARKNET, OVERWRITE)):
         func = option(func)
     return func
+
+
+SSD_NET_KEYS = ("width", "batch_norm", "crop_sampling", "expansion", "distortion")  # harness.render.ssd.NetVariant
+SSD_NET_OPTIONS = (
+    click.option(
+        "--size",
+        type=click.Choice([str(s) for s in sorted(SSD_SIZES + COMPACT_SSD_SIZES)]),
+        default="300",
+        show_default=True,
+        help=f"Input size: {' or '.join(map(str, SSD_SIZES))} (the SSD paper's nets), or "
+        f"{' or '.join(map(str, COMPACT_SSD_SIZES))} (a compact SSD: SSD300's first five source layers, "
+        "docs/rendering.md).",
+    ),
+    click.option(
+        "--width",
+        type=click.FloatRange(min=0, min_open=True, max=1),
+        default=1.0,
+        show_default=True,
+        help="VGG16 channel multiplier (base, fc6/fc7 and extra layers; 0.125: 8...64 channels). "
+        "Below 1 the net is no longer SSD's VGG16 and cannot start from its ImageNet weights.",
+    ),
+    click.option(
+        "--batch-norm/--no-batch-norm",
+        default=False,
+        show_default=True,
+        help="BatchNorm + Scale after every base and extra convolution (from-scratch training).",
+    ),
+    click.option(
+        "--crop-sampling/--no-crop-sampling",
+        default=True,
+        show_default=True,
+        help="SSD's 6 random-crop batch samplers in the train data layer (off: whole image and mirroring).",
+    ),
+    click.option("--expansion/--no-expansion", default=True, show_default=True, help="SSD's zoom-out expand_param."),
+    click.option(
+        "--distortion/--no-distortion", default=True, show_default=True, help="SSD's photometric distort_param."
+    ),
+)
+
+
+def ssd_net_options(func: Callable) -> Callable:
+    """--size and the SSD body variant (docs/rendering.md, "Compact SSD"); the verb receives the
+    variant as one ``variant: harness.render.ssd.NetVariant`` (the defaults: SSD300/512 as published)."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        from harness.render.ssd import NetVariant
+
+        kwargs["variant"] = NetVariant(**{key: kwargs.pop(key) for key in SSD_NET_KEYS})
+        return func(*args, **kwargs)
+
+    for option in reversed(SSD_NET_OPTIONS):
+        wrapper = option(wrapper)
+    return wrapper
 
 
 SLURM_KEYS = ("partition", "time", "cpus_per_task", "mem", "gres", "max_parallel", "extra", "wait")

@@ -169,3 +169,46 @@ def test_only_a_learning_check_runs_just_that_check(tmp_path: Path) -> None:
         [YOLO_ALEXEYAB_LEARNING_CHECK.name]
     assert [c.name for c in table1_configs(settings, only=["yolov3-tiny_416"], learning_check=False)] == \
         ["yolov3-tiny_416"]
+
+
+def _train_ssd_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str]) -> ExperimentConfig:
+    """The config `harness train ssd ARGS --profile cpu` would train (the run itself stubbed out)."""
+    from click.testing import CliRunner
+
+    from harness.core.profiles import CPU
+    from harness.engine import cli as engine_cli
+
+    seen: dict = {}
+    monkeypatch.setattr(engine_cli, "_run_train", lambda spec, network=None, **kw: seen.update(spec=spec, network=network))
+    done = CliRunner().invoke(engine_cli.train, ["ssd", *args, "--profile", "cpu"])
+    assert done.exit_code == 0, done.output
+    settings = RunSettings(tmp_path / "run", CPU, device="cpu")
+    return settings.config_for(seen["spec"], role="custom", network=seen["network"])
+
+
+def test_train_ssd_default_is_still_ssd300_full_width(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = _train_ssd_config(tmp_path, monkeypatch, [])
+    assert config.name == "ssd300_smin0.2" and config.spec.size == 300
+    assert config.framework_options["network"] == {}            # what every SSD300 config has recorded
+
+
+def test_train_ssd_compact_variant_is_recorded_and_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The BCCD CI recipe (--size 160 --width 0.125 --batch-norm, no crops/zoom-out/distortion)."""
+    config = _train_ssd_config(tmp_path, monkeypatch, ["--size", "160", "--smin", "0.1", "--smax", "0.5", "--width",
+                                                      "0.125", "--batch-norm", "--no-crop-sampling",
+                                                      "--no-expansion", "--no-distortion"])
+    assert config.name == "ssd160_smin0.1_w0.125_bn_nocrop_noexpand_nodistort"
+    assert config.framework_options["network"] == {"width": 0.125, "batch_norm": True, "crop_sampling": False,
+                                                   "expansion": False, "distortion": False}
+    assert ExperimentConfig.from_json(config.to_json()) == config
+    assert _train_ssd_config(tmp_path, monkeypatch, ["--width", "0.5"]).name == "ssd300_smin0.2_w0.5"
+
+
+@pytest.mark.parametrize("args", [["--size", "224"], ["--width", "0"], ["--width", "1.5"]])
+def test_train_ssd_refuses_sizes_and_widths_the_renderer_cannot_build(args: list[str]) -> None:
+    from click.testing import CliRunner
+
+    from harness.engine import cli as engine_cli
+
+    done = CliRunner().invoke(engine_cli.train, ["ssd", *args])
+    assert done.exit_code == 2 and ("--size" in done.output or "--width" in done.output)

@@ -201,12 +201,15 @@ SMOKE = Profile(
 # rate 1e-3, short burn-in, small batch, the rate steps near the end — for any VOC set. With
 # --iterations N the steps and burn-in keep these fractions (config.scaled_steps). Measured by hand
 # on a real 3-class set (1,601 train images): YOLOv3-tiny-320 from scratch, 500 iterations, 11 min,
-# VOC07 56.5 % (docs/benchmarks.md). YOLOv3 and SSD300 run the same schedule but take hours on 2 cores.
+# VOC07 56.5 % (docs/benchmarks.md). YOLOv3 and SSD300 run the same schedule but take hours on 2 cores;
+# the compact SSD (`train ssd --size 160 --width 0.125 --batch-norm`, docs/rendering.md) takes minutes.
+# BCCD in CI (tests/test_bccd_learning.py, docs/benchmarks.md "BCCD on a 2-core CPU"): YOLOv3-tiny-160,
+# batch 4, 800 iterations, 3 min, WBC AP 0.93-0.96; the compact SSD, 400 iterations, 2.5-4 min, WBC AP 0.85-0.88.
 CPU = Profile(
     name="cpu",
     comparable_with_paper=False,
-    description="a schedule that learns from scratch on a 2-core CPU (YOLOv3-tiny: minutes to an hour); "
-    "--iterations scales it",
+    description="a schedule that learns from scratch on a 2-core CPU (YOLOv3-tiny, the compact SSD: minutes "
+    "to an hour); --iterations scales it",
     ssd_batch_size=8,
     ssd_solver={
         "type": "Adam",

@@ -7,13 +7,24 @@ import sys
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import click
 
 from harness.config import ModelSpec
 from harness.core.profiles import profile as get_profile
-from harness.options import CLASSES, DARKNET_RUN, DEVICE, existing_dir, run_options, runner_options
+from harness.options import (
+    CLASSES,
+    DARKNET_RUN,
+    DEVICE,
+    existing_dir,
+    run_options,
+    runner_options,
+    ssd_net_options,
+)
+
+if TYPE_CHECKING:
+    from harness.render.ssd import NetVariant
 
 
 def _train_options(func):
@@ -63,9 +74,12 @@ def _run_train(
     data_options,
     eval_interval=None,
     class_roles=None,
+    network=None,
     **slurm,
 ) -> None:
-    """One experiment through the same config resolution and run rules as ``reproduce``."""
+    """One experiment through the same config resolution and run rules as ``reproduce``.
+
+    ``network``: an SSD body variant's options (harness.render.ssd.NetVariant.options)."""
     from harness.engine.experiment import stop_on_sigterm
     from harness.engine.run import RunSettings, exit_for
     from harness.options import pop_slurm_options
@@ -107,6 +121,7 @@ def _run_train(
         iterations=iterations,
         batch_size=batch_size,
         eval_every=eval_interval,
+        network=network,
     )
     outcome = get_runner(runner).submit(Submission(settings, [config], overwrite, pop_slurm_options(slurm)))
     if outcome.summaries is None:
@@ -149,13 +164,17 @@ def train() -> None:
 
 
 @train.command("ssd")
-@click.option("--size", type=click.Choice(["300", "512"]), default="300", show_default=True)
+@ssd_net_options
 @click.option("--smin", type=float, default=0.2, show_default=True)
 @click.option("--smax", type=float, default=0.9, show_default=True)
 @_train_options
-def train_ssd(size: str, smin: float, smax: float, **kwargs) -> None:
-    """SSD300/SSD512 on Caffe (`caffe train`)."""
-    _run_train(ModelSpec(f"ssd{size}_smin{smin:g}", "caffe", "ssd", int(size), smin, smax), **kwargs)
+def train_ssd(size: str, variant: NetVariant, smin: float, smax: float, **kwargs) -> None:
+    """SSD300/SSD512 on Caffe (`caffe train`), or a compact SSD (--size 160/192, --width, --batch-norm,
+    the augmentation switches: docs/rendering.md) whose experiment name says how it differs."""
+    from harness.render.ssd import ssd_experiment_name
+
+    spec = ModelSpec(ssd_experiment_name(int(size), smin, variant), "caffe", "ssd", int(size), smin, smax)
+    _run_train(spec, network=variant.options(), **kwargs)
 
 
 def _yolo_command(model: str, default_size: int):

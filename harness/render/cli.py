@@ -9,7 +9,7 @@ import click
 
 from harness import paper
 from harness.data.options import DataOptions
-from harness.options import DARKNET, DEVICE, run_options
+from harness.options import DARKNET, DEVICE, run_options, ssd_net_options
 
 # the framework whose files `render ssd` writes: the one the paper's SSD rows run on
 SSD_FRAMEWORK = next(exp.framework for exp in paper.EXPERIMENTS if exp.renderer == "ssd")
@@ -76,7 +76,7 @@ def _with(options):
 
 
 @render.command("ssd")
-@click.option("--size", type=click.Choice(["300", "512"]), default="300", show_default=True, help="SSD input size.")
+@ssd_net_options
 @click.option("--smin", type=float, default=0.2, show_default=True, help="Smallest default-box scale.")
 @click.option("--smax", type=float, default=0.9, show_default=True, help="Largest default-box scale.")
 @_with(label_options)
@@ -111,7 +111,7 @@ def _with(options):
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Output dir (default rendered/ssd<size>_smin<smin>).",
+    help="Output dir (default rendered/ssd<size>_smin<smin>, plus the variant's tag, e.g. _w0.125_bn).",
 )
 def ssd_command(
     size: str,
@@ -124,15 +124,16 @@ def ssd_command(
     test_iter: Optional[int],
     **kw: Any,
 ) -> None:
-    """SSD300/SSD512 (VGG16): train/test/deploy/solver/labelmap prototxts."""
+    """SSD300/SSD512 (VGG16), or a compact SSD (--size 160/192, --width, ...): train/test/deploy/solver/labelmap
+    prototxts."""
     from harness.frameworks import resolve_framework_device
     from harness.render.priors import ssd_num_priors, ssd_prior_sizes
-    from harness.render.ssd import SOLVER_KEYS, render_ssd, rendered_dialect, solver_mode
+    from harness.render.ssd import SOLVER_KEYS, render_ssd, rendered_dialect, solver_mode, ssd_experiment_name
 
     solver = {key: kw.pop(key) for key in list(kw) if key in SOLVER_KEYS}
     device = resolve_framework_device(kw.pop("device"), SSD_FRAMEWORK)
     solver["solver_mode"] = solver_mode(device)
-    out = out or Path("rendered") / f"ssd{size}_smin{smin:g}"
+    out = out or Path("rendered") / ssd_experiment_name(int(size), smin, kw["variant"])
     try:
         choice = rendered_dialect(kw["dialect"])
         files = render_ssd(

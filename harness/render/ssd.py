@@ -6,7 +6,7 @@ values, dataset paths) is a parameter; the network structure itself lives in the
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Optional, Union
 
@@ -115,6 +115,26 @@ class NetVariant:
         parts += [] if self.crop_sampling else ["no random-crop sampling"]
         parts += [] if self.expansion else ["no zoom-out expansion"]
         return ", ".join(parts + ([] if self.distortion else ["no photometric distortion"]))
+
+    def name_tag(self) -> str:
+        """The variant in an experiment name (``_w0.125_bn_nocrop``), so results of a compact SSD
+        can never be read as SSD300's; empty for SSD300/512 as published."""
+        parts = [f"w{self.width:g}"] if self.width != 1.0 else []
+        parts += ["bn"] if self.batch_norm else []
+        parts += [] if self.crop_sampling else ["nocrop"]
+        parts += [] if self.expansion else ["noexpand"]
+        parts += [] if self.distortion else ["nodistort"]
+        return "".join(f"_{part}" for part in parts)
+
+    def options(self) -> dict[str, Any]:
+        """The Caffe backend's ``framework_options["network"]``: every field when any differs from
+        SSD300, else {} (what a paper-model config has always recorded)."""
+        return asdict(self) if self != NetVariant() else {}
+
+
+def ssd_experiment_name(size: int, smin: float, variant: NetVariant = NetVariant()) -> str:
+    """``ssd300_smin0.2`` for the paper's nets; a variant adds its tag (``ssd160_smin0.1_w0.125_bn``)."""
+    return f"ssd{size}_smin{smin:g}{variant.name_tag()}"
 
 
 def extra_layers(size: int, variant: NetVariant) -> list[ExtraLayer]:
