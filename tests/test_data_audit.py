@@ -338,3 +338,37 @@ def test_bccd_audits_clean_except_its_known_findings(bccd_root, tmp_path):
     stats = json.loads((tmp_path / "report" / "dataset.json").read_text())["statistics"]
     assert stats["objects_per_class"]["test"] == {"Platelets": 69, "RBC": 805, "WBC": 71}
     assert stats["image_sizes"] == {"640x480": 364}
+
+
+# ----------------------------------------------------------------------------- input size advice
+
+def test_check_suggests_the_smallest_input_size_that_keeps_the_smallest_class_at_16_px(tmp_path):
+    """64x48 fields with a 32x24 'cell' and a 4x3 'dot': the dot's side is 1/16 of the image, 16 px at 256."""
+    root = tmp_path / "voc"
+    for i in range(10):
+        make_sample(root, f"im{i:02d}", [("cell", 1, 1, 32, 24), ("dot", 40, 30, 43, 32)])
+    main = root / "ImageSets" / "Main"
+    main.mkdir(parents=True)
+    (main / "trainval.txt").write_text("".join(f"im{i:02d}\n" for i in range(7)))
+    (main / "test.txt").write_text("".join(f"im{i:02d}\n" for i in range(7, 10)))
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    done = _cli("check", "--voc", "../voc", "--out", "audit", cwd=work)
+    assert done.returncode == 0, done.stderr
+    assert ("input size: smallest objects dot (median side 0.062 of the image: 10 px at 160, 20 px at 320, "
+            "26 px at 416, 38 px at 608); --size 256 keeps them at >= 16 px") in done.stdout
+    record = json.loads((work / "audit" / "dataset.json").read_text())["input_size"]
+    assert record["suggested_size"] == 256 and record["smallest_class"] == "dot" and record["reached_min_object_px"]
+    assert record["median_side_fraction"] == {"cell": 0.5, "dot": 0.0625}
+    assert 'id="input-size"' in (work / "audit" / "dataset_report.html").read_text()
+
+
+def test_input_size_advice_says_when_no_size_is_enough():
+    from harness.data.annotations import Box, ImageAnnotation
+    from harness.data.input_size import suggest_input_size
+
+    field = ImageAnnotation("big", Path("big.jpg"), 6400, 4800, [Box("speck", 0, 0, 19, 19)])
+    advice = suggest_input_size([field])
+    assert (advice.size, advice.reached) == (608, False)
+    assert "even --size 608 leaves them under 16 px" in advice.line()
+    assert suggest_input_size([ImageAnnotation("empty", Path("e.jpg"), 64, 48, [])]) is None

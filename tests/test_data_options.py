@@ -90,12 +90,13 @@ def test_unreadable_class_map_is_a_usage_error_naming_the_file(tmp_path: Path):
 
 def test_train_goes_through_a_messy_set_and_records_its_data_options(bccd_root: Path, tmp_path: Path,
                                                                      darknet_install):
-    """Mapped typo, dropped test twin, skipped orphan: trained, detected, evaluated — no hand edits."""
+    """Mapped typo, dropped test twin, skipped orphan: trained with the cpu profile (its schedule scaled to
+    a CI-sized --iterations), detected, evaluated, counted — no hand edits (issue 23's done-when)."""
     voc = messy_bccd(bccd_root, tmp_path)
     work = tmp_path / "elsewhere"
     work.mkdir()
     args = ["train", "yolov3-tiny", "--data", str(voc), "--class-map", str(tmp_path / "fixes.txt"), "--dedupe",
-            "--profile", "smoke", "--iterations", "2", "--size", "128", "--name", "messy"]
+            "--profile", "cpu", "--iterations", "20", "--size", "128", "--name", "messy"]
     done = harness(args, work)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     run = work / "runs/messy"
@@ -108,7 +109,13 @@ def test_train_goes_through_a_messy_set_and_records_its_data_options(bccd_root: 
     assert "leaked_twin" not in (run / "dataset/darknet/valid.txt").read_text()
     assert validation["skipped_by_reason"] == {"missing image": 1, "test twin dropped": 1}   # counted, not lost
     assert validation["fixed_by_reason"] == {"class mapped": 1}
-    assert (run / "models/yolov3-tiny_128/summary.json").is_file()
+    # The audit's input-size advice reaches `train`: at 128 px BCCD's platelets are under 16 px.
+    advice = json.loads((run / "dataset/conversion.json").read_text())["input_size"]
+    assert advice["smallest_class"] == "Platelets" and advice["suggested_size"] > 128
+    assert re.search(rf"at --size 128 the smallest objects \(Platelets\) measure \d+ px \(median\).*"
+                     rf"suggests --size {advice['suggested_size']}", done.stdout + done.stderr)
+    summary = json.loads((run / "models/yolov3-tiny_128/summary.json").read_text())
+    assert summary["status"] == "ok" and summary["profile"] == "cpu" and summary["train"]["iterations"] == 20
     # The same run name with other data options is refused, naming the difference.
     again = harness([a for a in args if a != "--dedupe"] + ["--allow-leakage"], work)
     assert again.returncode == 2 and "data_options" in again.stderr
@@ -117,8 +124,9 @@ def test_train_goes_through_a_messy_set_and_records_its_data_options(bccd_root: 
 
 def count_bccd_test_images(model_dir: Path, voc: Path, work: Path) -> None:
     """`harness count` with the RBC/WBC/Platelets model on the set's test images, grouped into two
-    slides by slides.csv: counts per field and ratios, not "no leukocytes detected". The 2-iteration
-    weights are replaced by seeded random ones (as in test_count_cli.py) so that cells exist."""
+    slides by slides.csv: counts per field and ratios, not "no leukocytes detected". The 20-iteration
+    weights are replaced by seeded random ones (as in test_count_cli.py) so that cells exist
+    (tests/test_bccd_learning.py counts with models that learned BCCD)."""
     from harness.engine.experiment import trained_model
     from tests.support.darknet import write_random_weights
 

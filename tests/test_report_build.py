@@ -208,3 +208,23 @@ def test_missing_provenance_is_collected_with_a_note(built):
     import hashlib
     assert record["rendered_files"]["models/ssd300_smin0.2/rendered/train.prototxt"] == \
         hashlib.sha256(rendered.read_bytes()).hexdigest()
+
+
+def test_each_non_paper_profile_gets_its_own_banner_in_its_own_words(tmp_path):
+    """A cpu-profile run learns for real: its report must not call it a smoke run (issue 23)."""
+    written = make_run(tmp_path)
+    yolo = written["run_dir"] / "models" / "yolov3_416" / "summary.json"
+    summary = json.loads(yolo.read_text())
+    yolo.write_text(json.dumps({**summary, "profile": "cpu", "comparable_with_paper": False}))
+    outputs = build_report(written["run_dir"])
+    md, html = outputs["md"].read_text(), outputs["html"].read_text()
+    assert "SMOKE RUN" not in md and 'id="smoke-banner"' not in html
+    assert "**CPU-PROFILE RUN — NOT COMPARABLE WITH THE PAPER.** Experiment(s) yolov3_416 ran with" in md
+    assert 'id="cpu-banner"' in html and "steps scaled to --iterations" in html
+    assert "(not comparable with the paper: CPU schedule: cpu profile, 40 iterations)" in md
+    # Both profiles in one run: one banner each, each naming only its own experiments.
+    ssd = written["run_dir"] / "models" / "ssd300_smin0.2" / "summary.json"
+    ssd.write_text(json.dumps({**json.loads(ssd.read_text()), "profile": "smoke", "comparable_with_paper": False}))
+    md = build_report(written["run_dir"])["md"].read_text()
+    assert "**SMOKE RUN — NOT COMPARABLE WITH THE PAPER.** Experiment(s) ssd300_smin0.2 ran with" in md
+    assert "**CPU-PROFILE RUN — NOT COMPARABLE WITH THE PAPER.** Experiment(s) yolov3_416 ran with" in md

@@ -18,6 +18,7 @@ from typing import Optional, Union
 from harness.data.classnames import ClassMap, SuspectClass, suspect_class_names
 from harness.data.fingerprint import NEAR_DUPLICATE_BITS, content_hash, near_pairs, perceptual_hash
 from harness.data.imageinfo import ImageDecodeError, decode_image
+from harness.data.input_size import InputSizeAdvice, suggest_input_size
 from harness.data.pool import default_workers, worker_pool
 from harness.data.report import SKIP_IMAGE, WARNING, Problem, ValidationReport
 from harness.data.splits import Split, dataset_split, paper_split
@@ -102,7 +103,13 @@ class DatasetAudit:
             for leak in self.leaks[:max_messages]
         ]
         lines += [f"suspect class: {s.name!r} ({s.objects} objects) {s.reason}" for s in self.suspects]
+        advice = self.input_size()
+        lines += [advice.line()] if advice else []
         return "\n".join(lines) + "\n" + self.report.summary(max_messages=max_messages)
+
+    def input_size(self) -> Optional[InputSizeAdvice]:
+        """Which `train --size` the kept objects suggest (harness.data.input_size)."""
+        return suggest_input_size(self.dataset.images)
 
     def to_dict(self) -> dict:
         return {
@@ -124,6 +131,7 @@ class DatasetAudit:
             "suspect_classes": [asdict(s) for s in self.suspects],
             "decode": {"images": len(self.facts), "workers": self.workers, "seconds": round(self.seconds, 3)},
             "validation": self.report.to_dict(),
+            "input_size": advice.to_dict() if (advice := self.input_size()) else None,
         }
 
 

@@ -31,6 +31,7 @@ from harness.data.audit import DatasetAudit, audit_dataset
 from harness.data.audit_report import REPORT_HTML, write_dataset_report
 from harness.data.classnames import ClassMap, read_class_map
 from harness.data.imageinfo import ImageDecodeError, decode_image
+from harness.data.input_size import InputSizeAdvice
 from harness.data.pool import default_workers, worker_pool
 from harness.data.report import SKIP_IMAGE, WARNING, Problem, ValidationReport
 from harness.data.splits import Split, dataset_split
@@ -80,6 +81,7 @@ class ConvertResult:
     resumed: bool = False  # True when earlier work in out_dir was reused
     work: dict = field(default_factory=dict)  # {"converted": n, "reused": n}
     seconds: float = 0.0
+    input_size: Optional[InputSizeAdvice] = None  # what the kept objects suggest for --size
 
     def summary(self) -> str:
         lines = [
@@ -94,6 +96,7 @@ class ConvertResult:
             f"work: {self.work.get('converted', 0)} images converted now, "
             f"{self.work.get('reused', 0)} reused from an earlier run ({self.seconds:.1f} s)"
         )
+        lines += [self.input_size.line()] if self.input_size else []
         return "\n".join(lines) + "\n" + self.report.summary()
 
 
@@ -194,6 +197,7 @@ def convert_dataset(
         resumed=resumed or reused > 0,
         work={"converted": converted, "reused": reused},
         seconds=time.monotonic() - started,
+        input_size=audit.input_size(),
     )
     _write_summary(out_dir, result, fingerprint, voc_root, seed)
     return result
@@ -370,6 +374,7 @@ def _finished_result(out_dir: Path, fingerprint: str, report: ValidationReport) 
         split_source=summary["split_source"],
         resumed=True,
         work={"converted": 0, "reused": images},
+        input_size=InputSizeAdvice.from_dict(summary["input_size"]) if summary.get("input_size") else None,
     )
 
 
@@ -576,6 +581,7 @@ def _write_summary(out_dir: Path, result: ConvertResult, fingerprint: str, voc_r
         "split_source": result.split_source,
         "splits": {"train": result.train_ids, "test": result.test_ids},
         "counts": result.counts,
+        "input_size": result.input_size.to_dict() if result.input_size else None,
         "work": result.work,
         "seconds": round(result.seconds, 3),
         "box_conventions": {

@@ -338,6 +338,7 @@ def _run_locked(config: ExperimentConfig, data: PreparedData, overwrite: bool) -
     if plan == "resume" and _started_before(model_dir):
         log.info(f"[{config.name}] unfinished run with this config in {model_dir}: resuming")
     config.write()
+    _warn_if_objects_are_small(config, data)
     class_roles = install_class_roles(config, data.labelmap)
     summary: dict[str, Any] = {
         "experiment": config.name,
@@ -379,6 +380,20 @@ def _run_locked(config: ExperimentConfig, data: PreparedData, overwrite: bool) -
         summary["seconds"] = round(time.monotonic() - started, 1)
         write_json(model_dir / SUMMARY_FILE, summary)
     return summary
+
+
+def _warn_if_objects_are_small(config: ExperimentConfig, data: PreparedData) -> None:
+    """A user's set at an input size that shrinks its smallest class under 16 px gets the audit's
+    advice (harness.data.input_size); the synthetic set's sizes are the profiles' own choice."""
+    advice = data.converted.input_size
+    size = config.spec.size
+    if data.synthetic or advice is None or not size or not advice.too_small_at(size):
+        return
+    log.warning(
+        f"[{config.name}] at --size {size} the smallest objects ({advice.smallest_class}) measure "
+        f"{advice.pixels(advice.smallest_class, size):.0f} px (median): expect them to be learned poorly; "
+        f"this dataset suggests --size {advice.size} (harness data check)"
+    )
 
 
 def _log_for(model_dir: Path) -> Optional[str]:

@@ -141,16 +141,37 @@ def _dataset_report(run_dir: Path) -> Optional[str]:
     return next((name for name in DATASET_REPORTS if (run_dir / name).is_file()), None)
 
 
+def _profile_banners(run) -> list[dict]:
+    """One banner per profile not comparable with the paper, in its own words (harness.core.profiles):
+    a smoke run only checks plumbing, a cpu run learns for real, and neither may be read as the paper's."""
+    from harness.core.profiles import PROFILES
+
+    experiments: dict[str, list[str]] = {}
+    for exp in run.experiments:
+        if exp.summary and not exp.profile_comparable:
+            experiments.setdefault(exp.profile, []).append(exp.name)
+    banners = []
+    for name, names in sorted(experiments.items()):
+        known = PROFILES.get(name)
+        heading, reason = (
+            known.report_banner
+            if known and known.report_banner[0]
+            else (f"{name.upper()} PROFILE RUN", "a profile other than the paper's")
+        )
+        banners.append(
+            {"id": f"{name}-banner", "profile": name, "heading": heading, "reason": reason, "experiments": names}
+        )
+    return banners
+
+
 def _context(run, paper, figures, table1, table2, provenance) -> dict:
-    smoke = [e.name for e in run.experiments if e.summary and not e.profile_comparable]
     return {
         "run": run,
         "dataset_report": _dataset_report(run.run_dir),
         "title": f"leukonet-harness report — {run.name}",
         "generated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "harness_version": harness.__version__,
-        "smoke": smoke,
-        "smoke_profiles": sorted({e.profile for e in run.experiments if e.name in smoke}),
+        "profile_banners": _profile_banners(run),
         "not_comparable": [e.name for e in run.experiments if not e.comparable],
         "without_augmentation": {e.name: e.missing_augmentation for e in run.experiments if e.missing_augmentation},
         "paper_available": paper_available(),

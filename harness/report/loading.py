@@ -112,10 +112,15 @@ class ExperimentRun:
 
     @property
     def pipeline_check_label(self) -> str:
-        """A run under a non-paper profile (smoke: a few iterations) only checks the pipeline."""
+        """What a run under a non-paper profile is, in its profile's words (smoke: a pipeline check;
+        cpu: a CPU schedule), with its iterations."""
+        from harness.core.profiles import PROFILES
+
+        known = PROFILES.get(self.profile)
+        label = known.report_label if known else "pipeline check"
         iterations = self.train_iterations
         counted = f", {iterations} iterations" if iterations is not None else ""
-        return f"pipeline check: {self.profile} profile{counted}"
+        return f"{label}: {self.profile} profile{counted}"
 
     @property
     def profile_comparable(self) -> bool:
