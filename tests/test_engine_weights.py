@@ -18,18 +18,45 @@ def isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path / "cache"
 
 
-def darknet_weights(path: Path, payload: bytes = b"\0" * 4096) -> Path:
-    path.write_bytes(struct.pack("<3iQ", 0, 2, 0, 0) + payload)
+# The sizes of pjreddie's files as widely quoted (wget logs in tutorials; pjreddie.com is out of reach here);
+# the registry computes them from the stock cfgs, and the test below checks that the two agree.
+DARKNET53_CONV74_BYTES = 162_482_580
+YOLOV3_TINY_WEIGHTS_BYTES = 35_434_956
+
+
+def darknet_weights(path: Path, size: int = DARKNET53_CONV74_BYTES, payload: bytes = b"\1" * 4096) -> Path:
+    """A stand-in of the right size: a Darknet 0.2 header, a payload, then zeros (a sparse file)."""
+    with open(path, "wb") as handle:
+        handle.write(struct.pack("<3iQ", 0, 2, 0, 0) + payload)
+        handle.truncate(size)
     return path
+
+
+def test_the_layouts_give_the_published_file_sizes() -> None:
+    """Computed from the stock cfgs, not pinned: the published byte counts come out."""
+    sizes = {key: weights.darknet_layout_bytes(spec.layout) for key, spec in weights.REGISTRY.items() if spec.layout}
+    assert sizes["darknet53.conv.74"] == DARKNET53_CONV74_BYTES
+    assert sizes["yolov3-tiny.weights"] == YOLOV3_TINY_WEIGHTS_BYTES
+
+
+@pytest.mark.parametrize("key, size", [("darknet53.conv.74", DARKNET53_CONV74_BYTES),
+                                       ("yolov3-tiny.weights", YOLOV3_TINY_WEIGHTS_BYTES)])
+def test_a_download_cut_short_is_refused_with_its_size(tmp_path: Path, key: str, size: int) -> None:
+    """Darknet loads a short file without a word; the fetch must not hand one on (no checksum needed)."""
+    source = darknet_weights(tmp_path / "short", size - 4)
+    with pytest.raises(ValueError, match=f"{size - 4} bytes, not the {size} of a Darknet header .*truncated"):
+        weights.fetch(key, dest=tmp_path / "d", url=source.as_uri())
+    assert not (weights.weights_dir() / "checksums.json").exists()   # nothing recorded for a bad file
 
 
 def test_fetch_records_the_checksum_then_refuses_a_changed_file(tmp_path: Path) -> None:
     source = darknet_weights(tmp_path / "darknet53.conv.74")
     path, digest, pinned = weights.fetch("darknet53.conv.74", url=source.as_uri())
-    assert path.read_bytes() == source.read_bytes()
-    assert digest == hashlib.sha256(source.read_bytes()).hexdigest() and not pinned
+    assert path.stat().st_size == DARKNET53_CONV74_BYTES and digest == _sha(source) == _sha(path) and not pinned
 
-    path.write_bytes(path.read_bytes()[:-1] + b"\1")        # the file changes after the first fetch
+    with open(path, "r+b") as handle:                          # the file changes after the first fetch
+        handle.seek(-1, 2)
+        handle.write(b"\1")
     with pytest.raises(ValueError, match="does not match"):
         weights.fetch("darknet53.conv.74", url=source.as_uri())
 
@@ -72,10 +99,10 @@ def _sha(path: Path) -> str:
 
 
 def test_yolov3_tiny_weights_are_fetched_and_checked_against_a_given_checksum(tmp_path: Path) -> None:
-    source = darknet_weights(tmp_path / "served.weights")
+    source = darknet_weights(tmp_path / "served.weights", YOLOV3_TINY_WEIGHTS_BYTES)
     path, digest, pinned = weights.fetch("yolov3-tiny.weights", dest=tmp_path / "a", url=source.as_uri(),
                                          sha256=_sha(source))
-    assert path.name == "yolov3-tiny.weights" and path.read_bytes() == source.read_bytes()
+    assert path.name == "yolov3-tiny.weights" and _sha(path) == _sha(source)
     assert digest == _sha(source) and pinned
     with pytest.raises(ValueError, match=f"sha256 {_sha(source)} does not match the expected 00ff"):
         weights.fetch("yolov3-tiny.weights", dest=tmp_path / "b", url=source.as_uri(), sha256="00ff")

@@ -42,6 +42,19 @@ class Cut:
 
 
 @dataclass(frozen=True)
+class DarknetLayout:
+    """What a Darknet weights file must hold: a header plus the parameters of layers 0..``layers``-1
+    (None: all) of the stock cfg of ``model`` for ``classes`` at ``size``. Its byte count is computed
+    from that cfg, so a truncated or different file is refused even where no checksum is pinned:
+    Darknet itself loads a short file without a word (it reads what is there)."""
+
+    model: str
+    layers: Optional[int] = None
+    classes: int = 80
+    size: int = 416
+
+
+@dataclass(frozen=True)
 class WeightsSpec:
     key: str
     filename: str
@@ -50,6 +63,7 @@ class WeightsSpec:
     used_by: str
     sha256: Optional[str] = None  # None: no checksum published by the authors; recorded on first fetch
     cut: Optional[Cut] = None  # made from another entry, not downloaded (url: the source's)
+    layout: Optional[DarknetLayout] = None  # the size a Darknet file must have (computed from the cfg)
 
 
 REGISTRY = {
@@ -66,6 +80,7 @@ REGISTRY = {
         "https://pjreddie.com/media/files/darknet53.conv.74",
         "darknet",
         "YOLOv3 320/416/608 (paper: from darknet53.conv.74)",
+        layout=DarknetLayout("yolov3", 74),  # Darknet-53's 74 backbone layers: 162,482,580 bytes
     ),
     "yolov3-tiny.weights": WeightsSpec(
         "yolov3-tiny.weights",
@@ -73,6 +88,7 @@ REGISTRY = {
         "https://pjreddie.com/media/files/yolov3-tiny.weights",
         "darknet",
         "YOLOv3-tiny trained on COCO (80 classes): the source of yolov3-tiny.conv.15",
+        layout=DarknetLayout("yolov3-tiny"),  # the whole 80-class net: 35,434,956 bytes
     ),
     "yolov3-tiny.conv.15": WeightsSpec(
         "yolov3-tiny.conv.15",
@@ -81,6 +97,7 @@ REGISTRY = {
         "darknet",
         "YOLOv3-tiny 320/416/608 (train yolov3-tiny --init-weights): layers 0-14 of yolov3-tiny.weights",
         cut=Cut("yolov3-tiny.weights", "yolov3-tiny", 15),
+        layout=DarknetLayout("yolov3-tiny", 15),
     ),
 }
 
@@ -135,9 +152,38 @@ def check_weights_file(path: Path, framework: str) -> None:
             raise ValueError(f"{path}: does not start like a binary NetParameter (caffemodel)")
 
 
+def darknet_layout_bytes(layout: DarknetLayout, header_bytes: Optional[int] = None) -> int:
+    """The size of a Darknet weights file of ``layout``: header plus 4 bytes per stored float."""
+    from harness.frameworks.darknet.cfg import WEIGHTS_HEADER_BYTES, weights_file_bytes
+    from harness.render.yolo import render_yolo
+
+    with tempfile.TemporaryDirectory(prefix="harness-layout-") as work:
+        stock = {"batch": 1, "subdivisions": 1}
+        cfg = render_yolo(work, model=layout.model, size=layout.size, classes=layout.classes, overrides=stock)["cfg"]
+        return weights_file_bytes(cfg, layout.layers, WEIGHTS_HEADER_BYTES if header_bytes is None else header_bytes)
+
+
+def check_darknet_layout(path: Path, layout: DarknetLayout) -> None:
+    """Refuse a Darknet file whose size is not its layout's (e.g. a download cut short)."""
+    from harness.frameworks.darknet.cfg import weights_header_bytes
+
+    with open(path, "rb") as handle:
+        header = weights_header_bytes(handle.read(8))
+    expected, size = darknet_layout_bytes(layout, header), path.stat().st_size
+    if size != expected:
+        layers = "all layers" if layout.layers is None else f"layers 0-{layout.layers - 1}"
+        raise ValueError(
+            f"{path}: {size} bytes, not the {expected} of a Darknet header and {layers} of the stock "
+            f"{layout.model} cfg ({layout.classes} classes): a truncated download or another file"
+        )
+
+
 def verify(path: Path, spec: WeightsSpec, sha256: Optional[str] = None) -> str:
-    """Verify a weights file against the pinned/passed/recorded checksum; returns its sha256."""
+    """Verify a weights file: its format, its size where the layout is known, then the
+    pinned/passed/recorded checksum; returns its sha256."""
     check_weights_file(path, spec.framework)
+    if spec.layout is not None:
+        check_darknet_layout(path, spec.layout)
     digest = sha256_of(path)
     expected = expected_checksum(spec, sha256)
     if expected and expected.lower() != digest:
@@ -232,9 +278,9 @@ def cut_weights(source: Path, target: Path, cut: Cut) -> Path:
 def check_cut(source: Path, cut_file: Path, cfg: Path, layers: int) -> None:
     """Darknet writes whatever it read: the cut must be a Darknet header plus exactly the parameters
     of layers 0..``layers``-1 of ``cfg``, and those bytes must be the source's own."""
-    from harness.frameworks.darknet.cfg import WEIGHTS_HEADER_BYTES, layer_weight_counts, weights_header_bytes
+    from harness.frameworks.darknet.cfg import WEIGHTS_HEADER_BYTES, weights_file_bytes, weights_header_bytes
 
-    size = WEIGHTS_HEADER_BYTES + 4 * sum(layer_weight_counts(cfg)[:layers])
+    size = weights_file_bytes(cfg, layers)
     if cut_file.stat().st_size != size:
         raise WeightsCutError(
             f"{cut_file}: {cut_file.stat().st_size} bytes, not the {size} of a header and layers 0-{layers - 1} of {cfg.name}"

@@ -228,6 +228,11 @@ def layer_weight_counts(cfg_path: PathLike) -> list[int]:
     ]
 
 
+def weights_file_bytes(cfg_path: PathLike, layers: Optional[int] = None, header: int = WEIGHTS_HEADER_BYTES) -> int:
+    """The size of a .weights file holding layers 0..``layers``-1 (None: all) of ``cfg_path``."""
+    return header + 4 * sum(layer_weight_counts(cfg_path)[:layers])
+
+
 def weights_header_bytes(head: bytes) -> int:
     """The header length of a .weights file from its first 8 bytes, as Darknet's load_weights reads
     it: 20, or 16 before version 0.2 (a 32-bit images-seen count)."""
