@@ -56,3 +56,40 @@ def test_cpu_profile_is_the_recipe_that_learns_and_scales_with_the_run(tmp_path:
         (0.001, 8, 50, 500, [400, 450])
     short = resolve(tiny, profile("cpu"), 100, tmp_path).framework_options["cfg"]
     assert (short["max_batches"], short["steps"], short["burn_in"]) == (100, [80, 90], 10)
+
+
+def test_cpu_profile_fine_tunes_ssd_with_the_papers_sgd_and_keeps_yolos_recipe(tmp_path: Path):
+    """Adam at 2e-3 is for random weights; with --init-weights (VGG16) the SSD gets SGD at 1e-3, the
+    steps still scaled to the run. YOLO's lr 1e-3 with burn-in is already Darknet's fine-tuning recipe."""
+    from harness.core.profiles import profile
+
+    cpu = profile("cpu")
+    weights = tmp_path / "VGG_ILSVRC_16_layers_fc_reduced.caffemodel"
+    scratch = resolve_experiment(SSD, cpu, device=Device("cpu"), run_dir=tmp_path, iterations=600)
+    tuned = resolve_experiment(SSD, cpu, device=Device("cpu"), run_dir=tmp_path, iterations=600, init_weights=weights)
+    assert (scratch.framework_options["solver"]["type"], scratch.framework_options["solver"]["base_lr"]) == ("Adam", 0.002)
+    solver = tuned.framework_options["solver"]
+    assert (solver["type"], solver["base_lr"], solver["max_iter"]) == ("SGD", 0.001, 600)
+    assert solver["stepvalue"] == scratch.framework_options["solver"]["stepvalue"]
+    tiny = ModelSpec("yolov3-tiny_320", "darknet", "yolov3-tiny", 320)
+    assert resolve_experiment(tiny, cpu, device=Device("cpu"), run_dir=tmp_path, init_weights=weights) \
+        .framework_options["cfg"] == resolve(tiny, cpu, None, tmp_path).framework_options["cfg"]
+    # The paper profile is the paper's whether or not it fine-tunes.
+    assert resolve_experiment(SSD, PAPER, device=Device("cpu"), run_dir=tmp_path, init_weights=weights) \
+        .framework_options == resolve(SSD, PAPER, None, tmp_path).framework_options
+
+
+def test_compact_ssd_refuses_vgg_weights_before_anything_runs(tmp_path: Path):
+    import os
+    import subprocess
+    import sys
+
+    weights = tmp_path / "VGG_ILSVRC_16_layers_fc_reduced.caffemodel"
+    weights.write_bytes(b"\x0a" * 2048)
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    done = subprocess.run([sys.executable, "-m", "harness", "train", "ssd", "--size", "160", "--width", "0.125",
+                           "--init-weights", str(weights), "--profile", "cpu"], cwd=work, capture_output=True,
+                          text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])})
+    assert done.returncode == 2 and "--width 0.125" in done.stderr and "full-width body" in done.stderr
+    assert not (work / "runs").exists()

@@ -64,6 +64,10 @@ class Profile:
     # what its own numbers mean: a smoke run checks plumbing, a cpu run really learns.
     report_label: str = "pipeline check"
     report_banner: tuple[str, str] = ("", "")
+    # On top of ssd_solver / yolo_overrides when the run fine-tunes (--init-weights): a schedule made
+    # to learn from random weights is not the one to adapt pretrained ones with.
+    finetune_ssd_solver: dict[str, Any] = field(default_factory=dict)
+    finetune_yolo_overrides: dict[str, Any] = field(default_factory=dict)
 
     def all_learning_checks(self) -> tuple[LearningCheck, ...]:
         """``learning_check`` (one, the older field) followed by ``learning_checks``."""
@@ -247,6 +251,10 @@ CPU = Profile(
     classification_images=None,
     timing_images=10,
     timing_warmup=2,
+    # Fine-tuning from VGG16 (full-width SSD only): the paper's SGD at lr 1e-3, as weiliu89's ssd_pascal.py
+    # fine-tunes; Adam at 2e-3 suits random weights, not pretrained ones. YOLO keeps the profile's values:
+    # lr 1e-3 with a burn-in is Darknet's own fine-tuning recipe (the stock cfgs start from *.conv.* files).
+    finetune_ssd_solver={"type": "SGD", "base_lr": 0.001},
     report_label="CPU schedule",
     report_banner=(
         "CPU-PROFILE RUN",
@@ -276,12 +284,14 @@ def limit(profile_: Profile, spec, key: str):
     return _overrides(profile_, spec).get(key, getattr(profile_, key))
 
 
-def yolo_overrides(profile_: Profile, spec) -> dict[str, Any]:
-    return {**profile_.yolo_overrides, **_overrides(profile_, spec).get("yolo_overrides", {})}
+def yolo_overrides(profile_: Profile, spec, finetune: bool = False) -> dict[str, Any]:
+    tuned = profile_.finetune_yolo_overrides if finetune else {}
+    return {**profile_.yolo_overrides, **tuned, **_overrides(profile_, spec).get("yolo_overrides", {})}
 
 
-def ssd_solver(profile_: Profile, spec) -> dict[str, Any]:
-    return {**profile_.ssd_solver, **_overrides(profile_, spec).get("ssd_solver", {})}
+def ssd_solver(profile_: Profile, spec, finetune: bool = False) -> dict[str, Any]:
+    tuned = profile_.finetune_ssd_solver if finetune else {}
+    return {**profile_.ssd_solver, **tuned, **_overrides(profile_, spec).get("ssd_solver", {})}
 
 
 def eval_interval(profile_: Profile, spec, role: str = "table1") -> Optional[int]:

@@ -173,6 +173,11 @@ def train_ssd(size: str, variant: NetVariant, smin: float, smax: float, **kwargs
     the augmentation switches: docs/rendering.md) whose experiment name says how it differs."""
     from harness.render.ssd import ssd_experiment_name
 
+    if kwargs.get("init_weights") and variant.width != 1.0:
+        raise click.UsageError(
+            f"--init-weights: VGG16's weights fit only the full-width body, and this SSD has --width {variant.width} "
+            "(train the compact SSD from scratch, or drop --width)"
+        )
     spec = ModelSpec(ssd_experiment_name(int(size), smin, variant), "caffe", "ssd", int(size), smin, smax)
     _run_train(spec, network=variant.options(), **kwargs)
 

@@ -74,7 +74,8 @@ def resolve_experiment(
     ``None`` value there restores the renderer's default, e.g. ``test_iter`` from the test set
     size); ``choices`` are the run's framework choices (``network``: the SSD body variant,
     ``darknet``: the Darknet fork). The framework's backend resolves them into
-    ``framework_options`` and ignores the ones that are not its own.
+    ``framework_options`` and ignores the ones that are not its own; ``finetune`` (whether
+    ``init_weights`` is given) picks the profile's fine-tuning values.
     """
     run_dir = Path(run_dir).resolve()
     options = backend_class(spec.framework).resolve_options(
@@ -84,7 +85,7 @@ def resolve_experiment(
         iterations=iterations,
         batch_size=batch_size,
         overrides=cfg_overrides,
-        choices=choices,
+        choices={**choices, "finetune": init_weights is not None},
     )
     return ExperimentConfig(
         spec=spec,

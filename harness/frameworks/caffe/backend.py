@@ -63,7 +63,7 @@ class CaffeBackend:
         from harness.core.profiles import ssd_solver
         from harness.render.ssd import solver_mode
 
-        base = {**ssd_solver(profile, spec), **(overrides or {})}
+        base = {**ssd_solver(profile, spec, bool((choices or {}).get("finetune"))), **(overrides or {})}
         solver = dict(base)
         if iterations:
             full = {**paper.SSD_SOLVER, **paper.SSD_HARNESS_SOLVER, **base}

@@ -70,7 +70,7 @@ class DarknetBackend:
         from harness.config import scaled_steps
         from harness.core.profiles import yolo_overrides
 
-        base = {**yolo_overrides(profile, spec), **(overrides or {})}
+        base = {**yolo_overrides(profile, spec, bool((choices or {}).get("finetune"))), **(overrides or {})}
         cfg = dict(base)
         if iterations:
             full = {**paper.YOLO_NET, **paper.YOLO_STOCK_NET, **base}
