@@ -43,9 +43,13 @@ class CaffeBackend:
 
     @staticmethod
     def has_gpu_build(options: Mapping[str, Any]) -> bool:
+        from harness.core.types import NativeFrameworkError
         from harness.frameworks.caffe.install import find_caffe, is_gpu_build
 
-        return is_gpu_build(find_caffe().root)
+        try:
+            return is_gpu_build(find_caffe().root)
+        except NativeFrameworkError:
+            return False  # no Caffe at all: certainly no GPU build
 
     @staticmethod
     def resolve_options(

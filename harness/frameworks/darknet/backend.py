@@ -51,9 +51,13 @@ class DarknetBackend:
 
     @staticmethod
     def has_gpu_build(options: Mapping[str, Any]) -> bool:
+        from harness.core.types import NativeFrameworkError
         from harness.frameworks.darknet.driver import find_darknet
 
-        return find_darknet("gpu", fork=_fork(options)).gpu
+        try:
+            return find_darknet("gpu", fork=_fork(options)).gpu
+        except NativeFrameworkError:
+            return False  # no GPU build of this fork here (make check-gpu-build / the gpu image make one)
 
     @staticmethod
     def resolve_options(
