@@ -80,6 +80,7 @@ class DatasetAudit:
     workers: int = 1
     seconds: float = 0.0
     dropped: list[str] = field(default_factory=list)  # test twins removed by ``dedupe``
+    input_size: Optional[InputSizeAdvice] = None  # which `train --size` the kept objects suggest
 
     @property
     def report(self) -> ValidationReport:
@@ -103,13 +104,8 @@ class DatasetAudit:
             for leak in self.leaks[:max_messages]
         ]
         lines += [f"suspect class: {s.name!r} ({s.objects} objects) {s.reason}" for s in self.suspects]
-        advice = self.input_size()
-        lines += [advice.line()] if advice else []
+        lines += [self.input_size.line()] if self.input_size else []
         return "\n".join(lines) + "\n" + self.report.summary(max_messages=max_messages)
-
-    def input_size(self) -> Optional[InputSizeAdvice]:
-        """Which `train --size` the kept objects suggest (harness.data.input_size)."""
-        return suggest_input_size(self.dataset.images)
 
     def to_dict(self) -> dict:
         return {
@@ -131,7 +127,7 @@ class DatasetAudit:
             "suspect_classes": [asdict(s) for s in self.suspects],
             "decode": {"images": len(self.facts), "workers": self.workers, "seconds": round(self.seconds, 3)},
             "validation": self.report.to_dict(),
-            "input_size": advice.to_dict() if (advice := self.input_size()) else None,
+            "input_size": self.input_size.to_dict() if self.input_size else None,
         }
 
 
@@ -166,6 +162,7 @@ def audit_dataset(
     if dedupe:
         _drop_test_twins(audit)
     _refuse_empty(audit, whole_dataset=image_set is None)
+    audit.input_size = suggest_input_size(audit.dataset.images)  # once, on the images kept after dedupe
     audit.seconds = time.monotonic() - started
     if out_dir is not None:
         from harness.data.audit_report import write_dataset_report

@@ -197,7 +197,7 @@ def convert_dataset(
         resumed=resumed or reused > 0,
         work={"converted": converted, "reused": reused},
         seconds=time.monotonic() - started,
-        input_size=audit.input_size(),
+        input_size=audit.input_size,
     )
     _write_summary(out_dir, result, fingerprint, voc_root, seed)
     return result
